@@ -1,0 +1,3 @@
+from authload.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The mock server: both auth APIs with real state, for tests and load runs."""

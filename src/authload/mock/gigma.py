@@ -1,0 +1,113 @@
+"""Gigma counterparty API handlers: call-reset password, login, logout."""
+
+from __future__ import annotations
+
+from authload.contracts import gigma as contract
+from authload.mock.core import Mock
+from authload.mock.http import ApiError, Reply, Request, model_reply, parse_body
+from authload.mock.population import Account
+from authload.mock.state import CodeCheck, NewSession
+
+API = contract.API.name
+
+
+def _check_app_token(mock: Mock, request: Request) -> None:
+    if request.headers.get("token") != mock.settings.app_token:
+        raise ApiError(403, "Invalid application token.")
+
+
+def _account_index(mock: Mock, phone: str) -> int:
+    index = mock.population.index_of_phone(phone)
+    if index is None:
+        raise ApiError(404, "Counterparty not found.")
+    return index
+
+
+async def send_password(mock: Mock, request: Request) -> Reply:
+    _check_app_token(mock, request)
+    body = parse_body(contract.SendPasswordRequest, request.body, 422)
+    _account_index(mock, body.phone)
+    caller = "7" + mock.digits(10)
+    await mock.store.put_code(
+        f"call:{body.phone}",
+        caller[-4:],
+        caller,
+        mock.settings.password_ttl_s,
+        mock.settings.max_code_attempts,
+    )
+    mock.stats.events["calls_placed"] += 1
+    return model_reply(contract.Message(message=contract.PASSWORD_SENT))
+
+
+async def login(mock: Mock, request: Request) -> Reply:
+    _check_app_token(mock, request)
+    body = parse_body(contract.CounterpartyLoginRequest, request.body, 422)
+    index = _account_index(mock, body.phone)
+    if not (mock.settings.test_password and body.password == mock.settings.test_password):
+        check = await mock.store.check_code(f"call:{body.phone}", body.password)
+        if check is CodeCheck.MISSING:
+            raise ApiError(401, "Password expired or not requested: request a new call.")
+        if check is CodeCheck.EXHAUSTED:
+            raise ApiError(401, "Invalid password. Too many attempts: request a new call.")
+        if check is CodeCheck.WRONG:
+            raise ApiError(401, "Invalid password.")
+    token = f"{await mock.store.next_id('gigma_token')}|{mock.sanctum_secret()}"
+    evicted = await mock.store.open_session(
+        NewSession(API, index, token, None, mock.settings.gigma_token_ttl_s),
+        mock.settings.max_sessions_per_account,
+    )
+    mock.stats.events["tokens_issued"] += 1
+    mock.stats.events["sessions_evicted"] += evicted
+    return model_reply(
+        contract.CounterpartyLoginResponse(
+            counterparty=_counterparty(mock.population.account(index), token)
+        )
+    )
+
+
+async def logout(mock: Mock, request: Request) -> Reply:
+    _check_app_token(mock, request)
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    index = None
+    if scheme.lower() == "bearer" and token:
+        index = await mock.store.session_account(API, token.strip())
+    if index is None:
+        raise ApiError(401, "Unauthenticated.")
+    body = parse_body(contract.LogoutRequest, request.body or b"{}", 422)
+    if body.from_all_devices:
+        ended = await mock.store.close_all_sessions(API, index)
+        message = contract.LOGGED_OUT_ALL
+    else:
+        ended = int(await mock.store.close_session(API, token.strip()))
+        message = contract.LOGGED_OUT
+    mock.stats.events["tokens_revoked"] += ended
+    return model_reply(contract.Message(message=message))
+
+
+def _counterparty(a: Account, token: str) -> contract.Counterparty:
+    manager = a.manager
+    return contract.Counterparty(
+        id=a.id,
+        type=contract.CounterpartyType(
+            id=a.type_id, name=a.type_name, created_at="2024-03-23T10:27:06.000000Z"
+        ),
+        manager=contract.Manager(
+            id=manager.id,
+            first_name=manager.first_name,
+            last_name=manager.last_name,
+            middle_name=manager.middle_name,
+            name=f"{manager.last_name} {manager.first_name}",
+        ),
+        avatar=None,
+        first_name=a.first_name,
+        last_name=a.last_name,
+        middle_name=a.middle_name,
+        birthday=a.birthday,
+        address=a.address,
+        phone_1=a.phone,
+        phone_2=a.phone_2,
+        email=a.email,
+        created_at=a.created_at,
+        updated_at=a.updated_at,
+        access_token=contract.AccessToken(value=token),
+    )

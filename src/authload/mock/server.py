@@ -1,0 +1,134 @@
+"""Serving the mock: in this process (``authload mock``) or as a child process (tests, runs)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from types import TracebackType
+
+import httpx
+import uvicorn
+
+from authload.errors import MockStartError
+from authload.mock.app import create_app
+from authload.mock.core import Mock
+from authload.mock.settings import MockSettings
+
+
+def serve(
+    settings: MockSettings,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    fd: int | None = None,
+    log_level: str = "warning",
+) -> None:
+    """Run the mock until interrupted. ``fd``: an already bound socket handed down."""
+    config = uvicorn.Config(
+        create_app(Mock(settings)),
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_level=log_level,
+        timeout_keep_alive=30,
+        backlog=4096,
+    )
+    server = uvicorn.Server(config)
+    sockets = [socket.socket(fileno=fd)] if fd is not None else None
+    server.run(sockets=sockets)
+
+
+class EmbeddedMock:
+    """A mock in a child process on a free 127.0.0.1 port, stopped on exit.
+
+    The port is bound here and the socket handed to the child, so there is no window in
+    which another process could take it. The child is a separate process because the load
+    side runs under gevent, which must not share a process with the mock's event loop.
+    """
+
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        args: tuple[str, ...] = (),
+        startup_timeout_s: float = 30.0,
+    ) -> None:
+        self._env = env or {}
+        self._args = args
+        self._timeout = startup_timeout_s
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - lives until __exit__
+        self.url = ""
+
+    def __enter__(self) -> EmbeddedMock:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        sock.set_inheritable(True)
+        port = sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        cmd = [sys.executable, "-m", "authload", "mock", "--fd", str(sock.fileno()), *self._args]
+        try:
+            self._proc = subprocess.Popen(
+                cmd,
+                pass_fds=[sock.fileno()],
+                env={**os.environ, **self._env},
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+            )
+        finally:
+            sock.close()
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+        self._log.close()
+
+    def _wait_ready(self) -> None:
+        assert self._proc is not None
+        deadline = time.monotonic() + self._timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise MockStartError(
+                    f"the mock exited with {self._proc.returncode}: {self.output()[-2000:]}"
+                )
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise MockStartError(
+            f"the mock did not answer /healthz within {self._timeout:.0f} s: "
+            f"{self.output()[-2000:]}"
+        )
+
+    def output(self) -> str:
+        """What the child printed so far."""
+        self._log.seek(0)
+        return self._log.read().decode("utf-8", "replace")
+
+    def stop(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        self._proc = None

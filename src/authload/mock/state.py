@@ -1,0 +1,298 @@
+"""Mock state behind one interface: codes, ESIA states, sessions and token rotation.
+
+Every store operation is one atomic step of the domain (check-and-consume a code, rotate a
+refresh token, end all sessions of an account), so the mock stays consistent however requests
+interleave. The in-memory store gets atomicity from the event loop: its methods never await
+in the middle of a step. A shared store (Redis) must give the same guarantee per operation.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol, TypeVar
+
+_V = TypeVar("_V")
+
+
+class CodeCheck(Enum):
+    OK = "ok"  # matched; the code is now used up
+    WRONG = "wrong"  # did not match; one attempt spent
+    MISSING = "missing"  # none issued, expired, already used or voided
+    EXHAUSTED = "exhausted"  # this wrong try was the last allowed; the code is now void
+
+
+class Rotation(Enum):
+    ROTATED = "rotated"
+    REUSED = "reused"  # a refresh token that was already rotated away
+    UNKNOWN = "unknown"  # never issued, expired, or its session ended
+
+
+@dataclass(frozen=True)
+class IssuedCode:
+    code: str
+    message: str  # what the phone shows: the calling number, or the SMS text
+    expires_in: float
+    attempts_left: int
+
+
+@dataclass(frozen=True)
+class NewSession:
+    """One device's login. ``refresh`` is None for APIs without refresh (Gigma)."""
+
+    api: str
+    account: int
+    access: str
+    refresh: str | None
+    access_ttl: float
+    refresh_ttl: float | None = None
+
+
+class Store(Protocol):
+    async def put_code(
+        self, key: str, code: str, message: str, ttl: float, max_attempts: int
+    ) -> None: ...
+    async def peek_code(self, key: str) -> IssuedCode | None: ...
+    async def check_code(self, key: str, code: str) -> CodeCheck: ...
+    async def put_esia_state(self, state: str, ttl: float) -> None: ...
+    async def authorize_esia(self, state: str, code: str, account: int, ttl: float) -> bool: ...
+    async def take_esia_code(self, code: str, state: str) -> int | None: ...
+    async def next_id(self, counter: str) -> int: ...
+    async def open_session(self, new: NewSession, max_per_account: int) -> int: ...
+    async def session_account(self, api: str, access: str) -> int | None: ...
+    async def close_session(self, api: str, access: str) -> bool: ...
+    async def close_all_sessions(self, api: str, account: int) -> int: ...
+    async def rotate_refresh(
+        self,
+        old: str,
+        new_access: str,
+        new_refresh: str,
+        access_ttl: float,
+        refresh_ttl: float,
+        reuse_memory: float,
+    ) -> tuple[Rotation, int | None]: ...
+    async def reset(self) -> None: ...
+
+
+@dataclass
+class _Code:
+    code: str
+    message: str
+    expires: float
+    attempts_left: int
+
+
+@dataclass
+class _Session:
+    sid: int
+    api: str
+    account: int
+    access: str
+    access_expires: float
+    refresh: str | None
+    refresh_expires: float | None
+
+    def alive(self, now: float) -> bool:
+        end = self.refresh_expires if self.refresh is not None else self.access_expires
+        return end is not None and now < end
+
+
+class MemoryStore:
+    """The default store: one process, plain dicts, expiry checked on access.
+
+    Memory stays bounded in long soaks: codes are one per phone, sessions at most
+    ``max_per_account`` per account and API, and the time-ordered maps (ESIA states and
+    codes, rotated refresh tokens) drop expired entries from their front on every insert.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self.reset_sync()
+
+    def reset_sync(self) -> None:
+        self._codes: dict[str, _Code] = {}
+        self._esia_states: OrderedDict[str, float] = OrderedDict()
+        self._esia_codes: OrderedDict[str, tuple[str, int, float]] = OrderedDict()
+        self._counters: dict[str, int] = {}
+        self._sessions: dict[int, _Session] = {}
+        self._by_access: dict[tuple[str, str], int] = {}
+        self._by_refresh: dict[str, int] = {}
+        self._by_account: dict[tuple[str, int], OrderedDict[int, None]] = {}
+        self._rotated: OrderedDict[str, float] = OrderedDict()  # old refresh -> forget at
+
+    async def reset(self) -> None:
+        self.reset_sync()
+
+    # codes: call-reset passwords and SMS codes, one live code per key
+    async def put_code(
+        self, key: str, code: str, message: str, ttl: float, max_attempts: int
+    ) -> None:
+        self._codes[key] = _Code(code, message, self._clock() + ttl, max_attempts)
+
+    async def peek_code(self, key: str) -> IssuedCode | None:
+        entry = self._live_code(key)
+        if entry is None:
+            return None
+        return IssuedCode(
+            entry.code, entry.message, entry.expires - self._clock(), entry.attempts_left
+        )
+
+    async def check_code(self, key: str, code: str) -> CodeCheck:
+        entry = self._live_code(key)
+        if entry is None:
+            return CodeCheck.MISSING
+        if entry.code == code:
+            del self._codes[key]
+            return CodeCheck.OK
+        entry.attempts_left -= 1
+        if entry.attempts_left <= 0:
+            del self._codes[key]
+            return CodeCheck.EXHAUSTED
+        return CodeCheck.WRONG
+
+    def _live_code(self, key: str) -> _Code | None:
+        entry = self._codes.get(key)
+        if entry is not None and entry.expires <= self._clock():
+            del self._codes[key]
+            return None
+        return entry
+
+    # ESIA: state -> (after sign-in) authorization code -> one login
+    async def put_esia_state(self, state: str, ttl: float) -> None:
+        now = self._clock()
+        _drop_expired(self._esia_states, now, lambda exp: exp)
+        self._esia_states[state] = now + ttl
+
+    async def authorize_esia(self, state: str, code: str, account: int, ttl: float) -> bool:
+        now = self._clock()
+        if self._esia_states.get(state, 0.0) <= now:
+            return False
+        _drop_expired(self._esia_codes, now, lambda v: v[2])
+        self._esia_codes[code] = (state, account, now + ttl)
+        return True
+
+    async def take_esia_code(self, code: str, state: str) -> int | None:
+        entry = self._esia_codes.get(code)
+        if entry is None or entry[0] != state or entry[2] <= self._clock():
+            return None
+        del self._esia_codes[code]
+        self._esia_states.pop(state, None)
+        return entry[1]
+
+    async def next_id(self, counter: str) -> int:
+        value = self._counters.get(counter, 0) + 1
+        self._counters[counter] = value
+        return value
+
+    # sessions
+    async def open_session(self, new: NewSession, max_per_account: int) -> int:
+        """Open a session; returns how many old sessions of the account were evicted."""
+        now = self._clock()
+        sid = await self.next_id("session")
+        refresh_expires = now + new.refresh_ttl if new.refresh_ttl is not None else None
+        session = _Session(
+            sid,
+            new.api,
+            new.account,
+            new.access,
+            now + new.access_ttl,
+            new.refresh,
+            refresh_expires,
+        )
+        owned = self._by_account.setdefault((new.api, new.account), OrderedDict())
+        for old_sid in [s for s in owned if not self._sessions[s].alive(now)]:
+            self._drop(old_sid)
+        evicted = 0
+        while len(owned) >= max_per_account:
+            self._drop(next(iter(owned)))
+            evicted += 1
+        self._sessions[sid] = session
+        self._by_access[(new.api, new.access)] = sid
+        if new.refresh is not None:
+            self._by_refresh[new.refresh] = sid
+        owned[sid] = None
+        return evicted
+
+    async def session_account(self, api: str, access: str) -> int | None:
+        session = self._session_by_access(api, access)
+        return None if session is None else session.account
+
+    async def close_session(self, api: str, access: str) -> bool:
+        session = self._session_by_access(api, access)
+        if session is None:
+            return False
+        self._drop(session.sid)
+        return True
+
+    async def close_all_sessions(self, api: str, account: int) -> int:
+        owned = self._by_account.get((api, account))
+        if not owned:
+            return 0
+        sids = list(owned)
+        for sid in sids:
+            self._drop(sid)
+        return len(sids)
+
+    async def rotate_refresh(
+        self,
+        old: str,
+        new_access: str,
+        new_refresh: str,
+        access_ttl: float,
+        refresh_ttl: float,
+        reuse_memory: float,
+    ) -> tuple[Rotation, int | None]:
+        now = self._clock()
+        sid = self._by_refresh.get(old)
+        session = self._sessions.get(sid) if sid is not None else None
+        if session is None or not session.alive(now):
+            if sid is not None:
+                self._drop(sid)
+            forget_at = self._rotated.get(old)
+            if forget_at is not None and forget_at > now:
+                return Rotation.REUSED, None
+            return Rotation.UNKNOWN, None
+        del self._by_refresh[old]
+        del self._by_access[(session.api, session.access)]
+        if reuse_memory > 0:
+            _drop_expired(self._rotated, now, lambda exp: exp)
+            self._rotated[old] = now + reuse_memory
+        session.access, session.refresh = new_access, new_refresh
+        session.access_expires, session.refresh_expires = now + access_ttl, now + refresh_ttl
+        self._by_access[(session.api, new_access)] = session.sid
+        self._by_refresh[new_refresh] = session.sid
+        return Rotation.ROTATED, session.account
+
+    def _session_by_access(self, api: str, access: str) -> _Session | None:
+        sid = self._by_access.get((api, access))
+        if sid is None:
+            return None
+        session = self._sessions[sid]
+        if self._clock() >= session.access_expires:
+            if not session.alive(self._clock()):
+                self._drop(sid)
+            return None
+        return session
+
+    def _drop(self, sid: int) -> None:
+        session = self._sessions.pop(sid)
+        self._by_access.pop((session.api, session.access), None)
+        if session.refresh is not None:
+            self._by_refresh.pop(session.refresh, None)
+        owned = self._by_account.get((session.api, session.account))
+        if owned is not None:
+            owned.pop(sid, None)
+            if not owned:
+                del self._by_account[(session.api, session.account)]
+
+
+def _drop_expired(entries: OrderedDict[str, _V], now: float, expiry: Callable[[_V], float]) -> None:
+    """Drop expired entries from the front of an insertion-ordered map (constant TTL)."""
+    while entries:
+        key, value = next(iter(entries.items()))
+        if expiry(value) > now:
+            return
+        del entries[key]
