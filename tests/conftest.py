@@ -1,0 +1,58 @@
+"""Fixtures: a real mock server process on 127.0.0.1 and clients for it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from authload.control import MockControl
+from authload.mock.server import EmbeddedMock
+
+APP_TOKEN = "mock-app-token"
+CLIENT_SECRET = "mock-client-secret"
+
+
+@pytest.fixture(scope="session")
+def mock_server() -> Iterator[EmbeddedMock]:
+    """One mock process for the session; tests use distinct accounts or reset it."""
+    env = {"AUTHLOAD_MOCK_APP_TOKEN": APP_TOKEN, "AUTHLOAD_MOCK_CLIENT_SECRET": CLIENT_SECRET}
+    with EmbeddedMock(env=env) as server:
+        yield server
+
+
+@pytest.fixture
+def client(mock_server: EmbeddedMock) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=mock_server.url, timeout=10.0) as c:
+        yield c
+
+
+@pytest.fixture
+def control(client: httpx.Client, mock_server: EmbeddedMock) -> MockControl:
+    return MockControl(mock_server.url, client)
+
+
+class AccountPool:
+    """Hands each test fresh accounts so tests sharing one mock never collide."""
+
+    def __init__(self) -> None:
+        self._next = 0
+
+    def take(self, control: MockControl, n: int = 1) -> list[dict[str, object]]:
+        rows = control.accounts(limit=n, offset=self._next)
+        self._next += n
+        return rows
+
+
+_POOL = AccountPool()
+
+
+@pytest.fixture
+def accounts(control: MockControl) -> AccountPool:
+    return _POOL
+
+
+@pytest.fixture
+def account(control: MockControl) -> dict[str, object]:
+    return _POOL.take(control)[0]
