@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -14,11 +16,26 @@ APP_TOKEN = "mock-app-token"
 CLIENT_SECRET = "mock-client-secret"
 
 
+FUNCTIONAL_PROFILE = """
+# the default rate limits, no added latency, no capacity limit: functional tests run fast
+rate_limits:
+  calls_per_phone: {limit: 5, window_s: 600}
+  sms_per_phone: {limit: 5, window_s: 600}
+"""
+
+
 @pytest.fixture(scope="session")
-def mock_server() -> Iterator[EmbeddedMock]:
-    """One mock process for the session; tests use distinct accounts or reset it."""
+def functional_profile(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("profiles") / "functional.yaml"
+    path.write_text(FUNCTIONAL_PROFILE, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def mock_server(functional_profile: Path) -> Iterator[EmbeddedMock]:
+    """One mock process for the session; tests use distinct accounts so they never collide."""
     env = {"AUTHLOAD_MOCK_APP_TOKEN": APP_TOKEN, "AUTHLOAD_MOCK_CLIENT_SECRET": CLIENT_SECRET}
-    with EmbeddedMock(env=env) as server:
+    with EmbeddedMock(env=env, args=("--behaviour", str(functional_profile))) as server:
         yield server
 
 
@@ -56,3 +73,13 @@ def accounts(control: MockControl) -> AccountPool:
 @pytest.fixture
 def account(control: MockControl) -> dict[str, object]:
     return _POOL.take(control)[0]
+
+
+@contextmanager
+def mock_with_profile(tmp_path: Path, profile: str, *args: str) -> Iterator[EmbeddedMock]:
+    """A mock of its own, started with the given behaviour profile (YAML text)."""
+    path = tmp_path / "profile.yaml"
+    path.write_text(profile, encoding="utf-8")
+    env = {"AUTHLOAD_MOCK_APP_TOKEN": APP_TOKEN, "AUTHLOAD_MOCK_CLIENT_SECRET": CLIENT_SECRET}
+    with EmbeddedMock(env=env, args=("--behaviour", str(path), *args)) as server:
+        yield server

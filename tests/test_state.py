@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from authload.mock.state import CodeCheck, MemoryStore, NewSession, Rotation
+from authload.mock.state import CodeCheck, MemoryStore, NewSession, Pair, Rotation, TokenRules
 
 T = TypeVar("T")
 
@@ -108,9 +108,10 @@ def test_gigma_token_expires() -> None:
 
 
 def _rotate(
-    store: MemoryStore, old: str, new: str, memory: float = 60
+    store: MemoryStore, old: str, new: str, memory: float = 60, grace: float = 0
 ) -> tuple[Rotation, int | None]:
-    return run(store.rotate_refresh(old, f"access-{new}", new, 100, 1000, memory))
+    rules = TokenRules(access_ttl=100, refresh_ttl=1000, reuse_memory=memory, grace=grace)
+    return run(store.rotate_refresh(old, Pair(f"access-{new}", new), rules))
 
 
 def test_rotation_reuse_is_detected_within_memory_then_forgotten() -> None:
@@ -142,3 +143,27 @@ def test_access_token_expires_before_refresh() -> None:
     clock.now += 100
     assert run(store.session_account("mobile", "a0")) is None
     assert _rotate(store, "r0", "r1") == (Rotation.ROTATED, 3)
+
+
+def test_grace_window_lets_a_lost_answer_be_retried_once_more() -> None:
+    clock = Clock()
+    store = MemoryStore(clock)
+    run(store.open_session(NewSession("mobile", 3, "a0", "r0", 100, 1000), 10))
+    assert _rotate(store, "r0", "r1", grace=5) == (Rotation.ROTATED, 3)
+    clock.now += 4
+    assert _rotate(store, "r0", "r2", grace=5) == (Rotation.GRACE, 3)
+    assert _rotate(store, "r1", "r3", grace=5) == (Rotation.GRACE, 3)  # r1 was rotated by r2
+    clock.now += 5
+    assert _rotate(store, "r0", "r4", grace=5) == (Rotation.REUSED, None)
+    assert _rotate(store, "r3", "r5", grace=5) == (Rotation.ROTATED, 3)
+
+
+def test_rate_limit_window_opens_with_the_first_hit() -> None:
+    clock = Clock()
+    store = MemoryStore(clock)
+    assert [run(store.hit("k", 10))[0] for _ in range(3)] == [1, 2, 3]
+    clock.now += 4
+    count, left = run(store.hit("k", 10))
+    assert (count, left) == (4, 6)
+    clock.now += 6
+    assert run(store.hit("k", 10)) == (1, 10)

@@ -26,6 +26,13 @@ def _parser() -> argparse.ArgumentParser:
     mock.add_argument("--population", type=int, help="number of test accounts (default 10000)")
     mock.add_argument("--seed", type=int, help="seed of the test population (default 1)")
     mock.add_argument(
+        "--behaviour", metavar="FILE", help="behaviour profile YAML (default: the shipped one)"
+    )
+    mock.add_argument("--store", help="state store: memory (default) or redis://HOST:PORT/DB")
+    mock.add_argument(
+        "--workers", type=int, default=1, help="processes serving the port (needs a redis store)"
+    )
+    mock.add_argument(
         "--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"]
     )
 
@@ -66,6 +73,8 @@ def _mock(args: argparse.Namespace) -> int:
         client_secret=args.client_secret,
         population=args.population,
         seed=args.seed,
+        behaviour=args.behaviour,
+        store=args.store,
     )
     if args.fd is None:
         print(
@@ -74,7 +83,14 @@ def _mock(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
-    serve(settings, host=args.host, port=args.port, fd=args.fd, log_level=args.log_level)
+    serve(
+        settings,
+        host=args.host,
+        port=args.port,
+        fd=args.fd,
+        workers=args.workers,
+        log_level=args.log_level,
+    )
     return EXIT_PASS
 
 

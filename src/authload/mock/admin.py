@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import time
 import zlib
 from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST
+
 from authload.contracts.openapi import openapi_document
 from authload.mock.core import Mock
-from authload.mock.http import ApiError, Reply, Request, json_reply
+from authload.mock.http import ApiError, Reply, Request, json_reply, parse_body
 from authload.mock.mobile import normalize_phone
+from authload.mock.profile import Fault, Profile
 
 MAX_ACCOUNTS = 10_000
 
@@ -22,12 +26,67 @@ async def openapi(mock: Mock, request: Request) -> Reply:
 
 
 async def stats(mock: Mock, request: Request) -> Reply:
-    return json_reply(mock.stats.snapshot())
+    """Counters since the mock started, summed over its processes."""
+    return json_reply(
+        {
+            "epoch": mock.behaviour.epoch,
+            "uptime_s": round(time.time() - mock.behaviour.epoch, 3),
+            **mock.metrics.snapshot(),
+        }
+    )
+
+
+async def metrics(mock: Mock, request: Request) -> Reply:
+    return Reply(200, mock.metrics.exposition(), CONTENT_TYPE_LATEST)
 
 
 async def reset(mock: Mock, request: Request) -> Reply:
-    await mock.reset()
-    return json_reply({"message": "state and counters reset"})
+    await mock.store.reset()
+    return json_reply(
+        {"message": "codes, sessions and rate-limit windows forgotten; counters and behaviour kept"}
+    )
+
+
+async def get_faults(mock: Mock, request: Request) -> Reply:
+    board = mock.behaviour.faults
+    now = time.time()
+    return json_reply(
+        {
+            "now": now,
+            "epoch": board.epoch,
+            "faults": [r.to_json(board.epoch, now) for r in board.records],
+            "history": board.history(),
+        }
+    )
+
+
+async def add_fault(mock: Mock, request: Request) -> Reply:
+    """A fault window from now + start_s; the body is one fault of the profile schema."""
+    spec = parse_body(Fault, request.body, 422)
+    board = mock.behaviour.faults
+    record = board.add(spec, "admin", time.time())
+    await mock.publish()
+    return json_reply({"fault": record.to_json(board.epoch, time.time())}, 201)
+
+
+async def end_faults(mock: Mock, request: Request, fault_id: str | None = None) -> Reply:
+    ended = mock.behaviour.faults.remove(fault_id, time.time())
+    if fault_id is not None and not ended:
+        raise ApiError(404, f"No open or scheduled fault {fault_id!r}.")
+    await mock.publish()
+    return json_reply({"ended": [r.id for r in ended]})
+
+
+async def get_behaviour(mock: Mock, request: Request) -> Reply:
+    return json_reply(mock.behaviour.profile.model_dump(mode="json"))
+
+
+async def put_behaviour(mock: Mock, request: Request) -> Reply:
+    """Replace the profile; its faults are scheduled from the mock's start, as at launch."""
+    profile = parse_body(Profile, request.body, 422)
+    mock.behaviour.apply(profile)
+    await mock.publish()
+    return json_reply(profile.model_dump(mode="json"))
 
 
 async def inbox(mock: Mock, request: Request, phone: str) -> Reply:

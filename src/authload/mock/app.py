@@ -1,17 +1,32 @@
-"""The mock as an ASGI app: both APIs on one port, routed from the contracts."""
+"""The mock as an ASGI app: both APIs on one port, routed from the contracts.
+
+An API request goes through the behaviour model in this order: faults that answer instead of
+the service (status, hang); the per-address rate limit; capacity (queue or shed with 503);
+the handler, with state changes; added latency, inside the capacity slot so that throughput
+plateaus at concurrency / service time; then faults that spoil the answer (reset, truncate,
+malformed) after the state has changed, as a response lost on the way back would.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import socket
+import struct
+import time
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
 
 from authload.contracts import ENDPOINTS
 from authload.contracts.base import ErrorStyle
 from authload.mock import admin, gigma, mobile
+from authload.mock.behaviour import Limiter, Shed
 from authload.mock.core import Mock
 from authload.mock.http import ApiError, Reply, Request, render_error
+from authload.mock.limits import rate_limit
+from authload.mock.profile import Fault
 
 log = logging.getLogger("authload.mock")
 
@@ -35,17 +50,27 @@ API_HANDLERS: dict[str, Handler] = {
 ADMIN_ROUTES: dict[tuple[str, str], Handler] = {
     ("GET", "/healthz"): admin.healthz,
     ("GET", "/openapi.json"): admin.openapi,
+    ("GET", "/metrics"): admin.metrics,
     ("GET", "/_mock/stats"): admin.stats,
     ("POST", "/_mock/reset"): admin.reset,
     ("GET", "/_mock/accounts"): admin.accounts,
     ("GET", "/_mock/esia/authorize"): admin.esia_authorize,
+    ("GET", "/_mock/faults"): admin.get_faults,
+    ("POST", "/_mock/faults"): admin.add_fault,
+    ("DELETE", "/_mock/faults"): admin.end_faults,
+    ("GET", "/_mock/behaviour"): admin.get_behaviour,
+    ("PUT", "/_mock/behaviour"): admin.put_behaviour,
 }
-INBOX_PREFIX = "/_mock/inbox/"
+# admin routes with a path parameter: (method, prefix) -> handler(mock, request, param)
+PARAM_ROUTES: dict[tuple[str, str], Callable[[Mock, Request, str], Awaitable[Reply]]] = {
+    ("GET", "/_mock/inbox/"): admin.inbox,
+    ("DELETE", "/_mock/faults/"): admin.end_faults,
+}
 
 
 @dataclass(frozen=True)
 class Route:
-    name: str  # endpoint name for API routes, None-like "" for admin
+    endpoint: str  # the contract's endpoint name; "" for admin and unmatched paths
     style: ErrorStyle
     handler: Handler
 
@@ -67,35 +92,95 @@ class MockApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await _lifespan(self.mock, receive, send)
             return
         if scope["type"] != "http":
             return
+        started = time.perf_counter()
         route = self._route(scope)
+        if not route.endpoint:
+            await _send(send, await self._plain(route, scope, receive))
+            return
+        answer = await self._api(route, scope, receive, send)
+        if answer is None:  # the connection was hung up or reset on purpose
+            return
+        self.mock.metrics.answered(route.endpoint, answer.status, time.perf_counter() - started)
+        await _send(send, answer)
+
+    async def _plain(self, route: Route, scope: Scope, receive: Receive) -> Reply:
+        try:
+            return await route.handler(self.mock, await self._read(scope, receive))
+        except ApiError as error:
+            return render_error(error, route.style)
+        except Exception:
+            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            return render_error(ApiError(500, "Internal server error."), route.style)
+
+    async def _api(self, route: Route, scope: Scope, receive: Receive, send: Send) -> Reply | None:
+        mock, name = self.mock, route.endpoint
+        behaviour = mock.behaviour
+        fault, added_ms = behaviour.faults.pick(name, time.time(), mock.rng)
+        if fault is not None:
+            mock.metrics.faults_applied.labels(name, fault.kind).inc()
+            if fault.kind == "status":
+                return render_error(_fault_error(fault), route.style)
+            if fault.kind == "hang":
+                if not await _hang(receive, fault.hang_max_s):
+                    await _reset(send)
+                return None
         try:
             request = await self._read(scope, receive)
-            reply = await route.handler(self.mock, request)
+            await rate_limit(
+                mock,
+                f"ip:{request.client}",
+                behaviour.profile.rate_limits.per_ip,
+                "Too many requests.",
+            )
+            async with AsyncExitStack() as slots:
+                for limiter in (behaviour.limiters.get(name), behaviour.shared):
+                    if limiter is not None:
+                        await self._acquire(limiter, name)
+                        slots.callback(limiter.release)
+                in_flight = mock.metrics.in_flight.labels(name)
+                in_flight.inc()
+                slots.callback(in_flight.dec)
+                reply = await route.handler(mock, request)
+                delay = behaviour.added_latency_s(name) + added_ms / 1000.0
+                if delay > 0:
+                    await asyncio.sleep(delay)
+        except Shed as shed:
+            mock.metrics.shed.labels(name).inc()
+            retry = shed.retry_after_s or None
+            reply = render_error(
+                ApiError(503, "Service overloaded, retry later.", retry_after_s=retry), route.style
+            )
         except ApiError as error:
             reply = render_error(error, route.style)
         except Exception:
-            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            log.exception("unhandled error on %s", name)
             reply = render_error(ApiError(500, "Internal server error."), route.style)
-        if route.name:
-            self.mock.stats.requests[(route.name, reply.status)] += 1
-        else:
-            self.mock.stats.other[reply.status] += 1
-        await _send(send, reply)
+        if reply.status == 429:
+            mock.metrics.rate_limited.labels(name).inc()
+        if fault is not None and fault.kind == "reset":
+            await _reset(send)
+            return None
+        if fault is not None:
+            _spoil(fault, reply)
+        return reply
+
+    async def _acquire(self, limiter: Limiter, endpoint: str) -> None:
+        queued = self.mock.metrics.queued.labels(endpoint)
+        await limiter.acquire(lambda delta: queued.inc(delta))
 
     def _route(self, scope: Scope) -> Route:
         method, path = scope["method"], scope["path"]
         route = self.routes.get((method, path))
         if route is not None:
             return route
-        if path.startswith(INBOX_PREFIX) and method == "GET":
-            phone = path.removeprefix(INBOX_PREFIX)
-            return Route(
-                "", ErrorStyle.JSON_MESSAGE, lambda mock, request: admin.inbox(mock, request, phone)
-            )
+        for (param_method, prefix), handler in PARAM_ROUTES.items():
+            if method == param_method and path.startswith(prefix) and len(path) > len(prefix):
+                param = path.removeprefix(prefix)
+                return Route("", ErrorStyle.JSON_MESSAGE, _bind(handler, param))
         style = ErrorStyle.PLAIN_TEXT if path.startswith("/v2/") else ErrorStyle.JSON_MESSAGE
         allowed = self.methods.get(path)
         error = (
@@ -137,6 +222,58 @@ class MockApp:
         )
 
 
+def _fault_error(fault: Fault) -> ApiError:
+    messages = {
+        500: "Internal server error.",
+        502: "Bad gateway.",
+        503: "Service temporarily unavailable.",
+        504: "Gateway timeout.",
+    }
+    return ApiError(fault.status, messages[fault.status], retry_after_s=fault.retry_after_s)
+
+
+def _spoil(fault: Fault, reply: Reply) -> None:
+    """Faults that spoil the answer after the service did its work."""
+    if fault.kind == "truncate":
+        reply.body = reply.body[: max(1, len(reply.body) // 2)]
+    elif fault.kind == "malformed":
+        reply.body = b'{"error": <html>Bad Gateway</html>'
+
+
+async def _reset(send: Send) -> None:
+    """Abort the connection with a TCP reset (SO_LINGER 0), as a crashed peer or a middlebox
+    does. Uses the server's transport: uvicorn's ``send`` is bound to its request cycle."""
+    transport = getattr(getattr(send, "__self__", None), "transport", None)
+    if transport is None:
+        raise ConnectionAbortedError("this server does not expose its transport")
+    sock = transport.get_extra_info("socket")
+    if sock is not None and not transport.is_closing():
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+    await asyncio.sleep(0)  # let the server see the connection gone before the app returns
+
+
+async def _hang(receive: Receive, limit_s: float) -> bool:
+    """Answer nothing until the client gives up; False if the limit passed first."""
+
+    async def disconnected() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    try:
+        await asyncio.wait_for(disconnected(), limit_s)
+    except TimeoutError:
+        return False
+    return True
+
+
+def _bind(handler: Callable[[Mock, Request, str], Awaitable[Reply]], param: str) -> Handler:
+    async def bound(mock: Mock, request: Request) -> Reply:
+        return await handler(mock, request, param)
+
+    return bound
+
+
 def _raiser(error: ApiError) -> Handler:
     async def handler(mock: Mock, request: Request) -> Reply:
         raise error
@@ -154,12 +291,18 @@ async def _send(send: Send, reply: Reply) -> None:
     await send({"type": "http.response.body", "body": reply.body})
 
 
-async def _lifespan(receive: Receive, send: Send) -> None:
+async def _lifespan(mock: Mock, receive: Receive, send: Send) -> None:
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
+            try:
+                await mock.start()
+            except Exception as exc:
+                await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                return
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
+            await mock.stop()
             await send({"type": "lifespan.shutdown.complete"})
             return
 

@@ -1,56 +1,107 @@
-"""What every handler of the mock shares: settings, store, population, counters, tokens."""
+"""What every handler of the mock shares: settings, store, population, behaviour, metrics."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+import logging
 import random
 import string
 import time
 import uuid
 import zlib
-from collections import Counter
-from dataclasses import dataclass, field
-from typing import Any
 
+from authload.mock.behaviour import Behaviour
+from authload.mock.metrics import MockMetrics
 from authload.mock.population import Population
+from authload.mock.profile import Profile
 from authload.mock.settings import MockSettings
-from authload.mock.state import MemoryStore, Store
+from authload.mock.state import MemoryStore, Store, TokenRules
+
+log = logging.getLogger("authload.mock")
 
 _ALNUM = string.ascii_letters + string.digits
-
-
-@dataclass
-class Stats:
-    """Per-process counters since start (or the last reset)."""
-
-    started_at: float = field(default_factory=time.time)
-    requests: Counter[tuple[str, int]] = field(default_factory=Counter)  # API endpoints
-    other: Counter[int] = field(default_factory=Counter)  # admin calls and unmatched paths
-    events: Counter[str] = field(default_factory=Counter)
-
-    def snapshot(self) -> dict[str, Any]:
-        by_endpoint: dict[str, dict[str, int]] = {}
-        for (endpoint, status), n in sorted(self.requests.items()):
-            by_endpoint.setdefault(endpoint, {})[str(status)] = n
-        return {
-            "since": self.started_at,
-            "uptime_s": round(time.time() - self.started_at, 3),
-            "requests": by_endpoint,
-            "total": sum(self.requests.values()),
-            "other": {str(s): n for s, n in sorted(self.other.items())},
-            "events": dict(sorted(self.events.items())),
-        }
+TICK_S = 0.1
 
 
 class Mock:
     def __init__(
-        self, settings: MockSettings, store: Store | None = None, rng: random.Random | None = None
+        self,
+        settings: MockSettings,
+        profile: Profile | None = None,
+        store: Store | None = None,
+        metrics: MockMetrics | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self.settings = settings
         self.store: Store = store if store is not None else MemoryStore()
         self.population = Population(settings.population, settings.seed)
-        self.stats = Stats()
+        self.metrics = metrics if metrics is not None else MockMetrics()
         self.rng = rng if rng is not None else random.Random()
+        self.behaviour = Behaviour(profile or Profile(), time.time(), self.rng)
+        self.token_rules = TokenRules(
+            settings.access_ttl_s,
+            settings.refresh_ttl_s,
+            settings.reuse_memory_s,
+            settings.refresh_grace_s,
+        )
+        self._control_version = 0
+        self._ticker: asyncio.Task[None] | None = None
+        self._shown: set[tuple[str, str]] = set()
 
+    # lifecycle
+    async def start(self) -> None:
+        """Join the shared epoch and control state (several processes), start the ticker."""
+        epoch = await self.store.epoch(time.time())
+        version, blob = await self.store.load_control()
+        if blob is None:
+            self.behaviour = Behaviour(self.behaviour.profile, epoch, self.rng)
+            await self.publish()
+        else:
+            self.behaviour = Behaviour(Profile(), epoch, self.rng)
+            self.behaviour.load_control(json.loads(blob))
+            self._control_version = version
+        self._ticker = asyncio.create_task(self._tick_forever())
+
+    async def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+
+    async def publish(self) -> None:
+        """Share an admin change with every process on the same store."""
+        self._control_version = await self.store.save_control(json.dumps(self.behaviour.control()))
+        self._show_faults()
+
+    async def _tick_forever(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_S)
+            try:
+                version = await self.store.control_version()
+                if version != self._control_version:
+                    version, blob = await self.store.load_control()
+                    if blob is not None:
+                        self.behaviour.load_control(json.loads(blob))
+                    self._control_version = version
+                self._show_faults()
+            except Exception:
+                log.exception("mock ticker failed; retrying")
+
+    def _show_faults(self) -> None:
+        """Fault-active gauges and a log line per window opening or closing."""
+        now = time.time()
+        active = self.behaviour.faults.active_kinds(now)
+        for endpoint, kind in active - self._shown:
+            self.metrics.fault_active.labels(endpoint, kind).set(1)
+            log.warning("fault %s on %s: window open", kind, endpoint)
+        for endpoint, kind in self._shown - active:
+            self.metrics.fault_active.labels(endpoint, kind).set(0)
+            log.warning("fault %s on %s: window closed", kind, endpoint)
+        self._shown = active
+
+    # identifiers
     def digits(self, n: int) -> str:
         return f"{self.rng.randrange(10**n):0{n}d}"
 
@@ -64,7 +115,3 @@ class Mock:
 
     def session_id(self) -> str:
         return f"{self.rng.getrandbits(96):024x}:{self.uuid4()}"
-
-    async def reset(self) -> None:
-        await self.store.reset()
-        self.stats = Stats()

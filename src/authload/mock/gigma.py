@@ -5,6 +5,7 @@ from __future__ import annotations
 from authload.contracts import gigma as contract
 from authload.mock.core import Mock
 from authload.mock.http import ApiError, Reply, Request, model_reply, parse_body
+from authload.mock.limits import rate_limit
 from authload.mock.population import Account
 from authload.mock.state import CodeCheck, NewSession
 
@@ -27,6 +28,12 @@ async def send_password(mock: Mock, request: Request) -> Reply:
     _check_app_token(mock, request)
     body = parse_body(contract.SendPasswordRequest, request.body, 422)
     _account_index(mock, body.phone)
+    await rate_limit(
+        mock,
+        f"calls:{body.phone}",
+        mock.behaviour.profile.rate_limits.calls_per_phone,
+        "Too many calls to this phone.",
+    )
     caller = "7" + mock.digits(10)
     await mock.store.put_code(
         f"call:{body.phone}",
@@ -35,7 +42,6 @@ async def send_password(mock: Mock, request: Request) -> Reply:
         mock.settings.password_ttl_s,
         mock.settings.max_code_attempts,
     )
-    mock.stats.events["calls_placed"] += 1
     return model_reply(contract.Message(message=contract.PASSWORD_SENT))
 
 
@@ -56,8 +62,8 @@ async def login(mock: Mock, request: Request) -> Reply:
         NewSession(API, index, token, None, mock.settings.gigma_token_ttl_s),
         mock.settings.max_sessions_per_account,
     )
-    mock.stats.events["tokens_issued"] += 1
-    mock.stats.events["sessions_evicted"] += evicted
+    mock.metrics.tokens_issued.labels(API).inc()
+    mock.metrics.sessions_evicted.labels(API).inc(evicted)
     return model_reply(
         contract.CounterpartyLoginResponse(
             counterparty=_counterparty(mock.population.account(index), token)
@@ -80,7 +86,7 @@ async def logout(mock: Mock, request: Request) -> Reply:
     else:
         ended = int(await mock.store.close_session(API, token.strip()))
         message = contract.LOGGED_OUT
-    mock.stats.events["tokens_revoked"] += ended
+    mock.metrics.tokens_revoked.labels(API).inc(ended)
     return model_reply(contract.Message(message=message))
 
 

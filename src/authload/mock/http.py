@@ -48,12 +48,17 @@ class ApiError(Exception):
     """A client-visible error; rendered in the shape of the API that raised it."""
 
     def __init__(
-        self, status: int, message: str, fields: dict[str, list[str]] | None = None
+        self,
+        status: int,
+        message: str,
+        fields: dict[str, list[str]] | None = None,
+        retry_after_s: int | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.fields = fields
+        self.retry_after_s = retry_after_s
 
 
 def json_reply(data: Any, status: int = 200) -> Reply:
@@ -72,11 +77,15 @@ def dump_json(data: Any) -> bytes:
 
 def render_error(error: ApiError, style: ErrorStyle) -> Reply:
     if style is ErrorStyle.PLAIN_TEXT:
-        return Reply(error.status, error.message.encode("utf-8", "backslashreplace"), TEXT)
-    body: dict[str, Any] = {"message": error.message}
-    if error.fields is not None:
-        body["errors"] = error.fields
-    return json_reply(body, error.status)
+        reply = Reply(error.status, error.message.encode("utf-8", "backslashreplace"), TEXT)
+    else:
+        body: dict[str, Any] = {"message": error.message}
+        if error.fields is not None:
+            body["errors"] = error.fields
+        reply = json_reply(body, error.status)
+    if error.retry_after_s is not None:
+        reply.headers.append((b"retry-after", str(error.retry_after_s).encode()))
+    return reply
 
 
 def parse_body(model: type[M], body: bytes, validation_status: int) -> M:

@@ -8,8 +8,9 @@ from urllib.parse import urlencode
 from authload.contracts import mobile as contract
 from authload.mock.core import Mock
 from authload.mock.http import ApiError, Reply, Request, json_reply, model_reply, parse_body
+from authload.mock.limits import rate_limit
 from authload.mock.population import inn_is_valid
-from authload.mock.state import CodeCheck, NewSession, Rotation
+from authload.mock.state import CodeCheck, NewSession, Pair, Rotation
 
 API = contract.API.name
 ESIA_AUTHORIZE_URL = "https://esia.gosuslugi.ru/aas/oauth2/ac"
@@ -68,6 +69,12 @@ async def phone_request(mock: Mock, request: Request) -> Reply:
     phone = normalize_phone(body.phone)
     if mock.population.index_of_phone(phone) is None:
         raise ApiError(400, "Phone number is not registered.")
+    await rate_limit(
+        mock,
+        f"sms:{phone}",
+        mock.behaviour.profile.rate_limits.sms_per_phone,
+        "Too many SMS to this phone.",
+    )
     code = mock.digits(mock.settings.sms_code_length)
     await mock.store.put_code(
         f"sms:{phone}",
@@ -76,7 +83,6 @@ async def phone_request(mock: Mock, request: Request) -> Reply:
         mock.settings.sms_code_ttl_s,
         mock.settings.max_code_attempts,
     )
-    mock.stats.events["sms_sent"] += 1
     return json_reply({})
 
 
@@ -100,22 +106,17 @@ async def phone_verify(mock: Mock, request: Request) -> Reply:
 async def refresh(mock: Mock, request: Request) -> Reply:
     body = parse_body(contract.RefreshTokensRequest, request.body, 400)
     _check_secret(mock, body.client_secret)
-    access, new_refresh = mock.session_id(), mock.uuid4()
-    outcome, _ = await mock.store.rotate_refresh(
-        body.refresh_token,
-        access,
-        new_refresh,
-        mock.settings.access_ttl_s,
-        mock.settings.refresh_ttl_s,
-        mock.settings.reuse_memory_s,
-    )
+    pair = Pair(mock.session_id(), mock.uuid4())
+    outcome, _ = await mock.store.rotate_refresh(body.refresh_token, pair, mock.token_rules)
     if outcome is Rotation.REUSED:
-        mock.stats.events["refresh_reuse_refused"] += 1
+        mock.metrics.refresh_reuse.inc()
         raise ApiError(400, "Refresh token already used.")
     if outcome is Rotation.UNKNOWN:
         raise ApiError(400, "Invalid or expired refresh token.")
-    mock.stats.events["tokens_issued"] += 1
-    return model_reply(contract.RefreshTokensResponse(sessionId=access, refresh_token=new_refresh))
+    mock.metrics.tokens_issued.labels(API).inc()
+    return model_reply(
+        contract.RefreshTokensResponse(sessionId=pair.access, refresh_token=pair.refresh)
+    )
 
 
 async def _login(mock: Mock, index: int) -> Reply:
@@ -127,8 +128,8 @@ async def _login(mock: Mock, index: int) -> Reply:
         ),
         settings.max_sessions_per_account,
     )
-    mock.stats.events["tokens_issued"] += 1
-    mock.stats.events["sessions_evicted"] += evicted
+    mock.metrics.tokens_issued.labels(API).inc()
+    mock.metrics.sessions_evicted.labels(API).inc(evicted)
     a = mock.population.account(index)
     return model_reply(
         contract.LoginResponse(

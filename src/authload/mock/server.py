@@ -9,14 +9,24 @@ import sys
 import tempfile
 import time
 from types import TracebackType
+from typing import Any
 
 import httpx
 import uvicorn
 
-from authload.errors import MockStartError
-from authload.mock.app import create_app
+from authload.errors import MockStartError, ProfileError
+from authload.mock.app import MockApp, create_app
 from authload.mock.core import Mock
-from authload.mock.settings import MockSettings
+from authload.mock.metrics import MULTIPROC_ENV
+from authload.mock.profile import load_profile
+from authload.mock.settings import MockSettings, load_settings
+from authload.mock.state import open_store
+
+
+def app_from_environment() -> MockApp:
+    """The app as configured by AUTHLOAD_MOCK_* (the factory each worker process calls)."""
+    settings = load_settings()
+    return create_app(Mock(settings, load_profile(settings.behaviour), open_store(settings.store)))
 
 
 def serve(
@@ -24,13 +34,14 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8080,
     fd: int | None = None,
+    workers: int = 1,
     log_level: str = "warning",
 ) -> None:
     """Run the mock until interrupted. ``fd``: an already bound socket handed down."""
-    config = uvicorn.Config(
-        create_app(Mock(settings)),
-        host=host,
-        port=port,
+    load_profile(settings.behaviour)  # fail here, with the file's error, not in a worker
+    if workers > 1 and settings.store == "memory":
+        raise ProfileError(f"--workers {workers} needs a shared store: --store redis://HOST:PORT")
+    common: dict[str, Any] = dict(
         loop="uvloop",
         http="httptools",
         lifespan="on",
@@ -39,9 +50,28 @@ def serve(
         timeout_keep_alive=30,
         backlog=4096,
     )
-    server = uvicorn.Server(config)
-    sockets = [socket.socket(fileno=fd)] if fd is not None else None
-    server.run(sockets=sockets)
+    if workers > 1:
+        _export(settings)
+        os.environ.setdefault(MULTIPROC_ENV, tempfile.mkdtemp(prefix="authload-mock-metrics-"))
+        uvicorn.run(
+            "authload.mock.server:app_from_environment",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            **common,
+        )
+        return
+    app = create_app(Mock(settings, load_profile(settings.behaviour), open_store(settings.store)))
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, **common))
+    server.run(sockets=[socket.socket(fileno=fd)] if fd is not None else None)
+
+
+def _export(settings: MockSettings) -> None:
+    """Hand the settings to worker processes through their environment."""
+    for name, value in settings.model_dump().items():
+        if value is not None:
+            os.environ[f"AUTHLOAD_MOCK_{name.upper()}"] = str(value)
 
 
 class EmbeddedMock:
@@ -87,6 +117,7 @@ class EmbeddedMock:
             self._wait_ready()
         except BaseException:
             self.stop()
+            self._log.close()
             raise
         return self
 

@@ -13,6 +13,12 @@ class MockSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="AUTHLOAD_MOCK_", extra="forbid")
 
+    behaviour: str | None = Field(None, description="behaviour profile file; none: the default")
+    store: str = Field(
+        "memory",
+        pattern=r"^(memory|rediss?://.+)$",
+        description="state store: memory, or redis://host:port/db to share",
+    )
     app_token: str = Field("mock-app-token", min_length=1, description="Gigma `Token` header")
     client_secret: str = Field("mock-client-secret", min_length=1, description="mobile secret")
     population: int = Field(10_000, ge=1, le=10_000_000, description="test accounts")
@@ -30,6 +36,9 @@ class MockSettings(BaseSettings):
     refresh_ttl_s: float = Field(2_592_000.0, gt=0, description="mobile refresh token lifetime")
     reuse_memory_s: float = Field(
         3600.0, ge=0, description="how long a rotated refresh token is remembered as reused"
+    )
+    refresh_grace_s: float = Field(
+        0.0, ge=0, description="a rotated refresh token still works this long (0: dies at once)"
     )
     max_sessions_per_account: int = Field(
         10, ge=1, description="live sessions per account and API; the oldest is evicted"

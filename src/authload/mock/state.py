@@ -27,6 +27,7 @@ class CodeCheck(Enum):
 
 class Rotation(Enum):
     ROTATED = "rotated"
+    GRACE = "grace"  # an already rotated token, still inside the grace window: rotated again
     REUSED = "reused"  # a refresh token that was already rotated away
     UNKNOWN = "unknown"  # never issued, expired, or its session ended
 
@@ -51,6 +52,22 @@ class NewSession:
     refresh_ttl: float | None = None
 
 
+@dataclass(frozen=True)
+class Pair:
+    """A new mobile token pair."""
+
+    access: str
+    refresh: str
+
+
+@dataclass(frozen=True)
+class TokenRules:
+    access_ttl: float
+    refresh_ttl: float
+    reuse_memory: float  # how long a rotated refresh token is remembered
+    grace: float = 0.0  # a rotated refresh token still rotates for this long
+
+
 class Store(Protocol):
     async def put_code(
         self, key: str, code: str, message: str, ttl: float, max_attempts: int
@@ -66,14 +83,13 @@ class Store(Protocol):
     async def close_session(self, api: str, access: str) -> bool: ...
     async def close_all_sessions(self, api: str, account: int) -> int: ...
     async def rotate_refresh(
-        self,
-        old: str,
-        new_access: str,
-        new_refresh: str,
-        access_ttl: float,
-        refresh_ttl: float,
-        reuse_memory: float,
+        self, old: str, new: Pair, rules: TokenRules
     ) -> tuple[Rotation, int | None]: ...
+    async def hit(self, key: str, window_s: float) -> tuple[int, float]: ...
+    async def epoch(self, now: float) -> float: ...
+    async def save_control(self, blob: str) -> int: ...
+    async def control_version(self) -> int: ...
+    async def load_control(self) -> tuple[int, str | None]: ...
     async def reset(self) -> None: ...
 
 
@@ -110,6 +126,8 @@ class MemoryStore:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
+        self._control: tuple[int, str | None] = (0, None)
+        self._epoch: float | None = None
         self.reset_sync()
 
     def reset_sync(self) -> None:
@@ -121,9 +139,12 @@ class MemoryStore:
         self._by_access: dict[tuple[str, str], int] = {}
         self._by_refresh: dict[str, int] = {}
         self._by_account: dict[tuple[str, int], OrderedDict[int, None]] = {}
-        self._rotated: OrderedDict[str, float] = OrderedDict()  # old refresh -> forget at
+        # rotated refresh token -> (forget at, rotated at, session id)
+        self._rotated: OrderedDict[str, tuple[float, float, int]] = OrderedDict()
+        self._hits: dict[str, tuple[int, float]] = {}  # rate-limit key -> (count, resets at)
 
     async def reset(self) -> None:
+        """Forget codes, sessions and rate-limit windows; behaviour and epoch stay."""
         self.reset_sync()
 
     # codes: call-reset passwords and SMS codes, one live code per key
@@ -237,34 +258,65 @@ class MemoryStore:
         return len(sids)
 
     async def rotate_refresh(
-        self,
-        old: str,
-        new_access: str,
-        new_refresh: str,
-        access_ttl: float,
-        refresh_ttl: float,
-        reuse_memory: float,
+        self, old: str, new: Pair, rules: TokenRules
     ) -> tuple[Rotation, int | None]:
         now = self._clock()
+        outcome = Rotation.ROTATED
         sid = self._by_refresh.get(old)
-        session = self._sessions.get(sid) if sid is not None else None
-        if session is None or not session.alive(now):
-            if sid is not None:
-                self._drop(sid)
-            forget_at = self._rotated.get(old)
-            if forget_at is not None and forget_at > now:
+        if sid is None:
+            forget_at, rotated_at, sid = self._rotated.get(old, (0.0, 0.0, -1))
+            if forget_at <= now:
+                return Rotation.UNKNOWN, None
+            if now - rotated_at >= rules.grace or sid not in self._sessions:
                 return Rotation.REUSED, None
+            outcome = Rotation.GRACE
+        session = self._sessions.get(sid)
+        if session is None or not session.alive(now):
+            if session is not None:
+                self._drop(sid)
             return Rotation.UNKNOWN, None
-        del self._by_refresh[old]
+        current = session.refresh
+        assert current is not None
+        del self._by_refresh[current]
         del self._by_access[(session.api, session.access)]
-        if reuse_memory > 0:
-            _drop_expired(self._rotated, now, lambda exp: exp)
-            self._rotated[old] = now + reuse_memory
-        session.access, session.refresh = new_access, new_refresh
-        session.access_expires, session.refresh_expires = now + access_ttl, now + refresh_ttl
-        self._by_access[(session.api, new_access)] = session.sid
-        self._by_refresh[new_refresh] = session.sid
-        return Rotation.ROTATED, session.account
+        memory = max(rules.reuse_memory, rules.grace)
+        if memory > 0:
+            _drop_expired(self._rotated, now, lambda v: v[0])
+            self._rotated[current] = (now + memory, now, sid)
+        session.access, session.refresh = new.access, new.refresh
+        session.access_expires = now + rules.access_ttl
+        session.refresh_expires = now + rules.refresh_ttl
+        self._by_access[(session.api, new.access)] = sid
+        self._by_refresh[new.refresh] = sid
+        return outcome, session.account
+
+    async def hit(self, key: str, window_s: float) -> tuple[int, float]:
+        """Count one event in a fixed window opened by the first; (count, seconds left)."""
+        now = self._clock()
+        count, resets_at = self._hits.get(key, (0, 0.0))
+        if resets_at <= now:
+            count, resets_at = 0, now + window_s
+        self._hits[key] = (count + 1, resets_at)
+        if len(self._hits) > 100_000:
+            self._hits = {k: v for k, v in self._hits.items() if v[1] > now}
+        return count + 1, resets_at - now
+
+    async def epoch(self, now: float) -> float:
+        """The mock's start, shared by every process using this store: the first caller's."""
+        if self._epoch is None:
+            self._epoch = now
+        return self._epoch
+
+    async def save_control(self, blob: str) -> int:
+        version = self._control[0] + 1
+        self._control = (version, blob)
+        return version
+
+    async def control_version(self) -> int:
+        return self._control[0]
+
+    async def load_control(self) -> tuple[int, str | None]:
+        return self._control
 
     def _session_by_access(self, api: str, access: str) -> _Session | None:
         sid = self._by_access.get((api, access))
@@ -296,3 +348,12 @@ def _drop_expired(entries: OrderedDict[str, _V], now: float, expiry: Callable[[_
         if expiry(value) > now:
             return
         del entries[key]
+
+
+def open_store(url: str) -> Store:
+    """The store named by a settings URL: ``memory`` or ``redis://host:port/db``."""
+    if url == "memory":
+        return MemoryStore()
+    from authload.mock.redis_store import RedisStore
+
+    return RedisStore.from_url(url)

@@ -1,0 +1,50 @@
+"""Prometheus metric names, labels and buckets: the one place dashboards and rules rely on.
+
+Client side (Locust processes) uses the ``authload_`` prefix, the mock ``authload_mock_``.
+"""
+
+from __future__ import annotations
+
+# Buckets for auth latencies, 1 ms to 30 s (seconds).
+LATENCY_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.25,
+    0.4,
+    0.6,
+    0.8,
+    1.0,
+    1.5,
+    2.5,
+    4.0,
+    6.0,
+    10.0,
+    15.0,
+    30.0,
+)
+
+ENDPOINT = "endpoint"
+STATUS = "status"
+KIND = "kind"
+API = "api"
+
+# mock side
+MOCK_REQUESTS = "authload_mock_requests"  # counter, exposed as *_total {endpoint, status}
+MOCK_LATENCY = "authload_mock_request_duration_seconds"  # histogram {endpoint}
+MOCK_IN_FLIGHT = "authload_mock_in_flight"  # gauge {endpoint}: being served
+MOCK_QUEUED = "authload_mock_queued"  # gauge {endpoint}: waiting for capacity
+MOCK_SHED = "authload_mock_shed"  # counter {endpoint}: refused with 503 by capacity
+MOCK_RATE_LIMITED = "authload_mock_rate_limited"  # counter {endpoint}: refused with 429
+MOCK_FAULT_ACTIVE = "authload_mock_fault_active"  # gauge {endpoint, kind}: 1 while active
+MOCK_FAULTS_APPLIED = "authload_mock_faults_applied"  # counter {endpoint, kind}
+MOCK_TOKENS_ISSUED = "authload_mock_tokens_issued"  # counter {api}
+MOCK_TOKENS_REVOKED = "authload_mock_tokens_revoked"  # counter {api}
+MOCK_REFRESH_REUSE = "authload_mock_refresh_reuse_refused"  # counter
+MOCK_SESSIONS_EVICTED = "authload_mock_sessions_evicted"  # counter {api}

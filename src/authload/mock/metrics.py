@@ -1,0 +1,133 @@
+"""The mock's Prometheus metrics, on a registry of its own; also the source of /_mock/stats.
+
+With several mock processes (``--workers``), prometheus-client's multiprocess mode sums the
+processes' values, so /metrics and /_mock/stats answer for the whole mock from any process.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from authload import metric_names as names
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+class MockMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            names.MOCK_REQUESTS,
+            "API requests answered, by status",
+            [names.ENDPOINT, names.STATUS],
+            registry=r,
+        )
+        self.latency = Histogram(
+            names.MOCK_LATENCY,
+            "Server-side time from request to reply",
+            [names.ENDPOINT],
+            buckets=names.LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            names.MOCK_IN_FLIGHT,
+            "Requests being served",
+            [names.ENDPOINT],
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.queued = Gauge(
+            names.MOCK_QUEUED,
+            "Requests waiting for capacity",
+            [names.ENDPOINT],
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.shed = Counter(
+            names.MOCK_SHED,
+            "Requests refused with 503 for lack of capacity",
+            [names.ENDPOINT],
+            registry=r,
+        )
+        self.rate_limited = Counter(
+            names.MOCK_RATE_LIMITED, "Requests refused with 429", [names.ENDPOINT], registry=r
+        )
+        self.fault_active = Gauge(
+            names.MOCK_FAULT_ACTIVE,
+            "1 while a fault window is open",
+            [names.ENDPOINT, names.KIND],
+            registry=r,
+            multiprocess_mode="max",
+        )
+        self.faults_applied = Counter(
+            names.MOCK_FAULTS_APPLIED,
+            "Requests a fault hit",
+            [names.ENDPOINT, names.KIND],
+            registry=r,
+        )
+        self.tokens_issued = Counter(
+            names.MOCK_TOKENS_ISSUED, "Sessions opened or refreshed", [names.API], registry=r
+        )
+        self.tokens_revoked = Counter(
+            names.MOCK_TOKENS_REVOKED, "Tokens ended by logout", [names.API], registry=r
+        )
+        self.refresh_reuse = Counter(
+            names.MOCK_REFRESH_REUSE, "Rotated refresh tokens presented again", registry=r
+        )
+        self.sessions_evicted = Counter(
+            names.MOCK_SESSIONS_EVICTED,
+            "Oldest sessions ended by the per-account cap",
+            [names.API],
+            registry=r,
+        )
+        self._answered: dict[tuple[str, int], Any] = {}
+
+    def answered(self, endpoint: str, status: int, seconds: float) -> None:
+        """One API request answered (hot path: label children are cached)."""
+        child = self._answered.get((endpoint, status))
+        if child is None:
+            child = self._answered[(endpoint, status)] = self.requests.labels(endpoint, status)
+        child.inc()
+        self.latency.labels(endpoint).observe(seconds)
+
+    def exposition_registry(self) -> CollectorRegistry:
+        """The registry to expose: all processes' values in multiprocess mode."""
+        directory = os.environ.get(MULTIPROC_ENV)
+        if not directory:
+            return self.registry
+        merged = CollectorRegistry()
+        MultiProcessCollector(merged, path=directory)  # type: ignore[no-untyped-call]
+        return merged
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.exposition_registry())
+
+    def snapshot(self) -> dict[str, Any]:
+        """Counters as plain numbers: requests by endpoint and status, and events."""
+        requests: dict[str, dict[str, int]] = {}
+        events: dict[str, int] = {}
+        prefix = "authload_mock_"
+        for family in self.exposition_registry().collect():
+            for sample in family.samples:
+                if not sample.name.endswith("_total"):
+                    continue
+                if sample.name == names.MOCK_REQUESTS + "_total":
+                    by_status = requests.setdefault(sample.labels[names.ENDPOINT], {})
+                    status = sample.labels[names.STATUS]
+                    by_status[status] = by_status.get(status, 0) + int(sample.value)
+                    continue
+                key = sample.name.removeprefix(prefix).removesuffix("_total")
+                label = sample.labels.get(names.API) or sample.labels.get(names.ENDPOINT)
+                if label:
+                    key = f"{key}.{label}"
+                events[key] = events.get(key, 0) + int(sample.value)
+        return {
+            "requests": {k: dict(sorted(v.items())) for k, v in sorted(requests.items())},
+            "total": sum(n for v in requests.values() for n in v.values()),
+            "events": dict(sorted(events.items())),
+        }
