@@ -115,7 +115,8 @@ faults:
 def test_fault_window_opens_and_closes_on_schedule(tmp_path: Path) -> None:
     profile = """
 faults:
-  - {name: outage, kind: status, status: 503, endpoints: [mobile.esia_url], start_s: 2, duration_s: 10}
+  - {name: outage, kind: status, status: 503, endpoints: [mobile.esia_url],
+     start_s: 2, duration_s: 10}
 """
     with mock_with_profile(tmp_path, profile) as mock, httpx.Client(base_url=mock.url) as c:
         epoch = c.get("/_mock/stats").json()["epoch"]

@@ -69,6 +69,7 @@ class Mock:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
+        await self.store.close()
 
     async def publish(self) -> None:
         """Share an admin change with every process on the same store."""
@@ -76,9 +77,13 @@ class Mock:
         self._show_faults()
 
     async def _tick_forever(self) -> None:
+        ticks = 0
         while True:
             await asyncio.sleep(TICK_S)
+            ticks += 1
             try:
+                if ticks % 10 == 0:
+                    await self.store.keep_alive()
                 version = await self.store.control_version()
                 if version != self._control_version:
                     version, blob = await self.store.load_control()

@@ -90,6 +90,8 @@ class Store(Protocol):
     async def save_control(self, blob: str) -> int: ...
     async def control_version(self) -> int: ...
     async def load_control(self) -> tuple[int, str | None]: ...
+    async def keep_alive(self) -> None: ...
+    async def close(self) -> None: ...
     async def reset(self) -> None: ...
 
 
@@ -223,13 +225,15 @@ class MemoryStore:
             new.refresh,
             refresh_expires,
         )
-        owned = self._by_account.setdefault((new.api, new.account), OrderedDict())
+        key = (new.api, new.account)
+        owned = self._by_account.get(key, OrderedDict())
         for old_sid in [s for s in owned if not self._sessions[s].alive(now)]:
             self._drop(old_sid)
         evicted = 0
         while len(owned) >= max_per_account:
             self._drop(next(iter(owned)))
             evicted += 1
+        owned = self._by_account.setdefault(key, owned)  # dropping the last one removed it
         self._sessions[sid] = session
         self._by_access[(new.api, new.access)] = sid
         if new.refresh is not None:
@@ -317,6 +321,12 @@ class MemoryStore:
 
     async def load_control(self) -> tuple[int, str | None]:
         return self._control
+
+    async def keep_alive(self) -> None:
+        """Nothing to renew: this store lives and dies with its process."""
+
+    async def close(self) -> None:
+        """Nothing to close."""
 
     def _session_by_access(self, api: str, access: str) -> _Session | None:
         sid = self._by_access.get((api, access))
