@@ -12,6 +12,8 @@ import pytest
 from authload.control import MockControl
 from authload.mock.server import EmbeddedMock
 
+pytest_plugins = ["tests.redis_server"]
+
 APP_TOKEN = "mock-app-token"
 CLIENT_SECRET = "mock-client-secret"
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -12,7 +16,6 @@ import pytest
 
 from authload.mock.server import EmbeddedMock
 from tests.conftest import APP_TOKEN, CLIENT_SECRET
-from tests.redis_server import redis_url  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +26,7 @@ ESIA_URL = "/v2/mobile/users/esia/auth/url"
 
 @pytest.fixture(scope="module")
 def pair(
-    redis_url: str,  # noqa: F811
+    redis_url: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[httpx.Client, httpx.Client]]:
     """Clients of processes A and B on the same store, with no added latency."""
@@ -142,3 +145,61 @@ def test_a_fault_posted_on_one_process_is_seen_by_the_other(
     finally:
         b.delete("/_mock/faults").raise_for_status()
     _status_within(a, ESIA_URL, 200, 0.5)
+
+
+def test_workers_share_one_port_state_and_counters(redis_url: str, tmp_path: Path) -> None:
+    """`authload mock --workers 2`: any process answers, all of them count."""
+    profile = tmp_path / "none.yaml"
+    profile.write_text("{}\n", encoding="utf-8")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cmd = [
+        sys.executable,
+        "-m",
+        "authload",
+        "mock",
+        "--port",
+        str(port),
+        "--workers",
+        "2",
+        "--store",
+        redis_url + "/1",
+        "--behaviour",
+        str(profile),
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5.0) as c:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if c.get("/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline, "workers did not come up"
+                    time.sleep(0.1)
+            before = c.get("/_mock/stats").json()["requests"].get("mobile.esia_url", {})
+            for _ in range(200):  # a new connection each: the kernel spreads them
+                assert httpx.get(f"http://127.0.0.1:{port}{ESIA_URL}").status_code == 200
+            after = c.get("/_mock/stats").json()["requests"]["mobile.esia_url"]
+            metrics = c.get("/metrics").text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+    assert after["200"] - before.get("200", 0) == 200
+    assert (
+        f'authload_mock_requests_total{{endpoint="mobile.esia_url",status="200"}} {after["200"]}.0'
+        in metrics
+    )
+
+
+def test_workers_need_a_shared_store() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "authload", "mock", "--workers", "2"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "--workers 2 needs a shared store" in result.stderr

@@ -25,7 +25,6 @@ from authload.mock.state import (
     Store,
     TokenRules,
 )
-from tests.redis_server import redis_url  # noqa: F401 - the fixture
 
 T = TypeVar("T")
 Body = Callable[[Store, Store], Awaitable[None]]
@@ -383,7 +382,7 @@ async def test_reset_forgets_state_but_keeps_epoch_and_control(a: Store, b: Stor
     assert await a.load_control() == (1, "{}")
 
 
-def test_redis_reset_touches_only_its_prefix(redis_url: str) -> None:  # noqa: F811
+def test_redis_reset_touches_only_its_prefix(redis_url: str) -> None:
     async def main() -> None:
         mine, theirs = (
             RedisStore.from_url(redis_url, f"test:{uuid.uuid4().hex}:") for _ in range(2)
