@@ -8,7 +8,6 @@ instant in every process of a scaled-out mock.
 from __future__ import annotations
 
 import asyncio
-import math
 import random
 import time
 from collections import deque
@@ -17,20 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from authload.contracts import ENDPOINTS
-from authload.mock.profile import Capacity, Fault, Fixed, LogNormal, Profile, Uniform
+from authload.distributions import sample_ms
+from authload.mock.profile import Capacity, Fault, Profile
 
 MAX_FAULT_RECORDS = 1000
-
-
-def sample_ms(spec: Fixed | Uniform | LogNormal | None, rng: random.Random) -> float:
-    if spec is None:
-        return 0.0
-    if isinstance(spec, Fixed):
-        return spec.ms
-    if isinstance(spec, Uniform):
-        return rng.uniform(spec.min_ms, spec.max_ms)
-    draw = spec.median_ms * math.exp(spec.sigma * rng.gauss(0.0, 1.0))
-    return min(draw, spec.max_ms) if spec.max_ms is not None else draw
 
 
 class Shed(Exception):

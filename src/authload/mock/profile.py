@@ -6,7 +6,6 @@ The field-by-field reference is the README's "Behaviour profile" section and the
 
 from __future__ import annotations
 
-import math
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -22,6 +21,7 @@ from pydantic import (
 )
 
 from authload.contracts import ENDPOINTS
+from authload.distributions import Distribution
 from authload.errors import ProfileError
 
 
@@ -42,50 +42,10 @@ def _fault_scope(name: str) -> str:
 EndpointName = Annotated[str, AfterValidator(_known_endpoint)]
 LatencyKey = Annotated[str, AfterValidator(_latency_key)]
 FaultScope = Annotated[str, AfterValidator(_fault_scope)]
-Z99 = 2.3263478740408408  # standard normal quantile at 0.99
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Fixed(_Strict):
-    dist: Literal["fixed"]
-    ms: float = Field(ge=0)
-
-
-class Uniform(_Strict):
-    dist: Literal["uniform"]
-    min_ms: float = Field(ge=0)
-    max_ms: float = Field(ge=0)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Uniform:
-        if self.max_ms < self.min_ms:
-            raise ValueError("max_ms must be >= min_ms")
-        return self
-
-
-class LogNormal(_Strict):
-    """Given by its median and 99th percentile, as latencies are usually described."""
-
-    dist: Literal["lognormal"]
-    median_ms: float = Field(gt=0)
-    p99_ms: float = Field(gt=0)
-    max_ms: float | None = Field(None, gt=0, description="cap on a single draw")
-
-    @model_validator(mode="after")
-    def _ordered(self) -> LogNormal:
-        if self.p99_ms < self.median_ms:
-            raise ValueError("p99_ms must be >= median_ms")
-        return self
-
-    @property
-    def sigma(self) -> float:
-        return math.log(self.p99_ms / self.median_ms) / Z99
-
-
-Latency = Annotated[Fixed | Uniform | LogNormal, Field(discriminator="dist")]
 
 
 class Capacity(_Strict):
@@ -141,12 +101,12 @@ class RateLimits(_Strict):
 
 
 class Profile(_Strict):
-    latency: dict[LatencyKey, Latency] = Field(default_factory=dict)
+    latency: dict[LatencyKey, Distribution] = Field(default_factory=dict)
     capacity: CapacityConfig = Field(default_factory=CapacityConfig)
     faults: list[Fault] = Field(default_factory=list)
     rate_limits: RateLimits = Field(default_factory=RateLimits)
 
-    def latency_for(self, endpoint: str) -> Fixed | Uniform | LogNormal | None:
+    def latency_for(self, endpoint: str) -> Distribution | None:
         return self.latency.get(endpoint) or self.latency.get("default")
 
 
