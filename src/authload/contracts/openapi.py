@@ -53,7 +53,7 @@ def _operation(e: Endpoint) -> dict[str, Any]:
     }
     if e.request is not None:
         op["requestBody"] = {
-            "required": True,
+            "required": any(f.is_required() for f in e.request.model_fields.values()),
             "content": {"application/json": {"schema": _ref(e.request)}},
         }
     security: dict[str, list[str]] = {}

@@ -184,7 +184,11 @@ class MockApp:
         style = ErrorStyle.PLAIN_TEXT if path.startswith("/v2/") else ErrorStyle.JSON_MESSAGE
         allowed = self.methods.get(path)
         error = (
-            ApiError(405, f"Method {method} not allowed; use {', '.join(allowed)}.")
+            ApiError(
+                405,
+                f"Method {method} not allowed; use {', '.join(allowed)}.",
+                headers=[(b"allow", ", ".join(allowed).encode())],
+            )
             if allowed
             else ApiError(404, f"No route for {method} {path}.")
         )

@@ -53,12 +53,14 @@ class ApiError(Exception):
         message: str,
         fields: dict[str, list[str]] | None = None,
         retry_after_s: int | None = None,
+        headers: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.fields = fields
         self.retry_after_s = retry_after_s
+        self.headers = headers or []
 
 
 def json_reply(data: Any, status: int = 200) -> Reply:
@@ -83,6 +85,7 @@ def render_error(error: ApiError, style: ErrorStyle) -> Reply:
         if error.fields is not None:
             body["errors"] = error.fields
         reply = json_reply(body, error.status)
+    reply.headers.extend(error.headers)
     if error.retry_after_s is not None:
         reply.headers.append((b"retry-after", str(error.retry_after_s).encode()))
     return reply
@@ -99,7 +102,8 @@ def parse_body(model: type[M], body: bytes, validation_status: int) -> M:
 def _validation_error(exc: ValidationError, status: int) -> ApiError:
     errors = exc.errors(include_input=False, include_url=False)
     if any(e["type"] == "json_invalid" for e in errors):
-        return ApiError(400, "Malformed JSON body: send a JSON object encoded in UTF-8")
+        message = "Malformed JSON body: send a JSON object encoded in UTF-8."
+        return ApiError(status, message, {"body": [message]})
     fields: dict[str, list[str]] = {}
     for e in errors:
         name = ".".join(str(p) for p in e["loc"]) or "body"
