@@ -38,6 +38,27 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("openapi", help="print the mock's OpenAPI document")
 
+    run = sub.add_parser("run", help="run a scenario, write a run directory, print the verdict")
+    run.add_argument("scenario", help="scenario YAML file")
+    run.add_argument(
+        "--target", help="mock, beta or a name from --targets (default: the scenario's)"
+    )
+    run.add_argument("--targets", metavar="FILE", help="YAML file of named targets")
+    run.add_argument("--out", default="runs", help="where run directories go (default runs/)")
+    run.add_argument("--processes", type=int, default=1, help="Locust worker processes")
+    run.add_argument(
+        "--duration",
+        type=float,
+        metavar="SECONDS",
+        help="stretch or cut the scenario to this length (soaks)",
+    )
+    run.add_argument(
+        "--confirm", action="store_true", help="send real traffic to a shared (non-mock) target"
+    )
+
+    validate = sub.add_parser("validate", help="check scenario files without running them")
+    validate.add_argument("scenarios", nargs="+", metavar="SCENARIO")
+
     smoke = sub.add_parser("smoke", help="drive every endpoint once on a mock, check contracts")
     smoke.add_argument("--url", help="a running mock (default: start an embedded one)")
     smoke.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -56,6 +77,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_PASS
         if args.command == "smoke":
             return _smoke(args)
+        if args.command == "run":
+            return _run(args)
+        if args.command == "validate":
+            return _validate(args)
     except AuthloadError as exc:
         print(f"authload: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -142,3 +167,58 @@ def _smoke(args: argparse.Namespace) -> int:
             f"({sum(s.ok for s in steps)}/{len(ENDPOINTS)} endpoints match their contract)"
         )
     return EXIT_PASS if passed else EXIT_FAIL
+
+
+def _run(args: argparse.Namespace) -> int:
+    from authload.runner import run
+
+    result = run(
+        args.scenario,
+        target_name=args.target,
+        out=args.out,
+        processes=args.processes,
+        duration_s=args.duration,
+        confirm=args.confirm,
+        targets_file=args.targets,
+    )
+    summary = result.summary
+    print(f"run directory: {result.run_dir}")
+    print(
+        f"{'endpoint':<22} {'count':>7} {'rps':>7} {'p50 ms':>8} {'p95 ms':>8} "
+        f"{'p99 ms':>8} {'errors':>7}"
+    )
+    for name, row in summary["endpoints"].items():
+        print(
+            f"{name:<22} {row['count']:>7} {_ms(row['rate_per_s'], 7)} {_ms(row['p50'])} "
+            f"{_ms(row['p95'])} {_ms(row['p99'])} {row['error_rate']:>7.2%}"
+        )
+    for slo in summary["slos"]:
+        mark = "ok  " if slo["passed"] else "FAIL"
+        value = "no data" if slo["value"] is None else f"{slo['value']:.4g}"
+        print(f"SLO {mark} {slo['slo']}  (measured {value})")
+    if not summary["reconciliation"]["match"]:
+        print("counts do not reconcile: see summary.json 'reconciliation'")
+    print(f"verdict: {result.verdict.upper()}")
+    return result.exit_code
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from authload.errors import ScenarioError
+    from authload.scenario import load_scenario
+
+    failed = 0
+    for path in args.scenarios:
+        try:
+            scenario = load_scenario(path)
+        except ScenarioError as exc:
+            failed += 1
+            print(exc, file=sys.stderr)
+            continue
+        print(
+            f"{path}: ok ({scenario.name}, {scenario.duration_s:g} s, {scenario.load.model} model)"
+        )
+    return EXIT_INPUT if failed else EXIT_PASS
+
+
+def _ms(value: float | None, width: int = 8) -> str:
+    return "-".rjust(width) if value is None else f"{value:>{width}.1f}"

@@ -1,0 +1,61 @@
+"""Per-endpoint statistics from the raw records: exact percentiles, never averaged."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from authload.results import read_records
+
+PERCENTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99, "p99.9": 0.999}
+
+
+def load_records(run_dir: Path) -> pd.DataFrame:
+    frame: pd.DataFrame = read_records(run_dir).to_pandas()
+    return frame
+
+
+def percentile(values: pd.Series | np.ndarray, q: float) -> float:
+    """Nearest-rank percentile (the smallest value with at least q of the values at or below
+    it), as HdrHistogram and most load tools report; NaN for no values."""
+    array = np.asarray(values, dtype=float)
+    if array.size == 0:
+        return float("nan")
+    return float(np.quantile(array, q, method="inverted_cdf"))
+
+
+def _one(group: pd.DataFrame, duration_s: float) -> dict[str, Any]:
+    answered = group.loc[group["status"] > 0, "latency_ms"]
+    statuses = group["status"].value_counts().sort_index()
+    errors = group["error"].value_counts()
+    count = len(group)
+    row: dict[str, Any] = {
+        "count": count,
+        "rate_per_s": count / duration_s if duration_s > 0 else float("nan"),
+        **{name: percentile(answered, q) for name, q in PERCENTILES.items()},
+        "max": float(answered.max()) if len(answered) else float("nan"),
+        "mean": float(answered.mean()) if len(answered) else float("nan"),
+        "error_rate": float(group["error"].notna().mean()) if count else 0.0,
+        "errors": {str(k): int(v) for k, v in errors.items()},
+        "statuses": {str(k): int(v) for k, v in statuses.items()},
+        "retries": int((group["attempt"] > 1).sum()),
+    }
+    return row
+
+
+def endpoint_summary(records: pd.DataFrame, duration_s: float) -> dict[str, dict[str, Any]]:
+    """Per endpoint and over all (``*``): count, rate, percentiles (ms, answered requests;
+    None when nothing was answered), error rate, errors by kind, statuses, retries."""
+    summary = {
+        str(name): _one(group, duration_s) for name, group in records.groupby("endpoint", sort=True)
+    }
+    summary["*"] = _one(records, duration_s)
+    return {name: {k: _none_if_nan(v) for k, v in row.items()} for name, row in summary.items()}
+
+
+def _none_if_nan(value: Any) -> Any:
+    return None if isinstance(value, float) and math.isnan(value) else value

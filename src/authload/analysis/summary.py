@@ -1,0 +1,97 @@
+"""The run's summary.json: per-endpoint figures, SLO results, flow outcomes, the count
+reconciliation (records, Locust, mock) and the verdict."""
+
+from __future__ import annotations
+
+import math
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from authload.analysis.slo import evaluate_slos
+from authload.analysis.stats import endpoint_summary, load_records
+from authload.results import LOCUST_COUNTS_FILE, read_events, read_json
+from authload.scenario import Scenario
+
+
+def summarize(run_dir: Path, scenario: Scenario, status: str) -> dict[str, Any]:
+    records = load_records(run_dir)
+    span = _span_s(records)
+    slos = evaluate_slos(scenario.slos, records, span)
+    if status in ("aborted", "error"):
+        verdict = status
+    elif len(records) == 0:
+        verdict = "error"
+    else:
+        verdict = "pass" if all(s.passed for s in slos) else "fail"
+    return {
+        "scenario": scenario.name,
+        "status": status,
+        "verdict": verdict,
+        "duration_s": span,
+        "requests": len(records),
+        "endpoints": endpoint_summary(records, span),
+        "slos": [{**vars(s), "value": None if math.isnan(s.value) else s.value} for s in slos],
+        "outcomes": _outcomes(run_dir),
+        "reconciliation": reconcile(run_dir, records),
+    }
+
+
+def _span_s(records: pd.DataFrame) -> float:
+    if records.empty:
+        return 0.0
+    end = (records["t"] + records["latency_ms"] / 1000.0).max()
+    return float(end - records["t"].min())
+
+
+def _outcomes(run_dir: Path) -> dict[str, int]:
+    total: Counter[str] = Counter()
+    for event in read_events(run_dir):
+        if event.get("kind") == "outcomes":
+            total.update(event["counts"])
+    return dict(sorted(total.items()))
+
+
+def reconcile(run_dir: Path, records: pd.DataFrame) -> dict[str, Any]:
+    """Request counts per endpoint as the records, Locust and (on the mock) the mock saw them.
+
+    Records and Locust count every attempt; the mock counts the requests it answered, so it is
+    compared with the records that got an HTTP status.
+    """
+    recorded = {str(k): int(v) for k, v in records.groupby("endpoint").size().items()}
+    answered = {
+        str(k): int(v) for k, v in records[records["status"] > 0].groupby("endpoint").size().items()
+    }
+    locust = _locust_counts(run_dir / LOCUST_COUNTS_FILE)
+    mock = _mock_counts(run_dir / "mock_stats.json")
+    rows = {}
+    for name in sorted(set(recorded) | set(locust) | set(mock or {})):
+        row = {
+            "records": int(recorded.get(name, 0)),
+            "locust": locust.get(name),
+            "answered": int(answered.get(name, 0)),
+        }
+        if mock is not None:
+            row["mock"] = mock.get(name, 0)
+        row["match"] = row["locust"] == row["records"] and (
+            mock is None or row["mock"] == row["answered"]
+        )
+        rows[name] = row
+    return {"endpoints": rows, "match": all(r["match"] for r in rows.values())}
+
+
+def _locust_counts(path: Path) -> dict[str, int]:
+    if not path.is_file():
+        return {}
+    counts: dict[str, int] = read_json(path)
+    return counts
+
+
+def _mock_counts(path: Path) -> dict[str, int] | None:
+    if not path.is_file():
+        return None
+    stats = json.loads(path.read_text(encoding="utf-8"))
+    return {name: sum(by_status.values()) for name, by_status in stats["requests"].items()}

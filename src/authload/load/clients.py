@@ -1,0 +1,166 @@
+"""Typed calls of every endpoint on Locust's HTTP session, each answer checked against its
+contract. One call is one logical operation; each of its attempts is one HTTP request, which
+Locust reports (and the recorder records) with the flow, operation and attempt number."""
+
+from __future__ import annotations
+
+import itertools
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from locust.contrib.fasthttp import FastHttpSession
+from pydantic import ValidationError
+
+from authload.contracts import ENDPOINTS, Contract
+from authload.load.retry import CallError, RetryPolicy
+
+OK = frozenset({200})
+
+
+@dataclass(frozen=True)
+class TargetAccess:
+    """What a client needs to speak to a target (secrets stay in memory, never on disk)."""
+
+    gigma_url: str
+    mobile_url: str
+    app_token: str
+    client_secret: str
+
+
+@dataclass
+class FlowContext:
+    """The journey an operation belongs to (recorded with every attempt)."""
+
+    flow: str
+    flow_id: str
+    t_intended: float | None = None  # open model: when the journey was due to start
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: Contract | None  # the parsed contract model of a 200, else None
+    text: str = ""  # the error message of a non-200 (plain text or Gigma's "message")
+
+
+class AuthClient:
+    def __init__(
+        self,
+        session: FastHttpSession,
+        access: TargetAccess,
+        policy: RetryPolicy,
+        ops: Iterator[int] | None = None,
+    ) -> None:
+        self.session = session
+        self.access = access
+        self.policy = policy
+        self._ops = ops if ops is not None else itertools.count(1)
+
+    def call(
+        self,
+        name: str,
+        ctx: FlowContext,
+        body: dict[str, Any] | None = None,
+        bearer: str | None = None,
+        expect: frozenset[int] = OK,
+    ) -> Answer:
+        """One logical operation, retried by the policy; statuses in ``expect`` are answers,
+        anything else raises CallError once the policy gives up."""
+        op_id = next(self._ops)
+        return self.policy.run(
+            lambda attempt: self._attempt(name, ctx, body, bearer, expect, op_id, attempt)
+        )
+
+    def _attempt(
+        self,
+        name: str,
+        ctx: FlowContext,
+        body: dict[str, Any] | None,
+        bearer: str | None,
+        expect: frozenset[int],
+        op_id: int,
+        attempt: int,
+    ) -> Answer:
+        endpoint = ENDPOINTS[name]
+        base = self.access.gigma_url if endpoint.api.name == "gigma" else self.access.mobile_url
+        headers = {"Token": self.access.app_token} if endpoint.api.app_header else {}
+        if bearer is not None:
+            headers["Authorization"] = f"Bearer {bearer}"
+        context: dict[str, Any] = {
+            "flow": ctx.flow,
+            "flow_id": ctx.flow_id,
+            "op_id": op_id,
+            "attempt": attempt,
+            "t_intended": ctx.t_intended,
+        }
+        with self.session.request(
+            endpoint.method,
+            base + endpoint.path,
+            name=name,
+            json=body,
+            headers=headers,
+            catch_response=True,
+            context=context,
+        ) as response:
+            status = int(response.status_code or 0)
+            retry_after = _retry_after(response.headers.get("Retry-After") if status else None)
+            kind, parsed = _outcome(name, status, response, expect)
+            if kind is None:
+                response.success()
+            else:
+                context["error"] = kind
+                response.failure(f"{name}: {kind} (status {status})")
+        if kind is not None:
+            raise CallError(kind, status, retry_after)
+        return Answer(status, parsed, "" if status == 200 else _message(response))
+
+
+def _outcome(
+    name: str, status: int, response: Any, expect: frozenset[int]
+) -> tuple[str | None, Contract | None]:
+    """The error kind of an answer (None when it is one of ``expect``), and its parsed body."""
+    if status == 0:
+        return classify_exception(getattr(response, "error", None)), None
+    if status not in expect:
+        return "http", None
+    if status != 200:
+        return None, None
+    try:
+        return None, ENDPOINTS[name].parse_response(response.content or b"")
+    except (ValidationError, ValueError, UnicodeDecodeError):
+        return "contract", None
+
+
+def classify_exception(exc: BaseException | None) -> str:
+    """The error kind of a request that got no HTTP answer."""
+    text = str(exc).lower()
+    if isinstance(exc, socket.timeout | TimeoutError) or "timed out" in text or "timeout" in text:
+        return "timeout"
+    if isinstance(exc, ConnectionRefusedError) or "refused" in text:
+        return "connect"
+    if isinstance(exc, ConnectionResetError | BrokenPipeError) or "reset" in text:
+        return "reset"
+    if isinstance(exc, OSError) and "connect" in text:
+        return "connect"
+    return "reset"
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
+
+
+def _message(response: Any) -> str:
+    text = (response.text or "")[:500]
+    if text.startswith("{"):
+        try:
+            import json
+
+            return str(json.loads(text).get("message", text))
+        except ValueError:
+            return text
+    return text

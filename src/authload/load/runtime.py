@@ -1,0 +1,91 @@
+"""What one Locust process needs to run journeys: the run's configuration, read once at
+start, and the state its users share (accounts, codes, retry budget, sessions, outcomes)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import random
+from typing import Any
+
+from locust.env import Environment
+
+from authload.load.accounts import CodeSource, ConfiguredCodes, MockInbox
+from authload.load.clients import AuthClient, FlowContext, TargetAccess
+from authload.load.flows import Journey, SharedState
+from authload.load.retry import AdaptiveThrottle, RetryBudget, RetryPolicy
+from authload.runconfig import APP_TOKEN_ENV, CLIENT_SECRET_ENV, RunConfig, TestAccount
+
+
+class Runtime:
+    """Per-process: built on Locust's init event, used by every user of the process."""
+
+    def __init__(self, config: RunConfig, environment: Environment) -> None:
+        self.config = config
+        self.scenario = config.scenario
+        self.environment = environment
+        self.access = TargetAccess(
+            config.gigma_url,
+            config.mobile_url,
+            os.environ.get(APP_TOKEN_ENV, ""),
+            os.environ.get(CLIENT_SECRET_ENV, ""),
+        )
+        inbox = MockInbox(config.mock_url) if config.mock_url else None
+        self.codes: CodeSource = inbox if inbox is not None else ConfiguredCodes()
+        accounts = self.scenario.accounts
+        self.accounts = (
+            inbox.accounts(accounts.count, accounts.offset)
+            if inbox is not None
+            else config.accounts
+        )
+        if not self.accounts:
+            raise RuntimeError("no test accounts for this target")
+        self.state = SharedState()
+        self.rng = random.Random(f"{self.scenario.seed}:{os.getpid()}")
+        retry = self.scenario.retry
+        self.policy = RetryPolicy(
+            retry, RetryBudget(retry.budget_ratio), AdaptiveThrottle(retry.k), self.rng
+        )
+        self.ops = itertools.count(1)
+        self._journeys = itertools.count(1)
+        self._next_account = itertools.count()
+
+    @property
+    def worker(self) -> str:
+        runner = self.environment.runner
+        index = getattr(runner, "worker_index", 0) if runner is not None else 0
+        return f"w{index}"
+
+    def share(self) -> tuple[int, int]:
+        """(this process's index, number of processes) for dividing events and accounts."""
+        runner = self.environment.runner
+        index = getattr(runner, "worker_index", 0) if runner is not None else 0
+        return index, max(self.config.processes, index + 1)
+
+    def next_account(self) -> TestAccount:
+        """Accounts in turn over this process's slice, so processes never share an account."""
+        index, count = self.share()
+        mine = self.accounts[index::count] or self.accounts
+        return mine[next(self._next_account) % len(mine)]
+
+    def client(self, session: Any) -> AuthClient:
+        return AuthClient(session, self.access, self.policy, self.ops)
+
+    def journey(
+        self,
+        client: AuthClient,
+        flow: str,
+        account: TestAccount | None = None,
+        t_intended: float | None = None,
+    ) -> Journey:
+        ctx = FlowContext(flow, f"{self.worker}-{next(self._journeys)}", t_intended)
+        return Journey(
+            client,
+            self.codes,
+            account or self.next_account(),
+            self.scenario,
+            self.state,
+            ctx,
+            self.rng,
+            self.access.client_secret,
+        )

@@ -1,0 +1,126 @@
+"""Timed events of a scenario: refresh storms and mass logouts, each process doing its share.
+
+Both are open model: the requests go out on schedule whatever the answers take, each in its
+own greenlet, with its intended start recorded.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import gevent
+from locust.contrib.fasthttp import FastHttpSession
+
+from authload.load.flows import (
+    LOGOUT,
+    FlowFailed,
+    GigmaSession,
+    MobileSession,
+    gigma_login,
+    refresh,
+)
+from authload.load.runtime import Runtime
+from authload.results import append_event
+from authload.scenario import MassLogout, RefreshStorm
+
+
+def run_timed_events(rt: Runtime, started: float) -> None:
+    """Sleep until each event is due, then run this process's share of it."""
+    session = FastHttpSession(
+        base_url="http://127.0.0.1",
+        request_event=rt.environment.events.request,
+        user=None,
+        network_timeout=rt.scenario.request_timeout_s,
+        connection_timeout=rt.scenario.request_timeout_s,
+        max_retries=0,
+    )
+    client = rt.client(session)
+    for event in sorted(rt.scenario.events, key=lambda e: e.at_s):
+        gevent.sleep(max(0.0, started + event.at_s - time.time()))
+        if isinstance(event, RefreshStorm):
+            refresh_storm(rt, client, event)
+        else:
+            mass_logout(rt, client, event)
+
+
+def _note(rt: Runtime, kind: str, **fields: Any) -> None:
+    append_event(rt.config.run_dir, {"t": time.time(), "kind": kind, "worker": rt.worker, **fields})
+
+
+def refresh_storm(rt: Runtime, client: Any, event: RefreshStorm) -> None:
+    _, processes = rt.share()
+    wanted = math.ceil(event.sessions / processes)
+    pool = rt.state.idle_mobile
+    sessions = [pool.popleft() for _ in range(min(wanted, len(pool)))]
+    _note(
+        rt,
+        "refresh_storm_start",
+        at_s=event.at_s,
+        sessions=len(sessions),
+        wanted=wanted,
+        window_s=event.window_s,
+    )
+    if len(sessions) < wanted:
+        rt.state.outcomes["storm:sessions_short"] += wanted - len(sessions)
+    t0 = time.time()
+    step = event.window_s / max(1, len(sessions))
+    greenlets = [
+        gevent.spawn_later(i * step, _storm_refresh, rt, client, s, t0 + i * step)
+        for i, s in enumerate(sessions)
+    ]
+    gevent.joinall(greenlets)
+    _note(rt, "refresh_storm_end", at_s=event.at_s, sessions=len(sessions))
+
+
+def _storm_refresh(rt: Runtime, client: Any, session: MobileSession, due: float) -> None:
+    j = rt.journey(client, "refresh_storm", session.account, t_intended=due)
+    try:
+        token, lost = refresh(j, session.refresh_token)
+    except FlowFailed as failed:
+        rt.state.outcomes[f"refresh_storm:{failed.outcome}"] += 1
+        return
+    if lost is not None:
+        rt.state.outcomes[f"refresh_storm:{lost}"] += 1
+        return
+    rt.state.outcomes["refresh_storm:completed"] += 1
+    rt.state.idle_mobile.append(MobileSession(session.account, token))
+
+
+def mass_logout(rt: Runtime, client: Any, event: MassLogout) -> None:
+    live = [s for s in rt.state.gigma.values() if s.revoked_at is None]
+    chosen = rt.rng.sample(live, k=round(len(live) * event.share)) if live else []
+    now = time.time()
+    for session in chosen:
+        session.revoked_at = now
+    _note(rt, "mass_logout", at_s=event.at_s, counterparties=len(chosen), live=len(live))
+    gevent.joinall([gevent.spawn(_logout_everywhere, rt, client, s, event) for s in chosen])
+
+
+def _logout_everywhere(rt: Runtime, client: Any, session: GigmaSession, event: MassLogout) -> None:
+    """Logout from all devices; the other devices must be refused from then on; later the
+    user notices and logs in again."""
+    j = rt.journey(client, "mass_logout", session.account)
+    outcomes = rt.state.outcomes
+    try:
+        j.call("gigma.logout", {"from_all_devices": True}, bearer=session.tokens[0], expect=LOGOUT)
+        logged_out = time.time()
+        for token in session.tokens[1:]:
+            if (
+                j.call(
+                    "gigma.logout", {"from_all_devices": False}, bearer=token, expect=LOGOUT
+                ).status
+                == 200
+            ):
+                outcomes["mass_logout:revoked_token_accepted"] += 1
+                _note(rt, "revoked_token_accepted", after_s=time.time() - logged_out)
+            else:
+                outcomes["mass_logout:revoked_token_refused"] += 1
+        j.wait(event.relogin_delay)
+        relogin = rt.journey(client, "relogin", session.account)
+        token = gigma_login(relogin)
+        relogin.call("gigma.logout", {"from_all_devices": False}, bearer=token)
+        outcomes["relogin:completed"] += 1
+    except FlowFailed as failed:
+        outcomes[f"mass_logout:{failed.outcome}"] += 1

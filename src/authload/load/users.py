@@ -1,0 +1,108 @@
+"""Locust user classes: one per journey (closed model) and the open-model dispatcher."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import gevent
+from gevent.pool import Pool
+from locust import FastHttpUser, task
+
+from authload.distributions import sample_ms
+from authload.load.flows import run_journey
+from authload.load.runtime import Runtime
+from authload.load.shapes import open_rate
+
+RUNTIME: dict[str, Runtime] = {}  # "current": the process's runtime, set on Locust's init
+
+
+def runtime() -> Runtime:
+    return RUNTIME["current"]
+
+
+class JourneyUser(FastHttpUser):
+    """Closed model: a person doing one journey after another, with think time between."""
+
+    abstract = True
+    flow: ClassVar[str] = ""
+    host = "http://127.0.0.1"  # every call uses the target's absolute URLs
+    connection_timeout = 10.0
+    network_timeout = 10.0
+    max_retries = 0  # retries are the scenario's policy, never hidden in the HTTP client
+
+    def __init__(self, environment: Any) -> None:
+        super().__init__(environment)
+        rt = runtime()
+        self.network_timeout = self.connection_timeout = rt.scenario.request_timeout_s
+        self.api = rt.client(self.client)
+
+    def wait_time(self) -> float:
+        rt = runtime()
+        return sample_ms(rt.scenario.think_time, rt.rng) / 1000.0
+
+    @task
+    def journey(self) -> None:
+        rt = runtime()
+        run_journey(self.flow, rt.journey(self.api, self.flow))
+
+
+def journey_users(mix: Mapping[Any, float]) -> list[type[JourneyUser]]:
+    """A user class per flow of the mix, weighted as the scenario says."""
+    classes = []
+    for flow, weight in mix.items():
+        if weight > 0:
+            name = "".join(p.title() for p in flow.split("_")) + "User"
+            classes.append(
+                type(name, (JourneyUser,), {"flow": flow, "weight": weight, "abstract": False})
+            )
+    return classes
+
+
+class ArrivalUser(FastHttpUser):
+    """Open model: starts journeys on the arrival schedule whatever the latency.
+
+    One per process; it takes this process's share of the scenario's rate. Journeys run in a
+    pool of ``max_in_flight`` greenlets; an arrival finding the pool full is dropped and
+    counted (``dropped_arrivals``), never delayed, so coordinated omission cannot hide queueing.
+    Every journey carries its intended start time into the records.
+    """
+
+    abstract = True
+    host = "http://127.0.0.1"
+    max_retries = 0
+
+    def __init__(self, environment: Any) -> None:
+        super().__init__(environment)
+        rt = runtime()
+        self.network_timeout = self.connection_timeout = rt.scenario.request_timeout_s
+        self.api = rt.client(self.client)
+        self.pool = Pool(rt.scenario.load.max_in_flight)
+
+    @task
+    def dispatch(self) -> None:
+        rt = runtime()
+        flows = [f for f, w in rt.scenario.mix.items() if w > 0]
+        weights = [rt.scenario.mix[f] for f in flows]
+        _, processes = rt.share()
+        start = time.time()
+        due = start
+        while True:
+            total = open_rate(rt.scenario.load, due - start)
+            if total is None:
+                break
+            rate = total / processes
+            if rate == 0:
+                due += 0.1
+                gevent.sleep(max(0.0, due - time.time()))
+                continue
+            due += 1.0 / rate
+            gevent.sleep(max(0.0, due - time.time()))
+            flow = rt.rng.choices(flows, weights=weights)[0]
+            if self.pool.full():
+                rt.state.outcomes["dropped_arrivals"] += 1
+                continue
+            self.pool.spawn(run_journey, flow, rt.journey(self.api, flow, t_intended=due))
+        self.pool.join(timeout=rt.scenario.request_timeout_s)
+        self.stop()

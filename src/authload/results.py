@@ -1,0 +1,292 @@
+"""Run directory records: the request schema, spool merging, JSON and event files.
+
+A run directory holds ``manifest.json``, ``requests.parquet``, ``events.jsonl`` and
+``summary.json``. While a run is going, each Locust process appends its requests to its own
+Arrow IPC stream under ``records/`` (see :mod:`authload.load.recorder`);
+:func:`finalize_records` merges them into one Parquet file, batch by batch, so memory stays
+bounded however long the run was. This module imports pyarrow only: it is shared by the
+recorder (writing) and the analysis layer (reading).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow.ipc as ipc  # type: ignore[import-untyped]
+import pyarrow.parquet as pq  # type: ignore[import-untyped]
+
+from authload.errors import ResultsError
+
+__all__ = [
+    "ERROR_KINDS",
+    "EVENTS_FILE",
+    "MANIFEST_FILE",
+    "RECORDS_DIR",
+    "RECORDS_FILE",
+    "RECORD_SCHEMA",
+    "ROW_GROUP_ROWS",
+    "SPOOL_SUFFIX",
+    "SUMMARY_FILE",
+    "FinalizeResult",
+    "append_event",
+    "finalize_records",
+    "read_events",
+    "read_json",
+    "read_records",
+    "write_json",
+]
+
+log = logging.getLogger(__name__)
+
+MANIFEST_FILE = "manifest.json"
+RECORDS_FILE = "requests.parquet"
+EVENTS_FILE = "events.jsonl"
+SUMMARY_FILE = "summary.json"
+LOCUST_COUNTS_FILE = "locust_counts.json"  # Locust's request count per endpoint at quit
+RECORDS_DIR = "records"
+SPOOL_SUFFIX = ".arrows"
+ROW_GROUP_ROWS = 100_000
+
+#: The values of the ``error`` column besides null (no error).
+ERROR_KINDS = ("timeout", "connect", "reset", "http", "contract")
+
+#: One row per HTTP attempt. Defined here once; the recorder writes exactly this.
+RECORD_SCHEMA = pa.schema(
+    [
+        pa.field("t", pa.float64(), nullable=False),  # attempt start, unix seconds
+        pa.field("t_intended", pa.float64()),  # open model: when the attempt was due
+        pa.field("endpoint", pa.string(), nullable=False),
+        pa.field("status", pa.int16(), nullable=False),  # 0 = no response
+        pa.field("latency_ms", pa.float64(), nullable=False),
+        pa.field("bytes", pa.int64(), nullable=False),
+        pa.field("error", pa.string()),  # null or one of ERROR_KINDS
+        pa.field("retry_after_s", pa.float64()),  # the answer's Retry-After, if any
+        pa.field("flow", pa.string()),
+        pa.field("flow_id", pa.string()),
+        pa.field("op_id", pa.int64()),  # the logical operation the attempt belongs to
+        pa.field("attempt", pa.int16(), nullable=False),  # 1 = first
+        pa.field("worker", pa.string(), nullable=False),
+    ]
+)
+
+# What RecordBatchStreamWriter.close() writes last: continuation marker, then length 0.
+_END_OF_STREAM = b"\xff\xff\xff\xff\x00\x00\x00\x00"
+
+
+@dataclass(frozen=True)
+class FinalizeResult:
+    """What :func:`finalize_records` merged.
+
+    ``torn`` names spools whose last batch was cut short (the process died while writing
+    it); their complete batches are kept. ``unclosed`` names spools never closed (the
+    process died or was killed), torn ones included: rows such a process had not flushed
+    yet are not in the records, so counts from other sources may exceed them.
+    """
+
+    rows: int
+    spools: int
+    torn: list[str] = field(default_factory=list)
+    unclosed: list[str] = field(default_factory=list)
+
+
+def finalize_records(run_dir: Path, *, row_group_rows: int = ROW_GROUP_ROWS) -> FinalizeResult:
+    """Merge ``run_dir/records/*.arrows`` into ``run_dir/requests.parquet``, then delete them.
+
+    Streams batch by batch (memory holds at most one row group), writes a temporary file
+    and renames it into place, and deletes the spools only once the Parquet file is
+    complete. Without spools, an existing ``requests.parquet`` is left as it is; without
+    either, an empty one is written, so every finished run has one.
+    """
+    target = run_dir / RECORDS_FILE
+    records = run_dir / RECORDS_DIR
+    spools = sorted(records.glob(f"*{SPOOL_SUFFIX}")) if records.is_dir() else []
+    if not spools and target.exists():
+        return FinalizeResult(rows=_parquet_rows(target), spools=0)
+    partial = run_dir / f".{RECORDS_FILE}.partial"
+    torn: list[str] = []
+    unclosed: list[str] = []
+    rows = 0
+    try:
+        with pq.ParquetWriter(partial, RECORD_SCHEMA, compression="zstd") as writer:
+            pending: list[pa.RecordBatch] = []
+            pending_rows = 0
+            for path in spools:
+                spool = _Spool(path)
+                for batch in spool.batches():
+                    pending.append(batch)
+                    pending_rows += batch.num_rows
+                    if pending_rows >= row_group_rows:
+                        pending, pending_rows = _write_row_groups(
+                            writer, pending, row_group_rows, final=False
+                        )
+                if spool.torn:
+                    torn.append(path.name)
+                if not spool.closed():
+                    unclosed.append(path.name)
+            _write_row_groups(writer, pending, row_group_rows, final=True)
+        with partial.open("rb") as f:
+            os.fsync(f.fileno())
+        rows = _parquet_rows(partial)
+        os.replace(partial, target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    for path in spools:
+        path.unlink()
+    if records.is_dir() and not any(records.iterdir()):
+        records.rmdir()
+    if torn:
+        log.warning("%s: kept the complete batches of torn spools %s", run_dir, torn)
+    return FinalizeResult(rows=rows, spools=len(spools), torn=torn, unclosed=unclosed)
+
+
+class _Spool:
+    """Reads the complete batches of one spool; ``torn`` says afterwards if it was cut short."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.torn = False
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        if self.path.stat().st_size == 0:  # created, then killed before writing the schema
+            return
+        with pa.OSFile(str(self.path), "rb") as source:
+            try:
+                reader = ipc.open_stream(source)
+            except (pa.ArrowInvalid, OSError):
+                self.torn = True
+                return
+            if not reader.schema.equals(RECORD_SCHEMA):
+                raise ResultsError(f"{self.path}: written with another schema: {reader.schema}")
+            while True:
+                try:
+                    batch = reader.read_next_batch()
+                except StopIteration:
+                    return
+                except (pa.ArrowInvalid, OSError):
+                    self.torn = True
+                    return
+                yield batch
+
+    def closed(self) -> bool:
+        """Whether the writer closed the stream (it ends with the end-of-stream marker)."""
+        size = self.path.stat().st_size
+        if size < len(_END_OF_STREAM):
+            return False
+        with self.path.open("rb") as f:
+            f.seek(size - len(_END_OF_STREAM))
+            return f.read() == _END_OF_STREAM
+
+
+def _write_row_groups(
+    writer: pq.ParquetWriter, pending: list[pa.RecordBatch], size: int, *, final: bool
+) -> tuple[list[pa.RecordBatch], int]:
+    """Write full row groups of ``size`` rows (and, if final, the rest); return what is left."""
+    table = pa.Table.from_batches(pending, schema=RECORD_SCHEMA)
+    start = 0
+    while table.num_rows - start >= size or (final and start < table.num_rows):
+        chunk = table.slice(start, size)
+        writer.write_table(chunk, row_group_size=chunk.num_rows)
+        start += chunk.num_rows
+    rest = table.slice(start)
+    return rest.to_batches(), rest.num_rows
+
+
+def _parquet_rows(path: Path) -> int:
+    return int(pq.ParquetFile(path).metadata.num_rows)
+
+
+def read_records(run_dir: Path, columns: Sequence[str] | None = None) -> pa.Table:
+    """The requests of a finished run, optionally only some ``columns``, in schema order."""
+    path = run_dir / RECORDS_FILE
+    if not path.is_file():
+        hint = " (records not finalized yet)" if (run_dir / RECORDS_DIR).is_dir() else ""
+        raise ResultsError(f"{path}: no request records{hint}")
+    wanted = list(RECORD_SCHEMA.names if columns is None else columns)
+    unknown = [c for c in wanted if c not in RECORD_SCHEMA.names]
+    if unknown:
+        raise ResultsError(f"unknown record columns {unknown}; known: {RECORD_SCHEMA.names}")
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise ResultsError(f"{path}: unreadable request records: {exc}") from exc
+    missing = [c for c in wanted if c not in table.column_names]
+    if missing:
+        raise ResultsError(f"{path}: request records lack columns {missing}")
+    schema = pa.schema([RECORD_SCHEMA.field(c) for c in wanted])
+    try:
+        return table.select(wanted).cast(schema)
+    except (pa.ArrowException, TypeError) as exc:
+        raise ResultsError(f"{path}: request records do not match the schema: {exc}") from exc
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write ``data`` as indented UTF-8 JSON, atomically (temporary file, then rename)."""
+    text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
+def read_json(path: Path) -> Any:
+    """Read a run directory JSON file; a missing or broken file is a :class:`ResultsError`."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ResultsError(f"{path}: missing") from exc
+    except (OSError, ValueError) as exc:
+        raise ResultsError(f"{path}: unreadable: {exc}") from exc
+
+
+def append_event(run_dir: Path, event: dict[str, Any]) -> None:
+    """Append one event as a JSON line to ``events.jsonl`` (one write, line-buffered).
+
+    The event gets ``t`` (now, unix seconds) first unless it has one.
+    """
+    line = json.dumps(
+        {"t": time.time(), **event}, ensure_ascii=False, allow_nan=False, separators=(",", ":")
+    )
+    with (run_dir / EVENTS_FILE).open("a", encoding="utf-8", buffering=1) as f:
+        f.write(line + "\n")
+
+
+def read_events(run_dir: Path) -> list[dict[str, Any]]:
+    """The events of a run, in order; none if the file is missing.
+
+    A last line without its newline (the writer was killed mid-line) is ignored if it does
+    not parse; any other bad line is a :class:`ResultsError`.
+    """
+    path = run_dir / EVENTS_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as exc:
+        raise ResultsError(f"{path}: unreadable: {exc}") from exc
+    lines = text.split("\n")
+    events: list[dict[str, Any]] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            event = json.loads(line)
+        except ValueError as exc:
+            if number == len(lines):  # torn last line: no newline after it
+                break
+            raise ResultsError(f"{path}:{number}: not a JSON line: {exc}") from exc
+        if not isinstance(event, dict):
+            raise ResultsError(f"{path}:{number}: an event must be a JSON object")
+        events.append(event)
+    return events

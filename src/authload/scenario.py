@@ -1,0 +1,284 @@
+"""Scenario files: the schema and YAML loading. Errors name the file, line, field and what is
+allowed, e.g. ``scenarios/x.yaml:12: load.stages.1.users: Input should be >= 0``."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from authload.contracts import ENDPOINTS
+from authload.distributions import Distribution, Fixed
+from authload.errors import ScenarioError
+
+FLOWS = ("password_call", "sms", "esia", "lkfl")
+FlowName = Literal["password_call", "sms", "esia", "lkfl"]
+RetryPolicyName = Literal["none", "immediate", "backoff", "retry_after", "budget", "adaptive"]
+
+# an SLO: "<stat>(<endpoint or *>[, <filter>]) <op> <number><unit>"
+SLO_PATTERN = re.compile(
+    r"^\s*(?P<stat>p50|p90|p95|p99|p99\.9|max|mean|error_rate|rate)\s*"
+    r"\(\s*(?P<endpoint>[\w.*]+)\s*(?:,\s*(?P<filter>5xx|503|4xx|429|errors|timeout|contract))?\s*\)"
+    r"\s*(?P<op><=|<|>=|>)\s*(?P<value>[0-9]+(?:\.[0-9]+)?)\s*(?P<unit>ms|s|%|/s)?\s*$"
+)
+SLO_HELP = (
+    "'<stat>(<endpoint>|*[, 5xx|503|4xx|429|errors|timeout|contract]) <op> <value><unit>', "
+    "stat one of p50, p90, p95, p99, p99.9, max, mean (ms or s), error_rate (%), rate (/s); "
+    "e.g. 'p99(gigma.login) < 800ms', 'error_rate(*, 5xx) < 1%'"
+)
+
+
+def _slo(text: str) -> str:
+    match = SLO_PATTERN.match(text)
+    if match is None:
+        raise ValueError(f"not an SLO: {text!r}; write {SLO_HELP}")
+    endpoint = match["endpoint"]
+    if endpoint != "*" and endpoint not in ENDPOINTS:
+        raise ValueError(f"unknown endpoint {endpoint!r}; allowed: *, {', '.join(ENDPOINTS)}")
+    stat, unit = match["stat"], match["unit"]
+    wanted = {"error_rate": {"%"}, "rate": {"/s"}}.get(stat, {"ms", "s"})
+    if unit not in wanted:
+        raise ValueError(f"{stat} is measured in {' or '.join(sorted(wanted))}, not {unit!r}")
+    return text.strip()
+
+
+Slo = Annotated[str, AfterValidator(_slo)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Stage(_Strict):
+    """Closed model: ``users`` reached at ``spawn_rate``/s; open model: ``rate`` arrivals/s."""
+
+    duration_s: float = Field(gt=0)
+    users: int | None = Field(None, ge=0)
+    spawn_rate: float = Field(10.0, gt=0)
+    rate: float | None = Field(None, ge=0)
+
+
+class Load(_Strict):
+    model: Literal["closed", "open"] = "closed"
+    stages: list[Stage] = Field(min_length=1)
+    max_in_flight: int = Field(
+        500, ge=1, description="open model: journeys in flight per process; more arrivals drop"
+    )
+
+    @model_validator(mode="after")
+    def _stages_fit_the_model(self) -> Load:
+        need = "users" if self.model == "closed" else "rate"
+        for i, stage in enumerate(self.stages):
+            if getattr(stage, need) is None:
+                raise ValueError(f"stages.{i}: a {self.model}-model stage needs {need}")
+        return self
+
+    @property
+    def duration_s(self) -> float:
+        return sum(s.duration_s for s in self.stages)
+
+
+class Accounts(_Strict):
+    """Which test accounts the run uses: ``count`` from ``offset`` (mock) or the target's list."""
+
+    count: int = Field(1000, ge=1)
+    offset: int = Field(0, ge=0)
+
+
+class PasswordCallFlow(_Strict):
+    devices: dict[int, float] = Field(
+        default_factory=lambda: {1: 0.6, 2: 0.3, 3: 0.1}, description="devices -> share"
+    )
+    logout_all_share: float = Field(0.2, ge=0, le=1)
+    session: Distribution = Field(
+        default_factory=lambda: Fixed(dist="fixed", ms=2000), description="time logged in"
+    )
+
+
+class SmsFlow(_Strict):
+    typo_share: float = Field(0.1, ge=0, le=1, description="first code typed wrong")
+    refreshes: tuple[int, int] = Field((1, 3), description="refreshes per session, min and max")
+    refresh_every: Distribution = Field(default_factory=lambda: Fixed(dist="fixed", ms=1000))
+
+
+class LkflFlow(_Strict):
+    wrong_password_share: float = Field(0.05, ge=0, le=1)
+
+
+class Flows(_Strict):
+    password_call: PasswordCallFlow = Field(default_factory=PasswordCallFlow)
+    sms: SmsFlow = Field(default_factory=SmsFlow)
+    lkfl: LkflFlow = Field(default_factory=LkflFlow)
+
+
+class RefreshStorm(_Strict):
+    """At ``at_s``, ``sessions`` live sessions refresh within ``window_s`` (open model)."""
+
+    kind: Literal["refresh_storm"]
+    at_s: float = Field(ge=0)
+    sessions: int = Field(ge=1)
+    window_s: float = Field(1.0, gt=0)
+
+
+class MassLogout(_Strict):
+    """At ``at_s``, ``share`` of counterparties log out from all devices; the others' devices
+    find their tokens dead, and the users log in again after ``relogin_delay``."""
+
+    kind: Literal["mass_logout"]
+    at_s: float = Field(ge=0)
+    share: float = Field(gt=0, le=1)
+    relogin_delay: Distribution = Field(default_factory=lambda: Fixed(dist="fixed", ms=5000))
+
+
+Event = Annotated[RefreshStorm | MassLogout, Field(discriminator="kind")]
+
+
+class Retry(_Strict):
+    policy: RetryPolicyName = "backoff"
+    max_attempts: int = Field(3, ge=1, le=10)
+    base_ms: float = Field(100.0, ge=0)
+    cap_ms: float = Field(5000.0, ge=0)
+    budget_ratio: float = Field(0.1, ge=0, le=1, description="retries per request, at most")
+    k: float = Field(2.0, ge=1, description="adaptive throttling: accepts multiplier")
+
+
+class Abort(_Strict):
+    """Stop the run when the error share over ``window_s`` exceeds ``error_rate``."""
+
+    error_rate: float = Field(0.5, gt=0, le=1)
+    window_s: float = Field(10.0, gt=0)
+    min_requests: int = Field(50, ge=1)
+
+
+class MockSetup(_Strict):
+    """For the embedded mock: its behaviour profile (a file, relative to the scenario, or
+    inline) and settings (AUTHLOAD_MOCK_* names, lower case)."""
+
+    behaviour: str | dict[str, Any] | None = None
+    settings: dict[str, str | int | float] = Field(default_factory=dict)
+
+
+class Scenario(_Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)
+    description: str = ""
+    target: str = "mock"
+    seed: int = 1
+    accounts: Accounts = Field(default_factory=Accounts)
+    mix: dict[FlowName, float] = Field(min_length=1)
+    load: Load
+    think_time: Distribution = Field(
+        default_factory=lambda: Fixed(dist="fixed", ms=500), description="between a user's steps"
+    )
+    flows: Flows = Field(default_factory=Flows)
+    events: list[Event] = Field(default_factory=list)
+    retry: Retry = Field(default_factory=Retry)
+    request_timeout_s: float = Field(10.0, gt=0)
+    slos: list[Slo] = Field(default_factory=list)
+    abort: Abort | None = Field(default_factory=Abort)
+    mock: MockSetup = Field(default_factory=MockSetup)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Scenario:
+        if not any(w > 0 for w in self.mix.values()):
+            raise ValueError("mix: at least one flow needs a weight above 0")
+        if any(w < 0 for w in self.mix.values()):
+            raise ValueError("mix: weights must be >= 0")
+        for i, event in enumerate(self.events):
+            if event.at_s >= self.load.duration_s:
+                raise ValueError(
+                    f"events.{i}.at_s: {event.at_s} is past the end of the load "
+                    f"({self.load.duration_s:g} s)"
+                )
+        return self
+
+    @property
+    def duration_s(self) -> float:
+        return self.load.duration_s
+
+    def with_duration(self, duration_s: float) -> Scenario:
+        """The same scenario stretched or cut to ``duration_s`` (the last stage absorbs it)."""
+        stages = list(self.load.stages)
+        before = sum(s.duration_s for s in stages[:-1])
+        if duration_s <= before:
+            raise ScenarioError(
+                f"--duration {duration_s:g} s must exceed the stages before the last ({before:g} s)"
+            )
+        stages[-1] = stages[-1].model_copy(update={"duration_s": duration_s - before})
+        load = self.load.model_copy(update={"stages": stages})
+        return self.model_copy(update={"load": load})
+
+
+def parse_scenario(text: str, source: str) -> Scenario:
+    """Validate YAML text; a ScenarioError names ``source``, the line and the field."""
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"{source}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{source}: a scenario is a mapping of fields (name, mix, load, ...)")
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        problems = [_explain(err, node, source) for err in exc.errors()]
+        raise ScenarioError("\n".join(problems)) from None
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError(f"{path}: cannot read the scenario: {exc.strerror}") from None
+    scenario = parse_scenario(text, str(path))
+    behaviour = scenario.mock.behaviour
+    if isinstance(behaviour, str) and behaviour != "default":
+        resolved = (path.parent / behaviour).resolve()
+        if not resolved.is_file():
+            raise ScenarioError(f"{path}: mock.behaviour: no such file {behaviour!r}")
+        mock = scenario.mock.model_copy(update={"behaviour": str(resolved)})
+        scenario = scenario.model_copy(update={"mock": mock})
+    return scenario
+
+
+def _explain(error: Any, node: yaml.Node | None, source: str) -> str:
+    loc = [p for p in error["loc"] if not (isinstance(p, str) and p.startswith(("function-",)))]
+    loc = [
+        p
+        for p in loc
+        if p not in {"refresh_storm", "mass_logout", "fixed", "uniform", "lognormal", "[key]"}
+    ]
+    field = ".".join(str(p) for p in loc) or "scenario"
+    line = _line_of(node, loc)
+    where = f"{source}:{line}" if line else source
+    ctx = error.get("ctx") or {}
+    if error["type"] == "extra_forbidden":
+        return f"{where}: {field}: unknown field"
+    if error["type"] == "literal_error":
+        return f"{where}: {field}: must be one of {ctx.get('expected')}"
+    if error["type"] == "union_tag_invalid":
+        return f"{where}: {field}: must be one of {ctx.get('expected_tags')}"
+    if error["type"] == "missing":
+        return f"{where}: {field}: required"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{where}: {field}: {message}"
+
+
+def _line_of(node: yaml.Node | None, loc: list[Any]) -> int | None:
+    """1-based line of the deepest YAML node on the path ``loc``."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next((v for k, v in node.value if str(k.value) == str(part)), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            match = node.value[part] if part < len(node.value) else None
+        else:
+            match = None
+        if match is None:
+            break
+        node = match
+        line = node.start_mark.line + 1
+    return line

@@ -1,0 +1,158 @@
+"""Named targets: where the APIs are, where their secrets come from, and the safety limits of
+shared environments. Built in: ``mock`` (the embedded mock) and ``beta``; more in a targets
+file (``--targets FILE``, YAML mapping name -> target)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from authload.errors import TargetError
+from authload.scenario import Scenario
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Limits(_Strict):
+    """What a run may do to a shared environment."""
+
+    max_users: int | None = Field(None, ge=1, description="closed model: peak users")
+    max_rate: float | None = Field(None, gt=0, description="open model: peak arrivals/s")
+    max_duration_s: float | None = Field(None, gt=0)
+    scenarios: list[str] | None = Field(None, description="scenario names allowed; none: any")
+    abort_error_rate: float | None = Field(None, gt=0, le=1, description="abort above this")
+
+
+class ConfiguredAccount(_Strict):
+    phone: str
+    inn: str | None = None
+    lkfl_password_env: str | None = Field(None, description="env variable holding it")
+    call_password: str | None = None
+    sms_code: str | None = None
+
+
+class Target(_Strict):
+    name: str
+    mock: bool = False
+    gigma_url: str = ""
+    mobile_url: str = ""
+    mobile_url_env: str | None = Field(None, description="env variable with the mobile URL")
+    app_token_env: str = "AUTHLOAD_APP_TOKEN"
+    client_secret_env: str = "AUTHLOAD_CLIENT_SECRET"
+    accounts: list[ConfiguredAccount] = Field(default_factory=list)
+    limits: Limits = Field(default_factory=Limits)
+
+    def urls(self) -> tuple[str, str]:
+        mobile = self.mobile_url
+        if self.mobile_url_env:
+            mobile = os.environ.get(self.mobile_url_env, mobile)
+        if not self.gigma_url or not mobile:
+            raise TargetError(
+                f"target {self.name}: set gigma_url and mobile_url"
+                + (f" (or ${self.mobile_url_env})" if self.mobile_url_env else "")
+            )
+        return self.gigma_url.rstrip("/"), mobile.rstrip("/")
+
+    def secrets(self) -> tuple[str, str]:
+        """The app token and client secret, from the environment only."""
+        token = os.environ.get(self.app_token_env)
+        secret = os.environ.get(self.client_secret_env)
+        missing = [
+            n for n, v in ((self.app_token_env, token), (self.client_secret_env, secret)) if not v
+        ]
+        if missing:
+            raise TargetError(
+                f"target {self.name}: set {' and '.join(missing)} in the "
+                f"environment (secrets are never read from files)"
+            )
+        assert token is not None and secret is not None
+        return token, secret
+
+
+BUILTIN: dict[str, Target] = {
+    "mock": Target(name="mock", mock=True),
+    "beta": Target(
+        name="beta",
+        gigma_url="https://beta.api.gigma.ru",
+        mobile_url_env="AUTHLOAD_BETA_MOBILE_URL",
+        app_token_env="AUTHLOAD_BETA_APP_TOKEN",
+        client_secret_env="AUTHLOAD_BETA_CLIENT_SECRET",
+        accounts=[ConfiguredAccount(phone="79999999990", call_password="1111")],
+        limits=Limits(
+            max_users=20,
+            max_rate=5.0,
+            max_duration_s=600,
+            scenarios=["beta-smoke"],
+            abort_error_rate=0.2,
+        ),
+    ),
+}
+
+
+def load_targets(path: str | Path | None) -> dict[str, Target]:
+    targets = dict(BUILTIN)
+    if path is None:
+        return targets
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise TargetError(f"{path}: cannot read targets: {exc}") from None
+    if not isinstance(data, dict):
+        raise TargetError(f"{path}: a mapping of target name -> target")
+    for name, spec in data.items():
+        if name == "mock":
+            raise TargetError(f"{path}: 'mock' is built in and cannot be redefined")
+        try:
+            targets[name] = Target.model_validate({**(spec or {}), "name": name})
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{name}.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+            )
+            raise TargetError(f"{path}: {problems}") from None
+    return targets
+
+
+def resolve_target(name: str, path: str | Path | None = None) -> Target:
+    targets = load_targets(path)
+    if name not in targets:
+        raise TargetError(f"unknown target {name!r}; known: {', '.join(sorted(targets))}")
+    return targets[name]
+
+
+def check_safety(target: Target, scenario: Scenario, confirmed: bool) -> list[str]:
+    """Refuse what the target's limits forbid; returns the limits to state before a run."""
+    if target.mock:
+        return []
+    limits = target.limits
+    stated = [f"{k}={v}" for k, v in limits.model_dump().items() if v is not None]
+    load = scenario.load
+    peak_users = max((s.users or 0) for s in load.stages)
+    peak_rate = max((s.rate or 0.0) for s in load.stages)
+    problems = []
+    if limits.scenarios is not None and scenario.name not in limits.scenarios:
+        problems.append(
+            f"scenario {scenario.name!r} is not allowed (allowed: {', '.join(limits.scenarios)})"
+        )
+    if limits.max_users is not None and peak_users > limits.max_users:
+        problems.append(f"peak users {peak_users} > max_users {limits.max_users}")
+    if limits.max_rate is not None and peak_rate > limits.max_rate:
+        problems.append(f"peak rate {peak_rate:g}/s > max_rate {limits.max_rate:g}/s")
+    if limits.max_duration_s is not None and scenario.duration_s > limits.max_duration_s:
+        problems.append(
+            f"duration {scenario.duration_s:g} s > max_duration_s {limits.max_duration_s:g} s"
+        )
+    if "esia" in scenario.mix and scenario.mix["esia"] > 0:
+        problems.append("the esia flow needs a person at a browser: only the mock has it")
+    if problems:
+        raise TargetError(f"target {target.name} refuses this run: " + "; ".join(problems))
+    if not confirmed:
+        raise TargetError(
+            f"target {target.name} is a shared environment (limits: {', '.join(stated)}); "
+            f"run again with --confirm to send real traffic there"
+        )
+    return stated
