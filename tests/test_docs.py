@@ -12,7 +12,7 @@ README = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
 
 def test_readme_starts_with_the_two_commands() -> None:
     first = README.split("```sh\n", 1)[1].split("```", 1)[0].splitlines()
-    assert first[0].startswith("./run authload smoke")
+    assert first[0].startswith("./run authload run scenarios/smoke.yaml")
     assert first[1].startswith("./run pytest")
 
 
