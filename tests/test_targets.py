@@ -31,7 +31,7 @@ def test_mock_needs_no_confirmation() -> None:
 
 def test_beta_states_its_limits_and_needs_confirmation() -> None:
     beta = resolve_target("beta")
-    with pytest.raises(TargetError, match="shared environment .*max_users=20.*--confirm"):
+    with pytest.raises(TargetError, match=r"shared environment .*max_users=20.*--confirm"):
         check_safety(beta, _scenario(), confirmed=False)
     assert "max_users=20" in check_safety(beta, _scenario(), confirmed=True)
 
@@ -72,7 +72,7 @@ def test_targets_file(tmp_path: Path) -> None:
     assert stage.urls() == ("http://127.0.0.1:9", "http://127.0.0.1:9")
     assert stage.limits.max_rate == 3
     path.write_text("stage: {colour: red}\n", encoding="utf-8")
-    with pytest.raises(TargetError, match="stage.colour: Extra inputs are not permitted"):
+    with pytest.raises(TargetError, match=r"stage\.colour: Extra inputs are not permitted"):
         load_targets(path)
     path.write_text("mock: {}\n", encoding="utf-8")
     with pytest.raises(TargetError, match="built in"):

@@ -28,6 +28,7 @@ from authload.errors import ResultsError
 __all__ = [
     "ERROR_KINDS",
     "EVENTS_FILE",
+    "LOCUST_COUNTS_FILE",
     "MANIFEST_FILE",
     "RECORDS_DIR",
     "RECORDS_FILE",
@@ -205,7 +206,7 @@ def _parquet_rows(path: Path) -> int:
 
 
 def read_records(run_dir: Path, columns: Sequence[str] | None = None) -> pa.Table:
-    """The requests of a finished run, optionally only some ``columns``, in schema order."""
+    """The requests of a finished run: all columns in schema order, or only ``columns``."""
     path = run_dir / RECORDS_FILE
     if not path.is_file():
         hint = " (records not finalized yet)" if (run_dir / RECORDS_DIR).is_dir() else ""
@@ -215,12 +216,12 @@ def read_records(run_dir: Path, columns: Sequence[str] | None = None) -> pa.Tabl
     if unknown:
         raise ResultsError(f"unknown record columns {unknown}; known: {RECORD_SCHEMA.names}")
     try:
-        table = pq.read_table(path)
+        missing = [c for c in wanted if c not in pq.read_schema(path).names]
+        if missing:
+            raise ResultsError(f"{path}: request records lack columns {missing}")
+        table = pq.read_table(path, columns=wanted)
     except (pa.ArrowException, OSError) as exc:
         raise ResultsError(f"{path}: unreadable request records: {exc}") from exc
-    missing = [c for c in wanted if c not in table.column_names]
-    if missing:
-        raise ResultsError(f"{path}: request records lack columns {missing}")
     schema = pa.schema([RECORD_SCHEMA.field(c) for c in wanted])
     try:
         return table.select(wanted).cast(schema)

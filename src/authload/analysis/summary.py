@@ -3,8 +3,8 @@ reconciliation (records, Locust, mock) and the verdict."""
 
 from __future__ import annotations
 
-import math
 import json
+import math
 from collections import Counter
 from pathlib import Path
 from typing import Any

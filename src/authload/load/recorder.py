@@ -1,14 +1,16 @@
 """Per-request records of a load run: one row per HTTP attempt, spooled to disk as it runs.
 
 Each Locust process appends to its own Arrow IPC *stream* (``records/<worker>.arrows``) in
-record batches of at most ``flush_rows`` rows, written at least every ``flush_s`` seconds.
+record batches of at most ``flush_rows`` rows, written as soon as a row arrives ``flush_s``
+seconds or more after the previous write (no thread, no timer).
 When the run ends, :func:`authload.results.finalize_records` merges the spools into one
 ``requests.parquet``. Why a stream first and Parquet only then:
 
 - Crash safety. A Parquet file is readable only once its footer is written; a process
   killed mid-run would leave nothing readable. An IPC stream is readable batch by batch as
-  written (each write goes straight to the file), so a killed process loses only the rows
-  of its last ``flush_s`` seconds; a batch torn mid-write is dropped, the earlier ones kept.
+  written (each write goes straight to the file, unbuffered), so a killed process loses
+  only its rows not yet written (at most ``flush_rows``, from about the last ``flush_s``
+  seconds); a batch torn mid-write is dropped, the earlier ones kept.
 - Bounded memory. Rows wait in per-column lists until the next flush, never longer, and
   merging reads one batch at a time: nothing grows with the length of the run.
 
@@ -28,7 +30,7 @@ from itertools import accumulate
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import gevent  # type: ignore[import-untyped]
+import gevent
 import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.ipc as ipc  # type: ignore[import-untyped]
 
@@ -43,8 +45,8 @@ __all__ = ["RecordSpool", "error_kind", "register", "retry_after_seconds"]
 log = logging.getLogger(__name__)
 
 # The array typecode of each numeric column; string columns have none.
-_TYPECODES = {"float64": "d", "int16": "h", "int64": "q", "string": ""}
-_COLUMNS = [(f.type, _TYPECODES[str(f.type)]) for f in RECORD_SCHEMA]
+_TYPECODES = {"double": "d", "int16": "h", "int64": "q", "string": ""}
+_COLUMNS = [(f, _TYPECODES[str(f.type)]) for f in RECORD_SCHEMA]
 
 
 class RecordSpool:
@@ -53,7 +55,8 @@ class RecordSpool:
     Rows are buffered in per-column lists and written as one record batch once
     ``flush_rows`` rows are buffered or ``flush_s`` seconds have passed since the last
     write (checked on each :meth:`add`; there is no thread). :meth:`close` writes the rest
-    and ends the stream; rows added after it are counted in ``dropped``, not written.
+    and ends the stream. ``dropped`` counts rows not recorded: added after close, or in a
+    batch that could not be written (a value of the wrong type; the error propagates).
     """
 
     def __init__(
@@ -73,7 +76,7 @@ class RecordSpool:
         self.flush_s = flush_s
         self.rows = 0  # written to the file
         self.batches = 0
-        self.dropped = 0  # added after close
+        self.dropped = 0  # not recorded (see the class docstring)
         self._clock = clock
         self._sink = pa.OSFile(str(path), "wb")  # unbuffered: each batch reaches the file
         self._writer = ipc.new_stream(self._sink, RECORD_SCHEMA)
@@ -158,7 +161,7 @@ class RecordSpool:
             [self.worker] * n,
         ]
         try:
-            arrays = [_arrow(c, t, code) for c, (t, code) in zip(columns, _COLUMNS, strict=True)]
+            arrays = [_arrow(c, f, code) for c, (f, code) in zip(columns, _COLUMNS, strict=True)]
             batch = pa.RecordBatch.from_arrays(arrays, schema=RECORD_SCHEMA)
             self._writer.write_batch(batch)
         except Exception:
@@ -176,21 +179,27 @@ class RecordSpool:
             return
         try:
             self.flush()
-            self._writer.close()
         finally:
             self._closed = True
-            self._sink.close()
-        if self.dropped:
-            log.warning("%s: %d rows added after close were dropped", self.path, self.dropped)
+            try:
+                self._writer.close()
+            finally:
+                self._sink.close()
+            if self.dropped:
+                log.warning("%s: %d rows were not recorded", self.path, self.dropped)
 
 
-def _arrow(values: list[Any], type_: pa.DataType, typecode: str) -> pa.Array:
+def _arrow(values: list[Any], field: pa.Field, typecode: str) -> pa.Array:
     """One column as an Arrow array, built from buffers.
 
     ``pa.array`` would do, but its first call imports pandas (about 60 MB and up to a
     second in every Locust process); building from buffers never does.
     """
-    validity = _validity(values) if None in values else None
+    validity = None
+    if None in values:
+        if not field.nullable:
+            raise TypeError(f"record column {field.name!r} cannot be null")
+        validity = _validity(values)
     if typecode:
         if validity is not None:
             values = [0 if v is None else v for v in values]
@@ -200,7 +209,7 @@ def _arrow(values: list[Any], type_: pa.DataType, typecode: str) -> pa.Array:
         offsets = array("i", [0])
         offsets.extend(accumulate(map(len, encoded)))
         buffers = [validity, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))]
-    return pa.Array.from_buffers(type_, len(values), buffers)
+    return pa.Array.from_buffers(field.type, len(values), buffers)
 
 
 def _validity(values: list[Any]) -> pa.Buffer:
@@ -302,6 +311,6 @@ def register(environment: Environment, run_dir: Path, worker: str) -> RecordSpoo
     def on_quitting(**kwargs: Any) -> None:
         spool.close()
 
-    environment.events.request.add_listener(on_request)  # type: ignore[no-untyped-call]
-    environment.events.quitting.add_listener(on_quitting)  # type: ignore[no-untyped-call]
+    environment.events.request.add_listener(on_request)
+    environment.events.quitting.add_listener(on_quitting)
     return spool
