@@ -28,7 +28,7 @@ from authload.errors import ResultsError
 __all__ = [
     "ERROR_KINDS",
     "EVENTS_FILE",
-    "LOCUST_COUNTS_FILE",
+    "LOCUST_COUNTS_DIR",
     "MANIFEST_FILE",
     "RECORDS_DIR",
     "RECORDS_FILE",
@@ -51,7 +51,7 @@ MANIFEST_FILE = "manifest.json"
 RECORDS_FILE = "requests.parquet"
 EVENTS_FILE = "events.jsonl"
 SUMMARY_FILE = "summary.json"
-LOCUST_COUNTS_FILE = "locust_counts.json"  # Locust's request count per endpoint at quit
+LOCUST_COUNTS_DIR = "locust_counts"  # per process: Locust's request count per endpoint
 RECORDS_DIR = "records"
 SPOOL_SUFFIX = ".arrows"
 ROW_GROUP_ROWS = 100_000

@@ -13,7 +13,7 @@ import pandas as pd
 
 from authload.analysis.slo import evaluate_slos
 from authload.analysis.stats import endpoint_summary, load_records
-from authload.results import LOCUST_COUNTS_FILE, read_events, read_json
+from authload.results import LOCUST_COUNTS_DIR, read_events, read_json
 from authload.scenario import Scenario
 
 
@@ -65,7 +65,7 @@ def reconcile(run_dir: Path, records: pd.DataFrame) -> dict[str, Any]:
     answered = {
         str(k): int(v) for k, v in records[records["status"] > 0].groupby("endpoint").size().items()
     }
-    locust = _locust_counts(run_dir / LOCUST_COUNTS_FILE)
+    locust = _locust_counts(run_dir / LOCUST_COUNTS_DIR)
     mock = _mock_counts(run_dir / "mock_stats.json")
     rows = {}
     for name in sorted(set(recorded) | set(locust) | set(mock or {})):
@@ -83,11 +83,12 @@ def reconcile(run_dir: Path, records: pd.DataFrame) -> dict[str, Any]:
     return {"endpoints": rows, "match": all(r["match"] for r in rows.values())}
 
 
-def _locust_counts(path: Path) -> dict[str, int]:
-    if not path.is_file():
-        return {}
-    counts: dict[str, int] = read_json(path)
-    return counts
+def _locust_counts(directory: Path) -> dict[str, int]:
+    """Locust's request counts, summed over its processes."""
+    total: Counter[str] = Counter()
+    for path in sorted(directory.glob("*.json")):
+        total.update(read_json(path))
+    return dict(total)
 
 
 def _mock_counts(path: Path) -> dict[str, int] | None:
