@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import socket
 import subprocess
 import sys
 import tempfile
@@ -25,10 +26,12 @@ from authload.errors import AuthloadError, TargetError
 from authload.mock.server import EmbeddedMock
 from authload.results import (
     MANIFEST_FILE,
+    SPOOL_SUFFIX,
     SUMMARY_FILE,
     append_event,
     finalize_records,
     read_events,
+    read_records,
     write_json,
 )
 from authload.runconfig import APP_TOKEN_ENV, CLIENT_SECRET_ENV, CONFIG_ENV, RunConfig, TestAccount
@@ -66,6 +69,9 @@ def run(
     if stated:
         print(f"authload: target {target.name} limits: {', '.join(stated)}", file=sys.stderr)
     scenario = _apply_limits(scenario, target)
+    if not target.mock:  # fail on missing secrets or URLs before anything is created
+        target.secrets()
+        target.urls()
     run_dir = _new_run_dir(Path(out), scenario.name)
     print(f"authload: run directory {run_dir}", file=sys.stderr, flush=True)
     manifest = _manifest(scenario, target, processes)
@@ -88,7 +94,7 @@ def run(
         locust_exit=exit_status,
         records=finalized.rows,
         torn_spools=finalized.torn,
-        unclosed_spools=finalized.unclosed,
+        died=_died(run_dir, finalized.unclosed),
     )
     write_json(run_dir / MANIFEST_FILE, manifest)
     from authload.analysis.summary import summarize
@@ -206,8 +212,20 @@ def _locust(
             "--stop-timeout",
             str(int(scenario.request_timeout_s) + 1),
         ]
-        if processes > 1:
-            cmd += ["--processes", str(processes)]
+        if processes > 1:  # a free port for the master, so parallel runs never collide
+            port = str(_free_port())
+            cmd += [
+                "--processes",
+                str(processes),
+                "--master-bind-host",
+                "127.0.0.1",
+                "--master-bind-port",
+                port,
+                "--master-host",
+                "127.0.0.1",
+                "--master-port",
+                port,
+            ]
         env = {
             **os.environ,
             CONFIG_ENV: str(config_path),
@@ -230,6 +248,39 @@ def _locust(
             proc.wait(timeout=30)
             append_event(run_dir, {"t": time.time(), "kind": "abort", "reason": "interrupted"})
             return 130
+
+
+def _died(run_dir: Path, unclosed: list[str]) -> list[dict[str, Any]]:
+    """Processes whose record spool was never closed: they died. When: their last record."""
+    if not unclosed:
+        return []
+    import pyarrow.compute as pc  # type: ignore[import-untyped]
+
+    table = read_records(run_dir, columns=["worker", "t"])
+    died = []
+    for spool in unclosed:
+        worker = spool.removesuffix(SPOOL_SUFFIX)
+        times = table.filter(pc.equal(table["worker"], worker))["t"]
+        last = pc.max(times).as_py() if len(times) else None
+        died.append(
+            {
+                "worker": worker,
+                "last_record_t": last,
+                "last_record": None if last is None else _iso(last),
+            }
+        )
+    return died
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def _aborted(run_dir: Path) -> bool:

@@ -5,7 +5,7 @@ Locust reports (and the recorder records) with the flow, operation and attempt n
 from __future__ import annotations
 
 import itertools
-import socket
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +14,7 @@ from locust.contrib.fasthttp import FastHttpSession
 from pydantic import ValidationError
 
 from authload.contracts import ENDPOINTS, Contract
+from authload.load.recorder import error_kind, retry_after_seconds
 from authload.load.retry import CallError, RetryPolicy
 
 OK = frozenset({200})
@@ -105,12 +106,12 @@ class AuthClient:
             context=context,
         ) as response:
             status = int(response.status_code or 0)
-            retry_after = _retry_after(response.headers.get("Retry-After") if status else None)
+            retry_after = retry_after_seconds(response.headers) if status else None
             kind, parsed = _outcome(name, status, response, expect)
             if kind is None:
                 response.success()
-            else:
-                context["error"] = kind
+            else:  # Locust reports a copy of ``context``: mark the one it keeps
+                response.request_meta["context"]["error"] = kind
                 response.failure(f"{name}: {kind} (status {status})")
         if kind is not None:
             raise CallError(kind, status, retry_after)
@@ -122,7 +123,7 @@ def _outcome(
 ) -> tuple[str | None, Contract | None]:
     """The error kind of an answer (None when it is one of ``expect``), and its parsed body."""
     if status == 0:
-        return classify_exception(getattr(response, "error", None)), None
+        return error_kind(getattr(response, "error", None), 0) or "connect", None
     if status not in expect:
         return "http", None
     if status != 200:
@@ -133,33 +134,11 @@ def _outcome(
         return "contract", None
 
 
-def classify_exception(exc: BaseException | None) -> str:
-    """The error kind of a request that got no HTTP answer."""
-    text = str(exc).lower()
-    if isinstance(exc, socket.timeout | TimeoutError) or "timed out" in text or "timeout" in text:
-        return "timeout"
-    if isinstance(exc, ConnectionRefusedError) or "refused" in text:
-        return "connect"
-    if isinstance(exc, ConnectionResetError | BrokenPipeError) or "reset" in text:
-        return "reset"
-    if isinstance(exc, OSError) and "connect" in text:
-        return "connect"
-    return "reset"
-
-
-def _retry_after(value: str | None) -> float | None:
-    try:
-        return float(value) if value else None
-    except ValueError:
-        return None
-
-
 def _message(response: Any) -> str:
+    """The error message of an answer: Gigma's JSON ``message`` or the mobile plain text."""
     text = (response.text or "")[:500]
     if text.startswith("{"):
         try:
-            import json
-
             return str(json.loads(text).get("message", text))
         except ValueError:
             return text

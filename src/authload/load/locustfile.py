@@ -67,8 +67,10 @@ def _on_start(environment: Environment, **_: Any) -> None:
     if isinstance(environment.runner, MasterRunner) or CONFIG.processes == 1:
         gevent.spawn(watch, environment, SCENARIO, CONFIG.run_dir)
     rt = RUNTIME.get("current")
-    if rt is not None and SCENARIO.events:
-        gevent.spawn(run_timed_events, rt, time.time())
+    if rt is not None:
+        rt.reseed()
+        if SCENARIO.events:
+            gevent.spawn(run_timed_events, rt, time.time())
 
 
 @events.quitting.add_listener

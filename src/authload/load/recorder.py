@@ -245,6 +245,7 @@ def error_kind(exception: BaseException | None, status: int) -> str | None:
         isinstance(exception, ConnectionResetError | BrokenPipeError)
         or "reset" in text
         or "broken pipe" in text
+        or "closed" in text  # geventhttpclient: the peer closed before answering
     ):
         return "reset"
     if status == 0:

@@ -41,7 +41,8 @@ class Runtime:
         if not self.accounts:
             raise RuntimeError("no test accounts for this target")
         self.state = SharedState()
-        self.rng = random.Random(f"{self.scenario.seed}:{os.getpid()}")
+        self.rng = random.Random()
+        self.reseed()
         retry = self.scenario.retry
         self.policy = RetryPolicy(
             retry, RetryBudget(retry.budget_ratio), AdaptiveThrottle(retry.k), self.rng
@@ -49,6 +50,12 @@ class Runtime:
         self.ops = itertools.count(1)
         self._journeys = itertools.count(1)
         self._next_account = itertools.count()
+
+    def reseed(self) -> None:
+        """Seed from the scenario and this process's index (known once the test starts), so
+        the same seed makes the same journey choices again."""
+        index, processes = self.share()
+        self.rng.seed(f"{self.scenario.seed}:{index}/{processes}")
 
     @property
     def worker(self) -> str:

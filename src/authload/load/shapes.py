@@ -3,6 +3,8 @@ time (open model)."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
 from typing import Any
 
 from locust import LoadTestShape
@@ -20,13 +22,16 @@ def stage_at(load: Load, elapsed: float) -> int | None:
     return None
 
 
-def open_rate(load: Load, elapsed: float) -> float | None:
-    """Arrivals per second due at ``elapsed``; None when the load is over."""
-    index = stage_at(load, elapsed)
-    if index is None:
-        return None
-    rate = load.stages[index].rate
-    return float(rate or 0.0)
+def arrival_times(load: Load, start: float, processes: int = 1) -> Iterator[float]:
+    """When this process's arrivals are due: each stage's rate (shared by ``processes``) as
+    evenly spaced arrivals from the stage's start, none at or past its end."""
+    offset = 0.0
+    for stage in load.stages:
+        rate = (stage.rate or 0.0) / processes
+        count = math.ceil(stage.duration_s * rate - 1e-9) if rate > 0 else 0
+        for k in range(count):
+            yield start + offset + k / rate
+        offset += stage.duration_s
 
 
 class StagesShape(LoadTestShape):

@@ -13,7 +13,7 @@ from locust import FastHttpUser, task
 from authload.distributions import sample_ms
 from authload.load.flows import run_journey
 from authload.load.runtime import Runtime
-from authload.load.shapes import open_rate
+from authload.load.shapes import arrival_times
 
 RUNTIME: dict[str, Runtime] = {}  # "current": the process's runtime, set on Locust's init
 
@@ -86,23 +86,13 @@ class ArrivalUser(FastHttpUser):
         flows = [f for f, w in rt.scenario.mix.items() if w > 0]
         weights = [rt.scenario.mix[f] for f in flows]
         _, processes = rt.share()
-        start = time.time()
-        due = start
-        while True:
-            total = open_rate(rt.scenario.load, due - start)
-            if total is None:
-                break
-            rate = total / processes
-            if rate == 0:
-                due += 0.1
-                gevent.sleep(max(0.0, due - time.time()))
-                continue
-            due += 1.0 / rate
+        for due in arrival_times(rt.scenario.load, time.time(), processes):
             gevent.sleep(max(0.0, due - time.time()))
             flow = rt.rng.choices(flows, weights=weights)[0]
             if self.pool.full():
                 rt.state.outcomes["dropped_arrivals"] += 1
                 continue
             self.pool.spawn(run_journey, flow, rt.journey(self.api, flow, t_intended=due))
-        self.pool.join(timeout=rt.scenario.request_timeout_s)
-        self.stop()
+        self.pool.join()
+        while True:  # the schedule is done; the shape ends the run (and stops this user)
+            gevent.sleep(1.0)
