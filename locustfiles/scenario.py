@@ -25,8 +25,10 @@ _scenario = load_scenario(os.environ.get("AUTHLOAD_SCENARIO", "scenarios/smoke.y
 _run_dir = Path("runs") / time.strftime("ui-%Y%m%dT%H%M%S")
 _run_dir.mkdir(parents=True, exist_ok=True)
 _config = Path(tempfile.mkdtemp(prefix="authload-ui-")) / "config.json"
-_config.write_text(json.dumps(RunConfig(_scenario, _run_dir, "mock", _mock, _mock, _mock)
-                              .to_json()), encoding="utf-8")
+_config.write_text(
+    json.dumps(RunConfig(_scenario, _run_dir, "mock", _mock, _mock, _mock).to_json()),
+    encoding="utf-8",
+)
 os.environ[CONFIG_ENV] = str(_config)
 os.environ.setdefault(APP_TOKEN_ENV, "mock-app-token")
 os.environ.setdefault(CLIENT_SECRET_ENV, "mock-client-secret")
