@@ -151,7 +151,25 @@ def _execute(
             settings.client_secret,
         )
         stats = json.loads(_get(mock.url + "/_mock/stats"))
+        _keep_fault_history(run_dir, json.loads(_get(mock.url + "/_mock/faults"))["history"])
     return code, _aborted(run_dir), stats
+
+
+def _keep_fault_history(run_dir: Path, history: list[dict[str, Any]]) -> None:
+    """The mock's fault windows, as it logged them: in mock_faults.json and the events."""
+    write_json(run_dir / "mock_faults.json", history)
+    for entry in history:
+        append_event(
+            run_dir,
+            {
+                "t": entry["t"],
+                "kind": f"fault_{entry['event']}",
+                "fault": entry["fault"],
+                "fault_kind": entry["kind"],
+                "endpoints": entry["endpoints"],
+                "name": entry["name"],
+            },
+        )
 
 
 def _behaviour_args(scenario: Scenario, run_dir: Path) -> tuple[str, ...]:
