@@ -48,3 +48,20 @@ MOCK_TOKENS_ISSUED = "authload_mock_tokens_issued"  # counter {api}
 MOCK_TOKENS_REVOKED = "authload_mock_tokens_revoked"  # counter {api}
 MOCK_REFRESH_REUSE = "authload_mock_refresh_reuse_refused"  # counter
 MOCK_SESSIONS_EVICTED = "authload_mock_sessions_evicted"  # counter {api}
+
+# client side (each Locust process; sum over processes for the whole run)
+FLOW = "flow"
+OUTCOME = "outcome"
+REASON = "reason"
+
+REQUESTS = "authload_requests"  # counter, exposed as *_total {endpoint, status}; 0 = no answer
+LATENCY = "authload_request_duration_seconds"  # histogram {endpoint}: client-side time
+ERRORS = "authload_errors"  # counter {endpoint, kind}: timeout, connect, reset, http, contract
+USERS = "authload_users"  # gauge: running Locust users (workers and local runs only)
+RETRIES = "authload_retries"  # counter: attempts sent after the first
+RETRIES_THROTTLED = "authload_retries_throttled"  # counter: attempts rejected locally
+FLOW_OUTCOMES = "authload_flow_outcomes"  # counter {flow, outcome}: journeys ended
+JOURNEYS = "authload_journeys"  # counter: journeys of the scenario's mix ended (achieved rate)
+SESSIONS_LOST = "authload_sessions_lost"  # counter {reason}
+DROPPED_ARRIVALS = "authload_dropped_arrivals"  # counter: open-model arrivals dropped
+TARGET_ARRIVAL_RATE = "authload_target_arrival_rate"  # gauge: this process's share, per s

@@ -15,7 +15,7 @@ from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from authload.load import recorder
+from authload.load import metrics, recorder
 from authload.load.progress import watch
 from authload.load.runtime import Runtime
 from authload.load.shapes import StagesShape
@@ -46,6 +46,7 @@ LOCUST_COUNTED: Counter[str] = Counter()  # this process's requests, as Locust c
 
 @events.init.add_listener
 def _on_init(environment: Environment, **_: Any) -> None:
+    metrics.register(environment, port=metrics.port_from_env())
     if isinstance(environment.runner, MasterRunner):
         return
     rt = Runtime(CONFIG, environment)
