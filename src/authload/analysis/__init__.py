@@ -1,13 +1,40 @@
-"""Run analysis with pandas: summaries, SLOs. No printing; the CLI prints."""
+"""Run analysis with pandas: summaries, SLOs, timelines, errors and recovery. No printing;
+the CLI prints."""
 
+from authload.analysis.errors import (
+    RecoveryTolerance,
+    error_bursts,
+    latency_comparison,
+    latency_from_intended,
+    latency_spectrum,
+    recovery_times,
+    retry_after_honoured,
+    retry_summary,
+    sessions_lost,
+    shedding_quality,
+)
 from authload.analysis.slo import SloResult, evaluate_slos
 from authload.analysis.stats import PERCENTILES, endpoint_summary, load_records, percentile
+from authload.analysis.timeline import event_windows, fault_windows, timeline
 
 __all__ = [
     "PERCENTILES",
+    "RecoveryTolerance",
     "SloResult",
     "endpoint_summary",
+    "error_bursts",
     "evaluate_slos",
+    "event_windows",
+    "fault_windows",
+    "latency_comparison",
+    "latency_from_intended",
+    "latency_spectrum",
     "load_records",
     "percentile",
+    "recovery_times",
+    "retry_after_honoured",
+    "retry_summary",
+    "sessions_lost",
+    "shedding_quality",
+    "timeline",
 ]
