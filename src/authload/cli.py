@@ -59,9 +59,32 @@ def _parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check scenario files without running them")
     validate.add_argument("scenarios", nargs="+", metavar="SCENARIO")
 
+    report = sub.add_parser("report", help="write RUN_DIR/report.html, print the verdict")
+    report.add_argument("run_dir", metavar="RUN_DIR", help="a run directory")
+
     smoke = sub.add_parser("smoke", help="drive every endpoint once on a mock, check contracts")
     smoke.add_argument("--url", help="a running mock (default: start an embedded one)")
     smoke.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    compare = sub.add_parser(
+        "compare", help="compare two runs per endpoint: deltas with confidence, verdict"
+    )
+    compare.add_argument("base", metavar="BASE_RUN", help="run directory of the baseline")
+    compare.add_argument("candidate", metavar="CANDIDATE_RUN", help="run directory to judge")
+    compare.add_argument(
+        "--tolerance", type=float, default=0.05, help="latency change ignored (default 0.05: 5%%)"
+    )
+    compare.add_argument(
+        "--error-tolerance",
+        type=float,
+        default=0.5,
+        metavar="PP",
+        help="error-rate change ignored, in percentage points (default 0.5)",
+    )
+    compare.add_argument(
+        "--confidence", type=float, default=0.95, help="level of the intervals (default 0.95)"
+    )
+    compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
     return parser
 
 
@@ -81,6 +104,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args)
         if args.command == "validate":
             return _validate(args)
+        if args.command == "report":
+            return _report(args)
+        if args.command == "compare":
+            return _compare(args)
     except AuthloadError as exc:
         print(f"authload: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -202,6 +229,24 @@ def _run(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def _report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from authload.analysis.report import write_report
+    from authload.errors import ResultsError
+    from authload.results import SUMMARY_FILE, read_json
+
+    try:
+        path = write_report(Path(args.run_dir))
+        verdict = str(read_json(Path(args.run_dir) / SUMMARY_FILE).get("verdict", "error"))
+    except ResultsError as exc:  # not a (finished) run directory: bad input
+        print(f"authload: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    print(f"report: {path}")
+    print(f"verdict: {verdict.upper()}")
+    return {"pass": EXIT_PASS, "fail": EXIT_FAIL}.get(verdict, EXIT_ERROR)
+
+
 def _validate(args: argparse.Namespace) -> int:
     from authload.errors import ScenarioError
     from authload.scenario import load_scenario
@@ -218,6 +263,59 @@ def _validate(args: argparse.Namespace) -> int:
             f"{path}: ok ({scenario.name}, {scenario.duration_s:g} s, {scenario.load.model} model)"
         )
     return EXIT_INPUT if failed else EXIT_PASS
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from authload.analysis.compare import REGRESSION, compare_runs, load_run_records
+    from authload.errors import InputError, ResultsError
+
+    if not args.tolerance >= 0 or not args.error_tolerance >= 0:
+        raise InputError("--tolerance and --error-tolerance must be >= 0")
+    if not 0 < args.confidence < 1:
+        raise InputError(f"--confidence must be between 0 and 1, not {args.confidence}")
+    try:
+        base, candidate = load_run_records(args.base), load_run_records(args.candidate)
+    except ResultsError as exc:  # a directory that is not a (finished) run is bad input
+        raise InputError(str(exc)) from exc
+    result = compare_runs(
+        base,
+        candidate,
+        tolerance=args.tolerance,
+        confidence=args.confidence,
+        error_tolerance_pp=args.error_tolerance,
+    )
+    if args.json:
+        data = {"base": args.base, "candidate": args.candidate, **result.to_dict()}
+        print(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False))
+        return EXIT_FAIL if result.verdict == REGRESSION else EXIT_PASS
+    print(f"base {args.base}, candidate {args.candidate}")
+    print(
+        f"ignored: latency changes within {result.tolerance:.1%}, error-rate changes within "
+        f"{result.error_tolerance_pp:g} pp; {result.confidence:.0%} intervals "
+        f"({result.resamples} bootstrap resamples)"
+    )
+    ci = f"{result.confidence:.0%} CI"
+    print(
+        f"{'endpoint':<22} {'stat':<10} {'base':>10} {'candidate':>10} {'change':>9}  "
+        f"{ci:<22} verdict"
+    )
+    for row in result.rows:
+        pp = row.unit == "pp"
+        value = "{:>9.2%}".format if pp else "{:>7.1f} ms".format
+        change = "{:+.2f} pp".format if pp else "{:+.1%}".format
+        base_s, candidate_s = (
+            "-".rjust(10) if v is None else value(v) for v in (row.base, row.candidate)
+        )
+        change_s = "-" if row.change is None else change(row.change)
+        interval = "-"
+        if row.ci_low is not None and row.ci_high is not None:
+            interval = f"[{change(row.ci_low)}, {change(row.ci_high)}]"
+        print(
+            f"{row.endpoint:<22} {row.stat:<10} {base_s:>10} {candidate_s:>10} "
+            f"{change_s:>9}  {interval:<22} {row.verdict}"
+        )
+    print(f"verdict: {result.verdict.upper()}")
+    return EXIT_FAIL if result.verdict == REGRESSION else EXIT_PASS
 
 
 def _ms(value: float | None, width: int = 8) -> str:

@@ -101,6 +101,12 @@ def run(
 
     summary = summarize(run_dir, scenario, status)
     write_json(run_dir / SUMMARY_FILE, summary)
+    try:  # the report only shows the run: failing to write it must not lose the run
+        from authload.analysis.report import write_report
+
+        write_report(run_dir)
+    except Exception as exc:
+        print(f"authload: report.html not written: {exc!r}", file=sys.stderr, flush=True)
     verdict = summary["verdict"]
     code = {"pass": 0, "fail": 1}.get(verdict, 3)
     return RunResult(run_dir, verdict, code, summary)

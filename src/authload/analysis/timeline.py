@@ -310,7 +310,8 @@ def _stages(events: list[dict[str, Any]], end_t: float) -> list[dict[str, Any]]:
 
 
 def _stage_label(event: dict[str, Any]) -> str:
-    load = f"{event['users']} users" if "users" in event else f"{event.get('rate', '?')}/s"
+    users = event.get("users")
+    load = f"{users} users" if users is not None else f"{event.get('rate', '?')}/s"
     return f"stage {event.get('stage', '?')}: {load}"
 
 

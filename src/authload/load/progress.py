@@ -26,7 +26,6 @@ def watch(environment: Environment, scenario: Scenario, run_dir: Path) -> None:
     window: deque[tuple[float, int, int]] = deque()  # (time, requests, failures)
     last_print = started
     while runner.state not in ("stopped", "quitting"):
-        gevent.sleep(1.0)
         now = time.time()
         elapsed = now - started
         current = stage_at(scenario.load, elapsed)
@@ -51,6 +50,7 @@ def watch(environment: Environment, scenario: Scenario, run_dir: Path) -> None:
         if now - last_print >= PROGRESS_EVERY_S:
             last_print = now
             _print_progress(environment, elapsed)
+        gevent.sleep(1.0)
 
 
 def _should_abort(scenario: Scenario, window: deque[tuple[float, int, int]], now: float) -> bool:

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 import gevent
 from gevent.pool import Pool
-from locust import FastHttpUser, task
+from locust import FastHttpUser, constant, task
 
 from authload.distributions import sample_ms
 from authload.load.flows import run_journey
@@ -72,6 +72,7 @@ class ArrivalUser(FastHttpUser):
     abstract = True
     host = "http://127.0.0.1"
     max_retries = 0
+    wait_time = constant(1.0)
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
@@ -94,5 +95,5 @@ class ArrivalUser(FastHttpUser):
                 continue
             self.pool.spawn(run_journey, flow, rt.journey(self.api, flow, t_intended=due))
         self.pool.join()
-        while True:  # the schedule is done; the shape ends the run (and stops this user)
-            gevent.sleep(1.0)
+        while True:  # the schedule is done: wait, stoppable at once, for the shape to end
+            self.wait()

@@ -144,7 +144,10 @@ class MockApp:
                 in_flight = mock.metrics.in_flight.labels(name)
                 in_flight.inc()
                 slots.callback(in_flight.dec)
-                reply = await route.handler(mock, request)
+                try:
+                    reply = await route.handler(mock, request)
+                except ApiError as error:  # a refusal takes the service its time too
+                    reply = render_error(error, route.style)
                 delay = behaviour.added_latency_s(name) + added_ms / 1000.0
                 if delay > 0:
                     await asyncio.sleep(delay)

@@ -1,0 +1,414 @@
+"""Run comparison against synthetic run directories with known distributions."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow.parquet as pq  # type: ignore[import-untyped]
+import pytest
+
+from authload.analysis import compare as compare_module
+from authload.analysis.compare import (
+    IMPROVEMENT,
+    INSUFFICIENT_DATA,
+    NO_SIGNIFICANT_CHANGE,
+    REGRESSION,
+    STATS,
+    Comparison,
+    compare_runs,
+    load_run_records,
+)
+from authload.analysis.stats import percentile
+from authload.cli import main
+from authload.errors import ResultsError
+from authload.results import MANIFEST_FILE, RECORD_SCHEMA, RECORDS_DIR, RECORDS_FILE
+
+LOGIN, REFRESH, SMS = "gigma.login", "mobile.refresh", "mobile.phone_request"
+LATENCY_STATS = ("p50", "p95", "p99")
+
+
+def _endpoint(
+    endpoint: str,
+    n: int,
+    seed: int,
+    *,
+    scale: float = 1.0,
+    tail_scale: float = 1.0,
+    error_rate: float = 0.0,
+    median_ms: float = 40.0,
+) -> pd.DataFrame:
+    """``n`` attempts at ``endpoint``: log-normal latencies (median ``median_ms``) times
+    ``scale``; those above the distribution's 90th percentile also times ``tail_scale``; a
+    share ``error_rate`` answered 503 (latency kept, so answered latencies are unchanged)."""
+    rng = np.random.default_rng(seed)
+    latency = rng.lognormal(np.log(median_ms), 0.6, n)
+    tail = latency > median_ms * np.exp(0.6 * 1.2816)  # the 90th percentile
+    latency = np.where(tail, latency * tail_scale, latency) * scale
+    failed = rng.random(n) < error_rate
+    return pd.DataFrame(
+        {
+            "t": 1.7e9 + np.arange(n) * 0.01,
+            "endpoint": endpoint,
+            "status": np.where(failed, 503, 200).astype(np.int16),
+            "latency_ms": latency,
+            "error": ["http" if f else None for f in failed],
+        }
+    )
+
+
+def _run(*parts: pd.DataFrame) -> pd.DataFrame:
+    return pd.concat(parts, ignore_index=True)
+
+
+def _write_run(directory: Path, records: pd.DataFrame) -> Path:
+    """A run directory as `authload run` leaves it, as far as a comparison reads it."""
+    directory.mkdir(parents=True)
+    n = len(records)
+    table = pa.table(
+        {
+            "t": pa.array(records["t"], pa.float64()),
+            "t_intended": pa.nulls(n, pa.float64()),
+            "endpoint": pa.array(records["endpoint"], pa.string()),
+            "status": pa.array(records["status"], pa.int16()),
+            "latency_ms": pa.array(records["latency_ms"], pa.float64()),
+            "bytes": pa.array(np.full(n, 512), pa.int64()),
+            "error": pa.array(records["error"], pa.string(), from_pandas=True),
+            "retry_after_s": pa.nulls(n, pa.float64()),
+            "flow": pa.array(["password_call"] * n, pa.string()),
+            "flow_id": pa.array([f"f{i}" for i in range(n)], pa.string()),
+            "op_id": pa.array(np.arange(n), pa.int64()),
+            "attempt": pa.array(np.ones(n), pa.int16()),
+            "worker": pa.array(["w0"] * n, pa.string()),
+        },
+        schema=RECORD_SCHEMA,
+    )
+    pq.write_table(table, directory / RECORDS_FILE)
+    manifest = {"scenario": {"name": "synthetic"}, "target": "mock", "status": "completed"}
+    (directory / MANIFEST_FILE).write_text(json.dumps(manifest), encoding="utf-8")
+    return directory
+
+
+def _verdicts(result: Comparison, endpoint: str) -> dict[str, str]:
+    return {stat: result.row(endpoint, stat).verdict for stat in STATS}
+
+
+def _same(verdict: str) -> dict[str, str]:
+    return dict.fromkeys(STATS, verdict)
+
+
+BASE = _run(_endpoint(LOGIN, 5000, 1), _endpoint(REFRESH, 20000, 2, median_ms=15.0))
+
+
+def test_identical_distributions_are_no_significant_change() -> None:
+    candidate = _run(_endpoint(LOGIN, 5000, 11), _endpoint(REFRESH, 20000, 12, median_ms=15.0))
+    result = compare_runs(BASE, candidate)
+    assert result.verdict == NO_SIGNIFICANT_CHANGE
+    for endpoint in (LOGIN, REFRESH, "*"):
+        assert _verdicts(result, endpoint) == _same(NO_SIGNIFICANT_CHANGE), endpoint
+    for row in result.rows:  # every interval holds the true change, 0
+        assert row.ci_low is not None and row.ci_high is not None
+        assert row.ci_low <= 0 <= row.ci_high, row
+        assert row.ci_high - row.ci_low < (0.25 if row.unit == "relative" else 1.0), row
+    assert [(r.endpoint, r.stat) for r in result.rows] == [
+        (e, s) for e in (LOGIN, REFRESH, "*") for s in STATS
+    ]
+
+
+def test_slower_endpoint_is_a_regression_on_that_endpoint_and_its_latency_only() -> None:
+    candidate = _run(
+        _endpoint(LOGIN, 5000, 11, scale=1.3), _endpoint(REFRESH, 20000, 12, median_ms=15.0)
+    )
+    result = compare_runs(BASE, candidate)
+    assert result.verdict == REGRESSION
+    assert _verdicts(result, LOGIN) == {
+        "p50": REGRESSION,
+        "p95": REGRESSION,
+        "p99": REGRESSION,
+        "error_rate": NO_SIGNIFICANT_CHANGE,
+    }
+    assert _verdicts(result, REFRESH) == _same(NO_SIGNIFICANT_CHANGE)
+    for stat in LATENCY_STATS:
+        row = result.row(LOGIN, stat)
+        assert row.ci_low is not None and row.ci_high is not None
+        assert row.ci_low <= 0.3 <= row.ci_high, row
+        assert row.change == pytest.approx(0.3, abs=0.08)
+        assert row.base is not None and row.candidate is not None
+        assert row.change == pytest.approx(row.candidate / row.base - 1)
+        assert row.base_count == row.candidate_count == 5000
+
+
+def test_slower_tail_is_a_regression_of_the_tail_percentiles_only() -> None:
+    candidate = _run(
+        _endpoint(LOGIN, 5000, 11), _endpoint(REFRESH, 20000, 12, median_ms=15.0, tail_scale=1.3)
+    )
+    result = compare_runs(BASE, candidate)
+    assert result.verdict == REGRESSION
+    assert _verdicts(result, REFRESH) == {
+        "p50": NO_SIGNIFICANT_CHANGE,
+        "p95": REGRESSION,
+        "p99": REGRESSION,
+        "error_rate": NO_SIGNIFICANT_CHANGE,
+    }
+    assert _verdicts(result, LOGIN) == _same(NO_SIGNIFICANT_CHANGE)
+
+
+def test_faster_endpoint_is_an_improvement() -> None:
+    candidate = _run(
+        _endpoint(LOGIN, 5000, 11, scale=0.7), _endpoint(REFRESH, 20000, 12, median_ms=15.0)
+    )
+    result = compare_runs(BASE, candidate)
+    assert result.verdict == IMPROVEMENT
+    for stat in LATENCY_STATS:
+        row = result.row(LOGIN, stat)
+        assert row.verdict == IMPROVEMENT
+        assert row.ci_low is not None and row.ci_high is not None
+        assert row.ci_low <= -0.3 <= row.ci_high < -0.05, row
+    assert _verdicts(result, REFRESH) == _same(NO_SIGNIFICANT_CHANGE)
+
+
+def test_error_rate_from_1_to_5_percent_is_a_regression_in_percentage_points() -> None:
+    base = _run(_endpoint(LOGIN, 5000, 1, error_rate=0.01), _endpoint(REFRESH, 5000, 2))
+    candidate = _run(_endpoint(LOGIN, 5000, 11, error_rate=0.05), _endpoint(REFRESH, 5000, 12))
+    result = compare_runs(base, candidate)
+    assert result.verdict == REGRESSION
+    row = result.row(LOGIN, "error_rate")
+    assert (row.verdict, row.unit, row.tolerance) == (REGRESSION, "pp", 0.5)
+    assert row.base == pytest.approx(0.01, abs=0.004)
+    assert row.candidate == pytest.approx(0.05, abs=0.008)
+    assert row.base is not None and row.candidate is not None
+    assert row.change == pytest.approx((row.candidate - row.base) * 100)
+    assert row.relative_change == pytest.approx(row.candidate / row.base - 1)
+    assert row.ci_low is not None and row.ci_high is not None
+    assert 0.5 < row.ci_low <= 4.0 <= row.ci_high < 6.0
+    for stat in LATENCY_STATS:  # errors are answered too: their latencies did not change
+        assert result.row(LOGIN, stat).verdict == NO_SIGNIFICANT_CHANGE
+    assert _verdicts(result, REFRESH) == _same(NO_SIGNIFICANT_CHANGE)
+
+
+def test_small_error_rate_changes_are_within_the_absolute_tolerance() -> None:
+    base = _run(_endpoint(LOGIN, 50000, 1, error_rate=0.001))
+    candidate = _run(_endpoint(LOGIN, 50000, 11, error_rate=0.003))  # tripled, +0.2 pp
+    row = compare_runs(base, candidate).row(LOGIN, "error_rate")
+    assert row.verdict == NO_SIGNIFICANT_CHANGE
+    assert row.relative_change is not None and row.relative_change > 1.0
+    strict = compare_runs(base, candidate, error_tolerance_pp=0.05).row(LOGIN, "error_rate")
+    assert strict.verdict == REGRESSION
+
+
+def test_too_few_samples_is_insufficient_data_never_a_regression() -> None:
+    base = _run(_endpoint(LOGIN, 1000, 1), _endpoint(REFRESH, 1000, 2))
+    candidate = _run(
+        _endpoint(LOGIN, 19, 11, scale=3.0, error_rate=0.5),  # much worse, but 19 attempts
+        _endpoint(REFRESH, 1000, 12),
+        _endpoint(SMS, 500, 13),  # not in the base run
+    )
+    result = compare_runs(base, candidate)
+    assert result.verdict == NO_SIGNIFICANT_CHANGE
+    assert _verdicts(result, LOGIN) == _same(INSUFFICIENT_DATA)
+    assert _verdicts(result, SMS) == _same(INSUFFICIENT_DATA)
+    login = result.row(LOGIN, "p50")
+    assert login.candidate_count == 19 and login.ci_low is None and login.ci_high is None
+    assert login.change is not None and login.change > 1.0  # still shown
+    sms = result.row(SMS, "p99")
+    assert (sms.base, sms.base_count, sms.change) == (None, 0, None)
+    assert [r.endpoint for r in result.rows[::4]] == [LOGIN, SMS, REFRESH, "*"]
+
+    twenty = _run(_endpoint(LOGIN, 20, 11, scale=3.0), _endpoint(REFRESH, 1000, 12))
+    assert compare_runs(base, twenty).row(LOGIN, "p50").verdict == REGRESSION
+
+
+def test_error_rate_counts_attempts_not_answers() -> None:
+    """An endpoint that stopped answering at all has no latency to compare, but its
+    error rate (every attempt failed) is a regression."""
+    base = _run(_endpoint(LOGIN, 200, 1))
+    down = _endpoint(LOGIN, 200, 11)
+    down["status"], down["error"] = np.int16(0), "connect"
+    result = compare_runs(base, down)
+    assert result.verdict == REGRESSION
+    assert result.row(LOGIN, "error_rate").verdict == REGRESSION
+    assert result.row(LOGIN, "error_rate").change == pytest.approx(100.0)
+    for stat in LATENCY_STATS:
+        row = result.row(LOGIN, stat)
+        assert (row.verdict, row.candidate, row.candidate_count) == (INSUFFICIENT_DATA, None, 0)
+
+
+def test_same_seed_same_intervals_other_seed_other_intervals() -> None:
+    candidate = _run(_endpoint(LOGIN, 3000, 11, scale=1.1), _endpoint(REFRESH, 3000, 12))
+    first, again = compare_runs(BASE, candidate, seed=7), compare_runs(BASE, candidate, seed=7)
+    assert first == again
+    assert first.to_json() == again.to_json()
+    other = compare_runs(BASE, candidate, seed=8)
+    assert [r.change for r in other.rows] == [r.change for r in first.rows]
+    assert [r.ci_low for r in other.rows] != [r.ci_low for r in first.rows]
+    # a row's interval depends on its own data only, not on which other endpoints exist
+    alone = compare_runs(BASE[BASE["endpoint"] == LOGIN], candidate, seed=7)
+    assert alone.row(LOGIN, "p95") == first.row(LOGIN, "p95")
+
+
+def test_intervals_match_a_bootstrap_that_resamples_the_records() -> None:
+    """The order-statistic draws give the interval resampling the records would give."""
+    base, candidate = _endpoint(LOGIN, 400, 1), _endpoint(LOGIN, 400, 11, scale=1.2)
+    resamples, confidence = 20000, 0.9
+    result = compare_runs(base, candidate, confidence=confidence, resamples=resamples)
+    rng = np.random.default_rng(123)
+    b, c = base["latency_ms"].to_numpy(), candidate["latency_ms"].to_numpy()
+    for stat, q in (("p50", 0.5), ("p95", 0.95)):
+        b_reps = np.quantile(
+            b[rng.integers(0, b.size, (resamples, b.size))], q, axis=1, method="inverted_cdf"
+        )
+        c_reps = np.quantile(
+            c[rng.integers(0, c.size, (resamples, c.size))], q, axis=1, method="inverted_cdf"
+        )
+        low, high = np.quantile(c_reps / b_reps - 1, [0.05, 0.95])
+        row = result.row(LOGIN, stat)
+        assert row.ci_low == pytest.approx(low, abs=0.01), stat
+        assert row.ci_high == pytest.approx(high, abs=0.01), stat
+        assert row.base == percentile(b, q) and row.candidate == percentile(c, q)
+
+
+def test_fifty_thousand_records_per_endpoint_take_well_under_a_second() -> None:
+    endpoints = [f"e{i}" for i in range(4)]
+    base = _run(*(_endpoint(e, 50000, i) for i, e in enumerate(endpoints)))
+    candidate = _run(*(_endpoint(e, 50000, 10 + i) for i, e in enumerate(endpoints)))
+    start = time.perf_counter()
+    compare_runs(base, candidate)
+    assert time.perf_counter() - start < 1.0
+
+
+def test_arguments_are_checked() -> None:
+    for bad in ({"confidence": 1.0}, {"confidence": 0.0}, {"tolerance": -0.1}, {"resamples": 0}):
+        with pytest.raises(ValueError):
+            compare_runs(BASE, BASE, **bad)
+    with pytest.raises(ValueError, match="lack columns"):
+        compare_runs(BASE.drop(columns=["error"]), BASE)
+
+
+def test_json_round_trips() -> None:
+    candidate = _run(_endpoint(LOGIN, 5000, 11, scale=1.3), _endpoint(SMS, 10, 13))
+    data = json.loads(compare_runs(BASE, candidate).to_json())
+    assert data["verdict"] == REGRESSION
+    assert data["tolerance"] == 0.05 and data["error_tolerance_pp"] == 0.5
+    rows = {(r["endpoint"], r["stat"]): r for r in data["rows"]}
+    assert rows[(LOGIN, "p99")]["verdict"] == REGRESSION
+    assert rows[(SMS, "p50")]["base"] is None and rows[(SMS, "p50")]["ci_low"] is None
+
+
+# --- run directories and the command ---------------------------------------------------
+
+
+def test_load_run_records_reads_a_run_directory(tmp_path: Path) -> None:
+    records = _run(_endpoint(LOGIN, 100, 1, error_rate=0.1), _endpoint(REFRESH, 50, 2))
+    frame = load_run_records(_write_run(tmp_path / "run", records))
+    assert list(frame.columns) == list(compare_module.COLUMNS)
+    assert len(frame) == 150
+    assert frame["error"].notna().sum() == (records["error"].notna()).sum()
+
+
+def test_load_run_records_names_what_is_wrong(tmp_path: Path) -> None:
+    with pytest.raises(ResultsError, match="no such run directory"):
+        load_run_records(tmp_path / "missing")
+    (tmp_path / "file").write_text("x", encoding="utf-8")
+    with pytest.raises(ResultsError, match="not a run directory"):
+        load_run_records(tmp_path / "file")
+    with pytest.raises(ResultsError, match="not a run directory"):
+        load_run_records(tmp_path)
+    (tmp_path / RECORDS_DIR).mkdir()
+    with pytest.raises(ResultsError, match="not finalized"):
+        load_run_records(tmp_path)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / MANIFEST_FILE).write_text("{}", encoding="utf-8")
+    (broken / RECORDS_FILE).write_bytes(b"not parquet")
+    with pytest.raises(ResultsError, match="unreadable"):
+        load_run_records(broken)
+
+
+def _authload(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "authload", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ),
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("runs")
+    refresh = _endpoint(REFRESH, 3000, 2, median_ms=15.0)
+    return {
+        "base": _write_run(root / "base", _run(_endpoint(LOGIN, 3000, 1), refresh)),
+        "same": _write_run(root / "same", _run(_endpoint(LOGIN, 3000, 11), refresh)),
+        "slower": _write_run(root / "slower", _run(_endpoint(LOGIN, 3000, 11, scale=1.3), refresh)),
+        "faster": _write_run(root / "faster", _run(_endpoint(LOGIN, 3000, 11, scale=0.7), refresh)),
+    }
+
+
+def test_command_exits_1_on_a_regression_and_prints_the_table(runs: dict[str, Path]) -> None:
+    result = _authload("compare", runs["base"], runs["slower"])
+    assert result.returncode == 1, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[-1] == "verdict: REGRESSION"
+    login_p99 = next(line for line in lines if line.startswith(LOGIN) and " p99 " in line)
+    assert login_p99.endswith(" regression") and " ms " in login_p99 and "%" in login_p99
+    refresh_p99 = next(line for line in lines if line.startswith(REFRESH) and " p99 " in line)
+    assert refresh_p99.endswith(" no significant change")
+    assert any(line.startswith(LOGIN) and " pp" in line for line in lines)  # error rate
+
+
+def test_command_exits_0_without_a_regression(runs: dict[str, Path]) -> None:
+    same = _authload("compare", runs["base"], runs["same"])
+    assert same.returncode == 0, same.stderr
+    assert same.stdout.splitlines()[-1] == "verdict: NO SIGNIFICANT CHANGE"
+
+
+def test_command_improvement_and_tolerance(
+    runs: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["compare", str(runs["base"]), str(runs["faster"])]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "verdict: IMPROVEMENT"
+    assert main(["compare", str(runs["base"]), str(runs["slower"]), "--tolerance", "0.5"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "verdict: NO SIGNIFICANT CHANGE"
+
+
+def test_command_json_parses(runs: dict[str, Path]) -> None:
+    result = _authload("compare", runs["base"], runs["slower"], "--json", "--confidence", "0.9")
+    assert result.returncode == 1, result.stderr
+    data = json.loads(result.stdout)
+    assert data["verdict"] == REGRESSION and data["confidence"] == 0.9
+    assert data["base"] == str(runs["base"]) and data["candidate"] == str(runs["slower"])
+    verdicts = {(r["endpoint"], r["stat"]): r["verdict"] for r in data["rows"]}
+    assert verdicts[(LOGIN, "p50")] == REGRESSION
+    assert verdicts[(REFRESH, "p50")] == NO_SIGNIFICANT_CHANGE
+
+
+def test_command_exits_2_on_a_directory_that_is_not_a_run(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    result = _authload("compare", runs["base"], tmp_path)
+    assert result.returncode == 2
+    assert "not a run directory" in result.stderr and str(tmp_path) in result.stderr
+    assert result.stdout == ""
+
+
+def test_command_bad_input_is_exit_2(
+    runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["compare", str(tmp_path / "nope"), str(runs["base"])]) == 2
+    assert "no such run directory" in capsys.readouterr().err
+    unfinished = tmp_path / "unfinished"
+    (unfinished / RECORDS_DIR).mkdir(parents=True)
+    assert main(["compare", str(runs["base"]), str(unfinished)]) == 2
+    assert "not finalized" in capsys.readouterr().err
+    assert main(["compare", str(runs["base"]), str(runs["same"]), "--confidence", "95"]) == 2
+    assert "--confidence" in capsys.readouterr().err
