@@ -1,0 +1,205 @@
+"""The load side of bench/mock_throughput.py: one headless Locust process, used as a library.
+
+Runs FastHttpUser users with no wait time against one URL: spawn them all, warm up, reset
+Locust's stats, measure for a fixed window, write the figures as JSON and exit. Besides
+Locust's requests/s and percentiles it records the CPU time this process and the server's
+processes (given by process group) spent in the window, read from /proc.
+
+Not meant to be run by hand; mock_throughput.py starts it pinned to the load-generator core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import gevent
+from locust import FastHttpUser, User, constant, task
+from locust.env import Environment
+
+LOGIN_PATH = "/counterparty/login"
+LKFL_PATH = "/v2/mobile/users/lkfl/auth"
+REFRESH_PATH = "/v2/mobile/users/refresh"
+JSON_HEADERS = {"Content-Type": "application/json"}
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def login_user(accounts: list[dict[str, Any]], app_token: str, password: str) -> type[User]:
+    """Gigma login with the always-accepted password, cycling over all the given accounts."""
+    bodies = itertools.cycle(
+        [json.dumps({"phone": a["phone"], "password": password}) for a in accounts]
+    )
+    headers = {**JSON_HEADERS, "Token": app_token}
+
+    class GigmaLogin(FastHttpUser):
+        wait_time = constant(0)
+
+        @task
+        def login(self) -> None:
+            self.client.post(LOGIN_PATH, data=next(bodies), headers=headers, name="gigma.login")
+
+    return GigmaLogin
+
+
+def refresh_user(accounts: list[dict[str, Any]], client_secret: str) -> type[User]:
+    """Each user logs in once via LKFL on its own account, then rotates its refresh token."""
+    numbers = itertools.count()
+
+    class MobileRefresh(FastHttpUser):
+        wait_time = constant(0)
+        token: str | None = None
+
+        def on_start(self) -> None:
+            account = accounts[next(numbers) % len(accounts)]
+            self.login_body = json.dumps(
+                {
+                    "inn": account["inn"],
+                    "password": account["lkfl_password"],
+                    "client_secret": client_secret,
+                }
+            )
+            self.login()
+
+        def login(self) -> None:
+            self.token = None
+            with self.client.post(
+                LKFL_PATH,
+                data=self.login_body,
+                headers=JSON_HEADERS,
+                name="mobile.lkfl_auth",
+                catch_response=True,
+            ) as resp:
+                if resp.status_code == 200:
+                    self.token = resp.json()["refresh_token"]
+                    resp.success()
+                else:
+                    resp.failure(f"HTTP {resp.status_code}: {(resp.text or '')[:200]}")
+
+        @task
+        def refresh(self) -> None:
+            if self.token is None:
+                self.login()
+                return
+            body = json.dumps({"refresh_token": self.token, "client_secret": client_secret})
+            with self.client.post(
+                REFRESH_PATH,
+                data=body,
+                headers=JSON_HEADERS,
+                name="mobile.refresh",
+                catch_response=True,
+            ) as resp:
+                if resp.status_code == 200:
+                    self.token = resp.json()["refresh_token"]
+                    resp.success()
+                else:
+                    self.token = None  # log in again on the next iteration
+                    resp.failure(f"HTTP {resp.status_code}: {(resp.text or '')[:200]}")
+
+    return MobileRefresh
+
+
+def group_cpu_ticks(pgids: list[int]) -> dict[int, int]:
+    """User + system CPU ticks of the live processes of each given process group."""
+    ticks = dict.fromkeys(pgids, 0)
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        fields = raw[raw.rindex(")") + 2 :].split()  # after "pid (comm) "
+        pgrp = int(fields[2])
+        if pgrp in ticks:
+            ticks[pgrp] += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks
+
+
+def machine_busy_ticks() -> int:
+    """Busy CPU ticks of the whole machine: everything but idle and iowait (steal counts)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    return user + nice + system + irq + softirq + steal
+
+
+def own_cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    accounts: list[dict[str, Any]] = json.loads(Path(args.accounts).read_text())
+    if args.kind == "login":
+        user_class, name = login_user(accounts, args.app_token, args.password), "gigma.login"
+    else:
+        user_class, name = refresh_user(accounts, args.client_secret), "mobile.refresh"
+    env = Environment(user_classes=[user_class], host=args.url)
+    runner = env.create_local_runner()
+    try:
+        runner.start(args.users, spawn_rate=args.users * 20)
+        gevent.sleep(args.warmup)
+        pgids: list[int] = args.server_pgid
+        env.stats.reset_all()
+        t0, cpu0, srv0 = time.monotonic(), own_cpu_seconds(), group_cpu_ticks(pgids)
+        busy0 = machine_busy_ticks()
+        gevent.sleep(args.seconds)
+        entry, total = env.stats.get(name, "POST"), env.stats.total
+        elapsed = time.monotonic() - t0
+        load_cpu, srv1 = own_cpu_seconds() - cpu0, group_cpu_ticks(pgids)
+        busy = machine_busy_ticks() - busy0
+        server_pct = [100.0 * (srv1[g] - srv0[g]) / TICKS / elapsed for g in pgids]
+        load_pct = 100.0 * load_cpu / elapsed
+        machine_pct = 100.0 * busy / TICKS / elapsed
+        result = {
+            "endpoint": name,
+            "seconds": round(elapsed, 3),
+            "requests": entry.num_requests,
+            "failures": total.num_failures,
+            "rps": entry.num_requests / elapsed,
+            "p50_ms": entry.get_response_time_percentile(0.50),
+            "p99_ms": entry.get_response_time_percentile(0.99),
+            "max_ms": entry.max_response_time,
+            "users": runner.user_count,
+            "load_cpu_pct": load_pct,
+            "server_cpu_pct": sum(server_pct),
+            "server_cpu_pct_per_process": server_pct,
+            # CPU used by anything else (other processes, steal), in % of one core
+            "other_cpu_pct": max(0.0, machine_pct - sum(server_pct) - load_pct),
+            "errors": {f"{e.method} {e.name}: {e.error}": e.occurrences for e in _errors(env)},
+        }
+    finally:
+        runner.quit()
+    return result
+
+
+def _errors(env: Environment) -> list[Any]:
+    return sorted(env.stats.errors.values(), key=lambda e: -e.occurrences)[:5]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--kind", choices=["login", "refresh"], required=True)
+    parser.add_argument("--accounts", required=True, help="JSON file: rows of /_mock/accounts")
+    parser.add_argument("--users", type=int, required=True)
+    parser.add_argument("--warmup", type=float, required=True)
+    parser.add_argument("--seconds", type=float, required=True)
+    parser.add_argument("--server-pgid", type=int, action="append", default=[])
+    parser.add_argument("--app-token", required=True)
+    parser.add_argument("--password", required=True)
+    parser.add_argument("--client-secret", required=True)
+    parser.add_argument("--out", required=True, help="where to write the result JSON")
+    args = parser.parse_args()
+    result = run(args)
+    Path(args.out).write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

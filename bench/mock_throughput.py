@@ -1,0 +1,825 @@
+#!/usr/bin/env python3
+"""Requests/s and p99 of the mock against a bare app, granian and an nginx yardstick.
+
+Every server runs pinned to the server CPU (default 0) and one headless Locust process
+(FastHttpUser, no wait time) runs pinned to the load CPU (default 1), all on 127.0.0.1, for a
+warm-up plus a fixed measuring window per case. Each case gets a fresh server. See
+bench/README.md for the cases, the columns and the goal ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+from types import FrameType
+from typing import Any, Literal
+
+BENCH_DIR = Path(__file__).resolve().parent
+APP_TOKEN = "mock-app-token"
+CLIENT_SECRET = "mock-client-secret"
+PASSWORD = "1111"
+LOGIN_PATH = "/counterparty/login"
+BARE_BODY = b'{"status":"ok"}'  # what bare_app.py answers and nginx serves
+MAX_ACCOUNTS = 10_000  # one /_mock/accounts page
+STARTUP_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 5.0
+PACKAGES = ("uvicorn", "uvloop", "httptools", "granian", "locust")  # versions in the report
+BUSY_PCT = 90.0  # a CPU this busy (percent of one core) is taken as saturated
+OTHER_PCT = 10.0  # more foreign CPU use than this in a window marks the case as disturbed
+
+LoadKind = Literal["login", "refresh"]
+
+
+class BenchError(Exception):
+    """The bench cannot go on: a server or the load generator failed."""
+
+
+# --- processes --------------------------------------------------------------------------
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def pgid(self) -> int:
+        return self.popen.pid  # started with start_new_session: leader of its own group
+
+    def log_tail(self, chars: int = 2000) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+
+class Processes:
+    """Every process the bench starts, each in a new session (process group) of its own.
+
+    Stopping one signals its whole group, so the children it forked (nginx and granian
+    workers) end with it. ``stop_all`` runs from a ``finally``, on errors and Ctrl-C too.
+    """
+
+    def __init__(self, logdir: Path) -> None:
+        self.logdir = logdir
+        self.live: list[Proc] = []
+
+    def start(
+        self,
+        name: str,
+        cmd: Sequence[str],
+        pass_fds: Sequence[int] = (),
+        env: dict[str, str] | None = None,
+    ) -> Proc:
+        log = self.logdir / f"{name}.{len(os.listdir(self.logdir))}.log"
+        with log.open("wb") as out:
+            popen = subprocess.Popen(
+                list(cmd),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                pass_fds=tuple(pass_fds),
+                env={**os.environ, **(env or {})},
+                start_new_session=True,
+            )
+        proc = Proc(name, popen, log)
+        self.live.append(proc)
+        return proc
+
+    def stop(self, proc: Proc) -> None:
+        """SIGTERM to the process group, SIGKILL after STOP_TIMEOUT_S; reaps the leader."""
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pgid, sig)  # also reaches children left by an exited leader
+            deadline = time.monotonic() + STOP_TIMEOUT_S
+            while time.monotonic() < deadline:
+                if proc.popen.poll() is not None and not _group_members(proc.pgid):
+                    break
+                time.sleep(0.02)
+            else:
+                continue
+            break
+        if proc in self.live:
+            self.live.remove(proc)
+
+    def stop_all(self) -> None:
+        for proc in reversed(list(self.live)):
+            self.stop(proc)
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Pids of the live (not zombie) processes in a process group."""
+    members = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        fields = raw[raw.rindex(")") + 2 :].split()  # state, ppid, pgrp, ...
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            members.append(int(entry.name))
+    return members
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+# --- servers ----------------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    url: str
+    procs: list[Proc] = field(default_factory=list)
+
+    @property
+    def pgids(self) -> list[int]:
+        return [p.pgid for p in self.procs]
+
+
+def _bound_socket(port: int = 0, reuse_port: bool = False) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.set_inheritable(True)
+    return sock
+
+
+def _free_port() -> int:
+    with contextlib.closing(_bound_socket()) as sock:
+        return int(sock.getsockname()[1])
+
+
+def _http(
+    url: str, method: str = "GET", body: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, bytes]:
+    """One request on a fresh connection; (status, body), or (0, b"") if nothing answered."""
+    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=2.0) as resp:
+            return int(resp.status), bytes(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+    except OSError:
+        return 0, b""
+
+
+def _login_request(url: str, phone: str = "79000000000") -> tuple[int, bytes]:
+    body = json.dumps({"phone": phone, "password": PASSWORD}).encode()
+    headers = {"Content-Type": "application/json", "Token": APP_TOKEN}
+    return _http(url + LOGIN_PATH, "POST", body, headers)
+
+
+def _wait_until(ready: Callable[[], bool], server: Server, what: str) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        for proc in server.procs:
+            if proc.popen.poll() is not None:
+                raise BenchError(f"{what} exited with {proc.popen.returncode}:\n{proc.log_tail()}")
+        if ready():
+            return
+        time.sleep(0.05)
+    tails = "\n".join(p.log_tail() for p in server.procs)
+    raise BenchError(f"{what} not ready within {STARTUP_TIMEOUT_S:.0f} s:\n{tails}")
+
+
+def _listening(port: int) -> int:
+    """How many sockets listen on 127.0.0.1:port (one per process with SO_REUSEPORT)."""
+    lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    local = f"0100007F:{port:04X}"
+    return sum(1 for line in lines if line.split()[1] == local and line.split()[3] == "0A")
+
+
+@dataclass
+class Bench:
+    args: argparse.Namespace
+    procs: Processes
+    tmp: Path
+    taskset: str
+    behaviour: Path
+    accounts_file: Path | None = None
+
+    def pinned(self, cpus: str, cmd: Sequence[str]) -> list[str]:
+        return [self.taskset, "-c", cpus, *cmd]
+
+    # the servers under test
+
+    def mock(self, cpus: Sequence[int]) -> Server:
+        """One mock process per CPU entry (``authload mock --fd``), each pinned to it.
+
+        With more than one, each process gets its own socket on the same port with
+        SO_REUSEPORT, so the kernel spreads new connections over the processes. State is per
+        process, which gigma.login with the test password does not need.
+        """
+        many = len(cpus) > 1
+        first = _bound_socket(reuse_port=many)
+        port = int(first.getsockname()[1])
+        socks = [first] + [_bound_socket(port, reuse_port=True) for _ in cpus[1:]]
+        env = {
+            "AUTHLOAD_MOCK_BEHAVIOUR": str(self.behaviour),
+            "AUTHLOAD_MOCK_STORE": "memory",
+            "AUTHLOAD_MOCK_APP_TOKEN": APP_TOKEN,
+            "AUTHLOAD_MOCK_CLIENT_SECRET": CLIENT_SECRET,
+            "AUTHLOAD_MOCK_TEST_PASSWORD": PASSWORD,
+        }
+        server = Server(f"http://127.0.0.1:{port}")
+        try:
+            for cpu, sock in zip(cpus, socks, strict=True):
+                cmd = [sys.executable, "-m", "authload", "mock", "--fd", str(sock.fileno())]
+                cmd += ["--population", str(self.args.population)]
+                server.procs.append(
+                    self.procs.start("mock", self.pinned(str(cpu), cmd), [sock.fileno()], env)
+                )
+        finally:
+            for sock in socks:
+                sock.close()
+        # every process listens on its own socket (SO_REUSEPORT) and the mock answers
+        _wait_until(
+            lambda: _listening(port) == len(socks) and _http(server.url + "/healthz")[0] == 200,
+            server,
+            "the mock",
+        )
+        return server
+
+    def bare_uvicorn(self) -> Server:
+        sock = _bound_socket()
+        server = Server(f"http://127.0.0.1:{sock.getsockname()[1]}")
+        cmd = [sys.executable, str(BENCH_DIR / "bare_app.py"), "--fd", str(sock.fileno())]
+        try:
+            server.procs.append(
+                self.procs.start("bare-uvicorn", self.pinned(self.server_cpu, cmd), [sock.fileno()])
+            )
+        finally:
+            sock.close()
+        self._wait_bare(server, "the bare app on uvicorn")
+        return server
+
+    def bare_granian(self) -> Server:
+        port = _free_port()
+        server = Server(f"http://127.0.0.1:{port}")
+        cmd = [
+            sys.executable, "-m", "granian",
+            "--interface", "asgi",
+            "--host", "127.0.0.1",
+            "--port", str(port),
+            "--workers", "1",
+            "--runtime-mode", "st",
+            "--runtime-threads", "1",
+            "--loop", "uvloop",
+            "--http", "1",
+            "--no-ws",
+            "--no-access-log",
+            "--log-level", "warning",
+            "--backlog", "4096",
+            "--working-dir", str(BENCH_DIR),
+            "bare_app:app",
+        ]  # fmt: skip
+        server.procs.append(self.procs.start("bare-granian", self.pinned(self.server_cpu, cmd)))
+        self._wait_bare(server, "the bare app on granian")
+        return server
+
+    def nginx(self) -> Server:
+        port = _free_port()
+        root = self.tmp / "nginx"
+        (root / "www").mkdir(parents=True, exist_ok=True)
+        (root / "www" / "hello.json").write_bytes(BARE_BODY)
+        conf = root / "nginx.conf"
+        conf.write_text(_nginx_conf(root, port))
+        if os.geteuid() == 0:  # the worker runs as nobody: let it read the document root
+            for path in (self.tmp, root, root / "www"):
+                path.chmod(0o755)
+            (root / "www" / "hello.json").chmod(0o644)
+        server = Server(f"http://127.0.0.1:{port}")
+        cmd = [self.args.nginx, "-p", str(root), "-c", str(conf), "-e", str(root / "error.log")]
+        server.procs.append(self.procs.start("nginx", self.pinned(self.server_cpu, cmd)))
+        self._wait_bare(server, "nginx")
+        return server
+
+    def _wait_bare(self, server: Server, what: str) -> None:
+        def ready() -> bool:
+            status, body = _login_request(server.url)
+            if status == 200 and body.strip() != BARE_BODY:
+                raise BenchError(f"{what} answered {body[:200]!r}, not {BARE_BODY!r}")
+            return status == 200
+
+        _wait_until(ready, server, what)
+
+    @property
+    def server_cpu(self) -> str:
+        return str(self.args.server_cpu)
+
+    # accounts and load
+
+    def fetch_accounts(self) -> Path:
+        """The first accounts of the population, from a short-lived mock's /_mock/accounts."""
+        if self.accounts_file is not None:
+            return self.accounts_file
+        limit = min(self.args.accounts, self.args.population, MAX_ACCOUNTS)
+        server = self.mock([self.args.server_cpu])
+        try:
+            status, body = _http(f"{server.url}/_mock/accounts?limit={limit}&offset=0")
+            if status != 200:
+                raise BenchError(f"/_mock/accounts answered {status}: {body[:300]!r}")
+            accounts = json.loads(body)["accounts"]
+        finally:
+            for proc in server.procs:
+                self.procs.stop(proc)
+        self.accounts_file = self.tmp / "accounts.json"
+        self.accounts_file.write_text(json.dumps(accounts))
+        return self.accounts_file
+
+    def load(self, server: Server, kind: LoadKind) -> dict[str, Any]:
+        a = self.args
+        out = self.tmp / "load-result.json"
+        out.unlink(missing_ok=True)
+        cmd = [
+            sys.executable, str(BENCH_DIR / "locust_load.py"),
+            "--url", server.url,
+            "--kind", kind,
+            "--accounts", str(self.fetch_accounts()),
+            "--users", str(a.users),
+            "--warmup", str(a.warmup),
+            "--seconds", str(a.seconds),
+            "--app-token", APP_TOKEN,
+            "--password", PASSWORD,
+            "--client-secret", CLIENT_SECRET,
+            "--out", str(out),
+        ]  # fmt: skip
+        for pgid in server.pgids:
+            cmd += ["--server-pgid", str(pgid)]
+        proc = self.procs.start("locust", self.pinned(str(a.load_cpu), cmd))
+        try:
+            proc.popen.wait(timeout=a.warmup + a.seconds + 60)
+        except subprocess.TimeoutExpired:
+            raise BenchError(f"Locust did not finish in time:\n{proc.log_tail()}") from None
+        finally:
+            self.procs.stop(proc)
+        if proc.popen.returncode != 0 or not out.exists():
+            raise BenchError(f"Locust exited with {proc.popen.returncode}:\n{proc.log_tail()}")
+        result: dict[str, Any] = json.loads(out.read_text())
+        return result
+
+
+def bench_profile(tmp: Path) -> Path:
+    """The mock's shipped behaviour profile without its added latency, as a file.
+
+    The added latency is a simulation of upstream services, not work: with it, 64 users
+    would measure sleeping. Capacity limits and rate limits stay as shipped.
+    """
+    from authload.mock.profile import load_profile, zero_latency
+
+    path = tmp / "behaviour-zero-latency.json"  # JSON is YAML
+    path.write_text(json.dumps(zero_latency(load_profile(None)).model_dump(mode="json")))
+    return path
+
+
+def _nginx_conf(root: Path, port: int) -> str:
+    # POST to a static file is 405 in nginx; error_page turns it into a GET of the file.
+    return f"""\
+daemon off;
+master_process on;
+worker_processes 1;
+pid {root}/nginx.pid;
+error_log {root}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log {root}/access.log combined buffer=256k flush=1s;
+    client_body_temp_path {root}/client_body;
+    proxy_temp_path {root}/proxy;
+    fastcgi_temp_path {root}/fastcgi;
+    uwsgi_temp_path {root}/uwsgi;
+    scgi_temp_path {root}/scgi;
+    keepalive_requests 10000000;
+    keepalive_timeout 75s;
+    open_file_cache max=16 inactive=60s;
+    open_file_cache_valid 60s;
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        root {root}/www;
+        default_type application/json;
+        location / {{
+            try_files /hello.json =404;
+            error_page 405 =200 /hello.json;
+        }}
+    }}
+}}
+"""
+
+
+# --- cases ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    key: str
+    letter: str
+    title: str
+    stack: str
+    kind: LoadKind
+    cpus: tuple[int, ...]  # one entry per server process (nginx, granian: master + worker)
+    start: Callable[[Bench], Server]
+
+    @property
+    def placement(self) -> str:
+        return f"{len(self.cpus)} @ cpu {','.join(str(c) for c in self.cpus)}"
+
+
+def cases(args: argparse.Namespace) -> list[Case]:
+    s, x2 = args.server_cpu, tuple(args.x2_cpus)
+    uv = "uvicorn+uvloop+httptools"
+    return [
+        Case("login", "a", "mock gigma.login", uv, "login", (s,), lambda b: b.mock([s])),
+        Case("refresh", "b", "mock mobile.refresh", uv, "refresh", (s,), lambda b: b.mock([s])),
+        Case("bare-uvicorn", "c", "bare app", uv, "login", (s,), lambda b: b.bare_uvicorn()),
+        Case("bare-granian", "d", "bare app", "granian asgi, 1 runtime thread", "login", (s,),
+             lambda b: b.bare_granian()),
+        Case("nginx", "e", "nginx static file", "nginx, 1 worker", "login", (s,),
+             lambda b: b.nginx()),
+        Case("login-2p-1cpu", "f1", "mock gigma.login", uv, "login", (s, s),
+             lambda b: b.mock([s, s])),
+        Case("login-2p-2cpu", "f2", "mock gigma.login", uv, "login", x2,
+             lambda b: b.mock(list(x2))),
+    ]  # fmt: skip
+
+
+def median_round(measured: list[dict[str, Any]]) -> dict[str, Any]:
+    """The round with the median req/s (the lower one of two), so that all the figures shown
+    for a case come from one measurement; the req/s of every round go along."""
+    ordered = sorted(measured, key=lambda r: float(r["rps"]))
+    chosen = dict(ordered[(len(ordered) - 1) // 2])
+    chosen["rounds_rps"] = [r["rps"] for r in measured]
+    return chosen
+
+
+def run_case(bench: Bench, case: Case) -> dict[str, Any]:
+    server = case.start(bench)
+    try:
+        result = bench.load(server, case.kind)
+    finally:
+        for proc in server.procs:
+            bench.procs.stop(proc)
+    rps = float(result["rps"])
+    result.update(
+        server_us_per_req=1e4 * result["server_cpu_pct"] / rps if rps else 0.0,
+        case=case.key,
+        letter=case.letter,
+        title=case.title,
+        stack=case.stack,
+        server_cpus=list(case.cpus),
+        placement=case.placement,
+    )
+    return result
+
+
+# --- report -----------------------------------------------------------------------------
+
+
+@dataclass
+class Ratio:
+    name: str
+    value: float | None
+    goal: str
+    verdict: str
+    note: str = ""
+    inputs: tuple[str, ...] = ()  # case keys it is computed from
+
+
+def _rate(results: dict[str, dict[str, Any]], key: str) -> float | None:
+    r = results.get(key)
+    return float(r["rps"]) if r else None
+
+
+def _cost(results: dict[str, dict[str, Any]], key: str) -> float | None:
+    """Server CPU microseconds per request: what the server spends, whoever is the limit."""
+    r = results.get(key)
+    return float(r["server_us_per_req"]) if r and r["server_us_per_req"] else None
+
+
+def _div(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def _by_cost(value: float | None) -> str:
+    return "" if value is None else f"by server cpu per request: {value:.2f}"
+
+
+def ratios(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> list[Ratio]:
+    out: list[Ratio] = []
+    login, bare, nginx = (_rate(results, k) for k in ("login", "bare-uvicorn", "nginx"))
+    value = _div(login, bare)
+    out.append(
+        Ratio(
+            "mock gigma.login / bare app (uvicorn)",
+            value,
+            ">= 0.70",
+            "n/a" if value is None else ("MET" if value >= 0.70 else "NOT MET"),
+            _by_cost(_div(_cost(results, "bare-uvicorn"), _cost(results, "login"))),
+            ("login", "bare-uvicorn"),
+        )
+    )
+    for key, label in (("login", "gigma.login"), ("refresh", "mobile.refresh")):
+        value = _div(_rate(results, key), nginx)
+        r = results.get(key)
+        verdict, note = "n/a", ""
+        if value is not None and r is not None:
+            note = f"mock cpu {r['server_cpu_pct']:.0f}%, Locust cpu {r['load_cpu_pct']:.0f}%"
+            if value >= 1.0:
+                verdict = "MET"
+            elif r["load_cpu_pct"] >= BUSY_PCT and r["server_cpu_pct"] < BUSY_PCT:
+                verdict = "MET"
+                note += ": Locust saturated, the mock not, so the mock is not the bottleneck"
+            else:
+                verdict = "NOT MET"
+            cost, limit = _cost(results, key), _rate(results, "nginx")
+            if cost and limit:
+                note += (
+                    f"; one mock core at 100% would serve ~{1e6 / cost:.0f} req/s"
+                    f" = {1e6 / cost / limit:.2f} x yardstick"
+                )
+        out.append(
+            Ratio(
+                f"mock {label} / nginx yardstick", value, ">= 1.00 or mock not bottleneck",
+                verdict, note, (key, "nginx"),
+            )
+        )  # fmt: skip
+    out.append(
+        Ratio(
+            "bare app: granian / uvicorn",
+            _div(_rate(results, "bare-granian"), bare),
+            "info",
+            "",
+            _by_cost(_div(_cost(results, "bare-uvicorn"), _cost(results, "bare-granian"))),
+            ("bare-granian", "bare-uvicorn"),
+        )
+    )
+    out.append(
+        Ratio(
+            f"2 procs on cpu {args.server_cpu} / 1 proc",
+            _div(_rate(results, "login-2p-1cpu"), login),
+            "info",
+            "",
+            "fair (Locust keeps its own core) but no extra CPU: shows the cost of splitting",
+            ("login-2p-1cpu", "login"),
+        )
+    )
+    shared = args.load_cpu in args.x2_cpus
+    out.append(
+        Ratio(
+            f"2 procs on cpus {args.x2_cpus[0]},{args.x2_cpus[1]} / 1 proc",
+            _div(_rate(results, "login-2p-2cpu"), login),
+            "info",
+            "",
+            f"NOT a scaling figure: cpu {args.load_cpu} runs a mock process and Locust"
+            if shared
+            else "Locust has its own cpu, but one Locust core may still be the limit",
+            ("login-2p-2cpu", "login"),
+        )
+    )
+    per_req_1, per_req_2 = _cost(results, "login"), _cost(results, "login-2p-1cpu")
+    out.append(
+        Ratio(
+            "estimated 2-core / 1-core mock capacity",
+            _div(2 * per_req_1, per_req_2) if per_req_1 else None,
+            "info",
+            "",
+            "derived, not measured: 2 x server cpu per request of a / of f1",
+            ("login", "login-2p-1cpu"),
+        )
+    )
+    for q in out:
+        if any(results[k]["other_cpu_pct"] > OTHER_PCT for k in q.inputs if k in results):
+            q.verdict = f"{q.verdict} (disturbed input)".strip()
+    return out
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def print_report(
+    results: dict[str, dict[str, Any]], rows: list[Ratio], header: list[str], load_cpu: int
+) -> None:
+    print()
+    for line in header:
+        print(line)
+    print()
+    print(
+        f"{'':3}{'case':<20}{'server':<31}{'procs':<12}{'req/s':>7}{'p50 ms':>8}{'p99 ms':>8}"
+        f"{'fails':>7}{'srv cpu':>9}{'us/req':>8}{'Locust cpu':>12}{'other':>7}"
+    )
+    shared = False
+    for r in results.values():
+        mark = "*" if load_cpu in r["server_cpus"] else ""
+        shared = shared or bool(mark)
+        print(
+            f"{r['letter']:<3}{r['title']:<20}{r['stack']:<31}{r['placement'] + mark:<12}"
+            f"{r['rps']:>7.0f}{r['p50_ms']:>8.0f}{r['p99_ms']:>8.0f}{r['failures']:>7}"
+            f"{r['server_cpu_pct']:>8.0f}%{r['server_us_per_req']:>8.0f}"
+            f"{r['load_cpu_pct']:>11.0f}%{r['other_cpu_pct']:>6.0f}%"
+        )
+    print()
+    print("   procs: server processes @ their cpus. In % of one core over the measured window:")
+    print("   srv cpu: the server's processes together; us/req: server cpu microseconds per")
+    print("   request; Locust cpu: the load generator; other: everything else on the machine")
+    print("   (other processes, hypervisor steal). p50/p99: Locust's, whole milliseconds.")
+    if shared:
+        print(f"   *: cpu {load_cpu} also runs Locust, so this server competes with its load")
+    for r in results.values():
+        if r["other_cpu_pct"] > OTHER_PCT:
+            print(
+                f"   {r['letter']}: DISTURBED: {r['other_cpu_pct']:.0f}% of a core went to other"
+                " work during the window; rerun on a quiet machine"
+            )
+        if len(r["rounds_rps"]) > 1:
+            each = " / ".join(f"{x:.0f}" for x in r["rounds_rps"])
+            print(f"   {r['letter']}: req/s of the rounds: {each} (the median round is shown)")
+        if len(r["server_cpu_pct_per_process"]) > 1:
+            shares = " + ".join(f"{p:.0f}%" for p in r["server_cpu_pct_per_process"])
+            print(f"   {r['letter']}: srv cpu per process: {shares}")
+        if r["failures"]:
+            print(f"   {r['letter']}: {r['failures']} failed requests, e.g. {r['errors']}")
+    print()
+    print(f"{'':3}{'ratio':<44}{'value':>7}  {'goal':<32}verdict")
+    for q in rows:
+        print(f"{'':3}{q.name:<44}{_fmt(q.value, '.2f'):>7}  {q.goal:<32}{q.verdict}")
+        if q.note:
+            print(f"{'':5}({q.note})")
+
+
+def header_lines(args: argparse.Namespace, nginx_version: str) -> list[str]:
+    versions = ", ".join(f"{name} {version(name)}" for name in PACKAGES)
+    return [
+        f"mock_throughput: {args.users} Locust FastHttpUser users, no wait, 1 Locust process; "
+        f"{args.warmup:g} s warm-up + {args.seconds:g} s measured per case"
+        + (f", {args.rounds} rounds, median shown" if args.rounds > 1 else ""),
+        f"servers on cpu {args.server_cpu} (f2: cpus {args.x2_cpus[0]},{args.x2_cpus[1]}), "
+        f"Locust on cpu {args.load_cpu}; 127.0.0.1; mock population {args.population}, "
+        f"behaviour {args.behaviour or 'shipped profile without added latency'}",
+        f"python {platform.python_version()}, {versions}, {nginx_version}",
+    ]
+
+
+def _nginx_version(path: str) -> str:
+    try:
+        done = subprocess.run([path, "-v"], capture_output=True, text=True, timeout=10)
+    except OSError:
+        return "nginx not found"
+    return (done.stderr or done.stdout).strip().removeprefix("nginx version: ")
+
+
+# --- main -------------------------------------------------------------------------------
+
+
+def _cpu_pair(text: str) -> tuple[int, int]:
+    parts = [int(p) for p in text.split(",")]
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError("give two CPUs, e.g. 0,1")
+    return parts[0], parts[1]
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    keys = [c.key for c in cases(argparse.Namespace(server_cpu=0, load_cpu=1, x2_cpus=(0, 1)))]
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--seconds", type=float, default=10.0, help="measured window per case (10)")
+    p.add_argument("--warmup", type=float, default=2.0, help="warm-up before each window (2)")
+    p.add_argument("--users", type=int, default=64, help="Locust users (64)")
+    p.add_argument(
+        "--rounds", type=int, default=1, help="run all cases this many times, show medians (1)"
+    )
+    p.add_argument("--cases", default=",".join(keys), help=f"comma-separated, of: {keys}")
+    p.add_argument("--population", type=int, default=10_000, help="mock accounts (10000)")
+    p.add_argument("--accounts", type=int, default=MAX_ACCOUNTS, help="accounts to cycle over")
+    p.add_argument("--server-cpu", type=int, default=0, help="CPU of the server under test (0)")
+    p.add_argument("--load-cpu", type=int, default=1, help="CPU of the Locust process (1)")
+    p.add_argument(
+        "--x2-cpus", type=_cpu_pair, default=(0, 1), help="CPUs of the 2 mock processes, f2 (0,1)"
+    )
+    p.add_argument(
+        "--behaviour",
+        type=Path,
+        metavar="FILE",
+        help="mock behaviour profile (default: the shipped one without added latency)",
+    )
+    p.add_argument("--nginx", default="/usr/sbin/nginx", help="nginx binary")
+    p.add_argument("--json", type=Path, metavar="FILE", help="also write the figures here")
+    p.add_argument("--keep-temp", action="store_true", help="keep configs and server logs")
+    args = p.parse_args(argv)
+    chosen = [k.strip() for k in args.cases.split(",") if k.strip()]
+    unknown = sorted(set(chosen) - set(keys))
+    if unknown:
+        p.error(f"unknown case(s) {unknown}; choose from {keys}")
+    args.case_keys = chosen
+    if args.seconds <= 0 or args.warmup < 0 or args.users < 1 or args.rounds < 1:
+        p.error("--seconds must be > 0, --warmup >= 0, --users >= 1, --rounds >= 1")
+    usable = os.sched_getaffinity(0)
+    needed = {args.server_cpu, args.load_cpu, *args.x2_cpus}
+    if not needed <= usable:
+        p.error(f"CPUs {sorted(needed - usable)} are not available (have {sorted(usable)})")
+    if "refresh" in chosen and min(args.accounts, args.population, MAX_ACCOUNTS) < args.users:
+        p.error("mobile.refresh needs one account per user: raise --accounts/--population")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    taskset = shutil.which("taskset")
+    if taskset is None:
+        print("mock_throughput: taskset (util-linux) is required", file=sys.stderr)
+        return 2
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # even if inherited as ignored
+        signal.signal(sig, _raise_interrupt)
+    tmp = Path(tempfile.mkdtemp(prefix="mock_throughput-"))
+    (tmp / "logs").mkdir()
+    behaviour = args.behaviour.resolve() if args.behaviour else bench_profile(tmp)
+    bench = Bench(args, Processes(tmp / "logs"), tmp, taskset, behaviour)
+    results: dict[str, dict[str, Any]] = {}
+    try:
+        print("fetching test accounts from a mock ...", file=sys.stderr, flush=True)
+        bench.fetch_accounts()
+        chosen = [c for c in cases(args) if c.key in args.case_keys]
+        runs: dict[str, list[dict[str, Any]]] = {}
+        for n in range(1, args.rounds + 1):
+            for case in chosen:
+                rounds = f" round {n}/{args.rounds}" if args.rounds > 1 else ""
+                print(
+                    f"[{case.letter}]{rounds} {case.title} on {case.stack}, {case.placement} ...",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                runs.setdefault(case.key, []).append(run_case(bench, case))
+        results = {key: median_round(measured) for key, measured in runs.items()}
+        rows = ratios(results, args)
+        print_report(results, rows, header_lines(args, _nginx_version(args.nginx)), args.load_cpu)
+        if args.json:
+            args.json.write_text(json.dumps(_json_doc(args, results, rows), indent=2) + "\n")
+    except BenchError as exc:
+        print(f"mock_throughput: error: {exc}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        print("mock_throughput: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
+        bench.procs.stop_all()
+        if args.keep_temp:
+            print(f"mock_throughput: kept {tmp}", file=sys.stderr)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+def _json_doc(
+    args: argparse.Namespace, results: dict[str, dict[str, Any]], rows: list[Ratio]
+) -> dict[str, Any]:
+    return {
+        "settings": {
+            "users": args.users,
+            "warmup_s": args.warmup,
+            "seconds": args.seconds,
+            "rounds": args.rounds,
+            "server_cpu": args.server_cpu,
+            "load_cpu": args.load_cpu,
+            "x2_cpus": list(args.x2_cpus),
+            "population": args.population,
+            "behaviour": str(args.behaviour) if args.behaviour else "shipped, zero latency",
+        },
+        "versions": {
+            "python": platform.python_version(),
+            **{name: version(name) for name in PACKAGES},
+            "nginx": _nginx_version(args.nginx),
+        },
+        "cases": results,
+        "ratios": [
+            {"name": q.name, "value": q.value, "goal": q.goal, "verdict": q.verdict, "note": q.note}
+            for q in rows
+        ],
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())
