@@ -13,7 +13,6 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -26,22 +25,14 @@ import yaml
 
 from authload import metric_names as names
 from authload.load.metrics import PORT_ENV, port_from_env, process_port
+from tests import locust_child
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS = ROOT / "dashboards" / "prometheus"
 
 
 def run_child(main: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run ``main(*args)`` of this module in a new interpreter that imports Locust first."""
-    code = f"import locust, sys; from tests.test_metrics import {main}; {main}(*sys.argv[1:])"
-    return subprocess.run(
-        [sys.executable, "-W", "error", "-c", code, *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return locust_child.run_child("test_metrics", main, *args)
 
 
 class FakeResponse:

@@ -42,21 +42,13 @@ from authload.results import (
     read_records,
     write_json,
 )
+from tests import locust_child
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_child(main: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run ``main(*args)`` of this module in a new interpreter that imports Locust first."""
-    code = f"import locust, sys; from tests.test_recorder import {main}; {main}(*sys.argv[1:])"
-    return subprocess.run(
-        [sys.executable, "-W", "error", "-c", code, *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return locust_child.run_child("test_recorder", main, *args)
 
 
 class FakeClock:
