@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -52,15 +53,21 @@ def serve(
     )
     if workers > 1:
         _export(settings)
-        os.environ.setdefault(MULTIPROC_ENV, tempfile.mkdtemp(prefix="authload-mock-metrics-"))
-        uvicorn.run(
-            "authload.mock.server:app_from_environment",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            **common,
-        )
+        own = MULTIPROC_ENV not in os.environ  # a directory we make is ours to remove
+        if own:
+            os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="authload-mock-metrics-")
+        try:
+            uvicorn.run(
+                "authload.mock.server:app_from_environment",
+                factory=True,
+                host=host,
+                port=port,
+                workers=workers,
+                **common,
+            )
+        finally:
+            if own:
+                shutil.rmtree(os.environ.pop(MULTIPROC_ENV), ignore_errors=True)
         return
     app = create_app(Mock(settings, load_profile(settings.behaviour), open_store(settings.store)))
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, **common))
