@@ -141,7 +141,7 @@ class MockApp:
                     if limiter is not None:
                         await self._acquire(limiter, name)
                         slots.callback(limiter.release)
-                in_flight = mock.metrics.in_flight.labels(name)
+                in_flight = mock.metrics.child(mock.metrics.in_flight, name)
                 in_flight.inc()
                 slots.callback(in_flight.dec)
                 try:

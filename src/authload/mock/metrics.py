@@ -85,15 +85,20 @@ class MockMetrics:
             [names.API],
             registry=r,
         )
-        self._answered: dict[tuple[str, int], Any] = {}
+        self._children: dict[tuple[str, tuple[Any, ...]], Any] = {}
+
+    def child(self, metric: Any, *labels: Any) -> Any:
+        """``metric.labels(*labels)``, cached: every API request uses a few of these."""
+        key = (metric._name, labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
 
     def answered(self, endpoint: str, status: int, seconds: float) -> None:
-        """One API request answered (hot path: label children are cached)."""
-        child = self._answered.get((endpoint, status))
-        if child is None:
-            child = self._answered[(endpoint, status)] = self.requests.labels(endpoint, status)
-        child.inc()
-        self.latency.labels(endpoint).observe(seconds)
+        """One API request answered."""
+        self.child(self.requests, endpoint, status).inc()
+        self.child(self.latency, endpoint).observe(seconds)
 
     def exposition_registry(self) -> CollectorRegistry:
         """The registry to expose: all processes' values in multiprocess mode."""
