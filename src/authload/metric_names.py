@@ -65,3 +65,31 @@ JOURNEYS = "authload_journeys"  # counter: journeys of the scenario's mix ended 
 SESSIONS_LOST = "authload_sessions_lost"  # counter {reason}
 DROPPED_ARRIVALS = "authload_dropped_arrivals"  # counter: open-model arrivals dropped
 TARGET_ARRIVAL_RATE = "authload_target_arrival_rate"  # gauge: this process's share, per s
+
+# The run's identity: every client-side metric above also carries these two labels, so
+# dashboards and rules can select one scenario or one run (several runs may share a
+# Prometheus). The mock's metrics do not: one mock may serve many runs.
+SCENARIO = "scenario"
+RUN = "run"  # the run id: the run directory's name
+TARGET = "target"
+SLO = "slo"
+QUANTILE = "quantile"
+
+# run state, exported by the master (or the only process) {scenario, run}
+RUN_INFO = "authload_run_info"  # gauge {scenario, run, target}: 1 while the run lives
+RUN_STAGE = "authload_run_stage"  # gauge: 0-based index of the current stage
+RUN_USERS = "authload_run_users"  # gauge: users across all processes, as the master sees them
+SLO_PASSING = "authload_slo_passing"  # gauge {slo}: 1 while met so far, 0 once broken
+RUN_PASSING = "authload_run_passing"  # gauge: 1 while every SLO is met so far
+SLO_ERROR_BUDGET = "authload_slo_error_budget"  # gauge {endpoint}: allowed error ratio
+
+# pushed to a Pushgateway at the end of a run, from the run directory (one group per run:
+# job="authload_runs", scenario, run); exact figures from the records, for runs too short to
+# be scraped and for soak trends across runs
+PUSHED_REQUESTS = "authload_run_requests"  # gauge {endpoint, status}: attempts in the run
+PUSHED_LATENCY = "authload_run_latency_seconds"  # gauge {endpoint, quantile}: exact percentiles
+PUSHED_ERROR_RATIO = "authload_run_error_ratio"  # gauge {endpoint}: failed attempts / attempts
+PUSHED_DURATION = "authload_run_duration_seconds"  # gauge
+PUSHED_VERDICT = "authload_run_verdict"  # gauge: 1 pass, 0 SLO failed
+PUSHED_FINISHED = "authload_run_finished_timestamp_seconds"  # gauge: unix time of the end
+PUSH_JOB = "authload_runs"
