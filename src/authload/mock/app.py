@@ -121,7 +121,7 @@ class MockApp:
         behaviour = mock.behaviour
         fault, added_ms = behaviour.faults.pick(name, time.time(), mock.rng)
         if fault is not None:
-            mock.metrics.faults_applied.labels(name, fault.kind).inc()
+            mock.metrics.child(mock.metrics.faults_applied, name, fault.kind).inc()
             if fault.kind == "status":
                 return render_error(_fault_error(fault), route.style)
             if fault.kind == "hang":
@@ -152,7 +152,7 @@ class MockApp:
                 if delay > 0:
                     await asyncio.sleep(delay)
         except Shed as shed:
-            mock.metrics.shed.labels(name).inc()
+            mock.metrics.child(mock.metrics.shed, name).inc()
             retry = shed.retry_after_s or None
             reply = render_error(
                 ApiError(503, "Service overloaded, retry later.", retry_after_s=retry), route.style
@@ -163,7 +163,7 @@ class MockApp:
             log.exception("unhandled error on %s", name)
             reply = render_error(ApiError(500, "Internal server error."), route.style)
         if reply.status == 429:
-            mock.metrics.rate_limited.labels(name).inc()
+            mock.metrics.child(mock.metrics.rate_limited, name).inc()
         if fault is not None and fault.kind == "reset":
             await _reset(send)
             return None
@@ -172,7 +172,7 @@ class MockApp:
         return reply
 
     async def _acquire(self, limiter: Limiter, endpoint: str) -> None:
-        queued = self.mock.metrics.queued.labels(endpoint)
+        queued = self.mock.metrics.child(self.mock.metrics.queued, endpoint)
         await limiter.acquire(lambda delta: queued.inc(delta))
 
     def _route(self, scope: Scope) -> Route:

@@ -99,10 +99,10 @@ class Mock:
         now = time.time()
         active = self.behaviour.faults.active_kinds(now)
         for endpoint, kind in active - self._shown:
-            self.metrics.fault_active.labels(endpoint, kind).set(1)
+            self.metrics.child(self.metrics.fault_active, endpoint, kind).set(1)
             log.warning("fault %s on %s: window open", kind, endpoint)
         for endpoint, kind in self._shown - active:
-            self.metrics.fault_active.labels(endpoint, kind).set(0)
+            self.metrics.child(self.metrics.fault_active, endpoint, kind).set(0)
             log.warning("fault %s on %s: window closed", kind, endpoint)
         self._shown = active
 

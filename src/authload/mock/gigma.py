@@ -62,8 +62,8 @@ async def login(mock: Mock, request: Request) -> Reply:
         NewSession(API, index, token, None, mock.settings.gigma_token_ttl_s),
         mock.settings.max_sessions_per_account,
     )
-    mock.metrics.tokens_issued.labels(API).inc()
-    mock.metrics.sessions_evicted.labels(API).inc(evicted)
+    mock.metrics.child(mock.metrics.tokens_issued, API).inc()
+    mock.metrics.child(mock.metrics.sessions_evicted, API).inc(evicted)
     return model_reply(
         contract.CounterpartyLoginResponse(
             counterparty=_counterparty(mock.population.account(index), token)
@@ -86,7 +86,7 @@ async def logout(mock: Mock, request: Request) -> Reply:
     else:
         ended = int(await mock.store.close_session(API, token.strip()))
         message = contract.LOGGED_OUT
-    mock.metrics.tokens_revoked.labels(API).inc(ended)
+    mock.metrics.child(mock.metrics.tokens_revoked, API).inc(ended)
     return model_reply(contract.Message(message=message))
 
 

@@ -113,7 +113,7 @@ async def refresh(mock: Mock, request: Request) -> Reply:
         raise ApiError(400, "Refresh token already used.")
     if outcome is Rotation.UNKNOWN:
         raise ApiError(400, "Invalid or expired refresh token.")
-    mock.metrics.tokens_issued.labels(API).inc()
+    mock.metrics.child(mock.metrics.tokens_issued, API).inc()
     return model_reply(
         contract.RefreshTokensResponse(sessionId=pair.access, refresh_token=pair.refresh)
     )
@@ -128,8 +128,8 @@ async def _login(mock: Mock, index: int) -> Reply:
         ),
         settings.max_sessions_per_account,
     )
-    mock.metrics.tokens_issued.labels(API).inc()
-    mock.metrics.sessions_evicted.labels(API).inc(evicted)
+    mock.metrics.child(mock.metrics.tokens_issued, API).inc()
+    mock.metrics.child(mock.metrics.sessions_evicted, API).inc(evicted)
     a = mock.population.account(index)
     return model_reply(
         contract.LoginResponse(
