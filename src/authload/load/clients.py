@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import gevent
 from locust.contrib.fasthttp import FastHttpSession
 from pydantic import ValidationError
 
 from authload.contracts import ENDPOINTS, Contract
+from authload.contracts.base import Endpoint
 from authload.load.recorder import error_kind, retry_after_seconds
 from authload.load.retry import CallError, RetryPolicy
 
@@ -46,6 +49,28 @@ class Answer:
     text: str = ""  # the error message of a non-200 (plain text or Gigma's "message")
 
 
+class RunStopping(Exception):
+    """The test is stopping: the operation was not sent (journeys end here, uncounted)."""
+
+
+class StopGate:
+    """Closed when the test starts stopping, so that every request sent is one the records
+    keep: no attempt starts after it closes, and the ones in flight are waited for (each ends
+    within the request timeout). Without it a journey still running when its process quits
+    (an open-model arrival, a storm refresh) would reach the service but not the records."""
+
+    def __init__(self) -> None:
+        self.closed = False
+        self.in_flight = 0
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until no attempt is in flight; False if some still are after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while self.in_flight and time.monotonic() < deadline:
+            gevent.sleep(0.05)
+        return self.in_flight == 0
+
+
 class AuthClient:
     def __init__(
         self,
@@ -53,11 +78,13 @@ class AuthClient:
         access: TargetAccess,
         policy: RetryPolicy,
         ops: Iterator[int] | None = None,
+        gate: StopGate | None = None,
     ) -> None:
         self.session = session
         self.access = access
         self.policy = policy
         self._ops = ops if ops is not None else itertools.count(1)
+        self.gate = gate if gate is not None else StopGate()
 
     def call(
         self,
@@ -68,7 +95,10 @@ class AuthClient:
         expect: frozenset[int] = OK,
     ) -> Answer:
         """One logical operation, retried by the policy; statuses in ``expect`` are answers,
-        anything else raises CallError once the policy gives up."""
+        anything else raises CallError once the policy gives up; RunStopping once the test
+        is stopping."""
+        if self.gate.closed:
+            raise RunStopping(name)
         op_id = next(self._ops)
         return self.policy.run(
             lambda attempt: self._attempt(name, ctx, body, bearer, expect, op_id, attempt)
@@ -96,9 +126,27 @@ class AuthClient:
             "attempt": attempt,
             "t_intended": ctx.t_intended,
         }
+        if self.gate.closed:  # a retry due after the test began to stop
+            raise RunStopping(name)
+        self.gate.in_flight += 1
+        try:
+            return self._send(endpoint, base + endpoint.path, name, body, headers, expect, context)
+        finally:
+            self.gate.in_flight -= 1
+
+    def _send(
+        self,
+        endpoint: Endpoint,
+        url: str,
+        name: str,
+        body: dict[str, Any] | None,
+        headers: dict[str, str],
+        expect: frozenset[int],
+        context: dict[str, Any],
+    ) -> Answer:
         with self.session.request(
             endpoint.method,
-            base + endpoint.path,
+            url,
             name=name,
             json=body,
             headers=headers,

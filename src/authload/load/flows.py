@@ -18,7 +18,7 @@ from authload.contracts import gigma as g
 from authload.contracts import mobile as m
 from authload.distributions import Distribution, sample_ms
 from authload.load.accounts import CodeSource, CodeUnavailable
-from authload.load.clients import Answer, AuthClient, FlowContext
+from authload.load.clients import Answer, AuthClient, FlowContext, RunStopping
 from authload.load.retry import CallError, Throttled
 from authload.runconfig import TestAccount
 from authload.scenario import Scenario
@@ -245,5 +245,7 @@ def run_journey(flow: str, j: Journey) -> str:
         outcome = FLOWS[flow](j)
     except FlowFailed as failed:
         outcome = failed.outcome
+    except RunStopping:  # cut short by the end of the test: not an outcome of the journey
+        return "stopped"
     j.state.outcomes[f"{flow}:{outcome}"] += 1
     return outcome

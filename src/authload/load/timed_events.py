@@ -13,6 +13,7 @@ from typing import Any
 import gevent
 from locust.contrib.fasthttp import FastHttpSession
 
+from authload.load.clients import RunStopping
 from authload.load.flows import (
     LOGOUT,
     FlowFailed,
@@ -81,6 +82,8 @@ def _storm_refresh(rt: Runtime, client: Any, session: MobileSession, due: float)
     except FlowFailed as failed:
         rt.state.outcomes[f"refresh_storm:{failed.outcome}"] += 1
         return
+    except RunStopping:
+        return
     if lost is not None:
         rt.state.outcomes[f"refresh_storm:{lost}"] += 1
         return
@@ -124,3 +127,5 @@ def _logout_everywhere(rt: Runtime, client: Any, session: GigmaSession, event: M
         outcomes["relogin:completed"] += 1
     except FlowFailed as failed:
         outcomes[f"mass_logout:{failed.outcome}"] += 1
+    except RunStopping:
+        pass
