@@ -380,6 +380,50 @@ def test_open_model_drops_arrivals_beyond_max_in_flight_and_counts_them(
     assert run.outcomes["esia:completed"] == len(arrivals)
 
 
+SLOW_AT_STOP = """
+name: open-slow-at-stop
+seed: 9
+accounts: {count: 1000}
+mix: {esia: 1}
+load:
+  model: open
+  stages: [{duration_s: 5, rate: 30}]
+  max_in_flight: 200
+request_timeout_s: 2
+think_time: {dist: fixed, ms: 400}
+retry: {policy: none}
+abort: null
+mock:
+  behaviour:
+    latency: {default: {dist: fixed, ms: 900}}
+    faults:
+      - {name: stuck, kind: hang, endpoints: [mobile.esia_url], fraction: 0.1, hang_max_s: 30}
+"""
+
+
+@pytest.mark.slow
+def test_open_model_journeys_alive_at_the_stop_are_recorded_and_concurrency_is_not_capped(
+    tmp_path: Path,
+) -> None:
+    """At 30 arrivals/s with 0.9 s answers ~27 requests are in flight at once, and many
+    journeys are mid-way (or hung) when the stage ends: every request the mock saw is in the
+    records, a hang ends at the scenario's request timeout, and no request waits for a
+    connection inside the client."""
+    run = run_scenario(tmp_path, SLOW_AT_STOP, load_s=5 + 6)
+    assert run.code == 0, run.describe()
+    assert run.summary["reconciliation"]["match"], run.summary["reconciliation"]
+    records = run.records
+    hung = records[records["error"] == "timeout"]
+    assert len(hung) >= 5, "a tenth of the ESIA URL requests hang"
+    assert hung["latency_ms"].between(2000, 2300).all(), hung["latency_ms"].describe()
+    answered = records[records["status"] == 200]
+    assert answered["latency_ms"].max() < 1100, "no request queued in the client's pool"
+    ends = records["t"] + records["latency_ms"] / 1000
+    mid = records["t"].min() + 3.0
+    in_flight = int(((records["t"] <= mid) & (ends > mid)).sum())
+    assert in_flight > 20, in_flight
+
+
 # ---------------------------------------------------------------------------------------------
 # 4: retry policies against a 503 with Retry-After on every ESIA URL request
 

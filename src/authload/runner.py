@@ -1,9 +1,22 @@
 """`authload run`: validate, start the embedded mock if the target is the mock, run Locust
 headless in child processes, and leave a complete run directory with a verdict.
+`authload worker`: a Locust worker for a distributed run's master on another host.
 
 Locust runs as ``python -m locust -f authload/load/locustfile.py`` so that its own engine
 (``--processes``, master and workers, CSV and HTML reports) is used as Locust intends, and so
 that gevent's monkey-patching stays out of this process.
+
+Distributed runs (``expect_workers``): the Locust here is a master only; it waits (bounded by
+Locust's ``--expect-workers-max-wait``) for workers started elsewhere with `authload worker`,
+sends them the run when the test starts (see ``load/locustfile.py``), and they write their
+record spools and counts into the run directory (a volume mounted at the same path
+everywhere). Once the master has quit, the runner waits for each worker's counts file (its
+last act) before merging the records.
+
+A target that is a mock already running (``mock: true`` with URLs): at the start its state is
+reset (codes, sessions, rate-limit windows; ``reset_mock: false`` keeps them) and its counters
+are read; ``mock_stats.json`` holds their increase over the run, so reconciliation holds on a
+long-lived mock that served other runs before (not one serving another run at the same time).
 """
 
 from __future__ import annotations
@@ -11,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import signal
 import socket
 import subprocess
 import sys
@@ -22,9 +36,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from authload.errors import AuthloadError, TargetError
+from authload.errors import AuthloadError, InputError, TargetError
 from authload.mock.server import EmbeddedMock
 from authload.results import (
+    LOCUST_COUNTS_DIR,
     MANIFEST_FILE,
     SPOOL_SUFFIX,
     SUMMARY_FILE,
@@ -34,12 +49,36 @@ from authload.results import (
     read_records,
     write_json,
 )
-from authload.runconfig import APP_TOKEN_ENV, CLIENT_SECRET_ENV, CONFIG_ENV, RunConfig, TestAccount
+from authload.runconfig import (
+    APP_TOKEN_ENV,
+    CLIENT_SECRET_ENV,
+    CONFIG_ENV,
+    WORKER_ENV,
+    WORKER_UNFIT_EXIT,
+    RunConfig,
+    TestAccount,
+    mock_default_secrets,
+)
 from authload.scenario import Scenario, load_scenario
 from authload.targets import Target, check_safety, resolve_target
 
 LOCUSTFILE = Path(__file__).parent / "load" / "locustfile.py"
 GRACE_S = 120.0  # beyond the scenario's duration before the run is killed
+DEFAULT_MASTER_PORT = 5557  # Locust's
+DEFAULT_WORKERS_TIMEOUT_S = 300  # a distributed run's master waits this long for its workers
+DEFAULT_MASTER_TIMEOUT_S = 300  # a worker waits this long for its master (Locust's 60 x 5 s)
+MAX_MASTER_TIMEOUT_S = 3600  # Locust's connection loop recurses once per 5 s try
+WORKER_FINISH_S = 60.0  # beyond the stop timeout, for workers to finish once the master quit
+
+
+@dataclass(frozen=True)
+class MasterOptions:
+    """A distributed run: the Locust master here, ``workers`` workers elsewhere."""
+
+    workers: int
+    bind_host: str = "0.0.0.0"
+    port: int = DEFAULT_MASTER_PORT
+    timeout_s: int = DEFAULT_WORKERS_TIMEOUT_S
 
 
 @dataclass(frozen=True)
@@ -58,30 +97,50 @@ def run(
     duration_s: float | None = None,
     confirm: bool = False,
     targets_file: str | Path | None = None,
+    pushgateway: str | None = None,
+    master: MasterOptions | None = None,
 ) -> RunResult:
+    """``master``: a distributed run, Locust's master here and its workers elsewhere."""
     scenario = load_scenario(scenario_path)
     if duration_s is not None:
         scenario = scenario.with_duration(duration_s)
     if processes < 1:
         raise TargetError("--processes must be at least 1")
+    _check_master(master, processes)
     target = resolve_target(target_name or scenario.target, targets_file)
+    if master is not None and target.embedded:
+        raise TargetError(
+            "the embedded mock listens on this host's 127.0.0.1, out of remote workers' "
+            "reach: start `authload mock` where they reach it and name it as a target "
+            "(deploy/targets.yaml: compose-mock, k8s-mock), or use --processes"
+        )
     stated = check_safety(target, scenario, confirm)
     if stated:
         print(f"authload: target {target.name} limits: {', '.join(stated)}", file=sys.stderr)
     scenario = _apply_limits(scenario, target)
-    if not target.mock:  # fail on missing secrets or URLs before anything is created
-        target.secrets()
+    if not target.embedded:  # fail on missing secrets or URLs before anything is created
+        if not target.mock and master is None:  # remote workers read their own secrets
+            target.secrets()
         target.urls()
+        if target.mock:
+            _check_running_mock(target)
     run_dir = _new_run_dir(Path(out), scenario.name)
     print(f"authload: run directory {run_dir}", file=sys.stderr, flush=True)
-    manifest = _manifest(scenario, target, processes)
+    manifest = _manifest(scenario, target, processes if master is None else master.workers)
+    if master is not None:
+        manifest["distributed"] = {
+            "expect_workers": master.workers,
+            "master_bind_host": master.bind_host,
+            "master_port": master.port,
+            "workers_timeout_s": master.timeout_s,
+        }
     write_json(run_dir / MANIFEST_FILE, manifest)
     try:
-        exit_status, aborted, mock_stats = _execute(scenario, target, processes, run_dir)
+        exit_status, aborted, mock_stats = _execute(scenario, target, processes, run_dir, master)
         status = "aborted" if aborted else ("completed" if exit_status == 0 else "error")
     except BaseException as exc:
         append_event(run_dir, {"t": time.time(), "kind": "run_error", "error": str(exc)})
-        manifest.update(end=_now(), status="error", error=str(exc))
+        manifest.update(end=_now(), status="error", error=str(exc), workers=_workers(run_dir))
         write_json(run_dir / MANIFEST_FILE, manifest)
         finalize_records(run_dir)
         raise
@@ -95,12 +154,16 @@ def run(
         records=finalized.rows,
         torn_spools=finalized.torn,
         died=_died(run_dir, finalized.unclosed),
+        workers=_workers(run_dir),
     )
     write_json(run_dir / MANIFEST_FILE, manifest)
     from authload.analysis.summary import summarize
 
     summary = summarize(run_dir, scenario, status)
     write_json(run_dir / SUMMARY_FILE, summary)
+    from authload.pushgateway import push_after_run
+
+    push_after_run(run_dir, pushgateway)  # when configured; a failure is only a warning
     try:  # the report only shows the run: failing to write it must not lose the run
         from authload.analysis.report import write_report
 
@@ -127,21 +190,29 @@ def _apply_limits(scenario: Scenario, target: Target) -> Scenario:
 
 
 def _execute(
-    scenario: Scenario, target: Target, processes: int, run_dir: Path
+    scenario: Scenario,
+    target: Target,
+    processes: int,
+    run_dir: Path,
+    master: MasterOptions | None = None,
 ) -> tuple[int, bool, dict[str, Any] | None]:
-    if not target.mock:
-        token, secret = target.secrets()
+    if not target.embedded:
         gigma_url, mobile_url = target.urls()
-        return (
-            _locust(
-                scenario, target, processes, run_dir, gigma_url, mobile_url, None, token, secret
-            ),
-            _aborted(run_dir),
-            None,
-        )
+        if not target.mock:
+            secrets = None if master is not None else target.secrets()
+            code = _locust(
+                scenario, target, processes, run_dir, gigma_url, mobile_url, None, secrets, master
+            )
+            return code, _aborted(run_dir), None
+        running = RunningMock.begin(target, scenario, run_dir)
+        secrets = None if master is not None else _running_mock_secrets(target)
+        urls = (gigma_url, mobile_url, running.url)
+        code = _locust(scenario, target, processes, run_dir, *urls, secrets, master)
+        return code, _aborted(run_dir), running.end(run_dir)
     env = {f"AUTHLOAD_MOCK_{k.upper()}": str(v) for k, v in scenario.mock.settings.items()}
     args = _behaviour_args(scenario, run_dir)
     with EmbeddedMock(env=env, args=args) as mock:
+        print(f"authload: embedded mock on {mock.url}", file=sys.stderr, flush=True)
         from authload.mock.settings import load_settings
 
         settings = load_settings(**{k: v for k, v in scenario.mock.settings.items()})
@@ -153,8 +224,7 @@ def _execute(
             mock.url,
             mock.url,
             mock.url,
-            settings.app_token,
-            settings.client_secret,
+            (settings.app_token, settings.client_secret),
         )
         stats = json.loads(_get(mock.url + "/_mock/stats"))
         _keep_fault_history(run_dir, json.loads(_get(mock.url + "/_mock/faults"))["history"])
@@ -197,21 +267,35 @@ def _locust(
     gigma_url: str,
     mobile_url: str,
     mock_url: str | None,
-    app_token: str,
-    client_secret: str,
+    secrets: tuple[str, str] | None,
+    master: MasterOptions | None = None,
 ) -> int:
+    """Run Locust to the end: here alone, with ``processes`` local workers, or as the master
+    of remote workers (``master``; they read secrets and passwords from their environment,
+    so none are handed to the master)."""
     accounts = [
         TestAccount(
             phone=a.phone,
             inn=a.inn,
-            lkfl_password=os.environ.get(a.lkfl_password_env or "", None),
+            lkfl_password=None if master else os.environ.get(a.lkfl_password_env or "", None),
             call_password=a.call_password,
             sms_code=a.sms_code,
+            lkfl_password_env=a.lkfl_password_env,
         )
         for a in target.accounts
     ]
     config = RunConfig(
-        scenario, run_dir, target.name, gigma_url, mobile_url, mock_url, processes, accounts
+        scenario,
+        run_dir,
+        target.name,
+        gigma_url,
+        mobile_url,
+        mock_url,
+        processes if master is None else master.workers,
+        accounts,
+        remote_workers=master is not None,
+        app_token_env=target.app_token_env,
+        client_secret_env=target.client_secret_env,
     )
     with tempfile.TemporaryDirectory(prefix="authload-run-") as tmp:
         config_path = Path(tmp) / "config.json"  # outside the run directory: it may hold
@@ -236,7 +320,26 @@ def _locust(
             "--stop-timeout",
             str(int(scenario.request_timeout_s) + 1),
         ]
-        if processes > 1:  # a free port for the master, so parallel runs never collide
+        if master is not None:
+            cmd += [
+                "--master",
+                "--expect-workers",
+                str(master.workers),
+                "--expect-workers-max-wait",
+                str(master.timeout_s),
+                "--master-bind-host",
+                master.bind_host,
+                "--master-bind-port",
+                str(master.port),
+            ]
+            print(
+                f"authload: Locust master on {master.bind_host}:{master.port} waiting up to "
+                f"{master.timeout_s} s for {master.workers} workers (`authload worker "
+                f"--master-host <this host> --master-port {master.port}`)",
+                file=sys.stderr,
+                flush=True,
+            )
+        elif processes > 1:  # a free port for the master, so parallel runs never collide
             port = str(_free_port())
             cmd += [
                 "--processes",
@@ -250,16 +353,15 @@ def _locust(
                 "--master-port",
                 port,
             ]
-        env = {
-            **os.environ,
-            CONFIG_ENV: str(config_path),
-            APP_TOKEN_ENV: app_token,
-            CLIENT_SECRET_ENV: client_secret,
-            "PYTHONUNBUFFERED": "1",
-        }
+        env = {**os.environ, CONFIG_ENV: str(config_path), "PYTHONUNBUFFERED": "1"}
+        if secrets is not None:
+            env.update({APP_TOKEN_ENV: secrets[0], CLIENT_SECRET_ENV: secrets[1]})
+        wait_s = scenario.duration_s + GRACE_S + (master.timeout_s if master else 0)
+        started = time.monotonic()
+        forked: dict[int, Any] | None = {} if master is None and processes > 1 else None
         proc = subprocess.Popen(cmd, env=env, stdout=sys.stderr, stderr=sys.stderr)
         try:
-            return proc.wait(timeout=scenario.duration_s + GRACE_S)
+            code = _wait_locust(proc, wait_s, forked)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
@@ -271,7 +373,265 @@ def _locust(
             proc.terminate()
             proc.wait(timeout=30)
             append_event(run_dir, {"t": time.time(), "kind": "abort", "reason": "interrupted"})
-            return 130
+            code = 130
+        if forked:
+            _await_forked(forked, scenario)
+        if master is not None:
+            _await_workers(run_dir, scenario, master, code, time.monotonic() - started)
+        return code
+
+
+def _wait_locust(
+    proc: subprocess.Popen[bytes], timeout_s: float, forked: dict[int, Any] | None
+) -> int:
+    """Wait for Locust's process; meanwhile note into ``forked`` the worker processes it
+    forks (``--processes``): its exit does not wait for them (Locust's kill_workers drops a
+    child still running), and they may still be writing their records."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return proc.wait(timeout=max(0.0, min(0.5, deadline - time.monotonic())))
+        except subprocess.TimeoutExpired:
+            if time.monotonic() >= deadline:
+                raise
+            if forked is not None:
+                import psutil  # type: ignore[import-untyped]
+
+                try:
+                    for child in psutil.Process(proc.pid).children():
+                        forked.setdefault(child.pid, child)
+                except psutil.Error:
+                    pass
+
+
+def _await_forked(forked: dict[int, Any], scenario: Scenario) -> None:
+    """Wait, bounded, for Locust's forked workers to finish (they were told to quit)."""
+    import psutil
+
+    bound = scenario.request_timeout_s + 1 + WORKER_FINISH_S
+    _, alive = psutil.wait_procs(list(forked.values()), timeout=bound)
+    if alive:
+        print(
+            f"authload: Locust workers {sorted(p.pid for p in alive)} still running "
+            f"{bound:g} s after the master quit; their records so far are kept",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def _check_master(master: MasterOptions | None, processes: int) -> None:
+    if master is None:
+        return
+    if master.workers < 1:
+        raise InputError("--expect-workers must be at least 1")
+    if processes > 1:
+        raise InputError(
+            "--processes starts Locust workers here, --expect-workers waits for workers "
+            "elsewhere: use one of them"
+        )
+    if master.timeout_s < 1:
+        raise InputError("--workers-timeout must be at least 1 s")
+    if not 0 < master.port < 65536:
+        raise InputError(f"--master-port {master.port}: not a port number")
+
+
+def _await_workers(
+    run_dir: Path, scenario: Scenario, master: MasterOptions, code: int, waited_s: float
+) -> None:
+    """Once the master quit: a clear error if the test never started (no workers came), else
+    wait, bounded, for each worker's last act (its counts file, written after its record
+    spool is closed); one that never finishes is reported and shows in ``died``."""
+    events = read_events(run_dir)
+    started = [e for e in events if e.get("kind") == "workers"]
+    if not started:
+        if code == 130:
+            return
+        connected = {e["client_id"] for e in events if e.get("kind") == "worker_connected"}
+        if waited_s >= master.timeout_s:
+            raise AuthloadError(
+                f"no test ran: the Locust master waited {master.timeout_s} s for "
+                f"{master.workers} workers on port {master.port} and {len(connected)} "
+                f"connected; start `authload worker --master-host <this host> --master-port "
+                f"{master.port}` where the workers run (or raise --workers-timeout)"
+            )
+        raise AuthloadError(
+            f"the Locust master exited (code {code}) before the test started: see its "
+            f"messages above"
+        )
+    unfit = {e.get("worker") for e in events if e.get("kind") == "abort"}
+    names = {w["worker"] for e in started for w in e["workers"]}
+    names |= {e["worker"] for e in events if e.get("kind") == "worker_joined"}
+    deadline = time.monotonic() + scenario.request_timeout_s + 1 + WORKER_FINISH_S
+    pending = sorted(names - unfit)
+    while pending and time.monotonic() < deadline:
+        time.sleep(0.2)
+        pending = [w for w in pending if not (run_dir / LOCUST_COUNTS_DIR / f"{w}.json").is_file()]
+    if pending:
+        print(
+            f"authload: workers {', '.join(pending)} did not finish within "
+            f"{WORKER_FINISH_S:g} s of the master's end; their records so far are kept",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def _workers(run_dir: Path) -> list[dict[str, Any]]:
+    """The Locust processes that ran users: a distributed run's workers as the master listed
+    them (index name, host, Locust client id), else the local processes' names."""
+    events = read_events(run_dir)
+    fields = ("worker", "host", "client_id")
+    listed = [w for e in events if e.get("kind") == "workers" for w in e["workers"]]
+    listed += [{k: e.get(k) for k in fields} for e in events if e.get("kind") == "worker_joined"]
+    if listed:
+        return listed
+    local = {str(e["worker"]) for e in events if e.get("kind") == "outcomes"}
+    return [{"worker": w} for w in sorted(local)]
+
+
+# ---------------------------------------------------------------------------------------------
+# a mock already running
+
+
+def _check_running_mock(target: Target) -> None:
+    url = target.control_url()
+    try:
+        _get_json(url + "/healthz")
+    except TargetError as exc:
+        raise TargetError(f"target {target.name}: no mock answers at {url} ({exc})") from None
+
+
+def _running_mock_secrets(target: Target) -> tuple[str, str]:
+    """The app token and client secret for a running mock: the target's environment
+    variables, else the mock's documented defaults."""
+    defaults = mock_default_secrets()
+    token = os.environ.get(target.app_token_env) or defaults[0]
+    secret = os.environ.get(target.client_secret_env) or defaults[1]
+    return token, secret
+
+
+@dataclass(frozen=True)
+class RunningMock:
+    """A mock that outlives the run: reset at its start (unless the target says not to), its
+    counters read at the start and the end; what the run counts is the difference."""
+
+    url: str
+    before: dict[str, Any]
+    start: float
+
+    @classmethod
+    def begin(cls, target: Target, scenario: Scenario, run_dir: Path) -> RunningMock:
+        url = target.control_url()
+        if target.reset_mock:
+            _post(url + "/_mock/reset")
+        write_json(run_dir / "mock_behaviour.json", _get_json(url + "/_mock/behaviour"))
+        behaviour = scenario.mock.behaviour
+        if (behaviour is not None and behaviour != "default") or scenario.mock.settings:
+            print(
+                f"authload: the scenario's mock.behaviour and mock.settings are for the "
+                f"embedded mock; the mock at {url} keeps its own (mock_behaviour.json)",
+                file=sys.stderr,
+                flush=True,
+            )
+        return cls(url, _get_json(url + "/_mock/stats"), time.time())
+
+    def end(self, run_dir: Path) -> dict[str, Any]:
+        """The counters' increase over the run (``mock_stats.json``); its fault history."""
+        after = _get_json(self.url + "/_mock/stats")
+        end = time.time()
+        history = _get_json(self.url + "/_mock/faults")["history"]
+        _keep_fault_history(run_dir, [h for h in history if self.start <= h["t"] <= end])
+        return counter_delta(self.before, after, self.start)
+
+
+def counter_delta(before: dict[str, Any], after: dict[str, Any], since: float) -> dict[str, Any]:
+    """``/_mock/stats`` as the increase from ``before`` to ``after``; a mock restarted in
+    between (a new epoch) counts from its restart."""
+    restarted = before.get("epoch") != after.get("epoch")
+    base: dict[str, Any] = {"requests": {}, "events": {}} if restarted else before
+    requests: dict[str, dict[str, int]] = {}
+    for endpoint, statuses in after["requests"].items():
+        old = base["requests"].get(endpoint, {})
+        grown = {s: n - old.get(s, 0) for s, n in statuses.items() if n != old.get(s, 0)}
+        if grown:
+            requests[endpoint] = grown
+    events = {k: v - base["events"].get(k, 0) for k, v in after["events"].items()}
+    return {
+        "epoch": after.get("epoch"),
+        "uptime_s": after.get("uptime_s"),
+        "requests": requests,
+        "total": sum(n for by_status in requests.values() for n in by_status.values()),
+        "events": events,
+        "counted": "increase over the run",
+        "baseline": {"t": since, "total": before.get("total"), "mock_restarted": restarted},
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# `authload worker`
+
+
+def worker(
+    master_host: str,
+    master_port: int = DEFAULT_MASTER_PORT,
+    master_timeout_s: int = DEFAULT_MASTER_TIMEOUT_S,
+) -> int:
+    """A Locust worker running authload's locustfile for the master at ``master_host``: it
+    gets the run from the master when the test starts, and exits when the master quits (0).
+    Gives up when no master answers within ``master_timeout_s``."""
+    if not 1 <= master_timeout_s <= MAX_MASTER_TIMEOUT_S:
+        raise InputError(f"--master-timeout must be between 1 and {MAX_MASTER_TIMEOUT_S} s")
+    if not 0 < master_port < 65536:
+        raise InputError(f"--master-port {master_port}: not a port number")
+    cmd = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(LOCUSTFILE),
+        "--worker",
+        "--master-host",
+        master_host,
+        "--master-port",
+        str(master_port),
+        "--loglevel",
+        "WARNING",
+        "--exit-code-on-error",
+        "0",
+    ]
+    env = {k: v for k, v in os.environ.items() if k != CONFIG_ENV}
+    env.update({WORKER_ENV: str(master_timeout_s), "PYTHONUNBUFFERED": "1"})
+    print(
+        f"authload worker: waiting up to {master_timeout_s} s for the Locust master at "
+        f"{master_host}:{master_port}",
+        file=sys.stderr,
+        flush=True,
+    )
+    proc = subprocess.Popen(cmd, env=env)
+    # compose and Kubernetes stop a container with SIGTERM: Locust shuts down on it
+    previous = signal.signal(signal.SIGTERM, lambda *_: proc.terminate())
+    try:
+        try:
+            code = proc.wait()
+        except KeyboardInterrupt:  # Ctrl-C reached Locust too (one process group)
+            try:
+                code = proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                code = proc.wait()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if code == 0:
+        print("authload worker: the master ended the run", file=sys.stderr, flush=True)
+        return 0
+    if code == 255:  # Locust's exit when its connection loop gives up
+        raise AuthloadError(
+            f"no Locust master answered at {master_host}:{master_port} within "
+            f"{master_timeout_s} s: start `authload run SCENARIO --expect-workers N` there "
+            f"(or raise --master-timeout)"
+        )
+    if code == WORKER_UNFIT_EXIT:
+        raise InputError("this worker could not take part in the run (see above)")
+    raise AuthloadError(f"the Locust worker exited with code {code}")
 
 
 def _died(run_dir: Path, unclosed: list[str]) -> list[dict[str, Any]]:
@@ -315,6 +675,27 @@ def _get(url: str) -> str:
     import httpx
 
     return httpx.get(url, timeout=10).text
+
+
+def _get_json(url: str) -> Any:
+    """GET a mock's control URL; not answering, or not with 200, is a :class:`TargetError`."""
+    import httpx
+
+    try:
+        response = httpx.get(url, timeout=10)
+        response.raise_for_status()
+        return response.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise TargetError(f"GET {url}: {exc}") from None
+
+
+def _post(url: str) -> None:
+    import httpx
+
+    try:
+        httpx.post(url, timeout=10).raise_for_status()
+    except httpx.HTTPError as exc:
+        raise TargetError(f"POST {url}: {exc}") from None
 
 
 def _new_run_dir(out: Path, name: str) -> Path:

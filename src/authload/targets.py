@@ -1,6 +1,7 @@
 """Named targets: where the APIs are, where their secrets come from, and the safety limits of
 shared environments. Built in: ``mock`` (the embedded mock) and ``beta``; more in a targets
-file (``--targets FILE``, YAML mapping name -> target)."""
+file (``--targets FILE``, YAML mapping name -> target), among them mocks already running
+elsewhere (``mock: true`` with URLs, as in ``deploy/targets.yaml``)."""
 
 from __future__ import annotations
 
@@ -38,14 +39,29 @@ class ConfiguredAccount(_Strict):
 
 class Target(_Strict):
     name: str
-    mock: bool = False
+    mock: bool = Field(
+        False, description="an authload mock: the embedded one, or one running at the URLs"
+    )
     gigma_url: str = ""
     mobile_url: str = ""
     mobile_url_env: str | None = Field(None, description="env variable with the mobile URL")
+    mock_url: str = Field("", description="a running mock's /_mock/ control; default gigma_url")
+    reset_mock: bool = Field(
+        True, description="a running mock: forget codes, sessions, rate-limit windows at start"
+    )
     app_token_env: str = "AUTHLOAD_APP_TOKEN"
     client_secret_env: str = "AUTHLOAD_CLIENT_SECRET"
     accounts: list[ConfiguredAccount] = Field(default_factory=list)
     limits: Limits = Field(default_factory=Limits)
+
+    @property
+    def embedded(self) -> bool:
+        """The mock `authload run` starts itself (no URLs given)."""
+        return self.mock and not (self.gigma_url or self.mobile_url or self.mobile_url_env)
+
+    def control_url(self) -> str:
+        """A running mock's /_mock/ control (its inbox, stats, faults)."""
+        return (self.mock_url or self.urls()[0]).rstrip("/")
 
     def urls(self) -> tuple[str, str]:
         mobile = self.mobile_url
@@ -108,12 +124,18 @@ def load_targets(path: str | Path | None) -> dict[str, Target]:
         if name == "mock":
             raise TargetError(f"{path}: 'mock' is built in and cannot be redefined")
         try:
-            targets[name] = Target.model_validate({**(spec or {}), "name": name})
+            target = Target.model_validate({**(spec or {}), "name": name})
         except ValidationError as exc:
             problems = "; ".join(
                 f"{name}.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
             )
             raise TargetError(f"{path}: {problems}") from None
+        if target.embedded:
+            raise TargetError(
+                f"{path}: {name}: a mock in a targets file is one already running: "
+                f"set its gigma_url and mobile_url (and mock_url if its control is elsewhere)"
+            )
+        targets[name] = target
     return targets
 
 

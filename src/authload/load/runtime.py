@@ -1,5 +1,6 @@
 """What one Locust process needs to run journeys: the run's configuration, read once at
-start, and the state its users share (accounts, codes, retry budget, sessions, outcomes)."""
+start (a remote worker: once its master sent it), and the state its users share (accounts,
+codes, retry budget, sessions, outcomes)."""
 
 from __future__ import annotations
 
@@ -11,25 +12,32 @@ from typing import Any
 from locust.env import Environment
 
 from authload.load.accounts import CodeSource, ConfiguredCodes, MockInbox
-from authload.load.clients import AuthClient, FlowContext, TargetAccess
+from authload.load.clients import AuthClient, FlowContext, StopGate, TargetAccess
 from authload.load.flows import Journey, SharedState
 from authload.load.retry import AdaptiveThrottle, RetryBudget, RetryPolicy
 from authload.runconfig import APP_TOKEN_ENV, CLIENT_SECRET_ENV, RunConfig, TestAccount
 
 
 class Runtime:
-    """Per-process: built on Locust's init event, used by every user of the process."""
+    """Per-process: built on Locust's init event (a remote worker: on its master's config
+    message, before its users spawn), used by every user of the process."""
 
-    def __init__(self, config: RunConfig, environment: Environment) -> None:
+    def __init__(
+        self,
+        config: RunConfig,
+        environment: Environment,
+        secrets: tuple[str, str] | None = None,
+    ) -> None:
+        """``secrets``: the app token and client secret; by default from the environment
+        variables the runner sets for the Locust processes it starts."""
         self.config = config
         self.scenario = config.scenario
         self.environment = environment
-        self.access = TargetAccess(
-            config.gigma_url,
-            config.mobile_url,
+        token, client_secret = secrets or (
             os.environ.get(APP_TOKEN_ENV, ""),
             os.environ.get(CLIENT_SECRET_ENV, ""),
         )
+        self.access = TargetAccess(config.gigma_url, config.mobile_url, token, client_secret)
         inbox = MockInbox(config.mock_url) if config.mock_url else None
         self.codes: CodeSource = inbox if inbox is not None else ConfiguredCodes()
         accounts = self.scenario.accounts
@@ -48,6 +56,7 @@ class Runtime:
             retry, RetryBudget(retry.budget_ratio), AdaptiveThrottle(retry.k), self.rng
         )
         self.ops = itertools.count(1)
+        self.gate = StopGate()  # closed while the test stops (see StopGate)
         self._journeys = itertools.count(1)
         self._next_account = itertools.count()
 
@@ -76,7 +85,7 @@ class Runtime:
         return mine[next(self._next_account) % len(mine)]
 
     def client(self, session: Any) -> AuthClient:
-        return AuthClient(session, self.access, self.policy, self.ops)
+        return AuthClient(session, self.access, self.policy, self.ops, self.gate)
 
     def journey(
         self,

@@ -16,10 +16,16 @@ from authload.load.runtime import Runtime
 from authload.load.shapes import arrival_times
 
 RUNTIME: dict[str, Runtime] = {}  # "current": the process's runtime, set on Locust's init
+# (a remote worker: when its master's run configuration arrives, before its users spawn)
 
 
 def runtime() -> Runtime:
-    return RUNTIME["current"]
+    try:
+        return RUNTIME["current"]
+    except KeyError:
+        raise RuntimeError(
+            "no authload runtime in this process: its run never reached it"
+        ) from None
 
 
 class JourneyUser(FastHttpUser):
@@ -33,9 +39,9 @@ class JourneyUser(FastHttpUser):
     max_retries = 0  # retries are the scenario's policy, never hidden in the HTTP client
 
     def __init__(self, environment: Any) -> None:
-        super().__init__(environment)
-        rt = runtime()
+        rt = runtime()  # the session takes its timeouts when FastHttpUser creates it
         self.network_timeout = self.connection_timeout = rt.scenario.request_timeout_s
+        super().__init__(environment)
         self.api = rt.client(self.client)
 
     def wait_time(self) -> float:
@@ -75,9 +81,10 @@ class ArrivalUser(FastHttpUser):
     wait_time = constant(1.0)
 
     def __init__(self, environment: Any) -> None:
-        super().__init__(environment)
-        rt = runtime()
+        rt = runtime()  # the session takes these when FastHttpUser creates it; its connection
         self.network_timeout = self.connection_timeout = rt.scenario.request_timeout_s
+        self.concurrency = rt.scenario.load.max_in_flight  # pool serves every journey at once
+        super().__init__(environment)
         self.api = rt.client(self.client)
         self.pool = Pool(rt.scenario.load.max_in_flight)
 
