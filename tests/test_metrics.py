@@ -13,6 +13,8 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
+import time
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -24,7 +26,18 @@ import pytest
 import yaml
 
 from authload import metric_names as names
-from authload.load.metrics import PORT_ENV, port_from_env, process_port
+from authload.load.metrics import (
+    HOST_ENV,
+    LINGER_ENV,
+    PORT_ENV,
+    PORT_MODE_ENV,
+    host_from_env,
+    linger_from_env,
+    port_from_env,
+    port_mode_from_env,
+    process_port,
+)
+from authload.load.run_state import error_budgets
 from tests import locust_child
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,6 +67,29 @@ def fake_runtime() -> Any:
     )
 
 
+SCENARIO = "smoke"
+RUN = "20250101T000000Z-smoke"
+RUN_LABELS = {"scenario": SCENARIO, "run": RUN}
+
+
+def fake_config(scenario: str = SCENARIO, run: str = RUN, slos: tuple[str, ...] = ()) -> Any:
+    """What the exporter reads of the run's configuration."""
+    from authload.scenario import Load, Stage
+
+    load = Load(stages=[Stage(duration_s=60, users=2), Stage(duration_s=60, users=4)])
+    return SimpleNamespace(
+        scenario=SimpleNamespace(name=scenario, slos=list(slos), load=load),
+        run_dir=Path("/runs") / run,
+        target="mock",
+    )
+
+
+def key(name: str, **labels: str) -> str:
+    """A sample's key as :func:`samples` writes it, with the run's identity labels."""
+    labels = {**RUN_LABELS, **labels}
+    return name + "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
+
+
 def samples(registry: Any) -> dict[str, float]:
     """Every sample as ``name{label="value",...}`` (labels sorted) -> value."""
     out: dict[str, float] = {}
@@ -67,7 +103,8 @@ def samples(registry: Any) -> dict[str, float]:
 
 
 def child_exporter(port: str) -> None:
-    """Fire request events of each kind, sample a fake runtime twice, serve, quit."""
+    """Fire request events of each kind, sample a fake runtime twice, serve, quit (the
+    server lingers a second when Locust quits)."""
     import gevent
     from locust.env import Environment
     from locust.event import Events
@@ -81,8 +118,18 @@ def child_exporter(port: str) -> None:
     registry = CollectorRegistry()
     rt = fake_runtime()
     clock = [1000.0]
-    exporter = metrics.register(environment, registry, int(port), runtime=lambda: rt)
+    exporter = metrics.register(
+        environment,
+        registry,
+        int(port),
+        runtime=lambda: rt,
+        config=fake_config,
+        mode="offset",
+        host="127.0.0.1",
+        linger_s=1.0,
+    )
     exporter._clock = lambda: clock[0]
+    environment.events.test_start.fire(environment=environment)
 
     def fire(**overrides: Any) -> None:
         meta: dict[str, Any] = {
@@ -110,7 +157,6 @@ def child_exporter(port: str) -> None:
     fire(name="mobile.refresh", response=FakeResponse(0), exception=ConnectionResetError(104, "x"))
     fire(name="mobile.refresh", response=FakeResponse(401), exception=CatchResponseError("401"))
 
-    environment.events.test_start.fire(environment=environment)
     exporter.started = 1000.0
     rt.state.outcomes.update(
         {
@@ -138,14 +184,47 @@ def child_exporter(port: str) -> None:
             break
         except urllib.error.URLError:
             continue
-    environment.events.quitting.fire(environment=environment)
+
+    # a scrape from another process while the server lingers, and a greenlet due meanwhile
+    scraper = subprocess.Popen(
+        [sys.executable, "-c", SCRAPE_LATER, f"http://127.0.0.1:{port}/metrics"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    gevent.sleep(0.1)
+    ran: list[float] = []
+    gevent.spawn_later(0.2, lambda: ran.append(time.monotonic()))
+    quit_started = time.monotonic()
+    environment.events.quitting.fire(environment=environment)  # the values final; linger
+    quit_ended = time.monotonic()
+    lingered = quit_ended - quit_started
+    fire(name="gigma.logout")  # after quitting: not counted
+    scraped, _ = scraper.communicate(timeout=10)
+    gevent.sleep(0.3)
+    exporter.close()  # (a Locust process exits instead)
     try:
         urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).close()
         closed = False
     except urllib.error.URLError:
         closed = True
-    result = {"first": first, "last": samples(registry), "served": served, "closed": closed}
+    result = {
+        "first": first,
+        "last": samples(registry),
+        "served": served,
+        "closed": closed,
+        "lingered": lingered,
+        "scraped_while_lingering": scraped,
+        "frozen": bool(ran) and ran[0] >= quit_ended,  # nothing else ran while it lingered
+    }
     print(json.dumps(result))
+
+
+SCRAPE_LATER = """
+import sys, time, urllib.request
+time.sleep(0.5)
+with urllib.request.urlopen(sys.argv[1], timeout=5) as answer:
+    print(answer.read().decode())
+"""
 
 
 def free_port() -> int:
@@ -166,24 +245,26 @@ def exported() -> dict[str, Any]:
 def test_requests_are_counted_by_endpoint_and_status(exported: dict[str, Any]) -> None:
     got = exported["last"]
     requests = {k: v for k, v in got.items() if k.startswith("authload_requests_total")}
+    total = "authload_requests_total"
     assert requests == {
-        'authload_requests_total{endpoint="gigma.login",status="200"}': 5.0,
-        'authload_requests_total{endpoint="gigma.login",status="503"}': 2.0,
-        'authload_requests_total{endpoint="mobile.refresh",status="0"}': 3.0,
-        'authload_requests_total{endpoint="mobile.refresh",status="401"}': 1.0,
+        key(total, endpoint="gigma.login", status="200"): 5.0,
+        key(total, endpoint="gigma.login", status="503"): 2.0,
+        key(total, endpoint="mobile.refresh", status="0"): 3.0,
+        key(total, endpoint="mobile.refresh", status="401"): 1.0,
     }
 
 
 @pytest.mark.integration
 def test_latency_is_a_histogram_in_seconds(exported: dict[str, Any]) -> None:
     got = exported["last"]
-    login = 'endpoint="gigma.login"'
-    assert got[f"authload_request_duration_seconds_count{{{login}}}"] == 7.0
-    assert got[f"authload_request_duration_seconds_sum{{{login}}}"] == pytest.approx(0.552)
-    assert got[f'authload_request_duration_seconds_bucket{{{login},le="0.05"}}'] == 6.0
-    assert got[f'authload_request_duration_seconds_bucket{{{login},le="0.25"}}'] == 6.0
-    assert got[f'authload_request_duration_seconds_bucket{{{login},le="0.4"}}'] == 7.0
-    buckets = [k for k in got if k.startswith("authload_request_duration_seconds_bucket{" + login)]
+    hist = "authload_request_duration_seconds"
+    login = {"endpoint": "gigma.login"}
+    assert got[key(f"{hist}_count", **login)] == 7.0
+    assert got[key(f"{hist}_sum", **login)] == pytest.approx(0.552)
+    assert got[key(f"{hist}_bucket", **login, le="0.05")] == 6.0
+    assert got[key(f"{hist}_bucket", **login, le="0.25")] == 6.0
+    assert got[key(f"{hist}_bucket", **login, le="0.4")] == 7.0
+    buckets = [k for k in got if k.startswith(f"{hist}_bucket") and 'endpoint="gigma.login"' in k]
     assert len(buckets) == len(names.LATENCY_BUCKETS) + 1  # and +Inf
     assert not any("quantile" in k for k in got)  # never percentiles
 
@@ -191,13 +272,14 @@ def test_latency_is_a_histogram_in_seconds(exported: dict[str, Any]) -> None:
 @pytest.mark.integration
 def test_errors_are_counted_by_kind(exported: dict[str, Any]) -> None:
     errors = {k: v for k, v in exported["last"].items() if k.startswith("authload_errors_total")}
+    name = "authload_errors_total"
     assert errors == {
-        'authload_errors_total{endpoint="gigma.login",kind="http"}': 2.0,
-        'authload_errors_total{endpoint="gigma.login",kind="contract"}': 2.0,
-        'authload_errors_total{endpoint="mobile.refresh",kind="timeout"}': 1.0,
-        'authload_errors_total{endpoint="mobile.refresh",kind="connect"}': 1.0,
-        'authload_errors_total{endpoint="mobile.refresh",kind="reset"}': 1.0,
-        'authload_errors_total{endpoint="mobile.refresh",kind="http"}': 1.0,
+        key(name, endpoint="gigma.login", kind="http"): 2.0,
+        key(name, endpoint="gigma.login", kind="contract"): 2.0,
+        key(name, endpoint="mobile.refresh", kind="timeout"): 1.0,
+        key(name, endpoint="mobile.refresh", kind="connect"): 1.0,
+        key(name, endpoint="mobile.refresh", kind="reset"): 1.0,
+        key(name, endpoint="mobile.refresh", kind="http"): 1.0,
     }
 
 
@@ -210,36 +292,49 @@ def runtime_samples(got: dict[str, float]) -> dict[str, float]:
 def test_runtime_state_is_exported_as_counters_of_its_increase(
     exported: dict[str, Any],
 ) -> None:
-    assert runtime_samples(exported["first"]) == {
-        "authload_users{}": 0.0,
-        "authload_retries_total{}": 4.0,
-        "authload_retries_throttled_total{}": 1.0,
-        'authload_flow_outcomes_total{flow="sms",outcome="completed"}': 5.0,
-        'authload_flow_outcomes_total{flow="sms",outcome="session_lost:rotation"}': 2.0,
-        'authload_flow_outcomes_total{flow="refresh_storm",outcome="session_lost:invalid"}': 1.0,
-        'authload_flow_outcomes_total{flow="gigma_login",outcome="token_lost"}': 1.0,
-        "authload_journeys_total{}": 7.0,  # sms journeys: the mix's flows only
-        'authload_sessions_lost_total{reason="rotation"}': 2.0,
-        'authload_sessions_lost_total{reason="invalid"}': 1.0,
-        'authload_sessions_lost_total{reason="token_lost"}': 1.0,
-        "authload_dropped_arrivals_total{}": 3.0,
-        "authload_target_arrival_rate{}": 5.0,  # 10/s shared by 2 processes
+    assert runtime_samples(exported["first"]) == {  # no runner here: no users
+        key("authload_retries_total"): 4.0,
+        key("authload_retries_throttled_total"): 1.0,
+        key("authload_flow_outcomes_total", flow="sms", outcome="completed"): 5.0,
+        key("authload_flow_outcomes_total", flow="sms", outcome="session_lost:rotation"): 2.0,
+        key(
+            "authload_flow_outcomes_total", flow="refresh_storm", outcome="session_lost:invalid"
+        ): 1.0,
+        key("authload_flow_outcomes_total", flow="gigma_login", outcome="token_lost"): 1.0,
+        key("authload_journeys_total"): 7.0,  # sms journeys: the mix's flows only
+        key("authload_sessions_lost_total", reason="rotation"): 2.0,
+        key("authload_sessions_lost_total", reason="invalid"): 1.0,
+        key("authload_sessions_lost_total", reason="token_lost"): 1.0,
+        key("authload_dropped_arrivals_total"): 3.0,
+        key("authload_target_arrival_rate"): 5.0,  # 10/s shared by 2 processes
     }
     last = runtime_samples(exported["last"])
-    assert last["authload_retries_total{}"] == 6.0
-    assert last['authload_flow_outcomes_total{flow="sms",outcome="completed"}'] == 7.0
-    assert last['authload_flow_outcomes_total{flow="esia",outcome="completed"}'] == 1.0
-    assert last["authload_journeys_total{}"] == 10.0
-    assert last["authload_dropped_arrivals_total{}"] == 4.0
-    assert last["authload_target_arrival_rate{}"] == 2.0  # second stage: 4/s shared by 2
+    assert last[key("authload_retries_total")] == 6.0
+    assert last[key("authload_flow_outcomes_total", flow="sms", outcome="completed")] == 7.0
+    assert last[key("authload_flow_outcomes_total", flow="esia", outcome="completed")] == 1.0
+    assert last[key("authload_journeys_total")] == 10.0
+    assert last[key("authload_dropped_arrivals_total")] == 4.0
+    assert last[key("authload_target_arrival_rate")] == 2.0  # second stage: 4/s shared by 2
 
 
 @pytest.mark.integration
 def test_the_registry_is_served_on_the_port(exported: dict[str, Any]) -> None:
-    served = exported["served"]
-    assert 'authload_requests_total{endpoint="gigma.login",status="200"} 5.0' in served
-    assert "authload_target_arrival_rate 2.0" in served
-    assert exported["closed"], "the server still answers after quitting"
+    from prometheus_client.parser import text_string_to_metric_families
+
+    served = {
+        key(s.name, **{k: v for k, v in s.labels.items() if k not in RUN_LABELS}): s.value
+        for family in text_string_to_metric_families(exported["served"])
+        for s in family.samples
+        if s.labels.keys() >= RUN_LABELS.keys()
+    }
+    assert served[key("authload_requests_total", endpoint="gigma.login", status="200")] == 5.0
+    assert served[key("authload_target_arrival_rate")] == 2.0
+    lingering = list(text_string_to_metric_families(exported["scraped_while_lingering"]))
+    final = [s for f in lingering for s in f.samples if s.name == "authload_requests_total"]
+    assert sum(s.value for s in final) == 11.0, "the final values, while lingering"
+    assert exported["frozen"], "another greenlet ran while the metrics lingered"
+    assert 1.0 <= exported["lingered"] < 5.0
+    assert exported["closed"], "the server still answers once closed"
 
 
 class WorkerRunner:  # named as Locust's: the port scheme goes by the runner's class
@@ -264,6 +359,218 @@ def test_each_process_has_its_own_port(monkeypatch: pytest.MonkeyPatch) -> None:
     assert port_from_env() is None
     monkeypatch.setenv(PORT_ENV, "9646")
     assert port_from_env() == 9646
+    monkeypatch.setenv(PORT_ENV, "nine")
+    with pytest.raises(ValueError, match=PORT_ENV):
+        port_from_env()
+
+
+def test_fixed_port_mode_serves_every_process_on_the_base_port(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def env(runner: object) -> Any:
+        return SimpleNamespace(runner=runner)
+
+    for runner in (MasterRunner(), None, WorkerRunner(0), WorkerRunner(3), WorkerRunner(-1)):
+        assert process_port(env(runner), 9647, "fixed") == 9647
+    monkeypatch.delenv(PORT_MODE_ENV, raising=False)
+    assert port_mode_from_env() == "offset"
+    monkeypatch.setenv(PORT_MODE_ENV, "fixed")
+    assert port_mode_from_env() == "fixed"
+    monkeypatch.setenv(PORT_MODE_ENV, "random")
+    with pytest.raises(ValueError, match="offset, fixed"):
+        port_mode_from_env()
+
+
+def test_host_and_linger_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(HOST_ENV, raising=False)
+    assert host_from_env() == "127.0.0.1"
+    monkeypatch.setenv(HOST_ENV, "0.0.0.0")
+    assert host_from_env() == "0.0.0.0"
+    monkeypatch.delenv(LINGER_ENV, raising=False)
+    assert linger_from_env() == 10.0  # twice the shipped scrape interval
+    monkeypatch.setenv(LINGER_ENV, "0")
+    assert linger_from_env() == 0.0
+    monkeypatch.setenv(LINGER_ENV, "2.5")
+    assert linger_from_env() == 2.5
+    for bad in ("-1", "soon", "nan"):
+        monkeypatch.setenv(LINGER_ENV, bad)
+        with pytest.raises(ValueError, match=LINGER_ENV):
+            linger_from_env()
+
+
+def child_identity() -> None:
+    """A remote worker: no configuration until its master sends it, then a second run."""
+    from locust.env import Environment
+    from locust.event import Events
+    from prometheus_client import CollectorRegistry
+
+    from authload.load import metrics
+
+    environment = Environment(events=Events())
+    registry = CollectorRegistry()
+    current: list[Any] = [None]
+    metrics.register(
+        environment,
+        registry,
+        runtime=lambda: None,
+        config=lambda: current[0],
+        mode="offset",
+        host="127.0.0.1",
+        linger_s=0,
+    )
+
+    def fire(name: str) -> None:
+        environment.events.request.fire(
+            request_type="POST",
+            name=name,
+            response_time=5.0,
+            response_length=2,
+            response=FakeResponse(200),
+            context={},
+            exception=None,
+        )
+
+    fire("gigma.login")  # a plain locust file: no configuration at all
+    current[0] = fake_config("first", "run-1")  # the master's message arrives
+    environment.events.test_start.fire(environment=environment)
+    fire("gigma.login")
+    fire("gigma.login")
+    current[0] = fake_config("second", "run-2")  # the same process in another run
+    fire("gigma.login")  # the first run's test is still the current one
+    environment.events.test_start.fire(environment=environment)
+    fire("gigma.login")
+    environment.events.quitting.fire(environment=environment)
+    print(json.dumps(samples(registry)))
+
+
+@pytest.mark.integration
+def test_the_run_identity_is_taken_when_the_test_starts() -> None:
+    child = run_child("child_identity")
+    assert child.returncode == 0, child.stderr
+    got = json.loads(child.stdout.strip().splitlines()[-1])
+    requests = {k: v for k, v in got.items() if k.startswith("authload_requests_total")}
+    series = 'authload_requests_total{endpoint="gigma.login",run="%s",scenario="%s",status="200"}'
+    assert requests == {
+        series % ("", ""): 1.0,
+        series % ("run-1", "first"): 3.0,
+        series % ("run-2", "second"): 1.0,
+    }
+
+
+def child_run_state() -> None:
+    """The master's run state from Locust's own aggregated stats."""
+    from locust.exception import CatchResponseError
+    from locust.stats import RequestStats
+    from prometheus_client import CollectorRegistry
+
+    from authload.load.run_state import RunState, slo_met
+    from authload.scenario import Load, Stage
+
+    stats = RequestStats()
+    for ms in [100] * 36 + [900] * 3 + [3000]:  # gigma.login: p95 900 ms, max 3 s
+        stats.log_request("POST", "gigma.login", ms, 10)
+    for _ in range(4):  # 4 of 40 failed with 503: 10% of 5xx
+        stats.log_error("POST", "gigma.login", CatchResponseError("gigma.login: http (status 503)"))
+    # as a master receives them from its workers: the error's repr, as text
+    stats.log_error("POST", "gigma.login", "CatchResponseError('gigma.login: http (status 401)')")
+    for ms in [5] * 9 + [10_000]:
+        stats.log_request("POST", "mobile.refresh", ms, 10)
+    stats.log_error(
+        "POST", "mobile.refresh", "CatchResponseError('mobile.refresh: timeout (status 0)')"
+    )
+    slos = [
+        "p95(gigma.login) < 1s",  # met: 900 ms
+        "p95(gigma.login) < 800ms",  # broken
+        "max(gigma.login) <= 3s",  # met
+        "mean(gigma.login) < 200ms",  # broken: 232.5 ms
+        "error_rate(gigma.login, 5xx) < 25%",  # met: 10%
+        "error_rate(gigma.login, 503) < 5%",  # broken
+        "error_rate(gigma.login, 4xx) < 10%",  # met: 2.5%
+        "error_rate(gigma.login) < 15%",  # met: 5 of 40 failed
+        "error_rate(mobile.refresh, timeout) < 5%",  # broken: 10%
+        "error_rate(*, contract) < 0.1%",  # met
+        "rate(*) > 4/s",  # met: 50 in 10 s
+        "p99(mobile.phone_verify) < 1ms",  # no request yet: nothing broken so far
+    ]
+    verdicts = {slo: slo_met(slo, stats, 10.0) for slo in slos}
+    registry = CollectorRegistry()
+    state = RunState(registry)
+    load = Load(stages=[Stage(duration_s=5, users=2), Stage(duration_s=60, users=4)])
+    config = SimpleNamespace(
+        scenario=SimpleNamespace(
+            name="gate", slos=["p95(gigma.login) < 1s", "error_rate(*, 5xx) < 1%"], load=load
+        ),
+        run_dir=Path("/runs/r1"),
+        target="mock",
+    )
+    environment = SimpleNamespace(runner=SimpleNamespace(user_count=6), stats=stats)
+    state.sample(environment, config, started=100.0, now=107.0)  # type: ignore[arg-type]
+    during = samples(registry)
+    environment.runner.user_count = 0
+    state.sample(environment, config, started=None, now=200.0)  # type: ignore[arg-type]
+    print(json.dumps({"verdicts": verdicts, "during": during, "after": samples(registry)}))
+
+
+@pytest.mark.integration
+def test_the_master_exports_the_run_state_and_the_verdict_so_far() -> None:
+    child = run_child("child_run_state")
+    assert child.returncode == 0, child.stderr
+    result = json.loads(child.stdout.strip().splitlines()[-1])
+    assert result["verdicts"] == {
+        "p95(gigma.login) < 1s": True,
+        "p95(gigma.login) < 800ms": False,
+        "max(gigma.login) <= 3s": True,
+        "mean(gigma.login) < 200ms": False,
+        "error_rate(gigma.login, 5xx) < 25%": True,
+        "error_rate(gigma.login, 503) < 5%": False,
+        "error_rate(gigma.login, 4xx) < 10%": True,
+        "error_rate(gigma.login) < 15%": True,
+        "error_rate(mobile.refresh, timeout) < 5%": False,
+        "error_rate(*, contract) < 0.1%": True,
+        "rate(*) > 4/s": True,
+        "p99(mobile.phone_verify) < 1ms": True,
+    }
+    run = 'run="r1",scenario="gate"'
+    during = result["during"]
+    assert during[f'authload_run_info{{{run},target="mock"}}'] == 1.0
+    assert during[f"authload_run_stage{{{run}}}"] == 1.0  # 7 s in: the second stage
+    assert during[f"authload_run_users{{{run}}}"] == 6.0
+    assert during[f'authload_slo_passing{{{run},slo="p95(gigma.login) < 1s"}}'] == 1.0
+    assert during[f'authload_slo_passing{{{run},slo="error_rate(*, 5xx) < 1%"}}'] == 0.0
+    assert during[f"authload_run_passing{{{run}}}"] == 0.0
+    budgets = {k: v for k, v in during.items() if k.startswith("authload_slo_error_budget")}
+    assert len(budgets) == 9 and set(budgets.values()) == {0.01}  # every endpoint
+    after = result["after"]
+    assert after[f"authload_run_stage{{{run}}}"] == 1.0  # the last stage it was in
+    assert after[f"authload_run_users{{{run}}}"] == 0.0
+    assert after[f'authload_run_info{{{run},target="mock"}}'] == 1.0
+
+
+def test_error_budgets_come_from_the_error_rate_slos_that_bound_the_5xx() -> None:
+    budgets = error_budgets(
+        [
+            "error_rate(*, 5xx) < 1%",
+            "error_rate(gigma.login) <= 0.5%",  # errors: every 5xx is one
+            "error_rate(gigma.logout, 5xx) < 2%",  # looser than * : * wins
+            "error_rate(mobile.refresh, 503) < 0.1%",  # 503 only: bounds no other 5xx
+            "error_rate(mobile.refresh, 4xx) < 0.1%",
+            "error_rate(mobile.esia_url, 5xx) > 0.1%",  # not a budget
+            "p99(mobile.refresh) < 1s",
+        ]
+    )
+    assert budgets == {
+        "gigma.send_password": 0.01,
+        "gigma.login": 0.005,
+        "gigma.logout": 0.01,
+        "mobile.esia_url": 0.01,
+        "mobile.esia_auth": 0.01,
+        "mobile.lkfl_auth": 0.01,
+        "mobile.phone_request": 0.01,
+        "mobile.phone_verify": 0.01,
+        "mobile.refresh": 0.01,
+    }
+    assert error_budgets(["error_rate(mobile.refresh, 5xx) < 5%"]) == {"mobile.refresh": 0.05}
+    assert error_budgets([]) == {}
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
@@ -279,14 +586,50 @@ def promtool(*args: str) -> subprocess.CompletedProcess[str]:
     "args",
     [
         ("check", "config", "prometheus.yml"),
+        ("check", "config", "prometheus-compose.yml"),
         ("check", "rules", "rules.yml"),
         ("test", "rules", "rules_test.yml"),
     ],
-    ids=["check-config", "check-rules", "test-rules"],
+    ids=["check-config", "check-compose-config", "check-rules", "test-rules"],
 )
 def test_promtool(args: tuple[str, ...]) -> None:
     result = promtool(*args)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def rules_file() -> dict[str, Any]:
+    rules: dict[str, Any] = yaml.safe_load((PROMETHEUS / "rules.yml").read_text(encoding="utf-8"))
+    return rules
+
+
+def test_every_rule_and_alert_has_a_unit_test() -> None:
+    rules = rules_file()
+    tests = yaml.safe_load((PROMETHEUS / "rules_test.yml").read_text(encoding="utf-8"))
+    recorded = {r["record"] for g in rules["groups"] for r in g["rules"] if "record" in r}
+    alerts = {r["alert"] for g in rules["groups"] for r in g["rules"] if "alert" in r}
+    tested_exprs = " ".join(
+        t["expr"] for case in tests["tests"] for t in case.get("promql_expr_test", [])
+    )
+    tested_alerts = {
+        t["alertname"]
+        for case in tests["tests"]
+        for t in case.get("alert_rule_test", [])
+        if t["exp_alerts"]  # firing at least once, not only silent
+    }
+    assert {
+        r for r in recorded if not re.search(rf"(?<![\w:]){re.escape(r)}\b", tested_exprs)
+    } == set()
+    assert alerts - tested_alerts == set()
+
+
+def test_client_aggregations_keep_the_run_identity() -> None:
+    """Every aggregation of the client-side metrics keeps scenario and run, so that runs
+    sharing a Prometheus never mix."""
+    for group in rules_file()["groups"]:
+        for rule in group["rules"]:
+            for clause in re.findall(r"\b(?:sum|count|avg|max|min) by \(([^)]*)\)", rule["expr"]):
+                labels = {label.strip() for label in clause.split(",")}
+                assert {"scenario", "run"} <= labels, (rule.get("record") or rule["alert"], clause)
 
 
 def known_names() -> set[str]:
@@ -295,11 +638,12 @@ def known_names() -> set[str]:
 
 
 def used_names(text: str) -> set[str]:
-    return set(re.findall(r"(?<![\w:])authload_\w+", text))
+    """The authload metric names in a PromQL expression (label values are not names)."""
+    return set(re.findall(r"(?<![\w:])authload_\w+", re.sub(r'"[^"]*"', '""', text)))
 
 
 def test_rules_and_config_use_only_names_from_metric_names() -> None:
-    rules = yaml.safe_load((PROMETHEUS / "rules.yml").read_text(encoding="utf-8"))
+    rules = rules_file()
     recorded = {r["record"] for g in rules["groups"] for r in g["rules"] if "record" in r}
     expressions = [r["expr"] for g in rules["groups"] for r in g["rules"]]
     suffixes = ("_total", "_bucket", "_sum", "_count")
@@ -312,10 +656,12 @@ def test_rules_and_config_use_only_names_from_metric_names() -> None:
     assert not unknown, f"not in authload.metric_names: {sorted(unknown)}"
     for name in recorded:  # level:metric:operations, named after the metric it derives from
         assert any(k in name for k in known), name
-    config = (PROMETHEUS / "prometheus.yml").read_text(encoding="utf-8")
-    jobs = {j["job_name"] for j in yaml.safe_load(config)["scrape_configs"]}
-    assert jobs == {"authload_mock", "authload_master", "authload_workers"}
-    assert used_names(config) <= jobs  # no metric names in the scrape config
+    jobs = {"authload_mock", "authload_master", "authload_workers", "authload_pushgateway"}
+    for name in ("prometheus.yml", "prometheus-compose.yml"):
+        config = (PROMETHEUS / name).read_text(encoding="utf-8")
+        assert {j["job_name"] for j in yaml.safe_load(config)["scrape_configs"]} == jobs, name
+        # no metric names in the scrape configs, only jobs (and the pushed runs' job)
+        assert used_names(config) <= jobs | {names.PUSH_JOB}, name
 
 
 def test_the_mock_is_scraped_where_it_serves_metrics() -> None:
@@ -323,4 +669,23 @@ def test_the_mock_is_scraped_where_it_serves_metrics() -> None:
     jobs = {j["job_name"]: j for j in config["scrape_configs"]}
     assert jobs["authload_mock"]["static_configs"][0]["targets"] == ["127.0.0.1:8080"]
     assert jobs["authload_mock"].get("metrics_path", "/metrics") == "/metrics"
+    assert jobs["authload_master"]["static_configs"][0]["targets"] == ["127.0.0.1:9646"]
+    workers = jobs["authload_workers"]["static_configs"][0]["targets"]
+    assert workers == ["127.0.0.1:9647", "127.0.0.1:9648"]
+    pushgateway = jobs["authload_pushgateway"]
+    assert pushgateway["static_configs"][0]["targets"] == ["127.0.0.1:9091"]
+    assert pushgateway["honor_labels"] is True  # the pushed job and grouping labels stay
+    assert config["rule_files"] == ["rules.yml"]
+
+
+def test_the_compose_config_finds_the_services_by_name() -> None:
+    config = yaml.safe_load((PROMETHEUS / "prometheus-compose.yml").read_text(encoding="utf-8"))
+    jobs = {j["job_name"]: j for j in config["scrape_configs"]}
+    assert jobs["authload_mock"]["static_configs"][0]["targets"] == ["mock:8080"]
+    assert jobs["authload_master"]["static_configs"][0]["targets"] == ["master:9646"]
+    (dns,) = jobs["authload_workers"]["dns_sd_configs"]
+    assert (dns["names"], dns["type"], dns["port"]) == (["worker"], "A", 9647)
+    pushgateway = jobs["authload_pushgateway"]
+    assert pushgateway["static_configs"][0]["targets"] == ["pushgateway:9091"]
+    assert pushgateway["honor_labels"] is True
     assert config["rule_files"] == ["rules.yml"]

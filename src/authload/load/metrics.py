@@ -1,5 +1,6 @@
-"""Prometheus metrics of one Locust process: requests as Locust reports them, and the
-process's runtime state (users, retries, flow outcomes, sessions lost, arrivals).
+"""Prometheus metrics of one Locust process: requests as Locust reports them, the process's
+runtime state (users, retries, flow outcomes, sessions lost, arrivals) and, on the master or
+the only process of a local run, the run's state (:mod:`authload.load.run_state`).
 
 :func:`register` plugs into Locust as a listener of ``events.request``, as Locust's own
 extensions do, on a registry passed in (a fresh one per test). Names, labels and buckets
@@ -12,48 +13,137 @@ retry policy's counts, and the outcome counts of the process's journeys (monoton
 the exporter adds their increase). Without the authload runtime (a plain locust file) only
 the request metrics are exported.
 
-Ports. Each Locust process serves its own ``/metrics`` on 127.0.0.1 when a base port is
-given (``AUTHLOAD_METRICS_PORT``, read by :func:`port_from_env`): the master or a local
-runner on the base port, worker ``i`` (Locust's worker index, 0-based) on base + i + 1. So
-``--processes 2`` with ``AUTHLOAD_METRICS_PORT=9646`` serves the master on 9646 and the
-workers on 9647 and 9648 (``dashboards/prometheus/prometheus.yml`` scrapes those). A
-worker learns its index from the master after Locust's init event, so its server starts
-once the index is known. Sum over processes for the whole run; the master exports no
-request or runtime metrics of its own (its workers do).
+The run's identity. Every client-side metric carries ``scenario`` (the scenario's name) and
+``run`` (the run id: the run directory's name), so that several runs can share a Prometheus.
+They are taken from the run's configuration when the test starts (and again at the first use
+after that), never at import: a remote worker gets its configuration from the master only
+then. Without a configuration (a plain locust file) both are empty.
+
+Ports. Each Locust process serves its own ``/metrics`` when a base port is given
+(``AUTHLOAD_METRICS_PORT``), on 127.0.0.1 unless ``AUTHLOAD_METRICS_HOST`` says otherwise
+(``0.0.0.0`` in a container). ``AUTHLOAD_METRICS_PORT_MODE`` says which port:
+
+- ``offset`` (the default, for processes sharing a host): the master or a local runner on the
+  base port, worker ``i`` (Locust's worker index, 0-based) on base + i + 1. So
+  ``--processes 2`` with ``AUTHLOAD_METRICS_PORT=9646`` serves the master on 9646 and the
+  workers on 9647 and 9648 (``dashboards/prometheus/prometheus.yml`` scrapes those). A worker
+  learns its index from the master after Locust's init event, so its server starts once the
+  index is known.
+- ``fixed`` (one process per container or pod: docker compose, Kubernetes): this process
+  serves on exactly the base port.
+
+Sum over processes for the whole run; the master exports the run's state and no request or
+runtime metrics of its own (its workers do).
+
+Linger. When the process quits (Locust's ``quitting`` event) the values are final: requests
+from then on are counted neither here nor in the records. A process that serves metrics then
+keeps serving those values for ``AUTHLOAD_METRICS_LINGER_S`` seconds (default 10: twice the
+shipped scrape interval) before it goes on exiting, so that Prometheus scrapes the final
+counts; 0 turns it off. Master and workers linger together: the run takes that much longer.
+While it lingers the process does nothing else (:func:`serve_frozen`): nothing left running
+by the test (a journey, a timed event) sends a request meanwhile, so the run's counts, the
+records', Locust's and the target's, are as they would be without the linger. The server
+is never shut down: that waits for its greenlet, which would let such a request through; the
+process exits instead.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import socket
+import sys
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import gevent
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    start_http_server,
+)
 
 from authload import metric_names as names
 from authload.load.recorder import error_kind
+from authload.load.run_state import RunState
 
 if TYPE_CHECKING:
     from locust.env import Environment
 
     from authload.load.runtime import Runtime
+    from authload.runconfig import RunConfig
 
-__all__ = ["PORT_ENV", "LoadMetrics", "port_from_env", "register"]
+__all__ = [
+    "HOST_ENV",
+    "LINGER_ENV",
+    "PORT_ENV",
+    "PORT_MODES",
+    "PORT_MODE_ENV",
+    "LoadMetrics",
+    "host_from_env",
+    "linger_from_env",
+    "port_from_env",
+    "port_mode_from_env",
+    "process_port",
+    "register",
+    "serve_frozen",
+]
 
 log = logging.getLogger(__name__)
 
 PORT_ENV = "AUTHLOAD_METRICS_PORT"
+PORT_MODE_ENV = "AUTHLOAD_METRICS_PORT_MODE"
+PORT_MODES = ("offset", "fixed")
+HOST_ENV = "AUTHLOAD_METRICS_HOST"
+LINGER_ENV = "AUTHLOAD_METRICS_LINGER_S"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_LINGER_S = 10.0
 SAMPLE_S = 1.0
 SESSION_LOST = "session_lost:"
+BLANK = ("", "")  # scenario and run of a process without a run configuration
 
 
 def port_from_env() -> int | None:
     """The base port from ``AUTHLOAD_METRICS_PORT``; None when unset or empty."""
     value = os.environ.get(PORT_ENV, "").strip()
-    return int(value) if value else None
+    if not value:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"{PORT_ENV}={value!r}: a port number") from None
+
+
+def port_mode_from_env() -> str:
+    """``offset`` (the default) or ``fixed``, from ``AUTHLOAD_METRICS_PORT_MODE``."""
+    mode = os.environ.get(PORT_MODE_ENV, "").strip().lower() or "offset"
+    if mode not in PORT_MODES:
+        raise ValueError(f"{PORT_MODE_ENV}={mode!r}: one of {', '.join(PORT_MODES)}")
+    return mode
+
+
+def host_from_env() -> str:
+    """The address to serve on, from ``AUTHLOAD_METRICS_HOST`` (default 127.0.0.1)."""
+    return os.environ.get(HOST_ENV, "").strip() or DEFAULT_HOST
+
+
+def linger_from_env() -> float:
+    """Seconds to keep serving after the test, from ``AUTHLOAD_METRICS_LINGER_S``."""
+    value = os.environ.get(LINGER_ENV, "").strip()
+    if not value:
+        return DEFAULT_LINGER_S
+    try:
+        linger = float(value)
+    except ValueError:
+        linger = -1.0
+    if not linger >= 0:
+        raise ValueError(f"{LINGER_ENV}={value!r}: seconds, 0 or more")
+    return linger
 
 
 def _current_runtime() -> Runtime | None:
@@ -62,15 +152,36 @@ def _current_runtime() -> Runtime | None:
     return RUNTIME.get("current")
 
 
+def _current_config() -> RunConfig | None:
+    """The run's configuration: the runtime's (a worker or local runner), else the file the
+    runner hands to Locust (the master); None without either (a plain locust file)."""
+    rt = _current_runtime()
+    if rt is not None:
+        return rt.config
+    from authload.runconfig import CONFIG_ENV, load_config
+
+    if not os.environ.get(CONFIG_ENV):
+        return None
+    try:
+        return load_config()
+    except Exception as exc:  # metrics must never stop a run: no identity labels then
+        log.warning("metrics: cannot read the run configuration: %s", exc)
+        return None
+
+
+def _role(environment: Environment) -> str:
+    return type(environment.runner).__name__
+
+
 def _is_master(environment: Environment) -> bool:
-    return type(environment.runner).__name__ == "MasterRunner"
+    return _role(environment) == "MasterRunner"
 
 
-def process_port(environment: Environment, base: int) -> int | None:
-    """This process's port: the base for a master or local runner, base + index + 1 for a
-    worker; None while a worker's index is not known yet."""
+def process_port(environment: Environment, base: int, mode: str = "offset") -> int | None:
+    """This process's port: the base for a master or local runner, or in ``fixed`` mode;
+    base + index + 1 for a worker; None while a worker's index is not known yet."""
     runner = environment.runner
-    if type(runner).__name__ != "WorkerRunner":
+    if mode == "fixed" or type(runner).__name__ != "WorkerRunner":
         return base
     index = int(getattr(runner, "worker_index", -1))
     return base + index + 1 if index >= 0 else None
@@ -84,60 +195,96 @@ class LoadMetrics:
         registry: CollectorRegistry,
         runtime: Callable[[], Runtime | None] = _current_runtime,
         clock: Callable[[], float] = time.time,
+        config: Callable[[], RunConfig | None] = _current_config,
     ) -> None:
         self.registry = registry
         r = registry
+        run = [names.SCENARIO, names.RUN]
         self.requests = Counter(
             names.REQUESTS,
             "HTTP attempts by status as the client saw them (0 = no answer)",
-            [names.ENDPOINT, names.STATUS],
+            [*run, names.ENDPOINT, names.STATUS],
             registry=r,
         )
         self.latency = Histogram(
             names.LATENCY,
             "Client-side time from request to answer or failure",
-            [names.ENDPOINT],
+            [*run, names.ENDPOINT],
             buckets=names.LATENCY_BUCKETS,
             registry=r,
         )
         self.errors = Counter(
-            names.ERRORS, "Failed attempts by kind", [names.ENDPOINT, names.KIND], registry=r
+            names.ERRORS,
+            "Failed attempts by kind",
+            [*run, names.ENDPOINT, names.KIND],
+            registry=r,
         )
-        self.users = Gauge(names.USERS, "Running Locust users of this process", registry=r)
-        self.retries = Counter(names.RETRIES, "Attempts sent after the first", registry=r)
+        self.users = Gauge(names.USERS, "Running Locust users of this process", run, registry=r)
+        self.retries = Counter(names.RETRIES, "Attempts sent after the first", run, registry=r)
         self.retries_throttled = Counter(
-            names.RETRIES_THROTTLED, "Attempts rejected locally by the retry policy", registry=r
+            names.RETRIES_THROTTLED,
+            "Attempts rejected locally by the retry policy",
+            run,
+            registry=r,
         )
         self.flow_outcomes = Counter(
             names.FLOW_OUTCOMES,
             "Journeys ended, by outcome",
-            [names.FLOW, names.OUTCOME],
+            [*run, names.FLOW, names.OUTCOME],
             registry=r,
         )
         self.journeys = Counter(
-            names.JOURNEYS, "Journeys of the scenario's mix ended (any outcome)", registry=r
+            names.JOURNEYS, "Journeys of the scenario's mix ended (any outcome)", run, registry=r
         )
         self.sessions_lost = Counter(
-            names.SESSIONS_LOST, "Sessions lost, by reason", [names.REASON], registry=r
+            names.SESSIONS_LOST, "Sessions lost, by reason", [*run, names.REASON], registry=r
         )
         self.dropped_arrivals = Counter(
             names.DROPPED_ARRIVALS,
             "Open-model arrivals dropped: the in-flight pool was full",
+            run,
             registry=r,
         )
         self.target_arrival_rate = Gauge(
             names.TARGET_ARRIVAL_RATE,
             "This process's share of the scenario's arrival rate now, per second",
+            run,
             registry=r,
         )
+        self.run_state: RunState | None = None  # on the master or a local runner
         self.started: float | None = None  # the test's start, for the current stage
         self._runtime = runtime
+        self._config = config
         self._clock = clock
+        self._run: tuple[str, str] | None = None  # (scenario, run) once known
+        self._run_config: RunConfig | None = None  # the configuration they come from
+        self._labelled: tuple[str, str] | None = None  # the labels the caches below carry
         self._requests: dict[tuple[str, int], Any] = {}
         self._latency: dict[str, Any] = {}
         self._errors: dict[tuple[str, str], Any] = {}
         self._seen: dict[str, float] = {}  # last exported value of each monotonic count
         self._server: Any = None
+
+    def start_test(self) -> None:
+        """A test starts: take the run's identity afresh at its next use."""
+        self.started = self._clock()
+        self._run = None
+
+    def run_labels(self) -> tuple[str, str]:
+        """(scenario, run) of the run this process is in; empty without a configuration."""
+        if self._run is not None:
+            return self._run
+        config = self._config()
+        labels = BLANK if config is None else (config.scenario.name, config.run_dir.name)
+        if labels != self._labelled:  # another run: new label children, counts from zero
+            self._requests.clear()
+            self._latency.clear()
+            self._errors.clear()
+            self._seen.clear()
+            self._labelled = labels
+        if config is not None:
+            self._run, self._run_config = labels, config
+        return labels
 
     def on_request(
         self,
@@ -151,20 +298,21 @@ class LoadMetrics:
         **kwargs: Any,
     ) -> None:
         """One attempt (hot path: label children are cached)."""
+        run = self._run or self.run_labels()
         status = int(getattr(response, "status_code", 0) or 0) if response is not None else 0
         child = self._requests.get((name, status))
         if child is None:
-            child = self._requests[(name, status)] = self.requests.labels(name, str(status))
+            child = self._requests[(name, status)] = self.requests.labels(*run, name, str(status))
         child.inc()
         hist = self._latency.get(name)
         if hist is None:
-            hist = self._latency[name] = self.latency.labels(name)
+            hist = self._latency[name] = self.latency.labels(*run, name)
         hist.observe(response_time / 1000.0)
         kind = (context.get("error") if context else None) or error_kind(exception, status)
         if kind is not None:
             errors = self._errors.get((name, kind))
             if errors is None:
-                errors = self._errors[(name, kind)] = self.errors.labels(name, kind)
+                errors = self._errors[(name, kind)] = self.errors.labels(*run, name, kind)
             errors.inc()
 
     def _add(self, key: str, value: float, counter: Any) -> None:
@@ -175,31 +323,36 @@ class LoadMetrics:
         self._seen[key] = max(value, self._seen.get(key, 0.0))
 
     def sample(self, environment: Environment | None = None) -> None:
-        """Copy the process's runtime state into the registry."""
+        """Copy the process's runtime state (and on the master the run's) into the registry."""
+        if self.started is None and self._run is None:
+            return  # no test yet: the run's identity is not known
+        run = self.run_labels()
         if environment is not None and environment.runner is not None:
+            if self.run_state is not None and self._run_config is not None:
+                self.run_state.sample(environment, self._run_config, self.started, self._clock())
             if _is_master(environment):
                 return
-            self.users.set(environment.runner.user_count)
+            self.users.labels(*run).set(environment.runner.user_count)
         rt = self._runtime()
         if rt is None:
             return
         stats = rt.policy.stats
-        self._add("retries", stats.retries, self.retries)
-        self._add("throttled", stats.throttled, self.retries_throttled)
+        self._add("retries", stats.retries, self.retries.labels(*run))
+        self._add("throttled", stats.throttled, self.retries_throttled.labels(*run))
         mix = rt.scenario.mix
         for key, count in list(rt.state.outcomes.items()):
             flow, sep, outcome = key.partition(":")
             if not sep:
                 if key == "dropped_arrivals":
-                    self._add(key, count, self.dropped_arrivals)
+                    self._add(key, count, self.dropped_arrivals.labels(*run))
                 continue
-            self._add(key, count, self.flow_outcomes.labels(flow, outcome))
+            self._add(key, count, self.flow_outcomes.labels(*run, flow, outcome))
             if flow in mix:
-                self._add("journeys:" + key, count, self.journeys)
+                self._add("journeys:" + key, count, self.journeys.labels(*run))
             if outcome.startswith(SESSION_LOST) or outcome == "token_lost":
                 reason = outcome.removeprefix(SESSION_LOST)
-                self._add("lost:" + key, count, self.sessions_lost.labels(reason))
-        self.target_arrival_rate.set(self._target_rate(rt))
+                self._add("lost:" + key, count, self.sessions_lost.labels(*run, reason))
+        self.target_arrival_rate.labels(*run).set(self._target_rate(rt))
 
     def _target_rate(self, rt: Runtime) -> float:
         load = rt.scenario.load
@@ -212,16 +365,22 @@ class LoadMetrics:
                 return (stage.rate or 0.0) / rt.share()[1]
         return 0.0
 
-    def run(self, environment: Environment, base_port: int | None) -> None:
+    def run(
+        self,
+        environment: Environment,
+        base_port: int | None,
+        mode: str = "offset",
+        host: str = DEFAULT_HOST,
+    ) -> None:
         """The sampling loop (a greenlet): samples every second, starts the server when
         this process's port is known."""
         serving = base_port is None
         while True:
             if not serving:
                 assert base_port is not None
-                port = process_port(environment, base_port)
+                port = process_port(environment, base_port, mode)
                 if port is not None:
-                    self.serve(port)
+                    self.serve(port, host)
                     serving = True
             try:
                 self.sample(environment)
@@ -229,16 +388,78 @@ class LoadMetrics:
                 log.exception("metrics sample failed")
             gevent.sleep(SAMPLE_S)
 
-    def serve(self, port: int) -> None:
-        server, _ = start_http_server(port, addr="127.0.0.1", registry=self.registry)
+    @property
+    def serving(self) -> bool:
+        return self._server is not None
+
+    def serve(self, port: int, host: str = DEFAULT_HOST) -> None:
+        server, _ = start_http_server(port, addr=host, registry=self.registry)
         self._server = server
-        log.info("metrics on http://127.0.0.1:%d/metrics", port)
+        log.info("metrics on http://%s:%d/metrics", host, port)
 
     def close(self) -> None:
         server, self._server = self._server, None
         if server is not None:
             server.shutdown()
             server.server_close()
+
+    def linger(self, seconds: float) -> None:
+        """Serve the final values for ``seconds`` more on this process's port. The whole
+        process waits meanwhile (see :func:`serve_frozen`), so whatever the test left running
+        sends nothing; the server is left as it is: the process exits next."""
+        if self._server is None:
+            return
+        from gevent import monkey
+
+        body = generate_latest(self.registry)
+        socket_class = monkey.get_original("socket", "socket")
+        # the server's own listening socket (a second descriptor of it): no moment when the
+        # port is closed, and no wait for the server's greenlet to stop
+        with socket_class(fileno=os.dup(self._server.socket.fileno())) as listener:
+            serve_frozen(listener, body, seconds)
+
+
+def serve_frozen(listener: socket.socket, body: bytes, seconds: float) -> int:
+    """Answer every HTTP request coming to ``listener`` (a listening socket gevent did not
+    patch) with ``body``, an exposition, for ``seconds``; returns how many were answered.
+
+    It blocks the process: no other greenlet runs until it returns, so a journey or timed
+    event that outlived the test cannot send a request the records would miss (the record
+    spool is closed by now) while the final values are served.
+    """
+    from gevent import monkey
+
+    select = monkey.get_original("select", "select")
+    header = (
+        "HTTP/1.1 200 OK\r\n"
+        f"Content-Type: {CONTENT_TYPE_LATEST}\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode("ascii")
+    deadline = time.monotonic() + seconds
+    answered = 0
+    while (left := deadline - time.monotonic()) > 0:
+        ready, _, _ = select([listener], [], [], left)
+        if not ready:
+            continue
+        try:  # the C accept: socket.accept() would wrap the connection in gevent's class
+            fd, _ = listener._accept()  # type: ignore[attr-defined]
+        except (BlockingIOError, InterruptedError):
+            continue
+        with type(listener)(fileno=fd) as connection:
+            connection.settimeout(max(0.1, min(2.0, deadline - time.monotonic())))
+            try:
+                request = b""
+                while b"\r\n\r\n" not in request and len(request) < 65536:
+                    chunk = connection.recv(4096)
+                    if not chunk:
+                        break
+                    request += chunk
+                connection.sendall(header + body)
+                answered += 1
+            except OSError:
+                continue
+    return answered
 
 
 def register(
@@ -247,25 +468,56 @@ def register(
     port: int | None = None,
     *,
     runtime: Callable[[], Runtime | None] = _current_runtime,
+    config: Callable[[], RunConfig | None] = _current_config,
+    mode: str | None = None,
+    host: str | None = None,
+    linger_s: float | None = None,
 ) -> LoadMetrics:
-    """Export this process's metrics on ``registry`` (a new one if None); serve them on
-    127.0.0.1 when a base ``port`` is given (see the module docstring for the port scheme)."""
-    metrics = LoadMetrics(registry if registry is not None else CollectorRegistry(), runtime)
+    """Export this process's metrics on ``registry`` (a new one if None); serve them when a
+    base ``port`` is given (see the module docstring for the port scheme). ``mode``, ``host``
+    and ``linger_s`` default to their environment variables."""
+    mode = port_mode_from_env() if mode is None else mode
+    if mode not in PORT_MODES:
+        raise ValueError(f"metrics port mode {mode!r}: one of {', '.join(PORT_MODES)}")
+    host = host_from_env() if host is None else host
+    linger = linger_from_env() if linger_s is None else linger_s
+    metrics = LoadMetrics(
+        registry if registry is not None else CollectorRegistry(), runtime, config=config
+    )
+    if _role(environment) != "WorkerRunner":  # the master, or the only process
+        metrics.run_state = RunState(metrics.registry)
     environment.events.request.add_listener(metrics.on_request)
-    loop = gevent.spawn(metrics.run, environment, port)
+    loop = gevent.spawn(metrics.run, environment, port, mode, host)
 
     def on_test_start(**_: Any) -> None:
-        metrics.started = time.time()
+        metrics.start_test()
 
     def on_test_stop(**_: Any) -> None:
+        try:  # the state at the stop, then no current stage any more
+            metrics.sample(environment)
+        except Exception:
+            log.exception("metrics sample failed")
         metrics.started = None
 
     def on_quitting(**_: Any) -> None:
+        # From here on the values are final: the record spool has just closed (its listener
+        # was registered after this one, so it runs first), and a request from now on is
+        # counted by neither. The linger starts at once, with no greenlet switch since.
+        environment.events.request.remove_listener(metrics.on_request)
         loop.kill(block=False)
+        metrics.sample(environment)
+        if not metrics.serving or linger <= 0:
+            return
+        if _role(environment) != "WorkerRunner":
+            print(
+                f"authload: metrics served {linger:g} s more for a final scrape ({LINGER_ENV})",
+                file=sys.stderr,
+                flush=True,
+            )
         try:
-            metrics.sample(environment)
-        finally:
-            metrics.close()
+            metrics.linger(linger)
+        except OSError as exc:
+            log.warning("metrics: the final values were not served: %s", exc)
 
     environment.events.test_start.add_listener(on_test_start)
     environment.events.test_stop.add_listener(on_test_stop)

@@ -1,0 +1,194 @@
+"""The run's state for Prometheus, as the master (or the only process of a local run) sees
+it: the run's identity, the current stage, the users across all processes, and the verdict so
+far of each SLO of the scenario.
+
+The verdict so far comes from the statistics Locust already aggregates on the master (the
+workers report theirs every few seconds), evaluated with the scenario's own SLO grammar
+(:data:`authload.scenario.SLO_PATTERN`) over the run so far:
+
+- ``p50`` ... ``p99.9``, ``max``, ``mean``: Locust's response times of the endpoint (or of
+  every request for ``*``). Locust keeps them rounded (to 2 significant digits above 100 ms)
+  and counts attempts that got no answer too, so this is the live estimate; the exact figure
+  is the summary's, from the records.
+- ``error_rate``: failed attempts over attempts. ``errors`` is Locust's failure count; the
+  other filters read the failures' kind and status from Locust's error table (each failure is
+  reported as ``<endpoint>: <kind> (status <status>)`` by :mod:`authload.load.clients`). Locust
+  sees only failures, so ``4xx`` and ``429`` count the 4xx answers the journey did not expect
+  (an expected 401 or 400 is not a failure).
+- ``rate``: attempts per second since the test started.
+
+An SLO with no request yet is met so far. The verdict of the run (``authload_run_passing``)
+is 1 while every SLO is met. ``authload_slo_error_budget{endpoint}`` is the error ratio the
+scenario allows an endpoint: the tightest ``error_rate(..., 5xx|errors) <(=) N%`` SLO naming
+it (``*`` names every endpoint), for burn-rate alerts on the 5xx ratio (a ``5xx`` or
+``errors`` budget bounds the 5xx; a ``503`` or ``4xx`` one does not).
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Gauge
+
+from authload import metric_names as names
+from authload.contracts import ENDPOINTS
+from authload.scenario import SLO_PATTERN
+
+if TYPE_CHECKING:
+    from locust.env import Environment
+
+    from authload.runconfig import RunConfig
+
+__all__ = ["RunState", "error_budgets", "slo_met"]
+
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+PERCENTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99, "p99.9": 0.999}
+_STATUS_FILTERS: dict[str, Callable[[int], bool]] = {
+    "5xx": lambda s: 500 <= s <= 599,
+    "503": lambda s: s == 503,
+    "4xx": lambda s: 400 <= s <= 499,
+    "429": lambda s: s == 429,
+}
+_KIND_FILTERS = {"timeout", "contract"}
+BUDGET_FILTERS = ("5xx", "errors")  # error-rate SLOs whose count includes every 5xx
+# how authload.load.clients reports a failed attempt to Locust
+_FAILURE = re.compile(r"(?P<kind>timeout|connect|reset|http|contract) \(status (?P<status>\d+)\)")
+
+
+def _entry(stats: Any, endpoint: str) -> Any:
+    """Locust's stats entry of an endpoint (``*``: the total); None before its first request."""
+    if endpoint == "*":
+        return stats.total
+    return stats.entries.get((endpoint, ENDPOINTS[endpoint].method))
+
+
+def _failures(stats: Any, endpoint: str, filter_name: str) -> int:
+    """Failed attempts of ``endpoint`` (``*``: all) that the filter selects."""
+    count = 0
+    for error in list(stats.errors.values()):
+        if endpoint != "*" and error.name != endpoint:
+            continue
+        match = _FAILURE.search(str(error.error))
+        if match is None:
+            continue
+        if filter_name in _KIND_FILTERS:
+            hit = match["kind"] == filter_name
+        else:
+            hit = _STATUS_FILTERS[filter_name](int(match["status"]))
+        if hit:
+            count += int(error.occurrences)
+    return count
+
+
+def slo_met(slo: str, stats: Any, elapsed_s: float) -> bool:
+    """Whether ``slo`` is met by the run so far, as Locust's ``stats`` (a RequestStats) show it."""
+    match = SLO_PATTERN.match(slo)
+    if match is None:
+        raise ValueError(f"not an SLO: {slo!r}")
+    endpoint, stat, unit = match["endpoint"], match["stat"], match["unit"]
+    entry = _entry(stats, endpoint)
+    requests = int(entry.num_requests) if entry is not None else 0
+    if requests == 0:
+        return True  # nothing measured yet: nothing broken so far
+    threshold = float(match["value"]) * (1000.0 if unit == "s" else 1.0)
+    value: float
+    if stat == "error_rate":
+        filter_name = match["filter"] or "errors"
+        failed = (
+            int(entry.num_failures)
+            if filter_name == "errors"
+            else _failures(stats, endpoint, filter_name)
+        )
+        value = 100.0 * failed / requests
+    elif stat == "rate":
+        if elapsed_s <= 0:
+            return True
+        value = requests / elapsed_s
+    elif stat == "max":
+        value = float(entry.max_response_time)
+    elif stat == "mean":
+        value = float(entry.avg_response_time)
+    else:
+        value = float(entry.get_response_time_percentile(PERCENTILES[stat]))
+    return _OPS[match["op"]](value, threshold)
+
+
+def error_budgets(slos: Iterable[str]) -> dict[str, float]:
+    """Endpoint -> the error ratio its tightest 5xx-bounding error-rate SLO allows."""
+    budgets: dict[str, float] = {}
+    for slo in slos:
+        match = SLO_PATTERN.match(slo)
+        if match is None or match["stat"] != "error_rate" or match["op"] not in ("<", "<="):
+            continue
+        if (match["filter"] or "errors") not in BUDGET_FILTERS:
+            continue
+        ratio = float(match["value"]) / 100.0
+        endpoint = match["endpoint"]
+        for name in ENDPOINTS if endpoint == "*" else (endpoint,):
+            budgets[name] = min(ratio, budgets.get(name, ratio))
+    return budgets
+
+
+class RunState:
+    """The master's run-state gauges on a registry; :meth:`sample` updates them."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        run = [names.SCENARIO, names.RUN]
+        r = registry
+        self.info = Gauge(names.RUN_INFO, "1 while the run lives", [*run, names.TARGET], registry=r)
+        self.stage = Gauge(names.RUN_STAGE, "0-based index of the current stage", run, registry=r)
+        self.users = Gauge(names.RUN_USERS, "Users across all Locust processes", run, registry=r)
+        self.slo_passing = Gauge(
+            names.SLO_PASSING,
+            "1 while the SLO, over the run so far, is met",
+            [*run, names.SLO],
+            registry=r,
+        )
+        self.run_passing = Gauge(
+            names.RUN_PASSING, "1 while every SLO of the run is met so far", run, registry=r
+        )
+        self.error_budget = Gauge(
+            names.SLO_ERROR_BUDGET,
+            "Error ratio the scenario's error-rate SLOs allow the endpoint",
+            [*run, names.ENDPOINT],
+            registry=r,
+        )
+        self._stage = 0
+        self._elapsed = 0.0  # the test's length so far; kept once it stops
+
+    def sample(
+        self,
+        environment: Environment,
+        config: RunConfig,
+        started: float | None,
+        now: float,
+    ) -> None:
+        """Update every gauge; ``started`` is the test's start (None: not started or over)."""
+        scenario = config.scenario
+        run = (scenario.name, config.run_dir.name)
+        self.info.labels(*run, config.target).set(1)
+        if started is not None:
+            from authload.load.shapes import stage_at  # imports Locust: only where it runs
+
+            self._elapsed = now - started
+            stage = stage_at(scenario.load, self._elapsed)
+            self._stage = stage if stage is not None else len(scenario.load.stages) - 1
+        self.stage.labels(*run).set(self._stage)
+        runner = environment.runner
+        self.users.labels(*run).set(runner.user_count if runner is not None else 0)
+        passing = True
+        for slo in scenario.slos:
+            met = slo_met(slo, environment.stats, self._elapsed)
+            passing = passing and met
+            self.slo_passing.labels(*run, slo).set(1 if met else 0)
+        self.run_passing.labels(*run).set(1 if passing else 0)
+        for endpoint, ratio in error_budgets(scenario.slos).items():
+            self.error_budget.labels(*run, endpoint).set(ratio)
