@@ -568,13 +568,15 @@ td.pass{color:#1a7f37;font-weight:600}td.fail{color:#cf222e;font-weight:700}
 <h2>Flow outcomes</h2>$outcomes
 <h2>Plots</h2>$plots
 $details
+$drift
 <h2>Run</h2>$run
 </body></html>
 """)
 
 
-def render_report(run: RunData) -> str:
-    """The report of a run as one self-contained HTML page."""
+def render_report(run: RunData, drift: str | None = None) -> str:
+    """The report of a run as one self-contained HTML page; ``drift``: its drift section
+    if already made (:func:`~authload.analysis.drift.drift_section`)."""
     manifest, summary = run.manifest, run.summary
     verdict = str(summary.get("verdict", "error"))
     meta = (
@@ -599,16 +601,25 @@ def render_report(run: RunData) -> str:
         plots=_plots(run),
         details=_details(run),
         run=_run_table(manifest, summary),
+        drift=_drift(run) if drift is None else drift,
     )
 
 
+def _drift(run: RunData, keep: bool = False) -> str:
+    """The drift section, for runs long enough; ``keep`` also puts it in summary.json."""
+    from authload.analysis.drift import drift_section  # it imports this module
+
+    return drift_section(run, keep=keep)
+
+
 def write_report(run_dir: Path) -> Path:
-    """Write ``run_dir/report.html`` and return its path."""
+    """Write ``run_dir/report.html`` and return its path; a run long enough for drift
+    analysis also gets it in ``summary.json`` under ``drift``."""
     run = load_run(run_dir)
     path = run.run_dir / REPORT_FILE
     partial = path.with_name(f".{REPORT_FILE}.partial")
     try:
-        partial.write_text(render_report(run), encoding="utf-8")
+        partial.write_text(render_report(run, _drift(run, keep=True)), encoding="utf-8")
         os.replace(partial, path)
     except BaseException:
         partial.unlink(missing_ok=True)

@@ -1,30 +1,68 @@
 """The run's watcher, on the master (or the only process): progress lines for the terminal,
-stage changes into the events, and the scenario's abort rule."""
+stage changes into the events, the scenario's abort rule, and the Locust processes' own
+memory and CPU into ``resources.jsonl``.
+
+Resource samples: every :data:`RESOURCES_EVERY_S` (and once at the start and the end), one
+JSON line per Locust process, appended in one write so a crash loses nothing already
+sampled::
+
+    {"t": 1700000000.0, "process": "w1", "role": "worker", "rss_bytes": 81264640,
+     "cpu_percent": 12.5, "source": "heartbeat", "state": "running", "users": 4}
+
+``process`` is the name the records use (``w<index>``), or ``master``. ``role`` is
+``local`` (the only process), ``master`` or ``worker``. The master and a local process
+sample themselves with psutil (``source: psutil``; CPU is the share of one core since the
+previous sample). A worker's figures are the ones it sends the master with every heartbeat
+(``source: heartbeat``): Locust's own monitor, which measures them every 10 s, so a worker's
+figures are up to 10 s old, and null until its first measurement.
+"""
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections import deque
 from pathlib import Path
+from typing import Any
 
 import gevent
+import psutil  # type: ignore[import-untyped]
 from locust.env import Environment
+from locust.runners import LocalRunner, MasterRunner, Runner
 
 from authload.load.shapes import stage_at
 from authload.results import append_event
 from authload.scenario import Scenario
 
 PROGRESS_EVERY_S = 5.0
+RESOURCES_FILE = "resources.jsonl"  # read by authload.analysis.drift (same name there)
+RESOURCES_EVERY_S = 10.0  # Locust's own CPU and memory monitor measures every 10 s
 
 
 def watch(environment: Environment, scenario: Scenario, run_dir: Path) -> None:
     runner = environment.runner
     assert runner is not None
+    resources = ResourceSampler(runner, run_dir)
+    # the last sample: when the test stops (the process may exit before this loop wakes up)
+    environment.events.test_stop.add_listener(lambda **_: resources.close())
+    try:
+        _watch(environment, runner, scenario, run_dir, resources)
+    finally:
+        resources.close()
+
+
+def _watch(
+    environment: Environment,
+    runner: Runner,
+    scenario: Scenario,
+    run_dir: Path,
+    resources: ResourceSampler,
+) -> None:
     started = time.time()
-    stage: int | None = -1
     window: deque[tuple[float, int, int]] = deque()  # (time, requests, failures)
     last_print = started
+    stage: int | None = -1
     while runner.state not in ("stopped", "quitting"):
         now = time.time()
         elapsed = now - started
@@ -50,7 +88,89 @@ def watch(environment: Environment, scenario: Scenario, run_dir: Path) -> None:
         if now - last_print >= PROGRESS_EVERY_S:
             last_print = now
             _print_progress(environment, elapsed)
+        if resources.due(now):
+            resources.sample(now)
         gevent.sleep(1.0)
+
+
+class ResourceSampler:
+    """Appends each Locust process's memory (RSS) and CPU to ``run_dir/resources.jsonl``."""
+
+    def __init__(self, runner: Runner, run_dir: Path, every_s: float = RESOURCES_EVERY_S) -> None:
+        self.runner = runner
+        self.path = run_dir / RESOURCES_FILE
+        self.every_s = every_s
+        self.own = psutil.Process()
+        self.own.cpu_percent(None)  # the first call only starts the measurement
+        self.primed = False
+        self.measured: set[str] = set()  # workers whose figures have come in
+        self.last = 0.0
+        self.closed = False
+        self.sample(time.time())
+
+    def due(self, now: float) -> bool:
+        return now - self.last >= self.every_s
+
+    def close(self) -> None:
+        """Take the last sample (once)."""
+        if not self.closed:
+            self.sample(time.time())
+            self.closed = True
+
+    def sample(self, now: float) -> None:
+        if self.closed:
+            return
+        self.last = now
+        try:
+            rows = self._rows(now)
+            text = "".join(
+                json.dumps(row, allow_nan=False, separators=(",", ":")) + "\n" for row in rows
+            )
+            with self.path.open("a", encoding="utf-8") as f:
+                f.write(text)
+        except Exception as exc:  # sampling must never stop the run
+            print(f"authload: resource sample failed: {exc!r}", file=sys.stderr, flush=True)
+
+    def _rows(self, now: float) -> list[dict[str, Any]]:
+        runner = self.runner
+        master = isinstance(runner, MasterRunner)
+        role = "master" if master else "local" if isinstance(runner, LocalRunner) else "worker"
+        name = "master" if master else f"w{getattr(runner, 'worker_index', 0)}"
+        cpu = self.own.cpu_percent(None)
+        rows = [
+            {
+                "t": now,
+                "process": name,
+                "role": role,
+                "pid": self.own.pid,
+                "rss_bytes": int(self.own.memory_info().rss),
+                "cpu_percent": float(cpu) if self.primed else None,
+                "source": "psutil",
+                "users": None if master else runner.user_count,
+            }
+        ]
+        self.primed = True
+        if master:
+            assert isinstance(runner, MasterRunner)
+            for node in list(runner.clients.values()):
+                memory = int(getattr(node, "memory_usage", 0) or 0)  # 0: not measured yet
+                # a worker's first CPU figure is psutil's first call: 0, meaningless
+                cpu = float(node.cpu_usage) if memory and node.id in self.measured else None
+                if memory:
+                    self.measured.add(node.id)
+                rows.append(
+                    {
+                        "t": now,
+                        "process": f"w{runner.get_worker_index(node.id)}",
+                        "role": "worker",
+                        "rss_bytes": memory or None,
+                        "cpu_percent": cpu,
+                        "source": "heartbeat",
+                        "state": str(node.state),
+                        "users": int(node.user_count),
+                    }
+                )
+        return rows
 
 
 def _should_abort(scenario: Scenario, window: deque[tuple[float, int, int]], now: float) -> bool:

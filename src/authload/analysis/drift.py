@@ -1,0 +1,887 @@
+"""Drift over a long run: did latency, errors or the harness itself move while the load held?
+
+:func:`analyze_drift` cuts the run (after a warm-up) into windows and, per endpoint, fits a
+line through each window's p50, p99 (ms, answered requests, nearest rank) and error rate
+(% of attempts):
+
+- **Trend**: the Theil-Sen slope of the window figures (the median of the slopes between
+  every two windows, so one slow window - a GC pause, a noisy neighbour - cannot make a
+  trend) with Sen's confidence interval (95 %). Window figures are autocorrelated (a slow
+  service stays slow for a while), which makes the plain interval too narrow, so the
+  variance behind it is inflated by n / n_eff, n_eff = n (1 - r1) / (1 + r1) with r1 the
+  lag-1 autocorrelation of the residuals' ranks (Yue and Wang 2004). A trend is
+  **flagged** only when the interval excludes zero AND the fitted change over the analysed
+  span is material: at least :attr:`Thresholds.latency_relative` (20 %) of the endpoint's typical
+  (median window) level and at least :attr:`Thresholds.latency_ms` (5 ms) for latency; at
+  least :attr:`Thresholds.error_pp` (0.5 percentage points, as ``authload compare``) for the
+  error rate.
+- **Steps**: change points of the window medians (p50), Pettitt's rank test applied by
+  binary segmentation (segments of 3 windows or more, at most 5 steps per endpoint); a
+  step is kept when its p-value is under :attr:`Thresholds.step_alpha` (0.01), and flagged
+  when the shift (median after - median before) is material as for trends.
+- **Error-budget burn**: for each ``error_rate(...) < X%`` SLO of the scenario, the budget
+  is X % of the run's requests in its scope; per window the burn rate (the window's error
+  rate / X %: 1 spends the budget exactly by the end) and the share of the whole run's
+  budget spent so far (above 1: the SLO fails). Over the whole run, warm-up included.
+- **Harness**: the Locust processes' memory (RSS) and CPU sampled during the run
+  (``resources.jsonl``, see :mod:`authload.load.progress`); each process's memory trend is
+  fitted as above and flagged when it grows or shrinks by at least
+  :attr:`Thresholds.memory_relative` (10 %) of its median and
+  :attr:`Thresholds.memory_mb` (10 MB). It is reported apart from the service: a harness
+  that leaks or runs out of CPU (any sample at or above 90 % of a core) slows its own
+  measurements, and its trend must not be read as the service's.
+
+Windows: the analysed span (from the end of the warm-up, by default 10 % of the run and at
+most 300 s, to the last request) over about :data:`TARGET_WINDOWS` windows of 1 to 60 s;
+only complete windows count, and a window enters an endpoint's fit only with at least
+:attr:`Thresholds.min_samples` (20) answered requests (latency) or attempts (error rate);
+a fit needs :data:`MIN_WINDOWS` (8) such windows. Runs shorter than :data:`MIN_SPAN_S`
+(60 s) are not analysed. Drift looks for change over time at steady load: a scenario whose
+load itself changes after the warm-up moves the figures too.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from statistics import NormalDist
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from authload.analysis.slo import _FILTERS  # the SLOs' own filters: counted the same way
+from authload.analysis.timeline import grouped_percentiles
+from authload.errors import ResultsError
+from authload.results import SUMMARY_FILE, read_json, write_json
+from authload.scenario import SLO_PATTERN
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from authload.analysis.report import RunData
+
+__all__ = [
+    "MIN_SPAN_S",
+    "MIN_WINDOWS",
+    "RESOURCES_FILE",
+    "TARGET_WINDOWS",
+    "Drift",
+    "Thresholds",
+    "TrendFit",
+    "analyze_drift",
+    "change_points",
+    "drift_section",
+    "error_budget",
+    "linear_trend",
+    "pettitt",
+    "read_resources",
+    "run_drift",
+]
+
+RESOURCES_FILE = "resources.jsonl"  # written by authload.load.progress (same name there)
+MIN_SPAN_S = 60.0
+MIN_WINDOWS = 8
+TARGET_WINDOWS = 40
+WARMUP_SHARE = 0.1
+WARMUP_MAX_S = 300.0
+MAX_STEPS = 5
+MIN_SEGMENT = 3
+MAX_POINTS = 1000  # Theil-Sen takes every pair: n (n - 1) / 2 slopes
+_WINDOW_CHOICES = (1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0)
+_LATENCY = {"p50": 0.50, "p99": 0.99}
+_MB = 1024.0 * 1024.0
+
+Values = Sequence[float] | np.ndarray | pd.Series
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """When a trend or a step is flagged (see the module docstring)."""
+
+    confidence: float = 0.95
+    latency_relative: float = 0.20
+    latency_ms: float = 5.0
+    error_pp: float = 0.5
+    memory_relative: float = 0.10
+    memory_mb: float = 10.0
+    step_alpha: float = 0.01
+    cpu_saturated: float = 90.0
+    min_samples: int = 20
+
+
+# ---------------------------------------------------------------------------------- statistics
+
+
+@dataclass(frozen=True)
+class TrendFit:
+    """A line fitted through (x, y): ``slope`` per unit of x with its confidence interval,
+    the fitted values at the first and last x, and the sample it came from."""
+
+    slope: float
+    ci_low: float
+    ci_high: float
+    start: float  # fitted at x0
+    end: float  # fitted at x1
+    x0: float
+    x1: float
+    n: int
+    n_eff: float  # n shrunk for the residuals' lag-1 autocorrelation
+    r1: float
+
+    @property
+    def change(self) -> float:
+        """The fitted change from the first to the last x."""
+        return self.end - self.start
+
+    @property
+    def significant(self) -> bool:
+        """Whether the interval excludes zero."""
+        return self.ci_low > 0 or self.ci_high < 0
+
+
+def linear_trend(x: Values, y: Values, confidence: float = 0.95) -> TrendFit | None:
+    """Theil-Sen line through (x, y): the slope is the median of the slopes between every
+    two points (one odd point cannot tilt it), the intercept the median of y - slope x.
+
+    The interval is Sen's: the order statistics of the pairwise slopes at
+    (N -/+ z sqrt(var S)) / 2, N the number of pairs and var S the variance of Kendall's S
+    (ties in y corrected), inflated by n / n_eff for autocorrelated points (Yue and Wang
+    2004), n_eff = n (1 - r1) / (1 + r1) with r1 the lag-1 autocorrelation of the
+    residuals' ranks (no inflation when r1 <= 0). An end beyond the pairs is infinite.
+    Points where x or y is not finite are left out; more than :data:`MAX_POINTS` are first
+    reduced to the medians of that many consecutive groups. None with fewer than 3 points
+    or a single x."""
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be between 0 and 1, not {confidence}")
+    xs, ys = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    keep = np.isfinite(xs) & np.isfinite(ys)
+    xs, ys = xs[keep], ys[keep]
+    order = np.argsort(xs, kind="stable")
+    xs, ys = _thin(xs[order], ys[order], MAX_POINTS)
+    n = xs.size
+    if n < 3 or xs[0] == xs[-1]:
+        return None
+    i, j = np.triu_indices(n, k=1)
+    dx = xs[j] - xs[i]
+    apart = dx > 0
+    slopes = np.sort((ys[j] - ys[i])[apart] / dx[apart])
+    slope = float(np.median(slopes))
+    intercept = float(np.median(ys - slope * xs))
+    ranks = pd.Series(ys - (intercept + slope * xs)).rank().to_numpy(dtype=float)
+    ranks = ranks - ranks.mean()
+    spread = float((ranks**2).sum())
+    r1 = float((ranks[:-1] * ranks[1:]).sum() / spread) if spread > 0 else 0.0
+    n_eff = n * (1 - r1) / (1 + r1) if r1 > 0 else float(n)
+    _, ties = np.unique(ys, return_counts=True)
+    var_s = (n * (n - 1) * (2 * n + 5) - float((ties * (ties - 1) * (2 * ties + 5)).sum())) / 18
+    c = NormalDist().inv_cdf((1 + confidence) / 2) * math.sqrt(max(var_s, 0.0) * n / n_eff)
+    pairs = slopes.size
+    low, high = round((pairs - c) / 2) - 1, round((pairs + c) / 2)
+    return TrendFit(
+        slope=slope,
+        ci_low=float(slopes[low]) if low >= 0 else -math.inf,
+        ci_high=float(slopes[high]) if high < pairs else math.inf,
+        start=intercept + slope * float(xs[0]),
+        end=intercept + slope * float(xs[-1]),
+        x0=float(xs[0]),
+        x1=float(xs[-1]),
+        n=int(n),
+        n_eff=float(n_eff),
+        r1=r1,
+    )
+
+
+def _thin(xs: np.ndarray, ys: np.ndarray, most: int) -> tuple[np.ndarray, np.ndarray]:
+    """At most ``most`` points: the medians of consecutive groups of (x, y)."""
+    if xs.size <= most:
+        return xs, ys
+    groups = np.array_split(np.arange(xs.size), most)
+    return (
+        np.array([np.median(xs[g]) for g in groups]),
+        np.array([np.median(ys[g]) for g in groups]),
+    )
+
+
+def pettitt(y: Values) -> tuple[int, float]:
+    """Pettitt's change-point test: (k, p) where the most likely change is between
+    ``y[k - 1]`` and ``y[k]``, and p its approximate p-value, 2 exp(-6 K^2 / (n^3 + n^2)),
+    capped at 1 (K: the largest Mann-Whitney statistic over the splits, ties at mid-rank).
+    Fewer than 2 values: (0, 1.0)."""
+    values = np.asarray(y, dtype=float)
+    n = values.size
+    if n < 2:
+        return 0, 1.0
+    ranks = pd.Series(values).rank(method="average").to_numpy(dtype=float)
+    k = np.arange(1, n)
+    u = 2.0 * np.cumsum(ranks)[:-1] - k * (n + 1.0)
+    best = int(np.argmax(np.abs(u)))
+    big_k = float(abs(u[best]))
+    p = min(1.0, 2.0 * math.exp(-6.0 * big_k**2 / (n**3 + n**2)))
+    return best + 1, p
+
+
+def change_points(
+    y: Values,
+    alpha: float = 0.01,
+    min_segment: int = MIN_SEGMENT,
+    max_steps: int = MAX_STEPS,
+) -> list[tuple[int, float]]:
+    """Change points of ``y`` by binary segmentation with :func:`pettitt`: split where the
+    test is significant (p < ``alpha``) and both sides keep ``min_segment`` values, then look
+    again in each side. Returns (index of the first value after the change, p), by index."""
+    values = np.asarray(y, dtype=float)
+    found: list[tuple[int, float]] = []
+    pending = [(0, values.size)]
+    while pending and len(found) < max_steps:
+        lo, hi = pending.pop()
+        if hi - lo < 2 * min_segment:
+            continue
+        k, p = pettitt(values[lo:hi])
+        if p >= alpha or k < min_segment or hi - lo - k < min_segment:
+            continue
+        found.append((lo + k, p))
+        pending += [(lo, lo + k), (lo + k, hi)]
+    return sorted(found)
+
+
+# ------------------------------------------------------------------------------------ windows
+
+
+def _window_for(span_s: float) -> float:
+    """About TARGET_WINDOWS windows over ``span_s``, of a round length from 1 to 60 s."""
+    wanted = span_s / TARGET_WINDOWS
+    for choice in _WINDOW_CHOICES:
+        if choice >= wanted:
+            return choice
+    return _WINDOW_CHOICES[-1]
+
+
+def window_series(records: pd.DataFrame, start: float, end: float, window_s: float) -> pd.DataFrame:
+    """Per endpoint and complete window from ``start`` to ``end`` (unix s): ``t_s`` (the
+    window's middle, s since ``start``), ``answered``, ``attempts``, ``p50``, ``p99`` (ms,
+    NaN when nothing was answered) and ``error_rate`` (%, NaN without attempts)."""
+    count = math.floor((end - start) / window_s + 1e-9)
+    columns = ["endpoint", "t_s", "answered", "attempts", "p50", "p99", "error_rate"]
+    t = records["t"].to_numpy(dtype=float)
+    keep = (t >= start) & (t < start + count * window_s)
+    frame = records[keep]
+    if count < 1 or frame.empty:
+        return pd.DataFrame(columns=columns)
+    index = np.floor((frame["t"].to_numpy(dtype=float) - start) / window_s).astype(np.int64)
+    codes, names = pd.factorize(frame["endpoint"].astype(str), sort=True)
+    groups = codes.astype(np.int64) * count + index
+    total = len(names) * count
+    answered = frame["status"].to_numpy(dtype=np.int64) > 0
+    failed = frame["error"].notna().to_numpy()
+    attempts = np.bincount(groups, minlength=total)
+    latency = frame["latency_ms"].to_numpy(dtype=float)
+    pct = grouped_percentiles(groups[answered], latency[answered], total, _LATENCY)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = np.where(
+            attempts > 0, np.bincount(groups[failed], minlength=total) / attempts * 100, np.nan
+        )
+    return pd.DataFrame(
+        {
+            "endpoint": np.repeat(np.asarray(names, dtype=object), count),
+            "t_s": np.tile((np.arange(count) + 0.5) * window_s, len(names)),
+            "answered": np.bincount(groups[answered], minlength=total),
+            "attempts": attempts,
+            "p50": pct["p50"],
+            "p99": pct["p99"],
+            "error_rate": rate,
+        },
+        columns=columns,
+    )
+
+
+# ------------------------------------------------------------------------------------- result
+
+
+@dataclass(frozen=True)
+class Drift:
+    """What :func:`analyze_drift` found. Times are seconds since ``start_t`` (the first
+    request, unix s). ``trends``, ``steps``, ``budgets`` and ``harness`` are one row per
+    finding (columns as their builders document); ``series``, ``budget_series`` and
+    ``resources`` hold the figures over time the plots draw."""
+
+    start_t: float
+    span_s: float
+    warmup_s: float
+    window_s: float
+    thresholds: Thresholds
+    trends: pd.DataFrame
+    steps: pd.DataFrame
+    budgets: pd.DataFrame
+    harness: pd.DataFrame
+    series: pd.DataFrame
+    budget_series: pd.DataFrame
+    resources: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def findings(self) -> list[str]:
+        """The service's flagged trends and steps, one sentence each."""
+        lines = [_trend_text(row) for row in _rows(self.trends) if row["flagged"]]
+        lines += [_step_text(row) for row in _rows(self.steps) if row["flagged"]]
+        return lines
+
+    @property
+    def harness_findings(self) -> list[str]:
+        """The harness's flagged memory trends and CPU saturation, one sentence each."""
+        lines = []
+        for row in _rows(self.harness):
+            if row["flagged"]:
+                lines.append(
+                    f"Locust process {row['process']} memory "
+                    f"{'growing' if row['change_mb'] > 0 else 'shrinking'}: "
+                    f"{row['change_mb']:+.1f} MB over the run "
+                    f"({row['start_mb']:.1f} -> {row['end_mb']:.1f} MB)"
+                )
+            if row["cpu_saturated"]:
+                lines.append(
+                    f"Locust process {row['process']} at {row['cpu_max']:.0f}% CPU: its "
+                    f"latency figures include its own queueing"
+                )
+        return lines
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data (no NaN or infinity): what summary.json keeps under
+        ``drift``."""
+        data = {
+            "span_s": self.span_s,
+            "warmup_s": self.warmup_s,
+            "window_s": self.window_s,
+            "thresholds": asdict(self.thresholds),
+            "flagged": self.findings,
+            "harness_flagged": self.harness_findings,
+            "trends": _rows(self.trends),
+            "steps": _rows(self.steps),
+            "error_budgets": _rows(self.budgets),
+            "harness": _rows(self.harness),
+            "notes": list(self.notes),
+        }
+        cleaned: dict[str, Any] = _json_safe(data)
+        return cleaned
+
+
+TREND_COLUMNS = [
+    *("endpoint", "metric", "unit", "level", "start", "end", "change", "relative_change"),
+    *("slope_per_h", "ci_low_per_h", "ci_high_per_h", "windows", "n_eff", "significant"),
+    *("material", "flagged", "direction"),
+]
+STEP_COLUMNS = [
+    *("endpoint", "metric", "unit", "t_s", "before", "after", "shift", "p_value", "material"),
+    "flagged",
+]
+BUDGET_COLUMNS = [
+    *("slo", "endpoint", "filter", "threshold_pct", "requests", "budget_requests", "bad"),
+    *("spent", "exhausted_at_s", "peak_burn_rate", "windows_over_budget"),
+]
+HARNESS_COLUMNS = [
+    *("process", "role", "samples", "median_mb", "start_mb", "end_mb", "change_mb"),
+    *("slope_mb_per_h", "ci_low_mb_per_h", "ci_high_mb_per_h", "significant", "material"),
+    *("flagged", "cpu_mean", "cpu_max", "cpu_saturated"),
+]
+
+
+def analyze_drift(
+    records: pd.DataFrame,
+    slos: Iterable[str] = (),
+    resources: pd.DataFrame | None = None,
+    *,
+    start: float | None = None,
+    end: float | None = None,
+    warmup_s: float | None = None,
+    window_s: float | None = None,
+    thresholds: Thresholds | None = None,
+) -> Drift:
+    """Trends, steps, error-budget burn and the harness's own trend (module docstring).
+
+    ``records`` need ``t``, ``endpoint``, ``status``, ``latency_ms`` and ``error``;
+    ``resources`` is :func:`read_resources`' frame. ``start`` and ``end`` (unix s) default
+    to the first request and the last request's end; ``warmup_s`` to 10 % of the run (at
+    most 300 s); ``window_s`` to a round length giving about 40 windows after the warm-up.
+    """
+    th = thresholds or Thresholds()
+    if records.empty and start is None:
+        raise ValueError("no records: nothing to analyse")
+    t0 = float(records["t"].min()) if start is None else float(start)
+    if end is None:
+        end = float((records["t"] + records["latency_ms"] / 1000.0).max())
+    span = max(0.0, float(end) - t0)
+    warm = min(WARMUP_SHARE * span, WARMUP_MAX_S) if warmup_s is None else float(warmup_s)
+    width = _window_for(span - warm) if window_s is None else float(window_s)
+    if not 0 < width <= 3600:
+        raise ValueError(f"window_s must be above 0 and at most 3600 s, not {width}")
+    series = window_series(records, t0 + warm, float(end), width)
+    series["t_s"] = series["t_s"] + warm  # since the run's start, not the warm-up's end
+    trends = _trends(series, th)
+    steps = _steps(series, th)
+    budgets, budget_series = error_budget(records, slos, t0, float(end), width)
+    samples = resources if resources is not None else _empty_resources()
+    harness = _harness(samples, t0, t0 + warm, th)
+    notes = []
+    endpoints = sorted(set(records["endpoint"].astype(str)))
+    fitted = set(trends["endpoint"]) if len(trends) else set()
+    sparse = [e for e in endpoints if e not in fitted]
+    if sparse:
+        notes.append(
+            f"too few requests per window for a trend: {', '.join(sparse)} (at least "
+            f"{th.min_samples} per {width:g} s window in {MIN_WINDOWS} windows)"
+        )
+    if resources is None or resources.empty:
+        notes.append(f"no {RESOURCES_FILE}: the harness's own memory and CPU are unknown")
+    return Drift(
+        start_t=t0,
+        span_s=span,
+        warmup_s=warm,
+        window_s=width,
+        thresholds=th,
+        trends=trends,
+        steps=steps,
+        budgets=budgets,
+        harness=harness,
+        series=series,
+        budget_series=budget_series,
+        resources=samples.assign(t_s=samples["t"] - t0) if len(samples) else samples,
+        notes=notes,
+    )
+
+
+def _usable(series: pd.DataFrame, metric: str, th: Thresholds) -> pd.DataFrame:
+    enough = series["attempts" if metric == "error_rate" else "answered"] >= th.min_samples
+    return series[enough & series[metric].notna()]
+
+
+def _material(change: float, level: float, metric: str, th: Thresholds) -> bool:
+    if metric == "error_rate":
+        return abs(change) >= th.error_pp
+    return abs(change) >= max(th.latency_relative * abs(level), th.latency_ms)
+
+
+def _trends(series: pd.DataFrame, th: Thresholds) -> pd.DataFrame:
+    rows = []
+    for endpoint, group in series.groupby("endpoint", sort=True):
+        for metric in (*_LATENCY, "error_rate"):
+            usable = _usable(group, metric, th)
+            if len(usable) < MIN_WINDOWS:
+                continue
+            fit = linear_trend(usable["t_s"], usable[metric], th.confidence)
+            if fit is None:
+                continue
+            level = float(usable[metric].median())
+            material = _material(fit.change, level, metric, th)
+            rows.append(
+                {
+                    "endpoint": str(endpoint),
+                    "metric": metric,
+                    "unit": "%" if metric == "error_rate" else "ms",
+                    "level": level,
+                    "start": fit.start,
+                    "end": fit.end,
+                    "change": fit.change,
+                    "relative_change": fit.change / level if level else None,
+                    "slope_per_h": fit.slope * 3600,
+                    "ci_low_per_h": fit.ci_low * 3600,
+                    "ci_high_per_h": fit.ci_high * 3600,
+                    "windows": fit.n,
+                    "n_eff": fit.n_eff,
+                    "significant": fit.significant,
+                    "material": material,
+                    "flagged": fit.significant and material,
+                    "direction": "up" if fit.slope > 0 else "down" if fit.slope < 0 else "flat",
+                }
+            )
+    return pd.DataFrame(rows, columns=TREND_COLUMNS)
+
+
+def _steps(series: pd.DataFrame, th: Thresholds) -> pd.DataFrame:
+    rows = []
+    for endpoint, group in series.groupby("endpoint", sort=True):
+        usable = _usable(group, "p50", th)
+        if len(usable) < MIN_WINDOWS:
+            continue
+        values = usable["p50"].to_numpy(dtype=float)
+        times = usable["t_s"].to_numpy(dtype=float)
+        level = float(np.median(values))
+        points = change_points(values, th.step_alpha)
+        bounds = [0, *(k for k, _ in points), len(values)]
+        for i, (k, p) in enumerate(points):
+            before = float(np.median(values[bounds[i] : k]))
+            after = float(np.median(values[k : bounds[i + 2]]))
+            material = _material(after - before, level, "p50", th)
+            rows.append(
+                {
+                    "endpoint": str(endpoint),
+                    "metric": "p50",
+                    "unit": "ms",
+                    "t_s": float((times[k - 1] + times[k]) / 2),
+                    "before": before,
+                    "after": after,
+                    "shift": after - before,
+                    "p_value": p,
+                    "material": material,
+                    "flagged": material,
+                }
+            )
+    return pd.DataFrame(rows, columns=STEP_COLUMNS)
+
+
+def error_budget(
+    records: pd.DataFrame, slos: Iterable[str], start: float, end: float, window_s: float
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per ``error_rate(...) < X%`` SLO (``<=`` too): its budget over the run and its burn
+    over time. Returns (one row per SLO: ``requests`` in scope, ``budget_requests`` = X % of
+    them, ``bad``, ``spent`` (bad / budget; None for a zero budget), ``exhausted_at_s`` (end
+    of the window where the spent share reached 1, s since ``start``; None if never),
+    ``peak_burn_rate``, ``windows_over_budget`` (burn rate above 1); and per SLO and
+    window: ``slo``, ``t_s`` (window end), ``burn_rate``, ``spent``)."""
+    rows, frames = [], []
+    count = max(1, math.ceil((end - start) / window_s - 1e-9))
+    for slo in slos:
+        match = SLO_PATTERN.match(slo)
+        if match is None or match["stat"] != "error_rate" or match["op"] not in ("<", "<="):
+            continue
+        endpoint, filter_name = match["endpoint"], match["filter"] or "errors"
+        scope = records if endpoint == "*" else records[records["endpoint"] == endpoint]
+        share = float(match["value"]) / 100.0
+        bad_mask = _FILTERS[filter_name](scope).to_numpy(dtype=bool, na_value=False)
+        index = np.clip(
+            np.floor((scope["t"].to_numpy(dtype=float) - start) / window_s), 0, count - 1
+        ).astype(np.int64)
+        total_w = np.bincount(index, minlength=count)
+        bad_w = np.bincount(index[bad_mask], minlength=count)
+        n, bad = int(total_w.sum()), int(bad_w.sum())
+        budget = share * n
+        with np.errstate(divide="ignore", invalid="ignore"):
+            burn = np.where(total_w > 0, bad_w / np.maximum(total_w, 1) / share, np.nan)
+            spent = np.cumsum(bad_w) / budget if budget > 0 else np.full(count, np.nan)
+        if share == 0:
+            burn = np.where(bad_w > 0, np.inf, np.where(total_w > 0, 0.0, np.nan))
+        over = np.flatnonzero(spent >= 1.0) if budget > 0 else np.flatnonzero(bad_w > 0)
+        t_end = (np.arange(count) + 1.0) * window_s
+        rows.append(
+            {
+                "slo": slo,
+                "endpoint": endpoint,
+                "filter": filter_name,
+                "threshold_pct": share * 100,
+                "requests": n,
+                "budget_requests": budget,
+                "bad": bad,
+                "spent": bad / budget if budget > 0 else None,
+                "exhausted_at_s": float(t_end[over[0]]) if len(over) else None,
+                "peak_burn_rate": float(np.nanmax(burn)) if np.isfinite(burn).any() else None,
+                "windows_over_budget": int(np.nansum(burn > 1.0)),
+            }
+        )
+        frames.append(pd.DataFrame({"slo": slo, "t_s": t_end, "burn_rate": burn, "spent": spent}))
+    series = (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame(columns=["slo", "t_s", "burn_rate", "spent"])
+    )
+    return pd.DataFrame(rows, columns=BUDGET_COLUMNS), series
+
+
+def _harness(samples: pd.DataFrame, t0: float, from_t: float, th: Thresholds) -> pd.DataFrame:
+    rows = []
+    for process, group in samples.groupby("process", sort=True):
+        memory = group[group["rss_bytes"].notna()]
+        steady = memory[memory["t"] >= from_t]
+        cpu = group["cpu_percent"].dropna()
+        fit = (
+            linear_trend(steady["t"] - t0, steady["rss_bytes"] / _MB, th.confidence)
+            if len(steady) >= 3
+            else None
+        )
+        median = float((memory["rss_bytes"] / _MB).median()) if len(memory) else math.nan
+        material = fit is not None and abs(fit.change) >= max(
+            th.memory_relative * median, th.memory_mb
+        )
+        significant = fit is not None and fit.significant
+        cpu_max = float(cpu.max()) if len(cpu) else None
+        rows.append(
+            {
+                "process": str(process),
+                "role": str(group["role"].iloc[-1]),
+                "samples": len(memory),
+                "median_mb": median,
+                "start_mb": fit.start if fit else None,
+                "end_mb": fit.end if fit else None,
+                "change_mb": fit.change if fit else None,
+                "slope_mb_per_h": fit.slope * 3600 if fit else None,
+                "ci_low_mb_per_h": fit.ci_low * 3600 if fit else None,
+                "ci_high_mb_per_h": fit.ci_high * 3600 if fit else None,
+                "significant": significant,
+                "material": material,
+                "flagged": significant and material,
+                "cpu_mean": float(cpu.mean()) if len(cpu) else None,
+                "cpu_max": cpu_max,
+                "cpu_saturated": cpu_max is not None and cpu_max >= th.cpu_saturated,
+            }
+        )
+    return pd.DataFrame(rows, columns=HARNESS_COLUMNS)
+
+
+# ------------------------------------------------------------------------------ run directory
+
+
+RESOURCE_COLUMNS = ["t", "process", "role", "rss_bytes", "cpu_percent", "source"]
+
+
+def _empty_resources() -> pd.DataFrame:
+    return pd.DataFrame(columns=RESOURCE_COLUMNS).astype(
+        {"t": float, "rss_bytes": float, "cpu_percent": float}
+    )
+
+
+def read_resources(run_dir: Path | str) -> pd.DataFrame:
+    """The samples of ``run_dir/resources.jsonl``: ``t`` (unix s), ``process``, ``role``,
+    ``rss_bytes`` and ``cpu_percent`` (NaN when not measured yet), ``source``; empty when the
+    file is missing. A torn last line is ignored; any other bad line is a ResultsError."""
+    path = Path(run_dir) / RESOURCES_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return _empty_resources()
+    except (OSError, ValueError) as exc:
+        raise ResultsError(f"{path}: unreadable: {exc}") from exc
+    lines = text.split("\n")
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as exc:
+            if number == len(lines):  # the writer was killed mid-line
+                break
+            raise ResultsError(f"{path}:{number}: not a JSON line: {exc}") from exc
+        if not isinstance(row, dict) or "t" not in row or "process" not in row:
+            raise ResultsError(f"{path}:{number}: a sample needs t and process")
+        rows.append({c: row.get(c) for c in RESOURCE_COLUMNS})
+    if not rows:
+        return _empty_resources()
+    frame = pd.DataFrame(rows, columns=RESOURCE_COLUMNS)
+    for column in ("t", "rss_bytes", "cpu_percent"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+    return frame
+
+
+def run_drift(run: RunData, thresholds: Thresholds | None = None) -> Drift | None:
+    """The drift of a loaded run (:func:`authload.analysis.report.load_run`): None when it
+    lasted less than :data:`MIN_SPAN_S` or recorded nothing."""
+    if run.records.empty or run.end_t - run.start_t < MIN_SPAN_S:
+        return None
+    slos = run.manifest.get("scenario", {}).get("slos") or []
+    return analyze_drift(
+        run.records,
+        [str(s) for s in slos],
+        read_resources(run.run_dir),
+        start=run.start_t,
+        end=run.end_t,
+        thresholds=thresholds,
+    )
+
+
+# ----------------------------------------------------------------------------------- the report
+
+
+def drift_section(run: RunData, keep: bool = False) -> str:
+    """The report's drift section ('' for a run shorter than :data:`MIN_SPAN_S`). With
+    ``keep``, the drift also goes into ``summary.json`` under ``drift``. Never raises: a
+    failed analysis is shown in the section."""
+    from authload.analysis.report import _e
+
+    try:
+        drift = run_drift(run)
+        if drift is None:
+            return ""
+        if keep:
+            _keep(run.run_dir, drift)
+        return _section(drift)
+    except Exception as exc:
+        return f"<h2>Drift</h2><p class=note>drift analysis failed: {_e(repr(exc))}</p>"
+
+
+def _keep(run_dir: Path, drift: Drift) -> None:
+    path = run_dir / SUMMARY_FILE
+    summary = read_json(path)
+    if isinstance(summary, dict):
+        write_json(path, {**summary, "drift": drift.to_dict()})
+
+
+def _section(drift: Drift) -> str:
+    from authload.analysis.report import _frame, _img
+
+    findings = drift.findings
+    harness = drift.harness_findings
+    parts = [
+        "<h2>Drift</h2>",
+        "<p class=note>"
+        + _text(
+            f"{drift.span_s:.0f} s run, first {drift.warmup_s:.0f} s left out as warm-up, "
+            f"{drift.window_s:g} s windows; a trend is flagged when its "
+            f"{drift.thresholds.confidence:.0%} interval excludes zero and the change over "
+            f"the run is at least {drift.thresholds.latency_relative:.0%} and "
+            f"{drift.thresholds.latency_ms:g} ms (latency) or "
+            f"{drift.thresholds.error_pp:g} pp (error rate)"
+        )
+        + "</p>",
+        _list("Service", findings, "no drift flagged"),
+        _list("Harness (the Locust processes)", harness, "no harness drift flagged"),
+    ]
+    if findings and harness:
+        parts.append(
+            "<p class=note>The harness drifted too: check its figures before blaming the "
+            "service.</p>"
+        )
+    parts += [f"<p class=note>{_text(note)}</p>" for note in drift.notes]
+    if len(drift.series):
+        parts.append(_img("Latency per window, with the fitted trends", _latency_figure(drift)))
+    trends = drift.trends.drop(columns=["unit", "significant", "material"])
+    parts.append("<h3>Trends (change over the run; slopes per hour)</h3>" + _frame(trends))
+    if len(drift.steps):
+        parts.append("<h3>Steps in the window medians</h3>" + _frame(drift.steps))
+    if len(drift.budgets):
+        parts.append(_img("Error budget spent over time", _budget_figure(drift)))
+        parts.append("<h3>Error budgets</h3>" + _frame(drift.budgets))
+    if len(drift.resources):
+        parts.append(_img("Locust processes: memory and CPU", _resources_figure(drift)))
+        parts.append("<h3>Locust processes</h3>" + _frame(drift.harness))
+    return "".join(parts)
+
+
+def _text(value: str) -> str:
+    from authload.analysis.report import _e
+
+    return _e(value)
+
+
+def _list(title: str, lines: list[str], none: str) -> str:
+    if not lines:
+        return f'<p><span class="badge pass">{_text(title)}: {_text(none)}</span></p>'
+    items = "".join(f"<li>{_text(line)}</li>" for line in lines)
+    return f'<p><span class="badge fail">{_text(title)}: drift flagged</span></p><ul>{items}</ul>'
+
+
+def _latency_figure(drift: Drift) -> Figure:
+    from authload.analysis.report import _figure, _plain_numbers
+
+    fig, axes = _figure(rows=2)
+    flagged = {
+        (row["endpoint"], row["metric"]): row for row in _rows(drift.trends) if row["flagged"]
+    }
+    for ax, metric in zip(axes, _LATENCY, strict=True):
+        for endpoint, group in drift.series.groupby("endpoint", sort=True):
+            usable = _usable(group, metric, drift.thresholds)
+            if usable.empty:
+                continue
+            (line,) = ax.plot(usable["t_s"], usable[metric], linewidth=1, label=str(endpoint))
+            row = flagged.get((str(endpoint), metric))
+            if row is not None:
+                x0, x1 = float(usable["t_s"].min()), float(usable["t_s"].max())
+                ax.plot(
+                    [x0, x1],
+                    [row["start"], row["end"]],
+                    linestyle="--",
+                    linewidth=2,
+                    color=line.get_color(),
+                    label=f"{endpoint} trend ({row['change']:+.0f} ms)",
+                )
+        if ax.has_data():
+            ax.set_yscale("log")
+            _plain_numbers(ax.yaxis)
+        ax.axvline(drift.warmup_s, color="#8c959f", linestyle=":", label="end of warm-up")
+        ax.set(title=f"{metric} per {drift.window_s:g} s window", ylabel="latency (ms, log)")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
+    axes[-1].set_xlabel("time since the first request (s)")
+    return fig
+
+
+def _budget_figure(drift: Drift) -> Figure:
+    from authload.analysis.report import _figure
+
+    fig, (ax,) = _figure()
+    for slo, group in drift.budget_series.groupby("slo", sort=False):
+        ax.plot(group["t_s"], group["spent"] * 100, label=str(slo))
+    ax.axhline(100, color="#cf222e", linewidth=1, label="budget of the run")
+    ax.set(
+        title="Error budget spent over time",
+        xlabel="time since the first request (s)",
+        ylabel="budget spent (%)",
+    )
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
+    return fig
+
+
+def _resources_figure(drift: Drift) -> Figure:
+    from authload.analysis.report import _figure
+
+    fig, (memory, cpu) = _figure(rows=2)
+    for process, group in drift.resources.groupby("process", sort=True):
+        measured = group[group["rss_bytes"].notna()]
+        memory.plot(measured["t_s"], measured["rss_bytes"] / _MB, marker=".", label=str(process))
+        used = group[group["cpu_percent"].notna()]
+        cpu.plot(used["t_s"], used["cpu_percent"], marker=".", label=str(process))
+    cpu.axhline(drift.thresholds.cpu_saturated, color="#cf222e", linewidth=1, label="saturated")
+    memory.set(title="Locust processes: memory", ylabel="RSS (MB)")
+    cpu.set(
+        title="Locust processes: CPU",
+        ylabel="CPU (% of one core)",
+        xlabel="time since the first request (s)",
+    )
+    for ax in (memory, cpu):
+        ax.axvline(drift.warmup_s, color="#8c959f", linestyle=":", label="end of warm-up")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
+    return fig
+
+
+# -------------------------------------------------------------------------------------- text
+
+
+def _rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{str(k): _plain(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return _plain(value)
+
+
+def _trend_text(row: Mapping[str, Any]) -> str:
+    unit = "pp" if row["metric"] == "error_rate" else "ms"
+    shown = "error rate" if row["metric"] == "error_rate" else row["metric"]
+    verb = "rising" if row["change"] > 0 else "falling"
+    return (
+        f"{row['endpoint']} {shown} {verb}: {row['change']:+.1f} {unit} over the run "
+        f"({row['start']:.1f} -> {row['end']:.1f}; slope {row['slope_per_h']:+.1f} {unit}/h, "
+        f"interval {row['ci_low_per_h']:+.1f} to {row['ci_high_per_h']:+.1f})"
+    )
+
+
+def _step_text(row: Mapping[str, Any]) -> str:
+    return (
+        f"{row['endpoint']} p50 step at {row['t_s']:.0f} s: {row['before']:.1f} -> "
+        f"{row['after']:.1f} ms (p = {row['p_value']:.2g})"
+    )
