@@ -7,8 +7,13 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from authload.errors import AuthloadError
+
+if TYPE_CHECKING:
+    from authload.analysis.compare import Comparison
 
 EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_ERROR = 0, 1, 2, 3
 
@@ -55,6 +60,39 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--confirm", action="store_true", help="send real traffic to a shared (non-mock) target"
     )
+    dist = run.add_argument_group("distributed (Locust master here, `authload worker` elsewhere)")
+    dist.add_argument(
+        "--expect-workers", type=int, metavar="N", help="run Locust's master for N remote workers"
+    )
+    dist.add_argument(
+        "--master-bind-host", default="0.0.0.0", help="where the master listens (0.0.0.0)"
+    )
+    dist.add_argument("--master-port", type=int, default=5557, help="the master's port (5557)")
+    dist.add_argument(
+        "--workers-timeout",
+        type=int,
+        default=300,
+        metavar="SECONDS",
+        help="give up when the workers have not all connected by then (default 300)",
+    )
+    run.add_argument(
+        "--pushgateway",
+        metavar="URL",
+        help="push the run's figures there at its end (default: $AUTHLOAD_PUSHGATEWAY)",
+    )
+
+    worker = sub.add_parser(
+        "worker", help="a Locust worker for `authload run --expect-workers` on another host"
+    )
+    worker.add_argument("--master-host", required=True, help="where `authload run` runs")
+    worker.add_argument("--master-port", type=int, default=5557, help="the master's port (5557)")
+    worker.add_argument(
+        "--master-timeout",
+        type=int,
+        default=300,
+        metavar="SECONDS",
+        help="give up when no master answers by then (default 300)",
+    )
 
     validate = sub.add_parser("validate", help="check scenario files without running them")
     validate.add_argument("scenarios", nargs="+", metavar="SCENARIO")
@@ -85,6 +123,100 @@ def _parser() -> argparse.ArgumentParser:
         "--confidence", type=float, default=0.95, help="level of the intervals (default 0.95)"
     )
     compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
+
+    runs = sub.add_parser(
+        "runs",
+        help="list the run directories under ROOT; --compare-latest: a scenario's latest run "
+        "against the ones before it",
+    )
+    runs.add_argument("root", nargs="?", default="runs", help="where runs are (default runs/)")
+    runs.add_argument("--scenario", help="only this scenario's runs")
+    runs.add_argument("--target", help="only runs on this target")
+    runs.add_argument(
+        "--since", metavar="WHEN", help="only runs started since: 2025-06-01[T12:00Z], or 12h, 7d"
+    )
+    runs.add_argument(
+        "--verdict",
+        action="append",
+        choices=["pass", "fail", "aborted", "error", "running"],
+        help="only runs with this verdict (repeatable; with --compare-latest: the baseline's)",
+    )
+    runs.add_argument("--json", action="store_true", help="print as JSON")
+    runs.add_argument(
+        "--compare-latest",
+        metavar="SCENARIO",
+        help="compare the scenario's latest finished run with the ones before it (exit 1 on "
+        "a regression)",
+    )
+    runs.add_argument(
+        "--last",
+        type=int,
+        default=5,
+        metavar="N",
+        help="baseline: the N finished runs of the same scenario and target before the latest, "
+        "records pooled (default 5)",
+    )
+    runs.add_argument(
+        "--tolerance", type=float, default=0.05, help="latency change ignored (default 0.05: 5%%)"
+    )
+    runs.add_argument(
+        "--error-tolerance",
+        type=float,
+        default=0.5,
+        metavar="PP",
+        help="error-rate change ignored, in percentage points (default 0.5)",
+    )
+    runs.add_argument(
+        "--confidence", type=float, default=0.95, help="level of the intervals (default 0.95)"
+    )
+
+    capacity = sub.add_parser(
+        "capacity",
+        help="find the highest arrival rate meeting the SLOs (--closed: steps of users, USL fit)",
+    )
+    capacity.add_argument("scenario", help="scenario YAML file (its mix, SLOs, abort rule)")
+    capacity.add_argument(
+        "--closed", action="store_true", help="steps of users instead, and a USL fit"
+    )
+    capacity.add_argument(
+        "--start",
+        type=float,
+        help="first level: arrivals/s (default the scenario's peak rate, else 5) or users (1)",
+    )
+    capacity.add_argument(
+        "--factor", type=float, help="step-up multiplier (default 1.5; --closed 2)"
+    )
+    capacity.add_argument(
+        "--max", type=float, dest="maximum", help="highest level tried (--closed default 64)"
+    )
+    capacity.add_argument(
+        "--precision",
+        type=float,
+        default=0.05,
+        help="stop when last pass and first fail are within this (default 0.05: 5%%)",
+    )
+    capacity.add_argument(
+        "--budget", type=float, default=1800.0, metavar="SECONDS", help="time budget (1800)"
+    )
+    capacity.add_argument(
+        "--step", type=float, default=60.0, metavar="SECONDS", help="each step (default 60)"
+    )
+    capacity.add_argument(
+        "--warmup",
+        type=float,
+        default=15.0,
+        metavar="SECONDS",
+        help="start of each step left out of the judgement (default 15)",
+    )
+    capacity.add_argument("--target", help="mock, beta or a name from --targets")
+    capacity.add_argument("--targets", metavar="FILE", help="YAML file of named targets")
+    capacity.add_argument("--out", default="runs", help="where it goes (default runs/)")
+    capacity.add_argument("--processes", type=int, default=1, help="Locust worker processes")
+    capacity.add_argument("--confirm", action="store_true", help="allow a shared target")
+    capacity.add_argument(
+        "--verbose", action="store_true", help="the steps' own output on stderr too"
+    )
+    capacity.add_argument("--json", action="store_true", help="print capacity.json")
     return parser
 
 
@@ -102,12 +234,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _smoke(args)
         if args.command == "run":
             return _run(args)
+        if args.command == "worker":
+            from authload.runner import worker
+
+            return worker(args.master_host, args.master_port, args.master_timeout)
         if args.command == "validate":
             return _validate(args)
         if args.command == "report":
             return _report(args)
         if args.command == "compare":
             return _compare(args)
+        if args.command == "runs":
+            return _runs(args)
+        if args.command == "capacity":
+            return _capacity(args)
     except AuthloadError as exc:
         print(f"authload: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -197,8 +337,13 @@ def _smoke(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from authload.runner import run
+    from authload.runner import MasterOptions, run
 
+    master = None
+    if args.expect_workers is not None:
+        master = MasterOptions(
+            args.expect_workers, args.master_bind_host, args.master_port, args.workers_timeout
+        )
     result = run(
         args.scenario,
         target_name=args.target,
@@ -207,6 +352,8 @@ def _run(args: argparse.Namespace) -> int:
         duration_s=args.duration,
         confirm=args.confirm,
         targets_file=args.targets,
+        pushgateway=args.pushgateway,
+        master=master,
     )
     summary = result.summary
     print(f"run directory: {result.run_dir}")
@@ -243,8 +390,22 @@ def _report(args: argparse.Namespace) -> int:
         print(f"authload: error: {exc}", file=sys.stderr)
         return EXIT_INPUT
     print(f"report: {path}")
+    _print_drift(Path(args.run_dir))
     print(f"verdict: {verdict.upper()}")
     return {"pass": EXIT_PASS, "fail": EXIT_FAIL}.get(verdict, EXIT_ERROR)
+
+
+def _print_drift(run_dir: Path) -> None:
+    """What the drift analysis flagged (summary.json's ``drift``; long runs only)."""
+    from authload.results import SUMMARY_FILE, read_json
+
+    drift = read_json(run_dir / SUMMARY_FILE).get("drift")
+    if not isinstance(drift, dict):
+        return
+    flagged = [*drift.get("flagged", []), *drift.get("harness_flagged", [])]
+    print(f"drift: {len(flagged) or 'nothing'} flagged")
+    for line in flagged:
+        print(f"  {line}")
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -289,6 +450,13 @@ def _compare(args: argparse.Namespace) -> int:
         print(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False))
         return EXIT_FAIL if result.verdict == REGRESSION else EXIT_PASS
     print(f"base {args.base}, candidate {args.candidate}")
+    return _print_comparison(result)
+
+
+def _print_comparison(result: Comparison) -> int:
+    """The comparison's table and verdict; the exit code (1 on a regression)."""
+    from authload.analysis.compare import REGRESSION
+
     print(
         f"ignored: latency changes within {result.tolerance:.1%}, error-rate changes within "
         f"{result.error_tolerance_pp:g} pp; {result.confidence:.0%} intervals "
@@ -316,6 +484,107 @@ def _compare(args: argparse.Namespace) -> int:
         )
     print(f"verdict: {result.verdict.upper()}")
     return EXIT_FAIL if result.verdict == REGRESSION else EXIT_PASS
+
+
+def _capacity(args: argparse.Namespace) -> int:
+    from authload.capacity import CapacityOptions, describe, run_capacity
+
+    options = CapacityOptions(
+        closed=args.closed,
+        start=args.start,
+        factor=args.factor,
+        maximum=args.maximum,
+        precision=args.precision,
+        budget_s=args.budget,
+        step_s=args.step,
+        warmup_s=args.warmup,
+        target=args.target,
+        targets_file=args.targets,
+        out=args.out,
+        processes=args.processes,
+        confirm=args.confirm,
+        verbose=args.verbose,
+    )
+    result = run_capacity(args.scenario, options)
+    if args.json:
+        print(json.dumps(result.data, indent=2, ensure_ascii=False))
+        return result.exit_code
+    print(f"capacity run directory: {result.directory}")
+    for line in describe(result.data):
+        print(line)
+    return result.exit_code
+
+
+def _runs(args: argparse.Namespace) -> int:
+    from authload.analysis.history import compare_latest, index_runs, parse_since
+    from authload.errors import InputError
+
+    index = index_runs(args.root)
+    since = parse_since(args.since) if args.since else None
+    for skipped in index.skipped:
+        print(f"authload: skipped {skipped.path}: {skipped.reason}", file=sys.stderr)
+    if args.compare_latest is None:
+        found = index.filter(args.scenario, args.target, since, args.verdict)
+        if args.json:
+            print(json.dumps(found.to_dict(), indent=2, ensure_ascii=False, allow_nan=False))
+            return EXIT_PASS
+        print(
+            f"{'start (UTC)':<19}  {'scenario':<18} {'target':<8} {'revision':<10} "
+            f"{'duration':>9}  {'verdict':<8} {'requests':>9}  run"
+        )
+        for r in found.runs:
+            start = r.start.strftime("%Y-%m-%d %H:%M:%S") if r.start else "-"
+            name = str(r.path.relative_to(found.root)) if r.path != found.root else str(r.path)
+            detail = f" ({r.kind}: {r.detail})" if r.kind != "run" else ""
+            print(
+                f"{start:<19}  {r.scenario or '-':<18} {r.target or '-':<8} "
+                f"{(r.git_revision or '-')[:10]:<10} {_duration(r.duration_s):>9}  "
+                f"{r.verdict or '-':<8} {'-' if r.requests is None else r.requests:>9}  "
+                f"{name}{detail}"
+            )
+        print(f"{len(found.runs)} of {len(index.runs)} runs under {index.root}", file=sys.stderr)
+        return EXIT_PASS
+    if not args.tolerance >= 0 or not args.error_tolerance >= 0:
+        raise InputError("--tolerance and --error-tolerance must be >= 0")
+    if not 0 < args.confidence < 1:
+        raise InputError(f"--confidence must be between 0 and 1, not {args.confidence}")
+    result = compare_latest(
+        index.filter(since=since),
+        args.compare_latest,
+        target=args.target,
+        last=args.last,
+        baseline_verdicts=args.verdict,
+        tolerance=args.tolerance,
+        confidence=args.confidence,
+        error_tolerance_pp=args.error_tolerance,
+    )
+    regressed = EXIT_FAIL if result.comparison.verdict == "regression" else EXIT_PASS
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False, allow_nan=False))
+        return regressed
+    latest = result.latest
+    print(f"latest {latest.path} ({latest.start:%Y-%m-%d %H:%M} UTC, {latest.verdict})")
+    n = len(result.baseline)
+    print(
+        f"baseline: {n} finished run{'s' if n != 1 else ''} of {latest.scenario} on "
+        f"{latest.target} before it, records pooled:"
+    )
+    for r in result.baseline:
+        print(f"  {r.path} ({r.start:%Y-%m-%d %H:%M} UTC, {r.verdict})")
+    for note in result.notes:
+        print(f"note: {note}")
+    return _print_comparison(result.comparison)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    whole = round(seconds)
+    if whole >= 3600:
+        return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+    if whole >= 60:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{seconds:.0f} s"
 
 
 def _ms(value: float | None, width: int = 8) -> str:
