@@ -3,7 +3,6 @@ allowed, e.g. ``scenarios/x.yaml:12: load.stages.1.users: Input should be >= 0``
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -13,36 +12,19 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from authload.contracts import ENDPOINTS
 from authload.distributions import Distribution, Fixed
 from authload.errors import ScenarioError
+from authload.slo_grammar import parse_slo
 
 FLOWS = ("password_call", "sms", "esia", "lkfl")
 FlowName = Literal["password_call", "sms", "esia", "lkfl"]
 RetryPolicyName = Literal["none", "immediate", "backoff", "retry_after", "budget", "adaptive"]
 
-# an SLO: "<stat>(<endpoint or *>[, <filter>]) <op> <number><unit>"
-SLO_PATTERN = re.compile(
-    r"^\s*(?P<stat>p50|p90|p95|p99|p99\.9|max|mean|error_rate|rate)\s*"
-    r"\(\s*(?P<endpoint>[\w.*]+)\s*(?:,\s*(?P<filter>5xx|503|4xx|429|errors|timeout|contract))?\s*\)"
-    r"\s*(?P<op><=|<|>=|>)\s*(?P<value>[0-9]+(?:\.[0-9]+)?)\s*(?P<unit>ms|s|%|/s)?\s*$"
-)
-SLO_HELP = (
-    "'<stat>(<endpoint>|*[, 5xx|503|4xx|429|errors|timeout|contract]) <op> <value><unit>', "
-    "stat one of p50, p90, p95, p99, p99.9, max, mean (ms or s), error_rate (%), rate (/s); "
-    "e.g. 'p99(gigma.login) < 800ms', 'error_rate(*, 5xx) < 1%'"
-)
-
 
 def _slo(text: str) -> str:
-    match = SLO_PATTERN.match(text)
-    if match is None:
-        raise ValueError(f"not an SLO: {text!r}; write {SLO_HELP}")
-    endpoint = match["endpoint"]
-    if endpoint != "*" and endpoint not in ENDPOINTS:
-        raise ValueError(f"unknown endpoint {endpoint!r}; allowed: *, {', '.join(ENDPOINTS)}")
-    stat, unit = match["stat"], match["unit"]
-    wanted = {"error_rate": {"%"}, "rate": {"/s"}}.get(stat, {"ms", "s"})
-    if unit not in wanted:
-        raise ValueError(f"{stat} is measured in {' or '.join(sorted(wanted))}, not {unit!r}")
-    return text.strip()
+    spec = parse_slo(text)
+    if spec.endpoint != "*" and spec.endpoint not in ENDPOINTS:
+        allowed = ", ".join(ENDPOINTS)
+        raise ValueError(f"unknown endpoint {spec.endpoint!r}; allowed: *, {allowed}")
+    return spec.text
 
 
 Slo = Annotated[str, AfterValidator(_slo)]

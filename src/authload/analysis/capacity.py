@@ -22,7 +22,7 @@ from scipy import optimize, stats  # type: ignore[import-untyped]
 
 from authload.analysis.slo import evaluate, evaluate_slos
 from authload.analysis.stats import percentile
-from authload.scenario import SLO_PATTERN
+from authload.slo_grammar import parse_slo
 
 __all__ = [
     "Breach",
@@ -186,20 +186,15 @@ def _outcome(
     window: pd.DataFrame,
     span: float,
 ) -> SloOutcome:
-    match = SLO_PATTERN.match(slo)
-    assert match is not None  # evaluate_slos has parsed it
-    severity = _severity(match["op"], value, threshold)
-    if match["endpoint"] != "*" or match["stat"] == "rate" or passed:
-        return SloOutcome(slo, value, threshold, passed, count, match["endpoint"], severity)
+    spec = parse_slo(slo)
+    severity = _severity(spec.op, value, threshold)
+    if spec.endpoint != "*" or spec.stat == "rate" or passed:
+        return SloOutcome(slo, value, threshold, passed, count, spec.endpoint, severity)
     # a failing SLO over all endpoints: the endpoint that did worst on the same measure
     worst, worst_severity = "*", -math.inf
     for name in sorted(window["endpoint"].unique()):
-        scoped = (
-            f"{match['stat']}({name}{', ' + match['filter'] if match['filter'] else ''}) "
-            f"{match['op']} {match['value']}{match['unit'] or ''}"
-        )
-        result = evaluate(scoped, window, span)
-        s = _severity(match["op"], result.value, result.threshold)
+        result = evaluate(spec.scoped(str(name)).text, window, span)
+        s = _severity(spec.op, result.value, result.threshold)
         if s > worst_severity and result.count > 0:
             worst, worst_severity = str(name), s
     return SloOutcome(slo, value, threshold, passed, count, worst, severity)

@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import math
-import operator
 from dataclasses import dataclass
 
 import pandas as pd
 
 from authload.analysis.stats import PERCENTILES, percentile
-from authload.scenario import SLO_PATTERN
+from authload.slo_grammar import ErrorFilter, parse_slo
 
-_OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
-_FILTERS = {
-    "5xx": lambda df: df["status"].between(500, 599),
-    "503": lambda df: df["status"] == 503,
-    "4xx": lambda df: df["status"].between(400, 499),
-    "429": lambda df: df["status"] == 429,
-    "errors": lambda df: df["error"].notna(),
-    "timeout": lambda df: df["error"] == "timeout",
-    "contract": lambda df: df["error"] == "contract",
-}
+
+def error_mask(records: pd.DataFrame, selected: ErrorFilter) -> pd.Series:
+    """The records an ``error_rate`` filter counts as failed."""
+    if selected.any_error:
+        return records["error"].notna()
+    if selected.kinds is not None:
+        return records["error"].isin(selected.kinds)
+    assert selected.statuses is not None
+    return records["status"].between(*selected.statuses)
 
 
 @dataclass(frozen=True)
@@ -37,24 +35,18 @@ def evaluate_slos(slos: list[str], records: pd.DataFrame, duration_s: float) -> 
 
 
 def evaluate(slo: str, records: pd.DataFrame, duration_s: float) -> SloResult:
-    match = SLO_PATTERN.match(slo)
-    if match is None:
-        raise ValueError(f"not an SLO: {slo!r}")
-    scope = (
-        records if match["endpoint"] == "*" else records[records["endpoint"] == match["endpoint"]]
-    )
-    stat, unit = match["stat"], match["unit"]
-    threshold = float(match["value"]) * (1000.0 if unit == "s" else 1.0)
-    value = _measure(stat, match["filter"] or "errors", scope, duration_s)
-    passed = not math.isnan(value) and _OPS[match["op"]](value, threshold)
-    if stat == "error_rate" and not len(scope):
+    spec = parse_slo(slo)
+    scope = records if spec.endpoint == "*" else records[records["endpoint"] == spec.endpoint]
+    value = _measure(spec.stat, spec.error_filter, scope, duration_s)
+    passed = not math.isnan(value) and spec.met(value)
+    if spec.stat == "error_rate" and not len(scope):
         passed = True  # no requests, no errors
-    return SloResult(slo, value, threshold, passed, len(scope))
+    return SloResult(slo, value, spec.threshold, passed, len(scope))
 
 
-def _measure(stat: str, filter_name: str, scope: pd.DataFrame, duration_s: float) -> float:
+def _measure(stat: str, selected: ErrorFilter, scope: pd.DataFrame, duration_s: float) -> float:
     if stat == "error_rate":
-        return float(_FILTERS[filter_name](scope).mean() * 100.0) if len(scope) else 0.0
+        return float(error_mask(scope, selected).mean() * 100.0) if len(scope) else 0.0
     if stat == "rate":
         return len(scope) / duration_s if duration_s > 0 else float("nan")
     answered = scope.loc[scope["status"] > 0, "latency_ms"]

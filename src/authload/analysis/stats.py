@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 
 from authload.results import read_records
+from authload.slo_grammar import PERCENTILES
 
-PERCENTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99, "p99.9": 0.999}
+__all__ = ["PERCENTILES", "endpoint_summary", "load_records", "percentile"]
 
 
 def load_records(run_dir: Path) -> pd.DataFrame:

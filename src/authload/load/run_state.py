@@ -4,7 +4,7 @@ far of each SLO of the scenario.
 
 The verdict so far comes from the statistics Locust already aggregates on the master (the
 workers report theirs every few seconds), evaluated with the scenario's own SLO grammar
-(:data:`authload.scenario.SLO_PATTERN`) over the run so far:
+(:func:`authload.slo_grammar.parse_slo`) over the run so far:
 
 - ``p50`` ... ``p99.9``, ``max``, ``mean``: Locust's response times of the endpoint (or of
   every request for ``*``). Locust keeps them rounded (to 2 significant digits above 100 ms)
@@ -26,16 +26,15 @@ it (``*`` names every endpoint), for burn-rate alerts on the 5xx ratio (a ``5xx`
 
 from __future__ import annotations
 
-import operator
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Gauge
 
 from authload import metric_names as names
 from authload.contracts import ENDPOINTS
-from authload.scenario import SLO_PATTERN
+from authload.slo_grammar import DEFAULT_FILTER, ERROR_FILTERS, PERCENTILES, parse_slo
 
 if TYPE_CHECKING:
     from locust.env import Environment
@@ -44,21 +43,6 @@ if TYPE_CHECKING:
 
 __all__ = ["RunState", "error_budgets", "slo_met"]
 
-_OPS: dict[str, Callable[[float, float], bool]] = {
-    "<": operator.lt,
-    "<=": operator.le,
-    ">": operator.gt,
-    ">=": operator.ge,
-}
-PERCENTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99, "p99.9": 0.999}
-_STATUS_FILTERS: dict[str, Callable[[int], bool]] = {
-    "5xx": lambda s: 500 <= s <= 599,
-    "503": lambda s: s == 503,
-    "4xx": lambda s: 400 <= s <= 499,
-    "429": lambda s: s == 429,
-}
-_KIND_FILTERS = {"timeout", "contract"}
-BUDGET_FILTERS = ("5xx", "errors")  # error-rate SLOs whose count includes every 5xx
 # how authload.load.clients reports a failed attempt to Locust
 _FAILURE = re.compile(r"(?P<kind>timeout|connect|reset|http|contract) \(status (?P<status>\d+)\)")
 
@@ -71,68 +55,56 @@ def _entry(stats: Any, endpoint: str) -> Any:
 
 
 def _failures(stats: Any, endpoint: str, filter_name: str) -> int:
-    """Failed attempts of ``endpoint`` (``*``: all) that the filter selects."""
+    """Failed attempts of ``endpoint`` (``*``: all) that the SLO filter selects."""
+    selected = ERROR_FILTERS[filter_name]
     count = 0
     for error in list(stats.errors.values()):
         if endpoint != "*" and error.name != endpoint:
             continue
         match = _FAILURE.search(str(error.error))
-        if match is None:
-            continue
-        if filter_name in _KIND_FILTERS:
-            hit = match["kind"] == filter_name
-        else:
-            hit = _STATUS_FILTERS[filter_name](int(match["status"]))
-        if hit:
+        if match is not None and selected.selects(int(match["status"]), match["kind"]):
             count += int(error.occurrences)
     return count
 
 
 def slo_met(slo: str, stats: Any, elapsed_s: float) -> bool:
     """Whether ``slo`` is met by the run so far, as Locust's ``stats`` (a RequestStats) show it."""
-    match = SLO_PATTERN.match(slo)
-    if match is None:
-        raise ValueError(f"not an SLO: {slo!r}")
-    endpoint, stat, unit = match["endpoint"], match["stat"], match["unit"]
-    entry = _entry(stats, endpoint)
+    spec = parse_slo(slo)
+    entry = _entry(stats, spec.endpoint)
     requests = int(entry.num_requests) if entry is not None else 0
     if requests == 0:
         return True  # nothing measured yet: nothing broken so far
-    threshold = float(match["value"]) * (1000.0 if unit == "s" else 1.0)
     value: float
-    if stat == "error_rate":
-        filter_name = match["filter"] or "errors"
+    if spec.stat == "error_rate":
+        filter_name = spec.filter or DEFAULT_FILTER
         failed = (
             int(entry.num_failures)
-            if filter_name == "errors"
-            else _failures(stats, endpoint, filter_name)
+            if filter_name == DEFAULT_FILTER
+            else _failures(stats, spec.endpoint, filter_name)
         )
         value = 100.0 * failed / requests
-    elif stat == "rate":
+    elif spec.stat == "rate":
         if elapsed_s <= 0:
             return True
         value = requests / elapsed_s
-    elif stat == "max":
+    elif spec.stat == "max":
         value = float(entry.max_response_time)
-    elif stat == "mean":
+    elif spec.stat == "mean":
         value = float(entry.avg_response_time)
     else:
-        value = float(entry.get_response_time_percentile(PERCENTILES[stat]))
-    return _OPS[match["op"]](value, threshold)
+        value = float(entry.get_response_time_percentile(PERCENTILES[spec.stat]))
+    return spec.met(value)
 
 
 def error_budgets(slos: Iterable[str]) -> dict[str, float]:
     """Endpoint -> the error ratio its tightest 5xx-bounding error-rate SLO allows."""
     budgets: dict[str, float] = {}
     for slo in slos:
-        match = SLO_PATTERN.match(slo)
-        if match is None or match["stat"] != "error_rate" or match["op"] not in ("<", "<="):
+        spec = parse_slo(slo)
+        ratio = spec.budget_ratio()
+        if ratio is None:
             continue
-        if (match["filter"] or "errors") not in BUDGET_FILTERS:
-            continue
-        ratio = float(match["value"]) / 100.0
-        endpoint = match["endpoint"]
-        for name in ENDPOINTS if endpoint == "*" else (endpoint,):
+        for name in ENDPOINTS if spec.endpoint == "*" else (spec.endpoint,):
             budgets[name] = min(ratio, budgets.get(name, ratio))
     return budgets
 
