@@ -17,7 +17,6 @@ import pandas as pd
 import pytest
 
 from authload.analysis.drift import (
-    RESOURCES_FILE,
     analyze_drift,
     change_points,
     error_budget,
@@ -26,6 +25,7 @@ from authload.analysis.drift import (
     read_resources,
 )
 from authload.errors import ResultsError
+from authload.results import RESOURCES_FILE
 from tests.runs import Run, authload, run_scenario
 
 # ------------------------------------------------------------------------ synthetic: statistics

@@ -33,6 +33,7 @@ __all__ = [
     "RECORDS_DIR",
     "RECORDS_FILE",
     "RECORD_SCHEMA",
+    "RESOURCES_FILE",
     "ROW_GROUP_ROWS",
     "SPOOL_SUFFIX",
     "SUMMARY_FILE",
@@ -51,6 +52,7 @@ MANIFEST_FILE = "manifest.json"
 RECORDS_FILE = "requests.parquet"
 EVENTS_FILE = "events.jsonl"
 SUMMARY_FILE = "summary.json"
+RESOURCES_FILE = "resources.jsonl"  # the Locust processes' memory and CPU, sampled
 LOCUST_COUNTS_DIR = "locust_counts"  # per process: Locust's request count per endpoint
 RECORDS_DIR = "records"
 SPOOL_SUFFIX = ".arrows"

@@ -10,7 +10,6 @@ like the run report (inline CSS, inline PNG), drawn on Agg figures, never throug
 
 from __future__ import annotations
 
-import base64
 import math
 import os
 import string
@@ -23,8 +22,10 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from authload.analysis.capacity import usl
-from authload.analysis.report import REPORT_FILE, _e, _num, _plain_numbers, _table, figure_png
-from authload.scenario import SLO_PATTERN
+from authload.analysis.figures import plain_numbers
+from authload.analysis.page import escape, img, num, table
+from authload.analysis.report import REPORT_FILE
+from authload.slo_grammar import parse_slo
 
 __all__ = [
     "CAPACITY_REPORT_FILE",
@@ -77,10 +78,10 @@ def _scatter(ax: Axes, x: np.ndarray, y: np.ndarray, passed: np.ndarray, label: 
 def _thresholds(ax: Axes, slos: Sequence[str], stats: Sequence[str], scale: float = 1.0) -> None:
     """The SLO thresholds on these stats as dashed horizontal lines."""
     for slo in slos:
-        match = SLO_PATTERN.match(slo)
-        if match is None or match["stat"] not in stats:
+        spec = parse_slo(slo)
+        if spec.stat not in stats:
             continue
-        value = float(match["value"]) * (1000.0 if match["unit"] == "s" else 1.0) * scale
+        value = spec.threshold * scale
         ax.axhline(value, color="#57606a", linestyle="--", linewidth=0.9, label=f"SLO {slo}")
 
 
@@ -146,7 +147,7 @@ def capacity_figures(data: Mapping[str, Any]) -> list[tuple[str, Figure]]:
     _thresholds(ax, data.get("slos", []), ("p90", "p95", "p99", "p99.9", "max"))
     if np.nanmax(np.append(p99, 0.0)) > 0:
         ax.set_yscale("log")
-        _plain_numbers(ax.yaxis)
+        plain_numbers(ax.yaxis)
     _marks(ax, data)
     _finish(ax, "p99 latency vs offered load", xlabel, "latency (ms, log)")
     figures.append(("p99 latency vs offered load", fig))
@@ -162,14 +163,6 @@ def capacity_figures(data: Mapping[str, Any]) -> list[tuple[str, Figure]]:
     return figures
 
 
-def _img(title: str, fig: Figure) -> str:
-    png = base64.b64encode(figure_png(fig)).decode("ascii")
-    return (
-        f'<figure><h3>{_e(title)}</h3><img alt="{_e(title)}" '
-        f'src="data:image/png;base64,{png}"></figure>'
-    )
-
-
 def _summary(data: Mapping[str, Any]) -> str:
     cap, unit = data["capacity"], data["unit"]
     low, high = cap["bracket"]
@@ -177,8 +170,8 @@ def _summary(data: Mapping[str, Any]) -> str:
     rows: list[list[Any]] = [
         ["capacity", cap["note"]],
         ["bracket", f"last pass {_g(low)}, first fail {_g(high)} ({unit})"],
-        ["ok requests/s at capacity", _num(cap.get("ok_rps"), 1)],
-        ["p99 at capacity (ms)", _num(cap.get("p99_ms"), 1)],
+        ["ok requests/s at capacity", num(cap.get("ok_rps"), 1)],
+        ["p99 at capacity (ms)", num(cap.get("p99_ms"), 1)],
         [
             "stopped",
             data["stop_reason"] + (f": {data['stop_detail']}" if data["stop_detail"] else ""),
@@ -189,7 +182,7 @@ def _summary(data: Mapping[str, Any]) -> str:
             if knee is None
             else f"{knee['level']:.4g} {unit}: latency climbed faster than throughput from "
             f"there to {knee['next_level']:.4g} (elasticity "
-            f"{_num(knee['elasticity'], 2) if knee['elasticity'] is not None else 'inf'})",
+            f"{num(knee['elasticity'], 2) if knee['elasticity'] is not None else 'inf'})",
         ],
     ]
     if breach is not None:
@@ -202,7 +195,7 @@ def _summary(data: Mapping[str, Any]) -> str:
     rows.append(["SLOs", "; ".join(data.get("slos", [])) or "none"])
     settings = data.get("settings", {})
     rows.append(["settings", ", ".join(f"{k} {v}" for k, v in settings.items() if v is not None)])
-    return _table(["", ""], rows, "kv")
+    return table(["", ""], rows, "kv")
 
 
 def _g(value: Any, digits: int = 4) -> str:
@@ -215,7 +208,7 @@ def _usl_table(model: Mapping[str, Any] | None) -> str:
         return ""
     head = "<h2>Scalability model (Universal Scalability Law fit)</h2>"
     if "error" in model:
-        return head + f"<p class=note>not fitted: {_e(model['error'])}</p>"
+        return head + f"<p class=note>not fitted: {escape(model['error'])}</p>"
     rows = [
         [
             name,
@@ -238,7 +231,7 @@ def _usl_table(model: Mapping[str, Any] | None) -> str:
             "",
         ],
         ["X(N*) (ok req/s)", _g(model.get("x_peak")), "", ""],
-        ["R²", _num(model["r2"], 4), "", ""],
+        ["R²", num(model["r2"], 4), "", ""],
         ["points", model["points"], "", ""],
     ]
     return (
@@ -246,7 +239,7 @@ def _usl_table(model: Mapping[str, Any] | None) -> str:
         + "<p class=note>X(N) = lambda N / (1 + sigma (N - 1) + kappa N (N - 1)) fitted to the "
         "steps' ok throughput by least squares. A model of what was measured: beyond the "
         "highest step it is an extrapolation, to be checked by measuring.</p>"
-        + _table(["parameter", "estimate", "std error", "95% interval"], rows)
+        + table(["parameter", "estimate", "std error", "95% interval"], rows)
     )
 
 
@@ -265,25 +258,29 @@ def _steps(data: Mapping[str, Any], directory: Path | None) -> str:
         "why",
         "run",
     )
-    parts = ["<table><thead><tr>", *(f"<th>{_e(h)}</th>" for h in head), "</tr></thead><tbody>"]
+    parts = ["<table><thead><tr>", *(f"<th>{escape(h)}</th>" for h in head), "</tr></thead><tbody>"]
     for s in data["steps"]:
         verdict = str(s.get("verdict", ""))
         css = "pass" if verdict == "pass" else "fail"
         report = f"{s['run_dir']}/{REPORT_FILE}"
         exists = directory is None or (directory / report).is_file()
-        link = f'<a href="{_e(report)}">{_e(s["run_dir"])}</a>' if exists else _e(s["run_dir"])
+        link = (
+            f'<a href="{escape(report)}">{escape(s["run_dir"])}</a>'
+            if exists
+            else escape(s["run_dir"])
+        )
         error_rate = s.get("error_rate")
         cells = [
-            _e(s["index"]),
-            _e(f"{s['level']:.4g}"),
-            _e(str(s["chosen_by"]).replace("_", " ")),
-            f'<span class="{css}">{_e(verdict.upper())}</span>',
+            escape(s["index"]),
+            escape(f"{s['level']:.4g}"),
+            escape(str(s["chosen_by"]).replace("_", " ")),
+            f'<span class="{css}">{escape(verdict.upper())}</span>',
             *(
-                _e(_num(s.get(k), 1))
+                escape(num(s.get(k), 1))
                 for k in ("throughput_rps", "ok_rps", "p50_ms", "p95_ms", "p99_ms")
             ),
-            _e("-" if error_rate is None else f"{error_rate * 100:.2f}%"),
-            _e("; ".join(s.get("reasons", [])) or "-"),
+            escape("-" if error_rate is None else f"{error_rate * 100:.2f}%"),
+            escape("; ".join(s.get("reasons", [])) or "-"),
             link,
         ]
         parts.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
@@ -338,7 +335,7 @@ def render_capacity_report(data: Mapping[str, Any], directory: Path | None = Non
         headline, colour = f"{at_least}{level:.4g} {unit}", _PASS if cap["bounded"] else "#9a6700"
     judged = [s for s in data["steps"] if s.get("verdict") in ("pass", "fail")]
     plots = (
-        "".join(_img(title, fig) for title, fig in capacity_figures(data))
+        "".join(img(title, fig) for title, fig in capacity_figures(data))
         if judged
         else "<p class=note>no step was judged: nothing to plot</p>"
     )
@@ -348,10 +345,10 @@ def render_capacity_report(data: Mapping[str, Any], directory: Path | None = Non
         f"{len(data['steps'])} steps"
     )
     return _PAGE.substitute(
-        title=_e(f"authload capacity: {data['scenario']}"),
-        meta=_e(meta),
+        title=escape(f"authload capacity: {data['scenario']}"),
+        meta=escape(meta),
         colour=colour,
-        headline=_e(headline),
+        headline=escape(headline),
         summary=_summary(data),
         plots=plots,
         usl=_usl_table(data.get("usl")),

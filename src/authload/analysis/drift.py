@@ -53,28 +53,24 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from authload.analysis.slo import _FILTERS  # the SLOs' own filters: counted the same way
+from authload.analysis.slo import error_mask  # counted exactly as the SLOs count
 from authload.analysis.timeline import grouped_percentiles
 from authload.errors import ResultsError
-from authload.results import SUMMARY_FILE, read_json, write_json
-from authload.scenario import SLO_PATTERN
+from authload.results import RESOURCES_FILE
+from authload.slo_grammar import DEFAULT_FILTER, parse_slo
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
-
     from authload.analysis.report import RunData
 
 __all__ = [
     "MIN_SPAN_S",
     "MIN_WINDOWS",
-    "RESOURCES_FILE",
     "TARGET_WINDOWS",
     "Drift",
     "Thresholds",
     "TrendFit",
     "analyze_drift",
     "change_points",
-    "drift_section",
     "error_budget",
     "linear_trend",
     "pettitt",
@@ -82,7 +78,6 @@ __all__ = [
     "run_drift",
 ]
 
-RESOURCES_FILE = "resources.jsonl"  # written by authload.load.progress (same name there)
 MIN_SPAN_S = 60.0
 MIN_WINDOWS = 8
 TARGET_WINDOWS = 40
@@ -92,8 +87,8 @@ MAX_STEPS = 5
 MIN_SEGMENT = 3
 MAX_POINTS = 1000  # Theil-Sen takes every pair: n (n - 1) / 2 slopes
 _WINDOW_CHOICES = (1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0)
-_LATENCY = {"p50": 0.50, "p99": 0.99}
-_MB = 1024.0 * 1024.0
+LATENCY_METRICS = {"p50": 0.50, "p99": 0.99}
+MB = 1024.0 * 1024.0
 
 Values = Sequence[float] | np.ndarray | pd.Series
 
@@ -279,7 +274,7 @@ def window_series(records: pd.DataFrame, start: float, end: float, window_s: flo
     failed = frame["error"].notna().to_numpy()
     attempts = np.bincount(groups, minlength=total)
     latency = frame["latency_ms"].to_numpy(dtype=float)
-    pct = grouped_percentiles(groups[answered], latency[answered], total, _LATENCY)
+    pct = grouped_percentiles(groups[answered], latency[answered], total, LATENCY_METRICS)
     with np.errstate(divide="ignore", invalid="ignore"):
         rate = np.where(
             attempts > 0, np.bincount(groups[failed], minlength=total) / attempts * 100, np.nan
@@ -325,15 +320,15 @@ class Drift:
     @property
     def findings(self) -> list[str]:
         """The service's flagged trends and steps, one sentence each."""
-        lines = [_trend_text(row) for row in _rows(self.trends) if row["flagged"]]
-        lines += [_step_text(row) for row in _rows(self.steps) if row["flagged"]]
+        lines = [_trend_text(row) for row in frame_rows(self.trends) if row["flagged"]]
+        lines += [_step_text(row) for row in frame_rows(self.steps) if row["flagged"]]
         return lines
 
     @property
     def harness_findings(self) -> list[str]:
         """The harness's flagged memory trends and CPU saturation, one sentence each."""
         lines = []
-        for row in _rows(self.harness):
+        for row in frame_rows(self.harness):
             if row["flagged"]:
                 lines.append(
                     f"Locust process {row['process']} memory "
@@ -358,10 +353,10 @@ class Drift:
             "thresholds": asdict(self.thresholds),
             "flagged": self.findings,
             "harness_flagged": self.harness_findings,
-            "trends": _rows(self.trends),
-            "steps": _rows(self.steps),
-            "error_budgets": _rows(self.budgets),
-            "harness": _rows(self.harness),
+            "trends": frame_rows(self.trends),
+            "steps": frame_rows(self.steps),
+            "error_budgets": frame_rows(self.budgets),
+            "harness": frame_rows(self.harness),
             "notes": list(self.notes),
         }
         cleaned: dict[str, Any] = _json_safe(data)
@@ -452,7 +447,7 @@ def analyze_drift(
     )
 
 
-def _usable(series: pd.DataFrame, metric: str, th: Thresholds) -> pd.DataFrame:
+def usable_windows(series: pd.DataFrame, metric: str, th: Thresholds) -> pd.DataFrame:
     enough = series["attempts" if metric == "error_rate" else "answered"] >= th.min_samples
     return series[enough & series[metric].notna()]
 
@@ -466,8 +461,8 @@ def _material(change: float, level: float, metric: str, th: Thresholds) -> bool:
 def _trends(series: pd.DataFrame, th: Thresholds) -> pd.DataFrame:
     rows = []
     for endpoint, group in series.groupby("endpoint", sort=True):
-        for metric in (*_LATENCY, "error_rate"):
-            usable = _usable(group, metric, th)
+        for metric in (*LATENCY_METRICS, "error_rate"):
+            usable = usable_windows(group, metric, th)
             if len(usable) < MIN_WINDOWS:
                 continue
             fit = linear_trend(usable["t_s"], usable[metric], th.confidence)
@@ -502,7 +497,7 @@ def _trends(series: pd.DataFrame, th: Thresholds) -> pd.DataFrame:
 def _steps(series: pd.DataFrame, th: Thresholds) -> pd.DataFrame:
     rows = []
     for endpoint, group in series.groupby("endpoint", sort=True):
-        usable = _usable(group, "p50", th)
+        usable = usable_windows(group, "p50", th)
         if len(usable) < MIN_WINDOWS:
             continue
         values = usable["p50"].to_numpy(dtype=float)
@@ -543,13 +538,13 @@ def error_budget(
     rows, frames = [], []
     count = max(1, math.ceil((end - start) / window_s - 1e-9))
     for slo in slos:
-        match = SLO_PATTERN.match(slo)
-        if match is None or match["stat"] != "error_rate" or match["op"] not in ("<", "<="):
+        spec = parse_slo(slo)
+        if spec.stat != "error_rate" or spec.op not in ("<", "<="):
             continue
-        endpoint, filter_name = match["endpoint"], match["filter"] or "errors"
+        endpoint = spec.endpoint
         scope = records if endpoint == "*" else records[records["endpoint"] == endpoint]
-        share = float(match["value"]) / 100.0
-        bad_mask = _FILTERS[filter_name](scope).to_numpy(dtype=bool, na_value=False)
+        share = spec.value / 100.0
+        bad_mask = error_mask(scope, spec.error_filter).to_numpy(dtype=bool, na_value=False)
         index = np.clip(
             np.floor((scope["t"].to_numpy(dtype=float) - start) / window_s), 0, count - 1
         ).astype(np.int64)
@@ -568,7 +563,7 @@ def error_budget(
             {
                 "slo": slo,
                 "endpoint": endpoint,
-                "filter": filter_name,
+                "filter": spec.filter or DEFAULT_FILTER,
                 "threshold_pct": share * 100,
                 "requests": n,
                 "budget_requests": budget,
@@ -595,11 +590,11 @@ def _harness(samples: pd.DataFrame, t0: float, from_t: float, th: Thresholds) ->
         steady = memory[memory["t"] >= from_t]
         cpu = group["cpu_percent"].dropna()
         fit = (
-            linear_trend(steady["t"] - t0, steady["rss_bytes"] / _MB, th.confidence)
+            linear_trend(steady["t"] - t0, steady["rss_bytes"] / MB, th.confidence)
             if len(steady) >= 3
             else None
         )
-        median = float((memory["rss_bytes"] / _MB).median()) if len(memory) else math.nan
+        median = float((memory["rss_bytes"] / MB).median()) if len(memory) else math.nan
         material = fit is not None and abs(fit.change) >= max(
             th.memory_relative * median, th.memory_mb
         )
@@ -689,167 +684,10 @@ def run_drift(run: RunData, thresholds: Thresholds | None = None) -> Drift | Non
     )
 
 
-# ----------------------------------------------------------------------------------- the report
-
-
-def drift_section(run: RunData, keep: bool = False) -> str:
-    """The report's drift section ('' for a run shorter than :data:`MIN_SPAN_S`). With
-    ``keep``, the drift also goes into ``summary.json`` under ``drift``. Never raises: a
-    failed analysis is shown in the section."""
-    from authload.analysis.report import _e
-
-    try:
-        drift = run_drift(run)
-        if drift is None:
-            return ""
-        if keep:
-            _keep(run.run_dir, drift)
-        return _section(drift)
-    except Exception as exc:
-        return f"<h2>Drift</h2><p class=note>drift analysis failed: {_e(repr(exc))}</p>"
-
-
-def _keep(run_dir: Path, drift: Drift) -> None:
-    path = run_dir / SUMMARY_FILE
-    summary = read_json(path)
-    if isinstance(summary, dict):
-        write_json(path, {**summary, "drift": drift.to_dict()})
-
-
-def _section(drift: Drift) -> str:
-    from authload.analysis.report import _frame, _img
-
-    findings = drift.findings
-    harness = drift.harness_findings
-    parts = [
-        "<h2>Drift</h2>",
-        "<p class=note>"
-        + _text(
-            f"{drift.span_s:.0f} s run, first {drift.warmup_s:.0f} s left out as warm-up, "
-            f"{drift.window_s:g} s windows; a trend is flagged when its "
-            f"{drift.thresholds.confidence:.0%} interval excludes zero and the change over "
-            f"the run is at least {drift.thresholds.latency_relative:.0%} and "
-            f"{drift.thresholds.latency_ms:g} ms (latency) or "
-            f"{drift.thresholds.error_pp:g} pp (error rate)"
-        )
-        + "</p>",
-        _list("Service", findings, "no drift flagged"),
-        _list("Harness (the Locust processes)", harness, "no harness drift flagged"),
-    ]
-    if findings and harness:
-        parts.append(
-            "<p class=note>The harness drifted too: check its figures before blaming the "
-            "service.</p>"
-        )
-    parts += [f"<p class=note>{_text(note)}</p>" for note in drift.notes]
-    if len(drift.series):
-        parts.append(_img("Latency per window, with the fitted trends", _latency_figure(drift)))
-    trends = drift.trends.drop(columns=["unit", "significant", "material"])
-    parts.append("<h3>Trends (change over the run; slopes per hour)</h3>" + _frame(trends))
-    if len(drift.steps):
-        parts.append("<h3>Steps in the window medians</h3>" + _frame(drift.steps))
-    if len(drift.budgets):
-        parts.append(_img("Error budget spent over time", _budget_figure(drift)))
-        parts.append("<h3>Error budgets</h3>" + _frame(drift.budgets))
-    if len(drift.resources):
-        parts.append(_img("Locust processes: memory and CPU", _resources_figure(drift)))
-        parts.append("<h3>Locust processes</h3>" + _frame(drift.harness))
-    return "".join(parts)
-
-
-def _text(value: str) -> str:
-    from authload.analysis.report import _e
-
-    return _e(value)
-
-
-def _list(title: str, lines: list[str], none: str) -> str:
-    if not lines:
-        return f'<p><span class="badge pass">{_text(title)}: {_text(none)}</span></p>'
-    items = "".join(f"<li>{_text(line)}</li>" for line in lines)
-    return f'<p><span class="badge fail">{_text(title)}: drift flagged</span></p><ul>{items}</ul>'
-
-
-def _latency_figure(drift: Drift) -> Figure:
-    from authload.analysis.report import _figure, _plain_numbers
-
-    fig, axes = _figure(rows=2)
-    flagged = {
-        (row["endpoint"], row["metric"]): row for row in _rows(drift.trends) if row["flagged"]
-    }
-    for ax, metric in zip(axes, _LATENCY, strict=True):
-        for endpoint, group in drift.series.groupby("endpoint", sort=True):
-            usable = _usable(group, metric, drift.thresholds)
-            if usable.empty:
-                continue
-            (line,) = ax.plot(usable["t_s"], usable[metric], linewidth=1, label=str(endpoint))
-            row = flagged.get((str(endpoint), metric))
-            if row is not None:
-                x0, x1 = float(usable["t_s"].min()), float(usable["t_s"].max())
-                ax.plot(
-                    [x0, x1],
-                    [row["start"], row["end"]],
-                    linestyle="--",
-                    linewidth=2,
-                    color=line.get_color(),
-                    label=f"{endpoint} trend ({row['change']:+.0f} ms)",
-                )
-        if ax.has_data():
-            ax.set_yscale("log")
-            _plain_numbers(ax.yaxis)
-        ax.axvline(drift.warmup_s, color="#8c959f", linestyle=":", label="end of warm-up")
-        ax.set(title=f"{metric} per {drift.window_s:g} s window", ylabel="latency (ms, log)")
-        ax.grid(alpha=0.3)
-        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
-    axes[-1].set_xlabel("time since the first request (s)")
-    return fig
-
-
-def _budget_figure(drift: Drift) -> Figure:
-    from authload.analysis.report import _figure
-
-    fig, (ax,) = _figure()
-    for slo, group in drift.budget_series.groupby("slo", sort=False):
-        ax.plot(group["t_s"], group["spent"] * 100, label=str(slo))
-    ax.axhline(100, color="#cf222e", linewidth=1, label="budget of the run")
-    ax.set(
-        title="Error budget spent over time",
-        xlabel="time since the first request (s)",
-        ylabel="budget spent (%)",
-    )
-    ax.set_ylim(bottom=0)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
-    return fig
-
-
-def _resources_figure(drift: Drift) -> Figure:
-    from authload.analysis.report import _figure
-
-    fig, (memory, cpu) = _figure(rows=2)
-    for process, group in drift.resources.groupby("process", sort=True):
-        measured = group[group["rss_bytes"].notna()]
-        memory.plot(measured["t_s"], measured["rss_bytes"] / _MB, marker=".", label=str(process))
-        used = group[group["cpu_percent"].notna()]
-        cpu.plot(used["t_s"], used["cpu_percent"], marker=".", label=str(process))
-    cpu.axhline(drift.thresholds.cpu_saturated, color="#cf222e", linewidth=1, label="saturated")
-    memory.set(title="Locust processes: memory", ylabel="RSS (MB)")
-    cpu.set(
-        title="Locust processes: CPU",
-        ylabel="CPU (% of one core)",
-        xlabel="time since the first request (s)",
-    )
-    for ax in (memory, cpu):
-        ax.axvline(drift.warmup_s, color="#8c959f", linestyle=":", label="end of warm-up")
-        ax.grid(alpha=0.3)
-        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
-    return fig
-
-
 # -------------------------------------------------------------------------------------- text
 
 
-def _rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+def frame_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return [{str(k): _plain(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
 
 

@@ -32,11 +32,10 @@ from locust.env import Environment
 from locust.runners import LocalRunner, MasterRunner, Runner
 
 from authload.load.shapes import stage_at
-from authload.results import append_event
+from authload.results import RESOURCES_FILE, append_event
 from authload.scenario import Scenario
 
 PROGRESS_EVERY_S = 5.0
-RESOURCES_FILE = "resources.jsonl"  # read by authload.analysis.drift (same name there)
 RESOURCES_EVERY_S = 10.0  # Locust's own CPU and memory monitor measures every 10 s
 
 
