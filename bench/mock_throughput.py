@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Requests/s and p99 of the mock against a bare app, granian and an nginx yardstick.
+"""Requests/s and p99 of the mock against a bare app, granian and an nginx yardstick, and of
+the mock with its behaviour model against the mock without it.
 
 Every server runs pinned to the server CPU (default 0) and one headless Locust process
 (FastHttpUser, no wait time) runs pinned to the load CPU (default 1), all on 127.0.0.1, for a
@@ -40,6 +41,7 @@ MAX_ACCOUNTS = 10_000  # one /_mock/accounts page
 STARTUP_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 5.0
 PACKAGES = ("uvicorn", "uvloop", "httptools", "granian", "locust")  # versions in the report
+MODEL_GOAL = 0.85  # the mock with its behaviour model keeps this share of the rate without it
 BUSY_PCT = 90.0  # a CPU this busy (percent of one core) is taken as saturated
 OTHER_PCT = 10.0  # more foreign CPU use than this in a window marks the case as disturbed
 
@@ -218,7 +220,8 @@ class Bench:
     procs: Processes
     tmp: Path
     taskset: str
-    behaviour: Path
+    behaviour: Path  # the "model on" profile
+    no_model: Path  # the empty profile {}
     accounts_file: Path | None = None
 
     def pinned(self, cpus: str, cmd: Sequence[str]) -> list[str]:
@@ -226,8 +229,9 @@ class Bench:
 
     # the servers under test
 
-    def mock(self, cpus: Sequence[int]) -> Server:
-        """One mock process per CPU entry (``authload mock --fd``), each pinned to it.
+    def mock(self, cpus: Sequence[int], model: bool = True) -> Server:
+        """One mock process per CPU entry (``authload mock --fd``), each pinned to it, with the
+        behaviour model (``model``, the bench profile) or without it (the empty profile).
 
         With more than one, each process gets its own socket on the same port with
         SO_REUSEPORT, so the kernel spreads new connections over the processes. State is per
@@ -238,7 +242,7 @@ class Bench:
         port = int(first.getsockname()[1])
         socks = [first] + [_bound_socket(port, reuse_port=True) for _ in cpus[1:]]
         env = {
-            "AUTHLOAD_MOCK_BEHAVIOUR": str(self.behaviour),
+            "AUTHLOAD_MOCK_BEHAVIOUR": str(self.behaviour if model else self.no_model),
             "AUTHLOAD_MOCK_STORE": "memory",
             "AUTHLOAD_MOCK_APP_TOKEN": APP_TOKEN,
             "AUTHLOAD_MOCK_CLIENT_SECRET": CLIENT_SECRET,
@@ -383,15 +387,27 @@ class Bench:
 
 
 def bench_profile(tmp: Path) -> Path:
-    """The mock's shipped behaviour profile without its added latency, as a file.
+    """The behaviour model as the bench runs it: the shipped profile with no added latency
+    and no faults, as a file.
 
     The added latency is a simulation of upstream services, not work: with it, 64 users
-    would measure sleeping. Capacity limits and rate limits stay as shipped.
+    would measure sleeping. Capacity limits and rate limits stay as shipped: every request
+    takes and gives back a slot of the shared limiter (512 at once, far above 64 users, so
+    nobody waits or is shed), and the fault board and the rate-limit settings are consulted
+    (the per-phone limits count only send_password and phone_request, per-IP is off).
     """
     from authload.mock.profile import load_profile, zero_latency
 
-    path = tmp / "behaviour-zero-latency.json"  # JSON is YAML
-    path.write_text(json.dumps(zero_latency(load_profile(None)).model_dump(mode="json")))
+    profile = zero_latency(load_profile(None)).model_copy(update={"faults": []})
+    path = tmp / "behaviour-model.json"  # JSON is YAML
+    path.write_text(json.dumps(profile.model_dump(mode="json")))
+    return path
+
+
+def no_model_profile(tmp: Path) -> Path:
+    """The empty profile ``{}``: no latency, no capacity limits, no faults, no rate limits."""
+    path = tmp / "behaviour-empty.json"
+    path.write_text("{}\n")
     return path
 
 
@@ -440,6 +456,7 @@ class Case:
     kind: LoadKind
     cpus: tuple[int, ...]  # one entry per server process (nginx, granian: master + worker)
     start: Callable[[Bench], Server]
+    model: str = ""  # the mock's behaviour model: "on", "off"; "" for other servers
 
     @property
     def placement(self) -> str:
@@ -450,17 +467,22 @@ def cases(args: argparse.Namespace) -> list[Case]:
     s, x2 = args.server_cpu, tuple(args.x2_cpus)
     uv = "uvicorn+uvloop+httptools"
     return [
-        Case("login", "a", "mock gigma.login", uv, "login", (s,), lambda b: b.mock([s])),
-        Case("refresh", "b", "mock mobile.refresh", uv, "refresh", (s,), lambda b: b.mock([s])),
+        Case("login-nomodel", "a0", "mock gigma.login", uv, "login", (s,),
+             lambda b: b.mock([s], model=False), "off"),
+        Case("login", "a", "mock gigma.login", uv, "login", (s,), lambda b: b.mock([s]), "on"),
+        Case("refresh-nomodel", "b0", "mock mobile.refresh", uv, "refresh", (s,),
+             lambda b: b.mock([s], model=False), "off"),
+        Case("refresh", "b", "mock mobile.refresh", uv, "refresh", (s,), lambda b: b.mock([s]),
+             "on"),
         Case("bare-uvicorn", "c", "bare app", uv, "login", (s,), lambda b: b.bare_uvicorn()),
         Case("bare-granian", "d", "bare app", "granian asgi, 1 runtime thread", "login", (s,),
              lambda b: b.bare_granian()),
         Case("nginx", "e", "nginx static file", "nginx, 1 worker", "login", (s,),
              lambda b: b.nginx()),
         Case("login-2p-1cpu", "f1", "mock gigma.login", uv, "login", (s, s),
-             lambda b: b.mock([s, s])),
+             lambda b: b.mock([s, s]), "on"),
         Case("login-2p-2cpu", "f2", "mock gigma.login", uv, "login", x2,
-             lambda b: b.mock(list(x2))),
+             lambda b: b.mock(list(x2)), "on"),
     ]  # fmt: skip
 
 
@@ -470,6 +492,8 @@ def median_round(measured: list[dict[str, Any]]) -> dict[str, Any]:
     ordered = sorted(measured, key=lambda r: float(r["rps"]))
     chosen = dict(ordered[(len(ordered) - 1) // 2])
     chosen["rounds_rps"] = [r["rps"] for r in measured]
+    keep = ("rps", "server_us_per_req", "server_cpu_pct", "load_cpu_pct", "other_cpu_pct")
+    chosen["rounds"] = [{k: r[k] for k in keep if k in r} for r in measured]
     return chosen
 
 
@@ -489,6 +513,7 @@ def run_case(bench: Bench, case: Case) -> dict[str, Any]:
         stack=case.stack,
         server_cpus=list(case.cpus),
         placement=case.placement,
+        model=case.model,
     )
     return result
 
@@ -564,6 +589,11 @@ def ratios(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> list
                 verdict, note, (key, "nginx"),
             )
         )  # fmt: skip
+    for off, on, label in (
+        ("login-nomodel", "login", "gigma.login"),
+        ("refresh-nomodel", "refresh", "mobile.refresh"),
+    ):
+        out.append(_model_ratio(results, off, on, label))
     out.append(
         Ratio(
             "bare app: granian / uvicorn",
@@ -609,9 +639,73 @@ def ratios(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> list
         )
     )
     for q in out:
-        if any(results[k]["other_cpu_pct"] > OTHER_PCT for k in q.inputs if k in results):
+        if q.value is not None and any(
+            results[k]["other_cpu_pct"] > OTHER_PCT for k in q.inputs if k in results
+        ):
             q.verdict = f"{q.verdict} (disturbed input)".strip()
     return out
+
+
+def _judge(on: dict[str, Any], off: dict[str, Any]) -> tuple[float, float, float, str]:
+    """One pair of measurements, model on and off: (req/s ratio, cpu/req ratio, the ratio
+    that decides, which one it is). Locust the limit in both (the mock not): both req/s are
+    capped by Locust, so only the server CPU per request (what one mock core would serve at
+    100%) shows the model's cost: it decides. The mock the limit in both: the req/s decide.
+    Anything else (mixed, or neither busy): the lower of the two."""
+    rate = on["rps"] / off["rps"] if off["rps"] else 0.0
+    cost = off["server_us_per_req"] / on["server_us_per_req"] if on["server_us_per_req"] else 0.0
+    pair = (on, off)
+    if all(r["load_cpu_pct"] >= BUSY_PCT > r["server_cpu_pct"] for r in pair):
+        return rate, cost, cost, "cpu/req"
+    if all(r["server_cpu_pct"] >= BUSY_PCT for r in pair):
+        return rate, cost, rate, "req/s"
+    return rate, cost, min(rate, cost), "both"
+
+
+HOW = {
+    "cpu/req": "Locust was the limit in both, the mock not: cpu/req decides",
+    "req/s": "the mock was the limit in both: req/s decide",
+    "both": "not one clear limit in both: the lower of the two decides",
+}
+
+
+def _model_ratio(results: dict[str, dict[str, Any]], off: str, on: str, label: str) -> Ratio:
+    """The mock with its behaviour model against the mock without it, same core, same run
+    (each model-on case runs right after its model-off case). With several rounds, each
+    round's pair is judged on its own and the median round's ratios count."""
+    name = f"mock {label}: model on / off"
+    goal = f">= {MODEL_GOAL:.2f} (req/s or cpu/req: note)"
+    if on not in results or off not in results:
+        return Ratio(name, None, goal, "n/a", "", (off, on))
+    r_on, r_off = results[on], results[off]
+    rounds = list(zip(r_on["rounds"], r_off["rounds"], strict=True))
+    judged = sorted((_judge(a, b) for a, b in rounds), key=lambda j: j[2])
+    rate, cost, decides, how = judged[(len(judged) - 1) // 2]  # the median (lower of two)
+    verdict = "MET" if decides >= MODEL_GOAL else "NOT MET"
+    if len(rounds) == 1:
+        note = (
+            f"{r_on['rps']:.0f} vs {r_off['rps']:.0f} req/s; by server cpu per request:"
+            f" {cost:.2f} ({r_on['server_us_per_req']:.0f} vs"
+            f" {r_off['server_us_per_req']:.0f} us, one mock core at 100%"
+            f" ~{1e6 / r_on['server_us_per_req']:.0f} vs"
+            f" ~{1e6 / r_off['server_us_per_req']:.0f} req/s); mock cpu"
+            f" {r_on['server_cpu_pct']:.0f}% vs {r_off['server_cpu_pct']:.0f}%, Locust cpu"
+            f" {r_on['load_cpu_pct']:.0f}% vs {r_off['load_cpu_pct']:.0f}%: {HOW[how]}"
+        )
+    else:
+        each = [_judge(a, b) for a, b in rounds]
+        note = (
+            "round by round (each pair back to back), req/s: "
+            + " / ".join(f"{j[0]:.2f}" for j in each)
+            + ", cpu/req: "
+            + " / ".join(f"{j[1]:.2f}" for j in each)
+            + ", deciding: "
+            + " / ".join(f"{j[2]:.2f} ({j[3]})" for j in each)
+            + f"; the median round's: req/s {rate:.2f}, cpu/req {cost:.2f}, deciding"
+            f" {decides:.2f}. Locust the limit (the mock not): cpu/req decides; the mock the"
+            " limit: req/s; else the lower"
+        )
+    return Ratio(name, rate, goal, verdict, note, (off, on))
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -619,27 +713,33 @@ def _fmt(value: float | None, spec: str) -> str:
 
 
 def print_report(
-    results: dict[str, dict[str, Any]], rows: list[Ratio], header: list[str], load_cpu: int
+    results: dict[str, dict[str, Any]],
+    rows: list[Ratio],
+    header: list[str],
+    load_cpu: int,
+    model_on: str,
 ) -> None:
     print()
     for line in header:
         print(line)
     print()
     print(
-        f"{'':3}{'case':<20}{'server':<31}{'procs':<12}{'req/s':>7}{'p50 ms':>8}{'p99 ms':>8}"
-        f"{'fails':>7}{'srv cpu':>9}{'us/req':>8}{'Locust cpu':>12}{'other':>7}"
+        f"{'':3}{'case':<20}{'server':<31}{'model':<6}{'procs':<12}{'req/s':>7}{'p50 ms':>8}"
+        f"{'p99 ms':>8}{'fails':>7}{'srv cpu':>9}{'us/req':>8}{'Locust cpu':>12}{'other':>7}"
     )
     shared = False
     for r in results.values():
         mark = "*" if load_cpu in r["server_cpus"] else ""
         shared = shared or bool(mark)
         print(
-            f"{r['letter']:<3}{r['title']:<20}{r['stack']:<31}{r['placement'] + mark:<12}"
+            f"{r['letter']:<3}{r['title']:<20}{r['stack']:<31}{r['model']:<6}"
+            f"{r['placement'] + mark:<12}"
             f"{r['rps']:>7.0f}{r['p50_ms']:>8.0f}{r['p99_ms']:>8.0f}{r['failures']:>7}"
             f"{r['server_cpu_pct']:>8.0f}%{r['server_us_per_req']:>8.0f}"
             f"{r['load_cpu_pct']:>11.0f}%{r['other_cpu_pct']:>6.0f}%"
         )
     print()
+    print(f"   model: the mock's behaviour model: on = {model_on}; off = the empty profile {{}}")
     print("   procs: server processes @ their cpus. In % of one core over the measured window:")
     print("   srv cpu: the server's processes together; us/req: server cpu microseconds per")
     print("   request; Locust cpu: the load generator; other: everything else on the machine")
@@ -661,9 +761,9 @@ def print_report(
         if r["failures"]:
             print(f"   {r['letter']}: {r['failures']} failed requests, e.g. {r['errors']}")
     print()
-    print(f"{'':3}{'ratio':<44}{'value':>7}  {'goal':<32}verdict")
+    print(f"{'':3}{'ratio':<44}{'value':>7}  {'goal':<34}verdict")
     for q in rows:
-        print(f"{'':3}{q.name:<44}{_fmt(q.value, '.2f'):>7}  {q.goal:<32}{q.verdict}")
+        print(f"{'':3}{q.name:<44}{_fmt(q.value, '.2f'):>7}  {q.goal:<34}{q.verdict}")
         if q.note:
             print(f"{'':5}({q.note})")
 
@@ -676,9 +776,15 @@ def header_lines(args: argparse.Namespace, nginx_version: str) -> list[str]:
         + (f", {args.rounds} rounds, median shown" if args.rounds > 1 else ""),
         f"servers on cpu {args.server_cpu} (f2: cpus {args.x2_cpus[0]},{args.x2_cpus[1]}), "
         f"Locust on cpu {args.load_cpu}; 127.0.0.1; mock population {args.population}, "
-        f"behaviour {args.behaviour or 'shipped profile without added latency'}",
+        f"behaviour model on: {model_on_text(args)}, off: {{}}",
         f"python {platform.python_version()}, {versions}, {nginx_version}",
     ]
+
+
+def model_on_text(args: argparse.Namespace) -> str:
+    if args.behaviour:
+        return str(args.behaviour)
+    return "shipped profile without added latency and faults (capacity, rate limits as shipped)"
 
 
 def _nginx_version(path: str) -> str:
@@ -722,7 +828,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--behaviour",
         type=Path,
         metavar="FILE",
-        help="mock behaviour profile (default: the shipped one without added latency)",
+        help="mock behaviour profile of the model-on cases (default: the shipped one without"
+        " added latency and faults)",
     )
     p.add_argument("--nginx", default="/usr/sbin/nginx", help="nginx binary")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the figures here")
@@ -739,7 +846,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     needed = {args.server_cpu, args.load_cpu, *args.x2_cpus}
     if not needed <= usable:
         p.error(f"CPUs {sorted(needed - usable)} are not available (have {sorted(usable)})")
-    if "refresh" in chosen and min(args.accounts, args.population, MAX_ACCOUNTS) < args.users:
+    if {"refresh", "refresh-nomodel"} & set(chosen) and min(
+        args.accounts, args.population, MAX_ACCOUNTS
+    ) < args.users:
         p.error("mobile.refresh needs one account per user: raise --accounts/--population")
     return args
 
@@ -755,7 +864,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="mock_throughput-"))
     (tmp / "logs").mkdir()
     behaviour = args.behaviour.resolve() if args.behaviour else bench_profile(tmp)
-    bench = Bench(args, Processes(tmp / "logs"), tmp, taskset, behaviour)
+    bench = Bench(args, Processes(tmp / "logs"), tmp, taskset, behaviour, no_model_profile(tmp))
     results: dict[str, dict[str, Any]] = {}
     try:
         print("fetching test accounts from a mock ...", file=sys.stderr, flush=True)
@@ -773,7 +882,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 runs.setdefault(case.key, []).append(run_case(bench, case))
         results = {key: median_round(measured) for key, measured in runs.items()}
         rows = ratios(results, args)
-        print_report(results, rows, header_lines(args, _nginx_version(args.nginx)), args.load_cpu)
+        print_report(
+            results,
+            rows,
+            header_lines(args, _nginx_version(args.nginx)),
+            args.load_cpu,
+            model_on_text(args),
+        )
         if args.json:
             args.json.write_text(json.dumps(_json_doc(args, results, rows), indent=2) + "\n")
     except BenchError as exc:
@@ -806,7 +921,10 @@ def _json_doc(
             "load_cpu": args.load_cpu,
             "x2_cpus": list(args.x2_cpus),
             "population": args.population,
-            "behaviour": str(args.behaviour) if args.behaviour else "shipped, zero latency",
+            "behaviour": str(args.behaviour)
+            if args.behaviour
+            else "shipped, zero latency, no faults",
+            "behaviour_model_off": "{}",
         },
         "versions": {
             "python": platform.python_version(),
