@@ -333,14 +333,28 @@ def test_throttle_probability_is_exact() -> None:
     never = FixedRandom(0.999)
     for _ in range(10):
         assert not throttle.should_reject(never)
+        throttle.record(False)  # sent, answered with an overload
     assert throttle.reject_probability() == pytest.approx(10 / 11)
     for _ in range(3):
+        assert not throttle.should_reject(never)
         throttle.record(True)
-    assert throttle.reject_probability() == pytest.approx((10 - 6) / 11)
-    assert throttle.should_reject(FixedRandom(4 / 11 - 1e-9))
-    assert (throttle.requests, throttle.accepts, throttle.rejected) == (11, 3, 1)
-    assert not throttle.should_reject(FixedRandom((11 - 6) / 12 + 1e-9))
-    assert throttle.requests == 12
+    assert throttle.reject_probability() == pytest.approx((13 - 6) / 14)
+    assert throttle.should_reject(FixedRandom(7 / 14 - 1e-9))  # rejected: a request at once
+    assert (throttle.requests, throttle.accepts, throttle.rejected) == (14, 3, 1)
+    assert not throttle.should_reject(FixedRandom((14 - 6) / 15 + 1e-9))
+    assert throttle.requests == 14, "sent, not answered yet: not counted"
+    throttle.record(True)
+    assert (throttle.requests, throttle.accepts) == (15, 4)
+
+
+def test_throttle_does_not_reject_the_first_burst_before_any_answer() -> None:
+    """64 users send at once: none is answered yet, so none can be judged rejected."""
+    throttle = AdaptiveThrottle(2.0, clock=Clock())
+    rng = random.Random(3)
+    assert not any(throttle.should_reject(rng) for _ in range(64))
+    for _ in range(64):
+        throttle.record(True)
+    assert throttle.reject_probability() == 0.0
 
 
 def test_throttle_never_rejects_when_everything_is_accepted() -> None:
@@ -424,7 +438,7 @@ def test_throttle_window_slides() -> None:
     throttle = AdaptiveThrottle(2.0, window_s=120, clock=clock)
     never = FixedRandom(0.999)
     for _ in range(10):
-        throttle.should_reject(never)
+        throttle.record(False)
     clock.now += 60
     for _ in range(10):
         throttle.should_reject(never)
@@ -433,7 +447,7 @@ def test_throttle_window_slides() -> None:
     clock.now += 60  # the first 10 requests expire, the accepted ones stay
     assert (throttle.requests, throttle.accepts) == (10, 10)
     for _ in range(30):
-        throttle.should_reject(never)
+        throttle.record(False)
     assert throttle.reject_probability() == pytest.approx((40 - 20) / 41)
     clock.now += 119.5
     assert throttle.requests == 30

@@ -214,14 +214,19 @@ class AdaptiveThrottle:
         return max(0.0, (requests - self.k * accepts) / (requests + 1))
 
     def should_reject(self, rng: random.Random) -> bool:
-        """Decide on one attempt; it counts as a request whether rejected or sent."""
+        """Decide on one attempt. A rejected one counts as a request at once; a sent one
+        when its answer comes (:meth:`record`), so attempts still in flight count neither
+        as requests nor as accepts: counted at send time, the first burst of a run (many
+        in flight, no answer yet) would reject almost everything before any answer."""
         reject = rng.random() < self.reject_probability()
-        self._window.add(self._REQUESTS)
+        if reject:
+            self._window.add(self._REQUESTS)
         self.rejected += reject
         return reject
 
     def record(self, accepted: bool) -> None:
         """After a sent attempt: did the backend accept it (answer without overload)?"""
+        self._window.add(self._REQUESTS)
         if accepted:
             self._window.add(self._ACCEPTS)
 
@@ -332,8 +337,20 @@ class RetryPolicy:
             self._budget.on_request()
         numbers = itertools.count(1)
         try:
+            try:  # the first attempt directly: most succeed, and tenacity costs tens of us
+                return self._once(attempt, numbers)
+            except Exception as error:
+                if not _retryable(error):
+                    raise
+                first: list[BaseException] = [error]
+
+            def again() -> T:  # tenacity's attempt 1 is the failure already seen
+                if first:
+                    raise first.pop()
+                return self._once(attempt, numbers)
+
             # a copy per call: tenacity keeps per-call state on the Retrying object
-            return self.retrying.copy()(lambda: self._once(attempt, numbers))
+            return self.retrying.copy()(again)
         except Exception:
             self.stats.failed += 1
             raise
