@@ -106,8 +106,8 @@ def test_the_report_shows_verdict_slos_endpoints_and_plots(run: Run) -> None:
     page = _report(run.run_dir)
     summary = run.summary
     assert f"authload report: {summary['scenario']}" in page
-    assert re.search(r'<div class="verdict">FAIL</div>', page)
-    assert page.index('class="verdict"') < page.index("<h2>SLOs") < page.index("<h2>Endpoints")
+    assert re.search(r'<div class="headline">FAIL</div>', page)
+    assert page.index('class="headline"') < page.index("<h2>SLOs") < page.index("<h2>Endpoints")
     manifest = run.manifest
     for value in ("mock", manifest["start"], manifest["end"]):
         assert value in page
@@ -173,7 +173,7 @@ def test_a_run_without_records_or_events_still_gets_a_report(run: Run, tmp_path:
 
     assert main(["report", str(copy)]) == 3
     page = _report(copy)
-    assert '<div class="verdict">ERROR</div>' in page
+    assert '<div class="headline">ERROR</div>' in page
     assert "No requests were recorded" in page
     assert "<img" not in page
     for slo in summary["slos"]:
@@ -208,7 +208,7 @@ def test_report_command_exits_with_the_verdict(run: Run, tmp_path: Path) -> None
     for verdict, code in (("pass", 0), ("aborted", 3)):  # error: see the run without records
         write_json(copy / "summary.json", {**summary, "verdict": verdict})
         assert main(["report", str(copy)]) == code, verdict
-        assert f'<div class="verdict">{verdict.upper()}</div>' in _report(copy)
+        assert f'<div class="headline">{verdict.upper()}</div>' in _report(copy)
 
 
 def test_report_command_refuses_what_is_not_a_run_directory(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import os
-import string
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from matplotlib.figure import Figure
 
 from authload.analysis.capacity import usl
 from authload.analysis.figures import plain_numbers
-from authload.analysis.page import escape, img, num, table
+from authload.analysis.page import document, escape, img, num, table
 from authload.analysis.report import REPORT_FILE
 from authload.slo_grammar import parse_slo
 
@@ -288,38 +287,6 @@ def _steps(data: Mapping[str, Any], directory: Path | None) -> str:
     return "".join(parts)
 
 
-_PAGE = string.Template("""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>$title</title>
-<style>
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#1f2328;
-max-width:1100px;margin:24px auto;padding:0 16px}
-h1{font-size:24px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 8px;
-border-bottom:1px solid #d0d7de;padding-bottom:4px}h3{font-size:15px;margin:16px 0 4px}
-.meta{color:#57606a;margin:0 0 12px}
-.headline{display:inline-block;font-size:26px;font-weight:700;color:#fff;
-padding:6px 18px;border-radius:8px;background:$colour}
-table{border-collapse:collapse;margin:6px 0;font-size:13px}
-th,td{border:1px solid #d0d7de;padding:3px 8px;text-align:right;vertical-align:top}
-th{background:#f6f8fa}td:first-child,th:first-child{text-align:left}
-table.kv td:last-child{text-align:left}
-.pass{color:#1a7f37;font-weight:600}.fail{color:#cf222e;font-weight:700}
-.note{color:#57606a}figure{margin:8px 0}img{max-width:100%}
-</style></head><body>
-<h1>$title</h1>
-<p class="meta">$meta</p>
-<div class="headline">$headline</div>
-<h2>Capacity</h2>$summary
-<h2>Against the offered load</h2>$plots
-$usl
-<h2>Steps</h2>
-<p class=note>Each step is a run directory of its own (its report judges the whole step;
-the verdict here is the measured window's, warm-up excluded).</p>$steps
-</body></html>
-""")
-
-
 def render_capacity_report(data: Mapping[str, Any], directory: Path | None = None) -> str:
     """The capacity page as one self-contained HTML string."""
     cap, unit = data["capacity"], data["unit"]
@@ -344,16 +311,18 @@ def render_capacity_report(data: Mapping[str, Any], directory: Path | None = Non
         f"end {data['end']} · status {data['status']} · {data['elapsed_s']:.0f} s · "
         f"{len(data['steps'])} steps"
     )
-    return _PAGE.substitute(
-        title=escape(f"authload capacity: {data['scenario']}"),
-        meta=escape(meta),
-        colour=colour,
-        headline=escape(headline),
-        summary=_summary(data),
-        plots=plots,
-        usl=_usl_table(data.get("usl")),
-        steps=_steps(data, directory),
+    body = "".join(
+        [
+            f"<h2>Capacity</h2>{_summary(data)}",
+            f"<h2>Against the offered load</h2>{plots}",
+            _usl_table(data.get("usl")),
+            "<h2>Steps</h2><p class=note>Each step is a run directory of its own (its report "
+            "judges the whole step; the verdict here is the measured window's, warm-up "
+            "excluded).</p>",
+            _steps(data, directory),
+        ]
     )
+    return document(f"authload capacity: {data['scenario']}", meta, headline, colour, body)
 
 
 def write_capacity_report(directory: Path, data: Mapping[str, Any]) -> Path:

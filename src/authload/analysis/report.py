@@ -12,7 +12,6 @@ building blocks :mod:`authload.analysis.page`.
 from __future__ import annotations
 
 import os
-import string
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,7 +37,7 @@ from authload.analysis.figures import (
     status_figure,
     throughput_latency_figure,
 )
-from authload.analysis.page import escape, frame_table, img, num, pairs, table
+from authload.analysis.page import document, escape, frame_table, img, num, pairs, table
 from authload.analysis.stats import load_records
 from authload.analysis.timeline import event_windows, fault_windows, timeline
 from authload.errors import ResultsError
@@ -301,42 +300,6 @@ def _run_table(manifest: Mapping[str, Any], summary: Mapping[str, Any]) -> str:
     return table(["", ""], [[k, "-" if v is None else v] for k, v in info.items()], "kv")
 
 
-_PAGE = string.Template("""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>$title</title>
-<style>
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#1f2328;
-max-width:1100px;margin:24px auto;padding:0 16px}
-h1{font-size:24px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 8px;
-border-bottom:1px solid #d0d7de;padding-bottom:4px}h3{font-size:15px;margin:16px 0 4px}
-.meta{color:#57606a;margin:0 0 12px}
-.verdict{display:inline-block;font-size:34px;font-weight:700;color:#fff;
-padding:6px 22px;border-radius:8px;letter-spacing:1px;background:$colour}
-table{border-collapse:collapse;margin:6px 0;font-size:13px}
-th,td{border:1px solid #d0d7de;padding:3px 8px;text-align:right;vertical-align:top}
-th{background:#f6f8fa}td:first-child,th:first-child{text-align:left}
-table.kv td:last-child{text-align:left}
-td.pass{color:#1a7f37;font-weight:600}td.fail{color:#cf222e;font-weight:700}
-.badge{display:inline-block;padding:2px 10px;border-radius:6px;font-weight:600}
-.badge.pass{background:#dafbe1;color:#1a7f37}.badge.fail{background:#ffebe9;color:#cf222e}
-.note{color:#57606a}figure{margin:8px 0}img{max-width:100%}
-</style></head><body>
-<h1>$title</h1>
-<p class="meta">$meta</p>
-<div class="verdict">$verdict</div>
-<h2>SLOs</h2>$slos
-<h2>Endpoints</h2>$endpoints
-<h2>Reconciliation</h2>$reconciliation
-<h2>Flow outcomes</h2>$outcomes
-<h2>Plots</h2>$plots
-$details
-$drift
-<h2>Run</h2>$run
-</body></html>
-""")
-
-
 def render_report(run: RunData, drift: str | None = None) -> str:
     """The report of a run as one self-contained HTML page; ``drift``: its drift section
     if already made (:func:`~authload.analysis.drift_report.drift_section`)."""
@@ -348,23 +311,35 @@ def render_report(run: RunData, drift: str | None = None) -> str:
     )
     slos = summary.get("slos", [])
     outcomes = summary.get("outcomes", {})
-    return _PAGE.substitute(
-        title=escape(f"authload report: {summary.get('scenario', run.run_dir.name)}"),
-        meta=escape(meta),
-        colour=_VERDICT_COLOURS.get(verdict, "#9a6700"),
-        verdict=escape(verdict.upper()),
-        slos=table(["SLO", "measured", "threshold", "result", "requests"], _slo_rows(slos))
+    slo_table = (
+        table(["SLO", "measured", "threshold", "result", "requests"], _slo_rows(slos))
         if slos
-        else "<p class=note>the scenario sets no SLOs</p>",
-        endpoints=table(_ENDPOINT_HEAD, _endpoint_rows(summary.get("endpoints", {}))),
-        reconciliation=_reconciliation(summary.get("reconciliation", {})),
-        outcomes=table(["outcome", "journeys"], sorted(outcomes.items()))
+        else "<p class=note>the scenario sets no SLOs</p>"
+    )
+    outcome_table = (
+        table(["outcome", "journeys"], sorted(outcomes.items()))
         if outcomes
-        else "<p class=note>no flow outcomes recorded</p>",
-        plots=_plots(run),
-        details=_details(run),
-        run=_run_table(manifest, summary),
-        drift=_drift(run) if drift is None else drift,
+        else "<p class=note>no flow outcomes recorded</p>"
+    )
+    body = "".join(
+        [
+            f"<h2>SLOs</h2>{slo_table}",
+            "<h2>Endpoints</h2>"
+            + table(_ENDPOINT_HEAD, _endpoint_rows(summary.get("endpoints", {}))),
+            "<h2>Reconciliation</h2>" + _reconciliation(summary.get("reconciliation", {})),
+            f"<h2>Flow outcomes</h2>{outcome_table}",
+            f"<h2>Plots</h2>{_plots(run)}",
+            _details(run),
+            _drift(run) if drift is None else drift,
+            "<h2>Run</h2>" + _run_table(manifest, summary),
+        ]
+    )
+    return document(
+        f"authload report: {summary.get('scenario', run.run_dir.name)}",
+        meta,
+        verdict.upper(),
+        _VERDICT_COLOURS.get(verdict, "#9a6700"),
+        body,
     )
 
 
