@@ -54,10 +54,10 @@ class RunStopping(Exception):
 
 
 class StopGate:
-    """Closed when the test starts stopping, so that every request sent is one the records
-    keep: no attempt starts after it closes, and the ones in flight are waited for (each ends
-    within the request timeout). Without it a journey still running when its process quits
-    (an open-model arrival, a storm refresh) would reach the service but not the records."""
+    """Closed when the test stops, so that every request sent is one the records keep: no
+    attempt starts after it closes, and the ones in flight are waited for (each ends within
+    the request timeout). Without it a journey still running when its process quits (an
+    open-model arrival, a storm refresh) would reach the service but not the records."""
 
     def __init__(self) -> None:
         self.closed = False

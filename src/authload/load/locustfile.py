@@ -122,17 +122,18 @@ def _install(environment: Environment, rt: Runtime) -> None:
 
 
 def _gate_requests(environment: Environment, rt: Runtime) -> None:
-    """No request starts once the test begins to stop, and the test ends only when the ones
-    in flight are answered, so every request the service saw is in the records."""
+    """Once Locust has stopped the users (each finishing its journey within the stop
+    timeout, as Locust's graceful stop does), no request starts any more and the test ends
+    only when the ones still in flight are answered: the open model's journeys and the timed
+    events run in greenlets of their own that Locust does not stop, so without this they
+    could reach the service after the records were closed."""
     gate = rt.gate
 
     def on_start(**_: Any) -> None:
         gate.closed = False
 
-    def on_stopping(**_: Any) -> None:
-        gate.closed = True
-
     def on_stop(**_: Any) -> None:
+        gate.closed = True
         if not gate.wait_idle(rt.scenario.request_timeout_s + 1.0):
             print(
                 f"authload: {gate.in_flight} requests still in flight as the test ended",
@@ -141,7 +142,6 @@ def _gate_requests(environment: Environment, rt: Runtime) -> None:
             )
 
     environment.events.test_start.add_listener(on_start)
-    environment.events.test_stopping.add_listener(on_stopping)
     environment.events.test_stop.add_listener(on_stop)
 
 
