@@ -390,7 +390,7 @@ load:
   stages: [{duration_s: 5, rate: 30}]
   max_in_flight: 200
 request_timeout_s: 2
-think_time: {dist: fixed, ms: 400}
+think_time: {dist: uniform, min_ms: 500, max_ms: 4000}
 retry: {policy: none}
 abort: null
 mock:
@@ -406,9 +406,10 @@ def test_open_model_journeys_alive_at_the_stop_are_recorded_and_concurrency_is_n
     tmp_path: Path,
 ) -> None:
     """At 30 arrivals/s with 0.9 s answers ~27 requests are in flight at once, and many
-    journeys are mid-way (or hung) when the stage ends: every request the mock saw is in the
-    records, a hang ends at the scenario's request timeout, and no request waits for a
-    connection inside the client."""
+    journeys are mid-way (thinking for up to 4 s, or hung) when the stage ends, longer than
+    Locust's stop timeout (3 s): every request the mock saw is in the records, a hang ends at
+    the scenario's request timeout, and no request waits for a connection inside the
+    client."""
     run = run_scenario(tmp_path, SLOW_AT_STOP, load_s=5 + 6)
     assert run.code == 0, run.describe()
     assert run.summary["reconciliation"]["match"], run.summary["reconciliation"]
