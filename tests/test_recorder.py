@@ -30,7 +30,13 @@ import pytest
 
 from authload import results
 from authload.errors import ContractError, ResultsError
-from authload.load.recorder import RecordSpool, error_kind, register, retry_after_seconds
+from authload.load.recorder import (
+    RecordSpool,
+    answer_retry_after,
+    error_kind,
+    register,
+    retry_after_seconds,
+)
 from authload.results import (
     RECORD_SCHEMA,
     RECORDS_DIR,
@@ -188,6 +194,13 @@ def test_retry_after_seconds(headers: dict[str, str] | None, seconds: float | No
     assert retry_after_seconds(headers) == seconds
 
 
+@pytest.mark.parametrize(
+    ("status", "seconds"), [(200, None), (204, None), (301, 3.0), (429, 3.0), (503, 3.0)]
+)
+def test_answer_retry_after_reads_it_from_3xx_and_up(status: int, seconds: float | None) -> None:
+    assert answer_retry_after(status, {"Retry-After": "3"}) == seconds
+
+
 def child_fire_request_events(run_dir: str) -> None:
     """Fire ``events.request`` as Locust's clients do, once per kind of outcome."""
     from locust.env import Environment
@@ -336,7 +349,8 @@ def test_register_records_each_request_event_and_closes_on_quitting(
     }
     assert (rows[1]["status"], rows[1]["error"], rows[1]["retry_after_s"]) == (503, "http", 2.0)
     assert (rows[1]["attempt"], rows[1]["op_id"], rows[1]["bytes"]) == (2, 7, 0)
-    assert (rows[2]["error"], rows[2]["retry_after_s"]) == ("contract", 5.0)
+    # Retry-After means something on 3xx, 429 and 5xx answers only: a 2xx's is not read
+    assert (rows[2]["error"], rows[2]["retry_after_s"]) == ("contract", None)
     assert [(r["status"], r["error"]) for r in rows[3:9]] == [
         (0, "timeout"),
         (0, "connect"),

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from authload.contracts import ENDPOINTS, Contract
 from authload.contracts.base import Endpoint
-from authload.load.recorder import error_kind, retry_after_seconds
+from authload.load.recorder import answer_retry_after, error_kind
 from authload.load.retry import CallError, RetryPolicy
 
 OK = frozenset({200})
@@ -154,7 +154,7 @@ class AuthClient:
             context=context,
         ) as response:
             status = int(response.status_code or 0)
-            retry_after = retry_after_seconds(response.headers) if status else None
+            retry_after = answer_retry_after(status, response.headers)
             kind, parsed = _outcome(name, status, response, expect)
             if kind is None:
                 response.success()

@@ -63,13 +63,13 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
-    Histogram,
     generate_latest,
     start_http_server,
 )
 
 from authload import metric_names as names
 from authload.load.recorder import error_kind
+from authload.load.request_tally import RequestTally
 from authload.load.run_state import RunState
 
 if TYPE_CHECKING:
@@ -200,25 +200,8 @@ class LoadMetrics:
         self.registry = registry
         r = registry
         run = [names.SCENARIO, names.RUN]
-        self.requests = Counter(
-            names.REQUESTS,
-            "HTTP attempts by status as the client saw them (0 = no answer)",
-            [*run, names.ENDPOINT, names.STATUS],
-            registry=r,
-        )
-        self.latency = Histogram(
-            names.LATENCY,
-            "Client-side time from request to answer or failure",
-            [*run, names.ENDPOINT],
-            buckets=names.LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.errors = Counter(
-            names.ERRORS,
-            "Failed attempts by kind",
-            [*run, names.ENDPOINT, names.KIND],
-            registry=r,
-        )
+        self.tally = RequestTally()  # requests, latency histogram, errors: see its module
+        registry.register(self.tally)
         self.users = Gauge(names.USERS, "Running Locust users of this process", run, registry=r)
         self.retries = Counter(names.RETRIES, "Attempts sent after the first", run, registry=r)
         self.retries_throttled = Counter(
@@ -259,9 +242,6 @@ class LoadMetrics:
         self._run: tuple[str, str] | None = None  # (scenario, run) once known
         self._run_config: RunConfig | None = None  # the configuration they come from
         self._labelled: tuple[str, str] | None = None  # the labels the caches below carry
-        self._requests: dict[tuple[str, int], Any] = {}
-        self._latency: dict[str, Any] = {}
-        self._errors: dict[tuple[str, str], Any] = {}
         self._seen: dict[str, float] = {}  # last exported value of each monotonic count
         self._server: Any = None
 
@@ -276,10 +256,8 @@ class LoadMetrics:
             return self._run
         config = self._config()
         labels = BLANK if config is None else (config.scenario.name, config.run_dir.name)
-        if labels != self._labelled:  # another run: new label children, counts from zero
-            self._requests.clear()
-            self._latency.clear()
-            self._errors.clear()
+        if labels != self._labelled:  # another run: its own series, counts from zero
+            self.tally.switch(labels)
             self._seen.clear()
             self._labelled = labels
         if config is not None:
@@ -297,23 +275,12 @@ class LoadMetrics:
         exception: BaseException | None = None,
         **kwargs: Any,
     ) -> None:
-        """One attempt (hot path: label children are cached)."""
-        run = self._run or self.run_labels()
+        """One attempt (the hot path)."""
+        if self._run is None:
+            self.run_labels()
         status = int(getattr(response, "status_code", 0) or 0) if response is not None else 0
-        child = self._requests.get((name, status))
-        if child is None:
-            child = self._requests[(name, status)] = self.requests.labels(*run, name, str(status))
-        child.inc()
-        hist = self._latency.get(name)
-        if hist is None:
-            hist = self._latency[name] = self.latency.labels(*run, name)
-        hist.observe(response_time / 1000.0)
         kind = (context.get("error") if context else None) or error_kind(exception, status)
-        if kind is not None:
-            errors = self._errors.get((name, kind))
-            if errors is None:
-                errors = self._errors[(name, kind)] = self.errors.labels(*run, name, kind)
-            errors.inc()
+        self.tally.observe(name, status, response_time / 1000.0, kind)
 
     def _add(self, key: str, value: float, counter: Any) -> None:
         """Add the increase of a monotonic count since the last sample."""

@@ -253,6 +253,12 @@ def error_kind(exception: BaseException | None, status: int) -> str | None:
     return "contract"
 
 
+def answer_retry_after(status: int, headers: Mapping[str, str] | None) -> float | None:
+    """The Retry-After of an answer that may carry one (3xx and up); a 2xx's headers are not
+    looked at (every request pays this lookup)."""
+    return retry_after_seconds(headers) if status >= 300 else None
+
+
 def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
     """The Retry-After header in seconds, if present and a number (HTTP dates are ignored)."""
     if not headers:
@@ -293,7 +299,7 @@ def register(environment: Environment, run_dir: Path, worker: str) -> RecordSpoo
         ctx = context or {}
         status = int(getattr(response, "status_code", 0) or 0) if response is not None else 0
         error = ctx.get("error") or error_kind(exception, status)
-        retry_after = retry_after_seconds(getattr(response, "headers", None)) if status else None
+        retry_after = answer_retry_after(status, getattr(response, "headers", None))
         spool.add(
             start_time if start_time is not None else time.time() - response_time / 1000,
             name,
