@@ -23,20 +23,12 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-import gevent
 from locust import User, constant
 from locust.env import Environment
-from locust_load import (
-    _errors,
-    group_cpu_ticks,
-    machine_busy_ticks,
-    own_cpu_seconds,
-    refresh_user,
-)
+from locust_load import measure, refresh_user
 
 TICKS = os.sysconf("SC_CLK_TCK")
 NAME = "mobile.refresh"
@@ -139,38 +131,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if instrumented is not None:
         instrumented[0].reseed()  # as authload's locustfile does at the test's start
     try:
-        runner.start(args.users, spawn_rate=args.users * 20)
-        gevent.sleep(args.warmup)
-        pgids: list[int] = args.server_pgid
-        env.stats.reset_all()
-        t0, cpu0, srv0 = time.monotonic(), own_cpu_seconds(), group_cpu_ticks(pgids)
-        busy0 = machine_busy_ticks()
-        gevent.sleep(args.seconds)
-        entry, total = env.stats.get(NAME, "POST"), env.stats.total
-        elapsed = time.monotonic() - t0
-        load_cpu, srv1 = own_cpu_seconds() - cpu0, group_cpu_ticks(pgids)
-        busy = machine_busy_ticks() - busy0
-        server_pct = sum(100.0 * (srv1[g] - srv0[g]) / TICKS / elapsed for g in pgids)
-        load_pct = 100.0 * load_cpu / elapsed
-        machine_pct = 100.0 * busy / TICKS / elapsed
-        requests, all_requests = entry.num_requests, total.num_requests
-        result: dict[str, Any] = {
-            "kind": args.kind,
-            "endpoint": NAME,
-            "seconds": round(elapsed, 3),
-            "requests": requests,
-            "all_requests": all_requests,  # logins after a lost session included
-            "failures": total.num_failures,
-            "rps": requests / elapsed,
-            "p50_ms": entry.get_response_time_percentile(0.50),
-            "p99_ms": entry.get_response_time_percentile(0.99),
-            "users": runner.user_count,
-            "load_cpu_pct": load_pct,
-            "load_us_per_req": 1e6 * load_cpu / all_requests if all_requests else 0.0,
-            "server_cpu_pct": server_pct,
-            "other_cpu_pct": max(0.0, machine_pct - server_pct - load_pct),
-            "errors": {f"{e.method} {e.name}: {e.error}": e.occurrences for e in _errors(env)},
-        }
+        result = {"kind": args.kind, **measure(env, NAME, args)}
     finally:
         runner.quit()
         env.events.quitting.fire(environment=env, reverse=True)  # type: ignore[no-untyped-call]

@@ -133,6 +133,49 @@ def own_cpu_seconds() -> float:
     return t.user + t.system
 
 
+def measure(env: Environment, name: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Spawn ``args.users`` users on ``env``'s local runner, warm up, reset the statistics,
+    measure ``args.seconds`` and return the window's figures (the runner still runs: the
+    caller quits it). CPU in % of one core: this process, the server's process groups
+    (``args.server_pgid``), and everything else on the machine."""
+    runner = env.runner
+    assert runner is not None
+    runner.start(args.users, spawn_rate=args.users * 20)
+    gevent.sleep(args.warmup)
+    pgids: list[int] = args.server_pgid
+    env.stats.reset_all()
+    t0, cpu0, srv0 = time.monotonic(), own_cpu_seconds(), group_cpu_ticks(pgids)
+    busy0 = machine_busy_ticks()
+    gevent.sleep(args.seconds)
+    entry, total = env.stats.get(name, "POST"), env.stats.total
+    elapsed = time.monotonic() - t0
+    load_cpu, srv1 = own_cpu_seconds() - cpu0, group_cpu_ticks(pgids)
+    busy = machine_busy_ticks() - busy0
+    server_pct = [100.0 * (srv1[g] - srv0[g]) / TICKS / elapsed for g in pgids]
+    load_pct = 100.0 * load_cpu / elapsed
+    machine_pct = 100.0 * busy / TICKS / elapsed
+    all_requests = total.num_requests
+    return {
+        "endpoint": name,
+        "seconds": round(elapsed, 3),
+        "requests": entry.num_requests,
+        "all_requests": all_requests,  # other endpoints too (logins after a lost session)
+        "failures": total.num_failures,
+        "rps": entry.num_requests / elapsed,
+        "p50_ms": entry.get_response_time_percentile(0.50),
+        "p99_ms": entry.get_response_time_percentile(0.99),
+        "max_ms": entry.max_response_time,
+        "users": runner.user_count,
+        "load_cpu_pct": load_pct,
+        "load_us_per_req": 1e6 * load_cpu / all_requests if all_requests else 0.0,
+        "server_cpu_pct": sum(server_pct),
+        "server_cpu_pct_per_process": server_pct,
+        # CPU used by anything else (other processes, steal), in % of one core
+        "other_cpu_pct": max(0.0, machine_pct - sum(server_pct) - load_pct),
+        "errors": {f"{e.method} {e.name}: {e.error}": e.occurrences for e in _errors(env)},
+    }
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     accounts: list[dict[str, Any]] = json.loads(Path(args.accounts).read_text())
     if args.kind == "login":
@@ -142,40 +185,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     env = Environment(user_classes=[user_class], host=args.url)
     runner = env.create_local_runner()
     try:
-        runner.start(args.users, spawn_rate=args.users * 20)
-        gevent.sleep(args.warmup)
-        pgids: list[int] = args.server_pgid
-        env.stats.reset_all()
-        t0, cpu0, srv0 = time.monotonic(), own_cpu_seconds(), group_cpu_ticks(pgids)
-        busy0 = machine_busy_ticks()
-        gevent.sleep(args.seconds)
-        entry, total = env.stats.get(name, "POST"), env.stats.total
-        elapsed = time.monotonic() - t0
-        load_cpu, srv1 = own_cpu_seconds() - cpu0, group_cpu_ticks(pgids)
-        busy = machine_busy_ticks() - busy0
-        server_pct = [100.0 * (srv1[g] - srv0[g]) / TICKS / elapsed for g in pgids]
-        load_pct = 100.0 * load_cpu / elapsed
-        machine_pct = 100.0 * busy / TICKS / elapsed
-        result = {
-            "endpoint": name,
-            "seconds": round(elapsed, 3),
-            "requests": entry.num_requests,
-            "failures": total.num_failures,
-            "rps": entry.num_requests / elapsed,
-            "p50_ms": entry.get_response_time_percentile(0.50),
-            "p99_ms": entry.get_response_time_percentile(0.99),
-            "max_ms": entry.max_response_time,
-            "users": runner.user_count,
-            "load_cpu_pct": load_pct,
-            "server_cpu_pct": sum(server_pct),
-            "server_cpu_pct_per_process": server_pct,
-            # CPU used by anything else (other processes, steal), in % of one core
-            "other_cpu_pct": max(0.0, machine_pct - sum(server_pct) - load_pct),
-            "errors": {f"{e.method} {e.name}: {e.error}": e.occurrences for e in _errors(env)},
-        }
+        return measure(env, name, args)
     finally:
         runner.quit()
-    return result
 
 
 def _errors(env: Environment) -> list[Any]:
