@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from authload.contracts import ENDPOINTS, Contract
 from authload.contracts.base import Endpoint
+from authload.load.failures import failure_message
 from authload.load.recorder import answer_retry_after, error_kind
 from authload.load.retry import CallError, RetryPolicy
 
@@ -160,7 +161,7 @@ class AuthClient:
                 response.success()
             else:  # Locust reports a copy of ``context``: mark the one it keeps
                 response.request_meta["context"]["error"] = kind
-                response.failure(f"{name}: {kind} (status {status})")
+                response.failure(failure_message(name, kind, status))
         if kind is not None:
             raise CallError(kind, status, retry_after)
         return Answer(status, parsed, "" if status == 200 else _message(response))

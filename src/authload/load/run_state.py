@@ -26,7 +26,6 @@ it (``*`` names every endpoint), for burn-rate alerts on the 5xx ratio (a ``5xx`
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +33,7 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from authload import metric_names as names
 from authload.contracts import ENDPOINTS
+from authload.load.failures import FAILURE_PATTERN
 from authload.slo_grammar import DEFAULT_FILTER, ERROR_FILTERS, PERCENTILES, parse_slo
 
 if TYPE_CHECKING:
@@ -42,9 +42,6 @@ if TYPE_CHECKING:
     from authload.runconfig import RunConfig
 
 __all__ = ["RunState", "error_budgets", "slo_met"]
-
-# how authload.load.clients reports a failed attempt to Locust
-_FAILURE = re.compile(r"(?P<kind>timeout|connect|reset|http|contract) \(status (?P<status>\d+)\)")
 
 
 def _entry(stats: Any, endpoint: str) -> Any:
@@ -61,7 +58,7 @@ def _failures(stats: Any, endpoint: str, filter_name: str) -> int:
     for error in list(stats.errors.values()):
         if endpoint != "*" and error.name != endpoint:
             continue
-        match = _FAILURE.search(str(error.error))
+        match = FAILURE_PATTERN.search(str(error.error))
         if match is not None and selected.selects(int(match["status"]), match["kind"]):
             count += int(error.occurrences)
     return count
