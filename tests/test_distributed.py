@@ -30,7 +30,7 @@ from authload.runconfig import (
     WorkerConfigError,
     mock_default_secrets,
 )
-from authload.runner import counter_delta
+from authload.running_mock import counter_delta
 from authload.scenario import Scenario
 from authload.targets import load_targets, resolve_target
 from tests.runs import REPO, Run, authload

@@ -47,6 +47,19 @@ class MockControl:
         result: dict[str, Any] = self._get("/_mock/stats")
         return result
 
+    def health(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._get("/healthz")
+        return result
+
+    def behaviour(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._get("/_mock/behaviour")
+        return result
+
+    def fault_history(self) -> list[dict[str, Any]]:
+        """Every fault window that started or ended, with its time (``GET /_mock/faults``)."""
+        history: list[dict[str, Any]] = self._get("/_mock/faults")["history"]
+        return history
+
     def reset(self) -> None:
         self._client.post("/_mock/reset").raise_for_status()
 

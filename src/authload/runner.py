@@ -36,6 +36,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from authload.control import MockControl
 from authload.errors import AuthloadError, InputError, TargetError
 from authload.mock.server import EmbeddedMock
 from authload.results import (
@@ -57,7 +58,12 @@ from authload.runconfig import (
     WORKER_UNFIT_EXIT,
     RunConfig,
     TestAccount,
-    mock_default_secrets,
+)
+from authload.running_mock import (
+    RunningMock,
+    check_running_mock,
+    keep_fault_history,
+    running_mock_secrets,
 )
 from authload.scenario import Scenario, load_scenario
 from authload.targets import Target, check_safety, resolve_target
@@ -123,7 +129,7 @@ def run(
             target.secrets()
         target.urls()
         if target.mock:
-            _check_running_mock(target)
+            check_running_mock(target)
     run_dir = _new_run_dir(Path(out), scenario.name)
     print(f"authload: run directory {run_dir}", file=sys.stderr, flush=True)
     manifest = _manifest(scenario, target, processes if master is None else master.workers)
@@ -205,7 +211,7 @@ def _execute(
             )
             return code, _aborted(run_dir), None
         running = RunningMock.begin(target, scenario, run_dir)
-        secrets = None if master is not None else _running_mock_secrets(target)
+        secrets = None if master is not None else running_mock_secrets(target)
         urls = (gigma_url, mobile_url, running.url)
         code = _locust(scenario, target, processes, run_dir, *urls, secrets, master)
         return code, _aborted(run_dir), running.end(run_dir)
@@ -226,26 +232,13 @@ def _execute(
             mock.url,
             (settings.app_token, settings.client_secret),
         )
-        stats = json.loads(_get(mock.url + "/_mock/stats"))
-        _keep_fault_history(run_dir, json.loads(_get(mock.url + "/_mock/faults"))["history"])
+        control = MockControl(mock.url)
+        try:
+            stats = control.stats()
+            keep_fault_history(run_dir, control.fault_history())
+        finally:
+            control.close()
     return code, _aborted(run_dir), stats
-
-
-def _keep_fault_history(run_dir: Path, history: list[dict[str, Any]]) -> None:
-    """The mock's fault windows, as it logged them: in mock_faults.json and the events."""
-    write_json(run_dir / "mock_faults.json", history)
-    for entry in history:
-        append_event(
-            run_dir,
-            {
-                "t": entry["t"],
-                "kind": f"fault_{entry['event']}",
-                "fault": entry["fault"],
-                "fault_kind": entry["kind"],
-                "endpoints": entry["endpoints"],
-                "name": entry["name"],
-            },
-        )
 
 
 def _behaviour_args(scenario: Scenario, run_dir: Path) -> tuple[str, ...]:
@@ -489,84 +482,6 @@ def _workers(run_dir: Path) -> list[dict[str, Any]]:
 
 
 # ---------------------------------------------------------------------------------------------
-# a mock already running
-
-
-def _check_running_mock(target: Target) -> None:
-    url = target.control_url()
-    try:
-        _get_json(url + "/healthz")
-    except TargetError as exc:
-        raise TargetError(f"target {target.name}: no mock answers at {url} ({exc})") from None
-
-
-def _running_mock_secrets(target: Target) -> tuple[str, str]:
-    """The app token and client secret for a running mock: the target's environment
-    variables, else the mock's documented defaults."""
-    defaults = mock_default_secrets()
-    token = os.environ.get(target.app_token_env) or defaults[0]
-    secret = os.environ.get(target.client_secret_env) or defaults[1]
-    return token, secret
-
-
-@dataclass(frozen=True)
-class RunningMock:
-    """A mock that outlives the run: reset at its start (unless the target says not to), its
-    counters read at the start and the end; what the run counts is the difference."""
-
-    url: str
-    before: dict[str, Any]
-    start: float
-
-    @classmethod
-    def begin(cls, target: Target, scenario: Scenario, run_dir: Path) -> RunningMock:
-        url = target.control_url()
-        if target.reset_mock:
-            _post(url + "/_mock/reset")
-        write_json(run_dir / "mock_behaviour.json", _get_json(url + "/_mock/behaviour"))
-        behaviour = scenario.mock.behaviour
-        if (behaviour is not None and behaviour != "default") or scenario.mock.settings:
-            print(
-                f"authload: the scenario's mock.behaviour and mock.settings are for the "
-                f"embedded mock; the mock at {url} keeps its own (mock_behaviour.json)",
-                file=sys.stderr,
-                flush=True,
-            )
-        return cls(url, _get_json(url + "/_mock/stats"), time.time())
-
-    def end(self, run_dir: Path) -> dict[str, Any]:
-        """The counters' increase over the run (``mock_stats.json``); its fault history."""
-        after = _get_json(self.url + "/_mock/stats")
-        end = time.time()
-        history = _get_json(self.url + "/_mock/faults")["history"]
-        _keep_fault_history(run_dir, [h for h in history if self.start <= h["t"] <= end])
-        return counter_delta(self.before, after, self.start)
-
-
-def counter_delta(before: dict[str, Any], after: dict[str, Any], since: float) -> dict[str, Any]:
-    """``/_mock/stats`` as the increase from ``before`` to ``after``; a mock restarted in
-    between (a new epoch) counts from its restart."""
-    restarted = before.get("epoch") != after.get("epoch")
-    base: dict[str, Any] = {"requests": {}, "events": {}} if restarted else before
-    requests: dict[str, dict[str, int]] = {}
-    for endpoint, statuses in after["requests"].items():
-        old = base["requests"].get(endpoint, {})
-        grown = {s: n - old.get(s, 0) for s, n in statuses.items() if n != old.get(s, 0)}
-        if grown:
-            requests[endpoint] = grown
-    events = {k: v - base["events"].get(k, 0) for k, v in after["events"].items()}
-    return {
-        "epoch": after.get("epoch"),
-        "uptime_s": after.get("uptime_s"),
-        "requests": requests,
-        "total": sum(n for by_status in requests.values() for n in by_status.values()),
-        "events": events,
-        "counted": "increase over the run",
-        "baseline": {"t": since, "total": before.get("total"), "mock_restarted": restarted},
-    }
-
-
-# ---------------------------------------------------------------------------------------------
 # `authload worker`
 
 
@@ -669,33 +584,6 @@ def _free_port() -> int:
 
 def _aborted(run_dir: Path) -> bool:
     return any(e.get("kind") == "abort" for e in read_events(run_dir))
-
-
-def _get(url: str) -> str:
-    import httpx
-
-    return httpx.get(url, timeout=10).text
-
-
-def _get_json(url: str) -> Any:
-    """GET a mock's control URL; not answering, or not with 200, is a :class:`TargetError`."""
-    import httpx
-
-    try:
-        response = httpx.get(url, timeout=10)
-        response.raise_for_status()
-        return response.json()
-    except (httpx.HTTPError, ValueError) as exc:
-        raise TargetError(f"GET {url}: {exc}") from None
-
-
-def _post(url: str) -> None:
-    import httpx
-
-    try:
-        httpx.post(url, timeout=10).raise_for_status()
-    except httpx.HTTPError as exc:
-        raise TargetError(f"POST {url}: {exc}") from None
 
 
 def _new_run_dir(out: Path, name: str) -> Path:
