@@ -19,13 +19,11 @@ import shutil
 import signal
 import socket
 import sys
-import tempfile
 import time
 import urllib.request
 from collections.abc import Sequence
 from importlib.metadata import version
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from mock_throughput import (
@@ -41,6 +39,7 @@ from mock_throughput import (
     bench_profile,
     median_round,
     no_model_profile,
+    start_bench,
 )
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -208,10 +207,6 @@ def print_report(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -
 # --- main ---------------------------------------------------------------------------------
 
 
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -255,14 +250,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    taskset = shutil.which("taskset")
-    if taskset is None:
-        print("generator_efficiency: taskset (util-linux) is required", file=sys.stderr)
+    started = start_bench("generator_efficiency")
+    if started is None:
         return 2
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _raise_interrupt)
-    tmp = Path(tempfile.mkdtemp(prefix="generator_efficiency-"))
-    (tmp / "logs").mkdir()
+    taskset, tmp = started
     bench = Bench(
         args, Processes(tmp / "logs"), tmp, taskset, bench_profile(tmp), no_model_profile(tmp)
     )

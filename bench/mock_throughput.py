@@ -146,6 +146,22 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def start_bench(name: str) -> tuple[str, Path] | None:
+    """What every bench needs first: ``taskset`` (None, after saying so, when missing),
+    SIGINT/SIGTERM/SIGHUP turned into KeyboardInterrupt (even if inherited as ignored) so
+    the ``finally`` that stops the servers runs, and a fresh temporary directory with
+    ``logs/``. Returns (taskset, directory)."""
+    taskset = shutil.which("taskset")
+    if taskset is None:
+        print(f"{name}: taskset (util-linux) is required", file=sys.stderr)
+        return None
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _raise_interrupt)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{name}-"))
+    (tmp / "logs").mkdir()
+    return taskset, tmp
+
+
 # --- servers ----------------------------------------------------------------------------
 
 
@@ -855,14 +871,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    taskset = shutil.which("taskset")
-    if taskset is None:
-        print("mock_throughput: taskset (util-linux) is required", file=sys.stderr)
+    started = start_bench("mock_throughput")
+    if started is None:
         return 2
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # even if inherited as ignored
-        signal.signal(sig, _raise_interrupt)
-    tmp = Path(tempfile.mkdtemp(prefix="mock_throughput-"))
-    (tmp / "logs").mkdir()
+    taskset, tmp = started
     behaviour = args.behaviour.resolve() if args.behaviour else bench_profile(tmp)
     bench = Bench(args, Processes(tmp / "logs"), tmp, taskset, behaviour, no_model_profile(tmp))
     results: dict[str, dict[str, Any]] = {}

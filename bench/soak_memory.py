@@ -19,15 +19,13 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
-from mock_throughput import BenchError, Proc, Processes
+from mock_throughput import BenchError, Proc, Processes, start_bench
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE_S = 120.0  # minute 2: the reference sample
@@ -270,10 +268,6 @@ def print_report(args: argparse.Namespace, soak: Soak, f: dict[str, Any]) -> Non
 # --- main ---------------------------------------------------------------------------------
 
 
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -301,14 +295,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    taskset = shutil.which("taskset")
-    if taskset is None:
-        print("soak_memory: taskset (util-linux) is required", file=sys.stderr)
+    started = start_bench("soak_memory")
+    if started is None:
         return 2
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _raise_interrupt)
-    tmp = Path(tempfile.mkdtemp(prefix="soak_memory-"))
-    (tmp / "logs").mkdir()
+    taskset, tmp = started
     procs = Processes(tmp / "logs")
     try:
         soak = run_soak(args, procs, tmp, taskset)
