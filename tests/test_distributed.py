@@ -200,6 +200,8 @@ def _check_reconciled(run: Run, workers: int) -> None:
     assert all(w["host"] == socket.gethostname() for w in manifest["workers"])
     outcomes = [e["worker"] for e in run.events if e["kind"] == "outcomes"]
     assert sorted(outcomes) == [f"w{i}" for i in range(workers)]
+    tuned = [e["worker"] for e in run.events if e["kind"] == "generator" and e["gc"] == "tuned"]
+    assert sorted(tuned) == [f"w{i}" for i in range(workers)], "each worker, not the master"
     assert run.run_dir is not None
     assert not (run.run_dir / "records").exists(), "the workers' spools are merged"
 

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from authload.contracts import ENDPOINTS
+from authload.load.gc_tuning import GEN0_THRESHOLD
 from authload.mock.server import EmbeddedMock
 from tests.runs import SCENARIOS, Run, authload, flow_of, journeys, run_scenario
 
@@ -120,6 +121,11 @@ def test_run_directory_is_complete(mixed: Run) -> None:
     assert [(e["stage"], e["users"]) for e in stages] == [(0, 4), (1, 8)]
     assert 2 <= stages[1]["t"] - stages[0]["t"] <= 4  # the first stage lasts 3 s
     assert [e["worker"] for e in mixed.events if e["kind"] == "outcomes"] == ["w0"]
+    generator = [e for e in mixed.events if e["kind"] == "generator"]
+    assert [(e["worker"], e["gc"], e["gc_threshold"][0]) for e in generator] == [
+        ("w0", "tuned", GEN0_THRESHOLD)
+    ], "the Locust process tuned its garbage collection when the test started"
+    assert generator[0]["t"] < stages[0]["t"] + 1 and generator[0]["gc_frozen"] > 0
 
     summary = mixed.summary
     assert summary["verdict"] == "pass"

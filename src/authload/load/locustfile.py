@@ -31,7 +31,7 @@ from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from authload.load import metrics, recorder
+from authload.load import gc_tuning, metrics, recorder
 from authload.load.progress import watch
 from authload.load.runtime import Runtime
 from authload.load.shapes import StagesShape
@@ -261,6 +261,8 @@ def _on_start(environment: Environment, **_: Any) -> None:
     rt = RUNTIME.get("current")
     if rt is not None:
         rt.reseed()
+        settings = gc_tuning.tune()  # last before the users spawn: what lives now, lives on
+        append_event(rt.config.run_dir, {"kind": "generator", "worker": rt.worker, **settings})
         if rt.scenario.events:
             gevent.spawn(run_timed_events, rt, time.time())
 
