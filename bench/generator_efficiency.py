@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""Requests/s and CPU per request of authload's instrumented users against bare Locust users.
+"""Requests per CPU-second of authload's instrumented users against bare Locust users.
 
-Two sides, one after the other, in one run: one Locust process of bare ``FastHttpUser`` users
-and one Locust process of authload's instrumented users (``AuthClient`` with contract checks,
-the retry policy, the record spool, the Prometheus exporter), both sending the same mobile
-refresh loop, no wait time, pinned to the load CPU (default 1), against a fresh mock pinned to
-the server CPU (default 0). Goal: authload keeps at least 85% of the bare rate. See
-bench/README.md.
+Two sides: one Locust process of bare ``FastHttpUser`` users and one Locust process of
+authload's instrumented users (``AuthClient`` with contract checks, the retry policy, the
+record spool, the Prometheus exporter), both sending the same mobile refresh loop, no wait
+time, pinned to the same load CPU (default 1), against a fresh mock pinned to the server CPU
+(default 0). By default both run at once, sharing that CPU over the same window, so that the
+machine's drift hits both alike; ``--sequential`` runs each alone on it instead. Goal:
+authload sends at least 85% of the bare requests per CPU-second. See bench/README.md.
 """
 
 from __future__ import annotations
@@ -34,18 +35,19 @@ from mock_throughput import (
     OTHER_PCT,
     Bench,
     BenchError,
+    Proc,
     Processes,
     Server,
     bench_profile,
-    median_round,
     no_model_profile,
     start_bench,
 )
 
 BENCH_DIR = Path(__file__).resolve().parent
-GOAL = 0.85  # authload's rate / the bare rate, at least
-SIDES = ("bare", "authload")
+GOAL = 0.85  # authload's requests per Locust CPU-second / bare's, at least
 PACKAGES = ("locust", "geventhttpclient", "gevent", "pydantic", "tenacity", "prometheus-client")
+STARTUP_S = 12.0  # paired: both processes import and spawn their users within this
+SHARE_PCT = 40.0  # paired: a side with less of the shared core than this was held back
 
 
 def _free_port() -> int:
@@ -54,11 +56,73 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def run_side(bench: Bench, kind: str, n: int) -> dict[str, Any]:
-    """One side: a fresh mock, one pinned Locust process, the mock stopped afterwards."""
+def sides(args: argparse.Namespace) -> dict[str, str]:
+    """Label -> kind of Locust process: bare against authload, or bare against bare."""
+    if args.control:
+        return {"bare": "bare", "bare-2": "bare"}
+    return {"bare": "bare", "authload": "authload"}
+
+
+def run_round(bench: Bench, n: int) -> dict[str, dict[str, Any]]:
+    """One round: paired (both sides at once on the load CPU, one fresh mock, the same
+    window) or sequential (each side alone on the load CPU, a fresh mock each)."""
+    a = bench.args
+    labels = sides(a)
+    if a.sequential:
+        return {label: _run(bench, {label: kind}, n, None)[label] for label, kind in labels.items()}
+    results = _run(bench, labels, n, time.time() + STARTUP_S + a.warmup)
+    for r in results.values():  # the other side ran on this machine too: not foreign work
+        partner = sum(o["load_cpu_pct"] for o in results.values() if o is not r)
+        r["other_cpu_pct"] = max(0.0, r["other_cpu_pct"] - partner)
+    return results
+
+
+def _run(
+    bench: Bench, labels: dict[str, str], n: int, start_at: float | None
+) -> dict[str, dict[str, Any]]:
+    """A fresh mock, one pinned Locust process per label, all of them stopped afterwards."""
     a = bench.args
     server: Server = bench.mock([a.server_cpu], model=a.behaviour is not None)
-    out = bench.tmp / f"result-{kind}-{n}.json"
+    procs: dict[str, tuple[Proc, Path, int]] = {}
+    scrapes = {"tried": 0, "answered": 0}
+    try:
+        for label, kind in labels.items():
+            procs[label] = _start_side(bench, server, label, kind, n, start_at)
+        deadline = time.monotonic() + STARTUP_S + a.warmup + a.seconds + 60
+        next_scrape = time.monotonic() + a.scrape if a.scrape else float("inf")
+        while any(p.popen.poll() is None for p, _, _ in procs.values()):
+            if time.monotonic() > deadline:
+                tails = "\n".join(p.log_tail() for p, _, _ in procs.values())
+                raise BenchError(f"Locust did not finish in time:\n{tails}")
+            if time.monotonic() >= next_scrape:
+                next_scrape += a.scrape
+                for label, (_, _, port) in procs.items():
+                    if labels[label] == "authload":
+                        scrapes["tried"] += 1
+                        scrapes["answered"] += _scrape(port)
+            time.sleep(0.05)
+    finally:
+        for proc, _, _ in procs.values():
+            bench.procs.stop(proc)
+        for p in server.procs:
+            bench.procs.stop(p)
+    results = {}
+    for label, (proc, out, _) in procs.items():
+        if proc.popen.returncode != 0 or not out.exists():
+            raise BenchError(
+                f"Locust ({label}) exited with {proc.popen.returncode}:\n{proc.log_tail()}"
+            )
+        results[label] = json.loads(out.read_text())
+        if labels[label] == "authload":
+            results[label]["scrapes"] = scrapes
+    return results
+
+
+def _start_side(
+    bench: Bench, server: Server, label: str, kind: str, n: int, start_at: float | None
+) -> tuple[Proc, Path, int]:
+    a = bench.args
+    out = bench.tmp / f"result-{label}-{n}.json"
     port = _free_port()
     cmd = [
         sys.executable, str(BENCH_DIR / "generator_load.py"),
@@ -70,6 +134,8 @@ def run_side(bench: Bench, kind: str, n: int) -> dict[str, Any]:
         "--client-secret", CLIENT_SECRET,
         "--out", str(out),
     ]  # fmt: skip
+    if start_at is not None:
+        cmd += ["--start-at", repr(start_at)]
     if kind == "bare":
         cmd += ["--accounts", str(bench.fetch_accounts())]
     else:
@@ -81,30 +147,10 @@ def run_side(bench: Bench, kind: str, n: int) -> dict[str, Any]:
         "AUTHLOAD_CLIENT_SECRET": CLIENT_SECRET,
         "AUTHLOAD_APP_TOKEN": APP_TOKEN,
         "AUTHLOAD_METRICS_LINGER_S": "0",  # no final-scrape grace: the figures are taken
+        "AUTHLOAD_GC": a.gc,
     }
-    proc = bench.procs.start(f"locust-{kind}", bench.pinned(str(a.load_cpu), cmd), env=env)
-    scrapes = {"tried": 0, "answered": 0}
-    try:
-        deadline = time.monotonic() + a.warmup + a.seconds + 60
-        next_scrape = time.monotonic() + a.scrape if a.scrape else float("inf")
-        while proc.popen.poll() is None:
-            if time.monotonic() > deadline:
-                raise BenchError(f"Locust did not finish in time:\n{proc.log_tail()}")
-            if kind == "authload" and time.monotonic() >= next_scrape:
-                next_scrape += a.scrape
-                scrapes["tried"] += 1
-                scrapes["answered"] += _scrape(port)
-            time.sleep(0.05)
-    finally:
-        bench.procs.stop(proc)
-        for p in server.procs:
-            bench.procs.stop(p)
-    if proc.popen.returncode != 0 or not out.exists():
-        raise BenchError(f"Locust ({kind}) exited with {proc.popen.returncode}:\n{proc.log_tail()}")
-    result: dict[str, Any] = json.loads(out.read_text())
-    if kind == "authload":
-        result["scrapes"] = scrapes
-    return result
+    proc = bench.procs.start(f"locust-{label}", bench.pinned(str(a.load_cpu), cmd), env=env)
+    return proc, out, port
 
 
 def _scrape(port: int) -> int:
@@ -119,14 +165,33 @@ def _scrape(port: int) -> int:
 # --- report -------------------------------------------------------------------------------
 
 
-def verdict(results: dict[str, dict[str, Any]]) -> tuple[float, float, str, list[str]]:
-    bare, inst = results["bare"], results["authload"]
-    rate = inst["rps"] / bare["rps"] if bare["rps"] else 0.0
-    cost = bare["load_us_per_req"] / inst["load_us_per_req"] if inst["load_us_per_req"] else 0.0
+def ratios(rnd: dict[str, dict[str, Any]]) -> tuple[float, float]:
+    """(requests per Locust CPU-second, req/s) of the second side over the first's."""
+    first, second = rnd.values()
+    cost = first["load_us_per_req"] / second["load_us_per_req"] if second["load_us_per_req"] else 0
+    rate = second["rps"] / first["rps"] if first["rps"] else 0.0
+    return cost, rate
+
+
+def median_of_rounds(rounds: list[dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """The round with the median ratio (the lower one of two): all figures shown come from
+    one measurement, the ratios of every round go along."""
+    ordered = sorted(rounds, key=lambda rnd: ratios(rnd)[0])
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def problems_of(args: argparse.Namespace, rnd: dict[str, dict[str, Any]]) -> list[str]:
     problems = []
-    for side, r in results.items():
-        if r["load_cpu_pct"] < BUSY_PCT:
+    busy = sum(r["load_cpu_pct"] for r in rnd.values())
+    if not args.sequential and busy < BUSY_PCT:
+        problems.append(f"the load cpu was not saturated ({busy:.0f}%)")
+    for side, r in rnd.items():
+        if args.sequential and r["load_cpu_pct"] < BUSY_PCT:
             problems.append(f"{side}: Locust not CPU-bound ({r['load_cpu_pct']:.0f}%)")
+        if not args.sequential and r["load_cpu_pct"] < SHARE_PCT:
+            problems.append(f"{side}: less than {SHARE_PCT:.0f}% of the load cpu")
+        if not args.sequential and r["warmed_s"] < args.warmup:
+            problems.append(f"{side}: started late, warmed up {r['warmed_s']:.1f} s")
         if r["server_cpu_pct"] >= BUSY_PCT:
             problems.append(f"{side}: the mock saturated ({r['server_cpu_pct']:.0f}%)")
         if r["other_cpu_pct"] > OTHER_PCT:
@@ -134,38 +199,58 @@ def verdict(results: dict[str, dict[str, Any]]) -> tuple[float, float, str, list
         other = r["all_requests"] - r["requests"]
         if other > 0.01 * r["all_requests"]:
             problems.append(f"{side}: {other} requests were not refreshes (sessions lost)")
-    text = "MET" if rate >= GOAL else "NOT MET"
+    return problems
+
+
+def verdict(
+    args: argparse.Namespace, rounds: list[dict[str, dict[str, Any]]]
+) -> tuple[float, float, str, list[str]]:
+    shown = median_of_rounds(rounds)
+    cost, rate = ratios(shown)
+    problems = problems_of(args, shown)
+    text = "MET" if cost >= GOAL else "NOT MET"
+    if args.control:
+        text = "control (bare against bare: the method's own bias)"
     if problems:
         text += " (invalid: " + "; ".join(problems) + ")"
-    return rate, cost, text, problems
+    return cost, rate, text, problems
 
 
-def print_report(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> None:
-    rate, cost, text, _ = verdict(results)
-    inst = results["authload"]
+def print_report(args: argparse.Namespace, rounds: list[dict[str, dict[str, Any]]]) -> None:
+    cost, rate, text, _ = verdict(args, rounds)
+    shown = median_of_rounds(rounds)
+    first, second = shown
     versions = ", ".join(f"{p} {version(p)}" for p in PACKAGES)
-    rounds = f", {args.rounds} rounds, median shown" if args.rounds > 1 else ""
+    median = f", {args.rounds} rounds, the median round shown" if args.rounds > 1 else ""
     mock = "empty profile {}" if args.behaviour is None else "shipped profile, no latency/faults"
+    how = (
+        "one after the other, each alone on"
+        if args.sequential
+        else "both at once (the same window), sharing"
+    )
     print()
     print(
-        f"generator_efficiency: mobile.refresh loop, {args.users} users, no wait, 1 Locust"
-        f" process per side on cpu {args.load_cpu}; {args.warmup:g} s warm-up +"
-        f" {args.seconds:g} s measured per side{rounds}"
+        f"generator_efficiency: mobile.refresh loop, {args.users} users per side, no wait;"
+        f" 1 Locust process per side, {how} cpu {args.load_cpu}; {args.warmup:g} s warm-up +"
+        f" {args.seconds:g} s measured{median}"
     )
-    print(f"mock: 1 process on cpu {args.server_cpu}, {mock}, a fresh one per side; 127.0.0.1")
-    print(
-        f"authload side: JourneyUser + AuthClient (contract checks), retry policy"
-        f" {inst.get('retry_policy', args.retry)}, record spool, Prometheus exporter"
-        + (f" scraped every {args.scrape:g} s" if args.scrape else " (not scraped)")
-    )
+    fresh = "per side" if args.sequential else "per round"
+    print(f"mock: 1 process on cpu {args.server_cpu}, {mock}, a fresh one {fresh}; 127.0.0.1")
+    if not args.control:
+        inst = shown["authload"]
+        print(
+            f"authload side: JourneyUser + AuthClient (contract checks), retry policy"
+            f" {inst.get('retry_policy', args.retry)}, record spool, Prometheus exporter"
+            + (f" scraped every {args.scrape:g} s" if args.scrape else " (not scraped)")
+            + f"; garbage collection {inst['gc']} (threshold {inst['gc_threshold'][0]})"
+        )
     print(f"python {platform.python_version()}, {versions}")
     print()
     print(
         f"{'':3}{'side':<10}{'req/s':>7}{'p50 ms':>8}{'p99 ms':>8}{'fails':>7}"
         f"{'Locust cpu':>12}{'us/req':>8}{'mock cpu':>10}{'other':>7}"
     )
-    for side in SIDES:
-        r = results[side]
+    for side, r in shown.items():
         print(
             f"{'':3}{side:<10}{r['rps']:>7.0f}{r['p50_ms']:>8.0f}{r['p99_ms']:>8.0f}"
             f"{r['failures']:>7}{r['load_cpu_pct']:>11.0f}%{r['load_us_per_req']:>8.0f}"
@@ -175,17 +260,25 @@ def print_report(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -
     print("   req/s: mobile.refresh answered in the window; us/req: Locust cpu microseconds per")
     print(f"   request. In % of one core over the window: Locust cpu (on cpu {args.load_cpu}),")
     print(f"   mock cpu (on cpu {args.server_cpu}), other: everything else on the machine")
-    for side in SIDES:
-        r = results[side]
-        if len(r["rounds_rps"]) > 1:
-            each = " / ".join(f"{x:.0f}" for x in r["rounds_rps"])
-            print(f"   {side}: req/s of the rounds: {each} (the median round is shown)")
     if args.rounds > 1:
-        pairs = zip(results["authload"]["rounds_rps"], results["bare"]["rounds_rps"], strict=True)
-        each = " / ".join(f"{a / b:.2f}" if b else "n/a" for a, b in pairs)
-        print(f"   authload / bare in each round: {each}")
+        each = " / ".join(f"{ratios(rnd)[0]:.2f}" for rnd in rounds)
+        print(f"   {second} / {first} per Locust cpu-second, each round: {each}")
+    for side, r in shown.items():
         if r["failures"]:
             print(f"   {side}: {r['failures']} failed requests, e.g. {r['errors']}")
+    if not args.control:
+        _print_instrumentation(shown["authload"])
+    print()
+    print(f"{'':3}{'ratio':<44}{'value':>7}  {'goal':<10}verdict")
+    print(
+        f"{'':3}{second + ' / ' + first + ', requests per Locust cpu-s':<44}"
+        f"{cost:>7.2f}  {'>= ' + str(GOAL):<10}{text}"
+    )
+    print(f"{'':5}(req/s: {rate:.2f}; {shown[second]['load_us_per_req']:.0f} against"
+          f" {shown[first]['load_us_per_req']:.0f} us of Locust cpu per request)")  # fmt: skip
+
+
+def _print_instrumentation(inst: dict[str, Any]) -> None:
     print(
         f"   authload: {inst['policy_attempts']} attempts by the retry policy,"
         f" {inst['recorded_rows']} rows in the record spool ({inst['recorded_dropped']} dropped),"
@@ -194,14 +287,6 @@ def print_report(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -
     )
     if inst["outcomes"]:
         print(f"   authload: outcomes other than a rotated token: {inst['outcomes']}")
-    print()
-    print(f"{'':3}{'ratio':<34}{'value':>7}  {'goal':<10}verdict")
-    print(f"{'':3}{'authload / bare, req/s':<34}{rate:>7.2f}  {'>= 0.85':<10}{text}")
-    print(
-        f"{'':5}(by Locust cpu per request: {cost:.2f}, {inst['load_us_per_req']:.0f} vs"
-        f" {results['bare']['load_us_per_req']:.0f} us; valid when both Locust sides are"
-        f" >= {BUSY_PCT:.0f}% busy and the mock is not)"
-    )
 
 
 # --- main ---------------------------------------------------------------------------------
@@ -214,7 +299,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=10.0, help="measured window per side (10)")
     p.add_argument("--warmup", type=float, default=3.0, help="warm-up before each window (3)")
     p.add_argument("--users", type=int, default=64, help="Locust users per side (64)")
-    p.add_argument("--rounds", type=int, default=1, help="run both sides N times (1)")
+    p.add_argument("--rounds", type=int, default=3, help="rounds; the median is shown (3)")
+    p.add_argument(
+        "--sequential",
+        action="store_true",
+        help="each side alone on the load CPU, one after the other (default: both at once)",
+    )
+    p.add_argument(
+        "--control", action="store_true", help="bare against bare: the method's own bias"
+    )
+    p.add_argument(
+        "--gc",
+        choices=["tuned", "default"],
+        default="tuned",
+        help="authload's garbage collection, as AUTHLOAD_GC (tuned)",
+    )
     p.add_argument(
         "--retry",
         default="budget",
@@ -260,20 +359,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         print("fetching test accounts from a mock ...", file=sys.stderr, flush=True)
         bench.fetch_accounts()
-        runs: dict[str, list[dict[str, Any]]] = {side: [] for side in SIDES}
+        rounds = []
         for n in range(1, args.rounds + 1):
-            for side in SIDES:
-                rounds = f" round {n}/{args.rounds}" if args.rounds > 1 else ""
-                print(f"[{side}]{rounds} ...", file=sys.stderr, flush=True)
-                runs[side].append(run_side(bench, side, n))
-        results = {side: median_round(measured) for side, measured in runs.items()}
-        print_report(args, results)
+            what = " and ".join(sides(args))
+            print(f"[{what}] round {n}/{args.rounds} ...", file=sys.stderr, flush=True)
+            rounds.append(run_round(bench, n))
+        print_report(args, rounds)
         if args.json:
-            rate, cost, text, problems = verdict(results)
+            cost, rate, text, problems = verdict(args, rounds)
             doc = {
                 "settings": {k: v for k, v in vars(args).items() if k != "json"},
-                "sides": results,
-                "ratio": {"rps": rate, "cpu_per_request": cost, "goal": GOAL, "verdict": text},
+                "rounds": rounds,
+                "shown": median_of_rounds(rounds),
+                "ratio": {"cpu_second": cost, "rps": rate, "goal": GOAL, "verdict": text},
                 "problems": problems,
             }
             args.json.write_text(json.dumps(doc, indent=2, default=str) + "\n")

@@ -12,9 +12,11 @@ policy, the flow context), is recorded by ``authload.load.recorder`` to its spoo
 counted by the client Prometheus exporter (``authload.load.metrics.register``, serving on a
 port), exactly as in ``authload run``.
 
-Both: spawn all users, warm up, reset Locust's statistics, measure for a fixed window, write
-the figures as JSON and exit. Not meant to be run by hand; generator_efficiency.py starts it
-pinned to the load-generator core.
+Both: spawn all users, warm up (until ``--start-at`` when given: both sides measure the same
+window), reset Locust's statistics, measure for a fixed window, write the figures as JSON and
+exit. The authload side tunes its garbage collection as `authload run`'s processes do
+(``authload.load.gc_tuning``, ``AUTHLOAD_GC``). Not meant to be run by hand:
+generator_efficiency.py starts it pinned to the load-generator core.
 """
 
 from __future__ import annotations
@@ -128,15 +130,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         user_class, instrumented = authload_user(args, env)
         env.user_classes = [user_class]
     runner = env.create_local_runner()
-    if instrumented is not None:
-        instrumented[0].reseed()  # as authload's locustfile does at the test's start
+    gc_settings: dict[str, Any] = {}
+    if instrumented is not None:  # as authload's locustfile does when the test starts
+        from authload.load import gc_tuning
+
+        instrumented[0].reseed()
+        gc_settings = gc_tuning.tune()
     try:
         result = {"kind": args.kind, **measure(env, NAME, args)}
     finally:
         runner.quit()
         env.events.quitting.fire(environment=env, reverse=True)  # type: ignore[no-untyped-call]
     if instrumented is not None:
-        result.update(_instrumentation(env, *instrumented))
+        result.update(_instrumentation(env, *instrumented), **gc_settings)
     return result
 
 
@@ -165,6 +171,7 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, required=True)
     parser.add_argument("--seconds", type=float, required=True)
     parser.add_argument("--server-pgid", type=int, action="append", default=[])
+    parser.add_argument("--start-at", type=float, help="unix time the measured window starts")
     parser.add_argument("--client-secret", required=True)
     parser.add_argument("--retry", default="adaptive", help="authload: the retry policy")
     parser.add_argument("--run-dir", help="authload: where the record spool goes")

@@ -137,13 +137,19 @@ def measure(env: Environment, name: str, args: argparse.Namespace) -> dict[str, 
     """Spawn ``args.users`` users on ``env``'s local runner, warm up, reset the statistics,
     measure ``args.seconds`` and return the window's figures (the runner still runs: the
     caller quits it). CPU in % of one core: this process, the server's process groups
-    (``args.server_pgid``), and everything else on the machine."""
+    (``args.server_pgid``), and everything else on the machine.
+
+    With ``args.start_at`` (unix seconds; several processes measuring the same window) the
+    warm-up lasts until then; ``warmed_s`` tells how long it really was."""
     runner = env.runner
     assert runner is not None
+    spawned = time.time()
     runner.start(args.users, spawn_rate=args.users * 20)
-    gevent.sleep(args.warmup)
+    start_at = getattr(args, "start_at", None)
+    gevent.sleep(max(0.0, start_at - time.time()) if start_at else args.warmup)
     pgids: list[int] = args.server_pgid
     env.stats.reset_all()
+    window_start = time.time()
     t0, cpu0, srv0 = time.monotonic(), own_cpu_seconds(), group_cpu_ticks(pgids)
     busy0 = machine_busy_ticks()
     gevent.sleep(args.seconds)
@@ -157,6 +163,8 @@ def measure(env: Environment, name: str, args: argparse.Namespace) -> dict[str, 
     all_requests = total.num_requests
     return {
         "endpoint": name,
+        "window_start": window_start,
+        "warmed_s": round(window_start - spawned, 3),
         "seconds": round(elapsed, 3),
         "requests": entry.num_requests,
         "all_requests": all_requests,  # other endpoints too (logins after a lost session)

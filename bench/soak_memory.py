@@ -139,7 +139,11 @@ def run_soak(args: argparse.Namespace, procs: Processes, tmp: Path, taskset: str
         "--duration", f"{duration:g}",
         "--out", str(tmp / "runs"),
     ]  # fmt: skip
-    env = {"AUTHLOAD_METRICS_PORT": str(_free_port()), "PYTHONUNBUFFERED": "1"}
+    env = {
+        "AUTHLOAD_METRICS_PORT": str(_free_port()),
+        "AUTHLOAD_METRICS_LINGER_S": "0",  # nothing scrapes it: no final-scrape grace
+        "PYTHONUNBUFFERED": "1",
+    }
     run = procs.start("authload-run", cmd, env=env)
     soak = Soak()
     locust, mock = _find(run, args.mock_cpu)
