@@ -1,9 +1,9 @@
 """Garbage collection of a load-generating Locust process.
 
-Every request allocates a few dozen short-lived containers (Locust's request dicts, response
-objects, the flow's context), so CPython's default first-generation threshold (700
-allocations) runs a young collection every few requests, and every full collection walks the
-process's whole start-up heap (modules, the scenario, accounts) again. In a process that does
+Every request allocates containers the collector tracks (Locust's request dicts, response
+objects, the flow's context), so CPython's default first-generation threshold (700) runs a
+young collection every few dozen requests, and every full collection walks the process's
+whole start-up heap (modules, the scenario, accounts) again. In a process that does
 nothing but send requests that is a large share of its CPU: measured on the refresh loop of
 ``bench/generator_efficiency``, one process of authload users sent about 13% more requests per
 CPU-second with the settings below (0.93 of the bare Locust rate against 0.82).
