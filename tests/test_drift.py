@@ -16,14 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from authload.analysis.drift import (
-    analyze_drift,
-    change_points,
-    error_budget,
-    linear_trend,
-    pettitt,
-    read_resources,
-)
+from authload.analysis.drift import analyze_drift, error_budget, read_resources
+from authload.analysis.trend_stats import change_points, linear_trend, pettitt
 from authload.errors import ResultsError
 from authload.results import RESOURCES_FILE
 from tests.runs import Run, authload, run_scenario
