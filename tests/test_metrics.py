@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from authload import metric_names as names
-from authload.load.metrics import (
+from authload.load.metrics_endpoint import (
     HOST_ENV,
     LINGER_ENV,
     PORT_ENV,

@@ -31,7 +31,7 @@ from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from authload.load import gc_tuning, metrics, recorder
+from authload.load import gc_tuning, metrics, metrics_endpoint, recorder
 from authload.load.progress import watch
 from authload.load.runtime import Runtime
 from authload.load.shapes import StagesShape
@@ -92,7 +92,7 @@ SPOOL: dict[str, recorder.RecordSpool] = {}  # "current": this process's record 
 
 @events.init.add_listener
 def _on_init(environment: Environment, **_: Any) -> None:
-    metrics.register(environment, port=metrics.port_from_env())
+    metrics.register(environment, port=metrics_endpoint.port_from_env())
     runner = environment.runner
     if isinstance(runner, MasterRunner):
         if CONFIG is not None and CONFIG.remote_workers:
