@@ -56,11 +56,16 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+CONTROL_TEXT = {
+    "bare": "control (bare against bare: the method's own bias)",
+    "httpuser": "reference (HttpUser, on requests, against FastHttpUser)",
+}
+SECOND = {"authload": "authload", "bare": "bare-2", "httpuser": "httpuser"}  # kind -> label
+
+
 def sides(args: argparse.Namespace) -> dict[str, str]:
-    """Label -> kind of Locust process: bare against authload, or bare against bare."""
-    if args.control:
-        return {"bare": "bare", "bare-2": "bare"}
-    return {"bare": "bare", "authload": "authload"}
+    """Label -> kind of Locust process: bare against ``--second`` (authload by default)."""
+    return {"bare": "bare", SECOND[args.second]: args.second}
 
 
 def run_round(bench: Bench, n: int) -> dict[str, dict[str, Any]]:
@@ -136,7 +141,7 @@ def _start_side(
     ]  # fmt: skip
     if start_at is not None:
         cmd += ["--start-at", repr(start_at)]
-    if kind == "bare":
+    if kind != "authload":
         cmd += ["--accounts", str(bench.fetch_accounts())]
     else:
         cmd += ["--retry", a.retry, "--run-dir", str(bench.tmp / f"run-{n}")]
@@ -209,8 +214,8 @@ def verdict(
     cost, rate = ratios(shown)
     problems = problems_of(args, shown)
     text = "MET" if cost >= GOAL else "NOT MET"
-    if args.control:
-        text = "control (bare against bare: the method's own bias)"
+    if args.second != "authload":
+        text = CONTROL_TEXT[args.second]
     if problems:
         text += " (invalid: " + "; ".join(problems) + ")"
     return cost, rate, text, problems
@@ -236,7 +241,7 @@ def print_report(args: argparse.Namespace, rounds: list[dict[str, dict[str, Any]
     )
     fresh = "per side" if args.sequential else "per round"
     print(f"mock: 1 process on cpu {args.server_cpu}, {mock}, a fresh one {fresh}; 127.0.0.1")
-    if not args.control:
+    if args.second == "authload":
         inst = shown["authload"]
         print(
             f"authload side: JourneyUser + AuthClient (contract checks), retry policy"
@@ -266,7 +271,7 @@ def print_report(args: argparse.Namespace, rounds: list[dict[str, dict[str, Any]
     for side, r in shown.items():
         if r["failures"]:
             print(f"   {side}: {r['failures']} failed requests, e.g. {r['errors']}")
-    if not args.control:
+    if args.second == "authload":
         _print_instrumentation(shown["authload"])
     print()
     print(f"{'':3}{'ratio':<44}{'value':>7}  {'goal':<10}verdict")
@@ -306,7 +311,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="each side alone on the load CPU, one after the other (default: both at once)",
     )
     p.add_argument(
-        "--control", action="store_true", help="bare against bare: the method's own bias"
+        "--second",
+        choices=sorted(SECOND),
+        default="authload",
+        help="what runs against the bare FastHttpUser side: authload (the goal), bare (a"
+        " control: the method's own bias) or httpuser (Locust's HttpUser)",
     )
     p.add_argument(
         "--gc",

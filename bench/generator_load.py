@@ -4,6 +4,8 @@
 then ``POST /v2/mobile/users/refresh`` with the newest refresh token, the token taken from
 the JSON answer).
 
+``--kind httpuser``: the same user on Locust's ``HttpUser`` (python-requests) instead.
+
 ``--kind authload``: the same requests sent by authload's instrumented users: a subclass of
 authload's ``JourneyUser`` (its timeouts, no hidden HTTP retries, the runtime's ``AuthClient``)
 whose task is the refresh step of the sms journey, ``authload.load.flows.refresh``. So every
@@ -28,7 +30,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from locust import User, constant
+from locust import FastHttpUser, HttpUser, User, constant
 from locust.env import Environment
 from locust_load import measure, refresh_user
 
@@ -123,9 +125,10 @@ def authload_user(args: argparse.Namespace, environment: Environment) -> tuple[t
 def run(args: argparse.Namespace) -> dict[str, Any]:
     env = Environment(host=args.url)
     instrumented: Any = None
-    if args.kind == "bare":
+    if args.kind in ("bare", "httpuser"):
         accounts = json.loads(Path(args.accounts).read_text())
-        env.user_classes = [refresh_user(accounts, args.client_secret)]
+        base = HttpUser if args.kind == "httpuser" else FastHttpUser
+        env.user_classes = [refresh_user(accounts, args.client_secret, base)]
     else:
         user_class, instrumented = authload_user(args, env)
         env.user_classes = [user_class]
@@ -164,9 +167,9 @@ def _instrumentation(env: Environment, rt: Any, spool: Any, exporter: Any) -> di
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--kind", choices=["bare", "authload"], required=True)
+    parser.add_argument("--kind", choices=["bare", "httpuser", "authload"], required=True)
     parser.add_argument("--url", required=True)
-    parser.add_argument("--accounts", help="bare: JSON file, rows of /_mock/accounts")
+    parser.add_argument("--accounts", help="bare, httpuser: rows of /_mock/accounts (JSON)")
     parser.add_argument("--users", type=int, required=True)
     parser.add_argument("--warmup", type=float, required=True)
     parser.add_argument("--seconds", type=float, required=True)

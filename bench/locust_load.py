@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import gevent
-from locust import FastHttpUser, User, constant, task
+from locust import FastHttpUser, HttpUser, User, constant, task
 from locust.env import Environment
 
 LOGIN_PATH = "/counterparty/login"
@@ -47,11 +47,15 @@ def login_user(accounts: list[dict[str, Any]], app_token: str, password: str) ->
     return GigmaLogin
 
 
-def refresh_user(accounts: list[dict[str, Any]], client_secret: str) -> type[User]:
+def refresh_user(
+    accounts: list[dict[str, Any]],
+    client_secret: str,
+    base: type[FastHttpUser] | type[HttpUser] = FastHttpUser,
+) -> type[User]:
     """Each user logs in once via LKFL on its own account, then rotates its refresh token."""
     numbers = itertools.count()
 
-    class MobileRefresh(FastHttpUser):
+    class MobileRefresh(base):  # type: ignore[valid-type,misc]
         wait_time = constant(0)
         token: str | None = None
 
