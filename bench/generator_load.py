@@ -39,8 +39,11 @@ NAME = "mobile.refresh"
 FLOW = "refresh_loop"
 
 
-def authload_user(args: argparse.Namespace, environment: Environment) -> tuple[type[User], Any]:
-    """authload's runtime, recorder and metrics on this process, and the refresh-loop user."""
+def authload_user(
+    args: argparse.Namespace, environment: Environment, accounts: list[Any] | None = None
+) -> tuple[type[User], Any]:
+    """authload's runtime, recorder and metrics on this process, and the refresh-loop user.
+    The accounts come from the mock at ``args.url`` unless given (``TestAccount`` s)."""
     from authload.load import metrics, recorder
     from authload.load.flows import FlowFailed, refresh
     from authload.load.runtime import Runtime
@@ -67,8 +70,9 @@ def authload_user(args: argparse.Namespace, environment: Environment) -> tuple[t
         target="mock",
         gigma_url=args.url,
         mobile_url=args.url,
-        mock_url=args.url,
+        mock_url=args.url if accounts is None else None,
         processes=1,
+        accounts=accounts or [],
     )
     rt = Runtime(config, environment)  # accounts from the mock, as in `authload run`
     RUNTIME["current"] = rt
