@@ -45,14 +45,22 @@ def mode_from_env(environ: Mapping[str, str] = os.environ) -> str:
     return value
 
 
+_TUNED: list[str] = []  # the mode applied in this process, once
+
+
 def tune(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
-    """Apply the mode ``AUTHLOAD_GC`` names; the settings in force after it."""
+    """Apply the mode ``AUTHLOAD_GC`` names, once per process (a test started again, from
+    Locust's web UI, would otherwise freeze the previous test's leftovers for good); the
+    settings in force after it."""
+    if _TUNED:
+        return gc_settings(_TUNED[0])
     mode = mode_from_env(environ)
     if mode == "tuned":
         gc.collect()
         gc.freeze()
         _, gen1, gen2 = gc.get_threshold()
         gc.set_threshold(GEN0_THRESHOLD, gen1, gen2)
+    _TUNED.append(mode)
     return gc_settings(mode)
 
 
