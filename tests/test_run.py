@@ -641,6 +641,46 @@ def test_a_lost_answer_is_recorded_as_a_reset(storm: Run) -> None:
     assert failed in ([], ["refresh_storm:failed:mobile.refresh:reset"])
 
 
+EVICTING = """
+name: evicting-e2e
+seed: 5
+accounts: {count: 2}
+mix: {lkfl: 1}
+load:
+  model: closed
+  stages: [{duration_s: 5, users: 4, spawn_rate: 4}]
+think_time: {dist: fixed, ms: 50}
+flows:
+  lkfl: {wrong_password_share: 0}
+events:
+  - {kind: refresh_storm, at_s: 3, sessions: 20, window_s: 0.5}
+retry: {policy: none}
+abort: null
+mock:
+  behaviour: {}
+  settings: {max_sessions_per_account: 1}
+"""
+
+
+def test_sessions_the_mock_evicts_are_named_as_its_doing_not_the_services(
+    tmp_path: Path, mixed: Run
+) -> None:
+    """Two accounts, one live session each on the mock: the idle sessions the lkfl journeys
+    keep are evicted by later logins, and the storm finds their tokens refused."""
+    run = run_scenario(tmp_path, EVICTING, load_s=5)
+    assert run.code == 0, run.describe()
+    evicted = run.summary["mock_sessions_evicted"]
+    assert set(evicted) == {"mobile"} and evicted["mobile"] > 0
+    assert run.outcomes["refresh_storm:session_lost:invalid"] > 0
+    note = "the mock evicted sessions over its per-account cap"
+    assert f"note: {note} ({evicted['mobile']} mobile)" in run.proc.stdout
+    assert run.run_dir is not None
+    assert note in (run.run_dir / "report.html").read_text(encoding="utf-8")
+
+    assert mixed.summary["mock_sessions_evicted"] == {}, "none on a healthy run"
+    assert "note:" not in mixed.proc.stdout
+
+
 # ---------------------------------------------------------------------------------------------
 # 6: mass logout of counterparties on several devices
 

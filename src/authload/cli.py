@@ -337,6 +337,7 @@ def _smoke(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from authload.analysis.summary import eviction_note
     from authload.runner import MasterOptions, run
 
     master = None
@@ -372,6 +373,9 @@ def _run(args: argparse.Namespace) -> int:
         print(f"SLO {mark} {slo['slo']}  (measured {value})")
     if not summary["reconciliation"]["match"]:
         print("counts do not reconcile: see summary.json 'reconciliation'")
+    note = eviction_note(summary.get("mock_sessions_evicted"))
+    if note is not None:
+        print(f"note: {note}")
     print(f"verdict: {result.verdict.upper()}")
     return result.exit_code
 

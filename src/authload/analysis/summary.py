@@ -37,7 +37,42 @@ def summarize(run_dir: Path, scenario: Scenario, status: str) -> dict[str, Any]:
         "slos": [{**vars(s), "value": None if math.isnan(s.value) else s.value} for s in slos],
         "outcomes": _outcomes(run_dir),
         "reconciliation": reconcile(run_dir, records),
+        "mock_sessions_evicted": mock_sessions_evicted(run_dir),
     }
+
+
+EVICTED = "sessions_evicted."  # /_mock/stats events: sessions_evicted.<api>
+
+
+def mock_sessions_evicted(run_dir: Path) -> dict[str, int] | None:
+    """Sessions the mock ended over the run because an account went past its cap of live
+    sessions (``max_sessions_per_account``), per API; None when the target was no mock.
+
+    The API does not know such a cap: a journey that kept an evicted session finds its token
+    refused and counts the session lost, so these losses are the mock's, not the service's.
+    """
+    path = run_dir / "mock_stats.json"
+    if not path.is_file():
+        return None
+    events = json.loads(path.read_text(encoding="utf-8")).get("events", {})
+    return {
+        key.removeprefix(EVICTED): int(n)
+        for key, n in sorted(events.items())
+        if key.startswith(EVICTED) and n > 0
+    }
+
+
+def eviction_note(evicted: dict[str, int] | None) -> str | None:
+    """What a person must know when the mock evicted sessions during the run."""
+    if not evicted:
+        return None
+    counts = ", ".join(f"{n} {api}" for api, n in evicted.items())
+    return (
+        f"the mock evicted sessions over its per-account cap ({counts}): journeys that kept "
+        f"them count them lost (session_lost:invalid, token_lost), the mock's doing, not the "
+        f"service's; give the scenario more accounts or raise the mock's "
+        f"max_sessions_per_account"
+    )
 
 
 def _span_s(records: pd.DataFrame) -> float:
