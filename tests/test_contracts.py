@@ -60,8 +60,15 @@ def test_openapi_has_every_endpoint_with_its_errors() -> None:
         for method, op in item.items()
     }
     assert {k: v[:2] for k, v in ops.items()} == EXPECTED
-    assert set(ops["mobile.refresh"][2]["responses"]) == {"200", "400", "500", "503"}
-    assert "text/plain" in ops["mobile.refresh"][2]["responses"]["400"]["content"]
+    refresh = ops["mobile.refresh"][2]["responses"]
+    assert set(refresh) == {"200", "400", "429", "500", "502", "503", "504"}
+    assert "text/plain" in refresh["400"]["content"]
+    # the seed's own statuses, then what the behaviour model adds (marked as such)
+    assert [s for s, r in refresh.items() if r.get("x-authload-behaviour")] == ["429", "502", "504"]
+    send = ops["gigma.send_password"][2]["responses"]
+    assert set(send) == {"200", "403", "404", "422", "429", "500", "502", "503", "504"}
+    assert send["503"]["x-authload-behaviour"] is True
+    assert "Message" in send["429"]["content"]["application/json"]["schema"]["$ref"]
     login = ops["gigma.login"][2]
     assert login["security"] == [{"appToken": []}]
     assert ops["gigma.logout"][2]["security"] == [{"appToken": [], "bearer": []}]

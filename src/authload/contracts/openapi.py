@@ -12,6 +12,17 @@ from authload.contracts.gigma import Message, ValidationErrorBody
 
 _REF = "#/components/schemas/{model}"
 
+BEHAVIOUR_ERRORS = {
+    429: "rate limit of the mock's behaviour model (per phone, or per address when set)",
+    500: "a fault window of the mock's behaviour model",
+    502: "a fault window of the mock's behaviour model",
+    503: "load shed by the mock's behaviour model (capacity), or a fault window",
+    504: "a fault window of the mock's behaviour model",
+}
+"""Statuses the mock's behaviour model can answer on any endpoint, whether or not the seed
+lists them: documented so that the document is what the mock serves. Marked
+``x-authload-behaviour`` where the contract itself does not list them."""
+
 
 def _schemas() -> dict[str, Any]:
     models: set[type[Contract]] = {Message, ValidationErrorBody}
@@ -34,6 +45,15 @@ def _error_response(e: Endpoint, status: int, text: str) -> dict[str, Any]:
     return {"description": text, "content": content}
 
 
+def _errors(e: Endpoint) -> dict[str, Any]:
+    """The contract's error answers, then the behaviour model's that the contract lacks."""
+    errors = {str(s): _error_response(e, s, t) for s, t in e.errors.items()}
+    for status, text in BEHAVIOUR_ERRORS.items():
+        if status not in e.errors:
+            errors[str(status)] = {**_error_response(e, status, text), "x-authload-behaviour": True}
+    return dict(sorted(errors.items()))
+
+
 def _ref(model: type[Contract]) -> dict[str, str]:
     return {"$ref": _REF.format(model=model.__name__)}
 
@@ -46,10 +66,7 @@ def _operation(e: Endpoint) -> dict[str, Any]:
         "operationId": e.name,
         "summary": e.summary,
         "tags": [e.api.name],
-        "responses": {
-            "200": ok,
-            **{str(s): _error_response(e, s, t) for s, t in sorted(e.errors.items())},
-        },
+        "responses": {"200": ok, **_errors(e)},
     }
     if e.request is not None:
         op["requestBody"] = {
