@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from authload.analysis.slo import evaluate
+from authload.analysis.slo import error_mask, evaluate
 from authload.analysis.stats import endpoint_summary, percentile
+from authload.slo_grammar import ERROR_FILTERS, parse_slo
 
 
 def _records(
@@ -45,7 +46,7 @@ def test_summary_per_endpoint_and_overall() -> None:
         [
             _records([float(i) for i in range(1, 101)]),
             _records([5.0] * 10, endpoint="mobile.refresh", status=503, error="http"),
-            _records([0.0] * 5, endpoint="mobile.refresh", status=0, error="timeout"),
+            _records([10_000.0] * 5, endpoint="mobile.refresh", status=0, error="timeout"),
         ],
         ignore_index=True,
     )
@@ -55,13 +56,39 @@ def test_summary_per_endpoint_and_overall() -> None:
     assert login["error_rate"] == 0
     assert refresh["statuses"] == {"0": 5, "503": 10}
     assert refresh["errors"] == {"http": 10, "timeout": 5}
-    assert refresh["p50"] == 5.0  # timeouts have no answer: not in the latency figures
+    assert refresh["p50"] == 5.0
+    assert refresh["max"] == 10_000.0  # a timeout counts the time until it failed
+    assert refresh["mean"] == pytest.approx((10 * 5.0 + 5 * 10_000.0) / 15)
     assert total["count"] == 115 and total["error_rate"] == pytest.approx(15 / 115)
 
 
-def test_no_answers_gives_none_not_nan() -> None:
-    summary = endpoint_summary(_records([0.0], status=0, error="connect"), duration_s=1.0)
-    assert summary["gigma.login"]["p99"] is None
+def test_no_answers_still_have_latency() -> None:
+    summary = endpoint_summary(_records([3.0], status=0, error="connect"), duration_s=1.0)
+    assert summary["gigma.login"]["p99"] == 3.0
+    assert endpoint_summary(_records([]), duration_s=1.0)["*"]["p99"] is None
+
+
+def _timing_out(share_of_ten: int) -> pd.DataFrame:
+    """100 logins: answered in 100 ms but for ``share_of_ten`` in ten timing out at 10 s."""
+    timeouts = 10 * share_of_ten
+    return pd.concat(
+        [
+            _records([100.0] * (100 - timeouts)),
+            _records([10_000.0] * timeouts, status=0, error="timeout"),
+        ],
+        ignore_index=True,
+    )
+
+
+def test_timeouts_count_in_latency_slos_and_summary() -> None:
+    """10% of logins time out at 10 s: the p99 is 10 s, not the answered ones' 100 ms."""
+    frame = _timing_out(1)
+    p99 = evaluate("p99(gigma.login) < 800ms", frame, 10)
+    assert (p99.value, p99.passed, p99.count) == (10_000.0, False, 100)
+    assert evaluate("max(gigma.login) >= 10s", frame, 10).passed
+    assert evaluate("mean(gigma.login) < 1090ms", frame, 10).value == pytest.approx(1090.0)
+    assert evaluate("p50(gigma.login) < 800ms", frame, 10).passed
+    assert endpoint_summary(frame, 10)["gigma.login"]["p99"] == 10_000.0
 
 
 def test_slos() -> None:
@@ -78,5 +105,106 @@ def test_slos() -> None:
     assert rate.value == pytest.approx(200 / 102) and not rate.passed
     assert evaluate("error_rate(gigma.login, 503) <= 2%", frame, 10).passed
     assert evaluate("rate(*) >= 10.2/s", frame, 10).passed
-    assert evaluate("error_rate(mobile.refresh) < 1%", frame, 10).passed  # no requests
     assert not evaluate("p99(mobile.refresh) < 1s", frame, 10).passed  # no data fails
+
+
+def test_error_rate_of_an_endpoint_never_exercised_is_no_data_and_fails() -> None:
+    frame = _records([1.0] * 10)
+    result = evaluate("error_rate(mobile.refresh) < 1%", frame, 10)
+    assert math.isnan(result.value) and not result.passed and result.count == 0
+    assert not evaluate("error_rate(*, 5xx) < 1%", frame.iloc[:0], 10).passed
+
+
+@pytest.mark.parametrize(
+    ("errors", "slo", "passed"),
+    [
+        (29, "error_rate(*) < 29%", False),  # 29.000000000000004 as mean * 100
+        (28, "error_rate(*) < 29%", True),
+        (7, "error_rate(*) <= 7%", True),  # 7.000000000000001 as mean * 100
+        (8, "error_rate(*) <= 7%", False),
+        (57, "error_rate(*) <= 57%", True),
+        (57, "error_rate(*) > 57%", False),
+        (57, "error_rate(*) >= 57%", True),
+        (1, "error_rate(*) <= 1%", True),
+        (1, "error_rate(*) < 1%", False),
+    ],
+)
+def test_error_rate_at_the_threshold_is_judged_exactly(errors: int, slo: str, passed: bool) -> None:
+    frame = pd.concat(
+        [_records([1.0] * (100 - errors)), _records([1.0] * errors, status=503, error="http")],
+        ignore_index=True,
+    )
+    assert evaluate(slo, frame, 10).passed is passed
+
+
+def test_exact_judgement_with_decimal_thresholds() -> None:
+    spec = parse_slo("error_rate(*) <= 0.1%")
+    assert spec.error_rate_met(1, 1000) and not spec.error_rate_met(2, 1999)
+    assert parse_slo("error_rate(*) < 0.3%").error_rate_met(2, 1000)
+    assert not parse_slo("error_rate(*) < 0.3%").error_rate_met(3, 1000)
+    with pytest.raises(ValueError):
+        spec.error_rate_met(0, 0)
+
+
+def _mixed() -> pd.DataFrame:
+    """Expected answers (error null: a typo's 400, a wrong password's 401), failures of every
+    kind."""
+    return pd.DataFrame(
+        {
+            "endpoint": ["gigma.login"] * 8,
+            "status": [200, 400, 401, 400, 429, 503, 0, 0],
+            "latency_ms": [1.0] * 8,
+            "error": [None, None, None, "http", "http", "http", "timeout", "reset"],
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "selected"),
+    [
+        ("4xx", [3, 4]),  # the expected 400 and 401 are not failures
+        ("429", [4]),
+        ("5xx", [5]),
+        ("503", [5]),
+        ("errors", [3, 4, 5, 6, 7]),
+        ("timeout", [6]),
+        ("transport", [6, 7]),
+        ("contract", []),
+    ],
+)
+def test_error_filters_count_failed_attempts_only(name: str, selected: list[int]) -> None:
+    frame = _mixed()
+    mask = error_mask(frame, ERROR_FILTERS[name])
+    assert list(np.flatnonzero(mask.to_numpy())) == selected
+    errors = [None if pd.isna(e) else str(e) for e in frame["error"]]
+    by_rule = [  # the live verdict's rule, on the same attempts
+        i
+        for i, (status, error) in enumerate(zip(frame["status"], errors, strict=True))
+        if ERROR_FILTERS[name].selects(int(status), error)
+    ]
+    assert by_rule == selected
+
+
+def test_expected_4xx_answers_do_not_fail_a_4xx_slo() -> None:
+    frame = pd.concat(
+        [_records([1.0] * 90), _records([1.0] * 10, status=400)],  # typo codes, error null
+        ignore_index=True,
+    )
+    result = evaluate("error_rate(gigma.login, 4xx) < 1%", frame, 10)
+    assert (result.value, result.passed) == (0.0, True)
+
+
+def test_transport_filter_sees_timeouts_connects_and_resets() -> None:
+    frame = pd.concat(
+        [
+            _records([1.0] * 97),
+            _records([10_000.0], status=0, error="timeout"),
+            _records([1.0], status=0, error="connect"),
+            _records([2.0], status=0, error="reset"),
+        ],
+        ignore_index=True,
+    )
+    result = evaluate("error_rate(*, transport) < 1%", frame, 10)
+    assert (result.value, result.passed) == (3.0, False)
+    assert evaluate("error_rate(*, transport) <= 3%", frame, 10).passed
+    assert evaluate("error_rate(*, 5xx) < 1%", frame, 10).passed  # blind to them

@@ -463,13 +463,13 @@ def test_latency_comparison_measured_and_from_intended() -> None:
         "measured_max",
         "intended_max",
     ]
-    assert list(table["count"]) == [2, 3, 5]  # answered requests only
-    assert _column(table, "measured_p50") == [42.0, 100.0, 100.0]
-    assert _column(table, "intended_p50") == pytest.approx([42.0, 600.0, 600.0])
-    assert _column(table, "measured_p90") == [200.0, 100.0, 200.0]
-    assert _column(table, "intended_p90") == pytest.approx([700.0, 1100.0, 1100.0])
-    assert _column(table, "intended_p99.9") == pytest.approx([700.0, 1100.0, 1100.0])
-    assert _column(table, "measured_max") == [200.0, 100.0, 200.0]
+    assert list(table["count"]) == [3, 3, 6]  # every attempt: the timeout counts its 5 s
+    assert _column(table, "measured_p50") == [200.0, 100.0, 100.0]
+    assert _column(table, "intended_p50") == pytest.approx([700.0, 600.0, 600.0])
+    assert _column(table, "measured_p90") == [5000.0, 100.0, 5000.0]
+    assert _column(table, "intended_p90") == pytest.approx([5000.0, 1100.0, 5000.0])
+    assert _column(table, "intended_p99.9") == pytest.approx([5000.0, 1100.0, 5000.0])
+    assert _column(table, "measured_max") == [5000.0, 100.0, 5000.0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -533,8 +533,8 @@ def test_latency_spectrum() -> None:
     )
     assert spectrum["latency_ms"].is_monotonic_increasing
     assert latency_spectrum(records, endpoint="gigma.login").empty
-    timeouts = records.assign(status=0)
-    assert latency_spectrum(timeouts).empty
+    timeouts = records.assign(status=0, error="timeout")  # attempts count until they failed
+    assert latency_spectrum(timeouts).equals(spectrum)
 
 
 # ---------------------------------------------------------------------------------------------

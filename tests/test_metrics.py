@@ -488,6 +488,9 @@ def child_run_state() -> None:
         "error_rate(gigma.login, 4xx) < 10%",  # met: 2.5%
         "error_rate(gigma.login) < 15%",  # met: 5 of 40 failed
         "error_rate(mobile.refresh, timeout) < 5%",  # broken: 10%
+        "error_rate(mobile.refresh, transport) < 10%",  # broken: exactly 10%
+        "error_rate(mobile.refresh, transport) <= 10%",  # met: exactly 10%
+        "error_rate(gigma.login, transport) < 0.1%",  # met: 503s and a 401, no timeout
         "error_rate(*, contract) < 0.1%",  # met
         "rate(*) > 4/s",  # met: 50 in 10 s
         "p99(mobile.phone_verify) < 1ms",  # no request yet: nothing broken so far
@@ -526,6 +529,9 @@ def test_the_master_exports_the_run_state_and_the_verdict_so_far() -> None:
         "error_rate(gigma.login, 4xx) < 10%": True,
         "error_rate(gigma.login) < 15%": True,
         "error_rate(mobile.refresh, timeout) < 5%": False,
+        "error_rate(mobile.refresh, transport) < 10%": False,
+        "error_rate(mobile.refresh, transport) <= 10%": True,
+        "error_rate(gigma.login, transport) < 0.1%": True,
         "error_rate(*, contract) < 0.1%": True,
         "rate(*) > 4/s": True,
         "p99(mobile.phone_verify) < 1ms": True,

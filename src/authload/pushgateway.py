@@ -9,7 +9,8 @@ Names come from :mod:`authload.metric_names`:
 
 - ``authload_run_requests{endpoint, status}``: attempts in the run (status 0: no answer);
 - ``authload_run_latency_seconds{endpoint, quantile}``: the exact p50 ... p99.9 (quantile
-  0.5 ... 0.999) and max (quantile 1) of the answered attempts; ``endpoint="*"``: all;
+  0.5 ... 0.999) and max (quantile 1) of every attempt (an unanswered one: until it
+  failed); ``endpoint="*"``: all;
 - ``authload_run_error_ratio{endpoint}``: failed attempts / attempts; ``*``: all;
 - ``authload_run_duration_seconds``: first attempt to last answer;
 - ``authload_run_verdict``: 1 pass, 0 otherwise (an SLO failed, aborted, error);
@@ -74,7 +75,7 @@ def run_registry(run_dir: Path) -> CollectorRegistry:
     )
     latency = Gauge(
         names.PUSHED_LATENCY,
-        "Exact latency percentiles of the run's answered attempts (quantile 1: max)",
+        "Exact latency percentiles of the run's attempts (quantile 1: max)",
         [names.ENDPOINT, names.QUANTILE],
         registry=r,
     )

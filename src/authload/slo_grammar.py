@@ -1,6 +1,11 @@
 """The SLO grammar, defined once: ``<stat>(<endpoint or *>[, <filter>]) <op> <number><unit>``,
 e.g. ``p99(gigma.login) < 800ms`` or ``error_rate(*, 5xx) < 1%``.
 
+An ``error_rate`` counts failed attempts (``error`` not null in the records, a failure in
+Locust's statistics) over all attempts; a filter narrows the failed attempts by their status
+or error kind, so an answer the journey expected (a 400 for a mistyped code, a 401) is never
+counted. It is judged exactly (integer arithmetic): 7 of 100 meets ``<= 7%``.
+
 Scenario validation, the verdict from the records (:mod:`authload.analysis.slo`), the verdict
 so far on the master (:mod:`authload.load.run_state`), error budgets and capacity steps all
 read SLOs through :func:`parse_slo`, so a filter or a percentile means the same everywhere.
@@ -12,9 +17,11 @@ import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from fractions import Fraction
+from typing import Any
 
 PERCENTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99, "p99.9": 0.999}
-OPS: dict[str, Callable[[float, float], bool]] = {
+OPS: dict[str, Callable[[Any, Any], bool]] = {  # floats, or Fractions for exact judgements
     "<": operator.lt,
     "<=": operator.le,
     ">": operator.gt,
@@ -24,29 +31,34 @@ OPS: dict[str, Callable[[float, float], bool]] = {
 
 @dataclass(frozen=True)
 class ErrorFilter:
-    """Which failed attempts an ``error_rate`` counts: a status range, error kinds (as the
-    records name them), or any error."""
+    """Which failed attempts an ``error_rate`` counts: those with an error (a kind, as the
+    records name them) that also has one of ``kinds`` and a status in ``statuses``, when
+    given. No constraint: every failed attempt."""
 
     statuses: tuple[int, int] | None = None  # inclusive
     kinds: frozenset[str] | None = None
-    any_error: bool = False
+
+    @property
+    def any_error(self) -> bool:
+        return self.statuses is None and self.kinds is None
 
     def selects(self, status: int, error: str | None) -> bool:
-        if self.any_error:
-            return error is not None
-        if self.kinds is not None:
-            return error in self.kinds
-        assert self.statuses is not None
-        return self.statuses[0] <= status <= self.statuses[1]
+        if error is None:
+            return False  # an answer the journey expected is no failure, whatever its status
+        if self.kinds is not None and error not in self.kinds:
+            return False
+        return self.statuses is None or self.statuses[0] <= status <= self.statuses[1]
 
 
+TRANSPORT_KINDS = frozenset({"timeout", "connect", "reset"})  # no answer (status 0)
 ERROR_FILTERS = {
     "5xx": ErrorFilter(statuses=(500, 599)),
     "503": ErrorFilter(statuses=(503, 503)),
     "4xx": ErrorFilter(statuses=(400, 499)),
     "429": ErrorFilter(statuses=(429, 429)),
-    "errors": ErrorFilter(any_error=True),
+    "errors": ErrorFilter(),
     "timeout": ErrorFilter(kinds=frozenset({"timeout"})),
+    "transport": ErrorFilter(kinds=TRANSPORT_KINDS),
     "contract": ErrorFilter(kinds=frozenset({"contract"})),
 }
 DEFAULT_FILTER = "errors"
@@ -94,6 +106,14 @@ class SloSpec:
 
     def met(self, measured: float) -> bool:
         return OPS[self.op](measured, self.threshold)
+
+    def error_rate_met(self, failed: int, attempts: int) -> bool:
+        """Whether ``failed`` of ``attempts`` (> 0) meets this ``error_rate`` SLO, exactly:
+        no rounding of the rate decides at the threshold."""
+        if attempts <= 0:
+            raise ValueError("an error rate of no attempts is undefined")
+        rate = Fraction(failed * 100, attempts)
+        return OPS[self.op](rate, Fraction(repr(self.value)))
 
     def budget_ratio(self) -> float | None:
         """The error ratio an ``error_rate(..) < X%`` SLO that counts every 5xx allows."""

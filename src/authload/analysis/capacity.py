@@ -125,8 +125,8 @@ def judge_step(
     completes fewer than are sent."""
     window = records[(records["t"] >= start) & (records["t"] < end)]
     span = end - start
-    answered = window.loc[window["status"] > 0, "latency_ms"]
-    n = len(window)
+    latency = window["latency_ms"]  # every attempt, as the SLOs count it (an unanswered one: to
+    n = len(window)  # its failure)
     reasons: list[str] = []
     outcomes = [
         _outcome(r.slo, r.value, r.threshold, r.passed, r.count, window, span)
@@ -152,9 +152,9 @@ def judge_step(
         requests=n,
         throughput_rps=completed / span if span > 0 else math.nan,
         ok_rps=completed_ok / span if span > 0 else math.nan,
-        p50_ms=percentile(answered, 0.50),
-        p95_ms=percentile(answered, 0.95),
-        p99_ms=percentile(answered, 0.99),
+        p50_ms=percentile(latency, 0.50),
+        p95_ms=percentile(latency, 0.95),
+        p99_ms=percentile(latency, 0.99),
         error_rate=errors / n if n else 0.0,
         steady=steady,
         slos=outcomes,

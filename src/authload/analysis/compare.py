@@ -1,11 +1,18 @@
 """Two runs compared: per endpoint, is the candidate slower, faster, or no different?
 
 For each endpoint present in either run, and over all (``*``), :func:`compare_runs` compares
-p50, p95 and p99 latency (ms, answered requests, nearest rank as in
-:mod:`authload.analysis.stats`) and the error rate (share of attempts with an error). Each
-change gets a percentile-bootstrap confidence interval: each run's records are resampled
-independently, ``resamples`` times, the change is computed for every pair of resamples, and
-the interval is the middle ``confidence`` of those changes.
+p50, p95 and p99 latency (ms, every attempt: one that got no answer counts the time until it
+failed; nearest rank as in :mod:`authload.analysis.stats`) and the error rate (share of
+attempts with an error). Each change gets a percentile-bootstrap confidence interval: each
+run's records are resampled independently, the change is computed for every pair of
+resamples, and the interval is the middle of those changes.
+
+The intervals are simultaneous (Bonferroni): the ``m`` rows that can decide the verdict (those
+with enough data) each get the level ``1 - (1 - confidence) / m``, so that all of them hold
+their true change together with probability at least ``confidence``, and two runs drawn from
+the same distribution are called a regression (or an improvement) in at most
+``1 - confidence`` of comparisons, however many endpoints there are. Each row draws at least
+``resamples``, and enough that each tail of its interval holds 10 resamples.
 
 Changes and tolerances:
 
@@ -18,10 +25,12 @@ Changes and tolerances:
 A row's verdict is ``regression`` when the whole interval lies above +tolerance (slower, or
 more errors), ``improvement`` when it lies below -tolerance, ``no significant change``
 otherwise, and ``insufficient data`` when either run has fewer than ``min_samples`` (20)
-answered requests (latency rows) or attempts (error-rate rows) for it, or the base latency
-is zero (no relative change): never a regression. The overall verdict is ``regression`` if
-any row regresses, else ``improvement`` if any row improves, else ``no significant change``.
-The ``*`` rows pool every endpoint, so a change of the mix between runs moves them too.
+attempts for it, or, for a percentile, fewer than it takes to leave :data:`TAIL_SAMPLES` (5)
+attempts beyond it (p95: 100, p99: 500: the bootstrap of a percentile with less above it is
+too coarse to trust), or the base latency is zero (no relative change): never a regression.
+``note`` then says why. The overall verdict is ``regression`` if any row regresses, else
+``improvement`` if any row improves, else ``no significant change``. The ``*`` rows pool
+every endpoint, so a change of the mix between runs moves them too.
 
 The bootstrap draws no resample matrices yet samples the same distribution as resampling
 the records: the k-th smallest of n values drawn with replacement from sorted values ``x``
@@ -29,7 +38,7 @@ is ``x[floor(n * U)]``, where U, the k-th smallest of n uniform numbers, is
 Beta(k, n + 1 - k); the number of errors in a resample of n attempts is
 Binomial(n, observed error rate). Each statistic costs O(resamples) whatever the run size,
 and each row draws from its own random stream (seed, endpoint, statistic), so a row's
-interval depends only on the seed and its own data.
+interval depends only on the seed, its own data and how many rows decide.
 """
 
 from __future__ import annotations
@@ -57,10 +66,12 @@ __all__ = [
     "NO_SIGNIFICANT_CHANGE",
     "REGRESSION",
     "STATS",
+    "TAIL_SAMPLES",
     "Comparison",
     "Row",
     "compare_runs",
     "load_run_records",
+    "min_count",
 ]
 
 REGRESSION = "regression"
@@ -72,6 +83,8 @@ LATENCY_STATS = ("p50", "p95", "p99")
 STATS = (*LATENCY_STATS, "error_rate")
 ERROR_TOLERANCE_PP = 0.5
 MIN_SAMPLES = 20
+TAIL_SAMPLES = 5  # attempts beyond a percentile it takes to compare it
+TAIL_RESAMPLES = 10  # resamples in each tail of an interval, at least
 
 #: The record columns a comparison reads.
 COLUMNS = ("endpoint", "status", "latency_ms", "error")
@@ -83,11 +96,12 @@ class Row:
 
     ``base`` and ``candidate`` are in ms, or a share (0.01 = 1 %) for ``error_rate``; None
     when the run has nothing to compute them from. ``base_count`` and ``candidate_count``
-    are what they were computed from: answered requests, or attempts for ``error_rate``.
+    are the attempts they were computed from.
     ``change``, ``ci_low``, ``ci_high`` and ``tolerance`` are in ``unit``: ``relative``
     (latency: candidate / base - 1) or ``pp`` (error rate: percentage points).
     ``relative_change`` is candidate / base - 1 for every statistic (None if base is 0).
-    The interval is None when the verdict is ``insufficient data``.
+    The interval is None when the verdict is ``insufficient data``, and ``note`` says why
+    (e.g. ``too few samples for p99: 120 < 500``).
     """
 
     endpoint: str
@@ -103,12 +117,15 @@ class Row:
     ci_high: float | None
     tolerance: float
     verdict: str
+    note: str = ""
 
 
 @dataclass(frozen=True)
 class Comparison:
     """Every row (endpoints sorted, then ``*``; statistics in :data:`STATS` order), the
-    overall verdict and the settings it was computed with."""
+    overall verdict and the settings it was computed with. ``deciding`` rows had enough data
+    to decide; each of their intervals is at ``row_confidence``, so that together they hold
+    at ``confidence``."""
 
     rows: list[Row]
     verdict: str
@@ -118,6 +135,8 @@ class Comparison:
     resamples: int
     seed: int
     min_samples: int
+    deciding: int = 0
+    row_confidence: float = 0.0
 
     def row(self, endpoint: str, stat: str) -> Row:
         for row in self.rows:
@@ -187,12 +206,17 @@ def compare_runs(
         raise ValueError(f"min_samples must be >= 1, not {min_samples}")
     base_samples, candidate_samples = _samples(base, "base"), _samples(candidate, "candidate")
     endpoints = [*sorted((set(base_samples) | set(candidate_samples)) - {"*"}), "*"]
-    settings = _Settings(tolerance, error_tolerance_pp, confidence, resamples, seed, min_samples)
-    rows = [
-        _row(endpoint, stat, base_samples.get(endpoint), candidate_samples.get(endpoint), settings)
+    pairs = [
+        (endpoint, stat, base_samples.get(endpoint), candidate_samples.get(endpoint))
         for endpoint in endpoints
         for stat in STATS
     ]
+    deciding = sum(_shortfall(stat, b, c, min_samples) is None for _, stat, b, c in pairs)
+    row_confidence = 1.0 - (1.0 - confidence) / max(deciding, 1)
+    settings = _Settings(
+        tolerance, error_tolerance_pp, row_confidence, resamples, seed, min_samples
+    )
+    rows = [_row(endpoint, stat, b, c, settings) for endpoint, stat, b, c in pairs]
     verdicts = {row.verdict for row in rows}
     verdict = (
         REGRESSION
@@ -210,6 +234,8 @@ def compare_runs(
         resamples=resamples,
         seed=seed,
         min_samples=min_samples,
+        deciding=deciding,
+        row_confidence=row_confidence,
     )
 
 
@@ -217,15 +243,45 @@ def compare_runs(
 class _Settings:
     tolerance: float
     error_tolerance_pp: float
-    confidence: float
+    confidence: float  # of one row's interval (corrected for the rows deciding)
     resamples: int
     seed: int
     min_samples: int
 
+    @property
+    def draws(self) -> int:
+        """Resamples per row: at least :data:`TAIL_RESAMPLES` in each tail of the interval."""
+        tail = (1.0 - self.confidence) / 2.0
+        return max(self.resamples, math.ceil(TAIL_RESAMPLES / tail))
+
+
+def min_count(stat: str, min_samples: int = MIN_SAMPLES) -> int:
+    """The attempts each run needs for ``stat`` to decide: ``min_samples``, and for a
+    percentile enough to leave :data:`TAIL_SAMPLES` beyond it."""
+    if stat == "error_rate":
+        return min_samples
+    return max(min_samples, math.ceil(TAIL_SAMPLES / (1.0 - PERCENTILES[stat]) - 1e-9))
+
+
+def _shortfall(
+    stat: str, base: _Sample | None, candidate: _Sample | None, min_samples: int
+) -> str | None:
+    """Why the row cannot decide (None: it can)."""
+    need = min_count(stat, min_samples)
+    if stat == "error_rate":
+        have = min(base.attempts if base else 0, candidate.attempts if candidate else 0)
+    else:
+        have = min(s.latencies.size if s else 0 for s in (base, candidate))
+    if have < need:
+        return f"too few samples for {stat}: {have} < {need}"
+    if stat != "error_rate" and base is not None and not _point(base.latencies, PERCENTILES[stat]):
+        return f"base {stat} is 0: no relative change"
+    return None
+
 
 @dataclass(frozen=True)
 class _Sample:
-    """One endpoint of one run: answered latencies, sorted; attempts and errors."""
+    """One endpoint of one run: every attempt's latency, sorted; attempts and errors."""
 
     latencies: np.ndarray
     attempts: int
@@ -236,16 +292,13 @@ def _samples(records: pd.DataFrame, name: str) -> dict[str, _Sample]:
     missing = [c for c in COLUMNS if c not in records.columns]
     if missing:
         raise ValueError(f"{name} records lack columns {missing}")
-    answered = records["status"].to_numpy() > 0
     failed = records["error"].notna().to_numpy()
     latency = records["latency_ms"].to_numpy(dtype=float)
-    samples = {"*": _sample(latency[answered], len(records), int(failed.sum()))}
+    samples = {"*": _sample(latency, len(records), int(failed.sum()))}
     codes, names = pd.factorize(records["endpoint"], sort=True)
     for code, endpoint in enumerate(names):
         mine = codes == code
-        samples[str(endpoint)] = _sample(
-            latency[mine & answered], int(mine.sum()), int((mine & failed).sum())
-        )
+        samples[str(endpoint)] = _sample(latency[mine], int(mine.sum()), int(failed[mine].sum()))
     return samples
 
 
@@ -279,9 +332,10 @@ def _latency_row(
     relative = None if b_value is None or c_value is None or b_value == 0 else c_value / b_value - 1
     low = high = None
     verdict = INSUFFICIENT_DATA
-    if min(b.size, c.size) >= s.min_samples and b_value:
+    note = _shortfall(stat, base, candidate, s.min_samples)
+    if note is None:
         b_reps, c_reps = _resampled_percentile(b, q, rng, s), _resampled_percentile(c, q, rng, s)
-        changes = np.full(s.resamples, np.inf)
+        changes = np.full(s.draws, np.inf)
         np.divide(c_reps, b_reps, out=changes, where=b_reps > 0)
         changes[(b_reps == 0) & (c_reps == 0)] = 1.0
         low, high = _interval(changes - 1.0, s.confidence)
@@ -300,6 +354,7 @@ def _latency_row(
         ci_high=high,
         tolerance=s.tolerance,
         verdict=verdict,
+        note=note or "",
     )
 
 
@@ -319,9 +374,10 @@ def _error_row(
     if b_rate is not None and c_rate is not None:
         change = (c_rate - b_rate) * 100.0
         relative = c_rate / b_rate - 1 if b_rate else None
-    if min(nb, nc) >= s.min_samples:
-        b_reps = rng.binomial(nb, eb / nb, size=s.resamples) / nb
-        c_reps = rng.binomial(nc, ec / nc, size=s.resamples) / nc
+    note = _shortfall("error_rate", base, candidate, s.min_samples)
+    if note is None:
+        b_reps = rng.binomial(nb, eb / nb, size=s.draws) / nb
+        c_reps = rng.binomial(nc, ec / nc, size=s.draws) / nc
         low, high = _interval((c_reps - b_reps) * 100.0, s.confidence)
         verdict = _verdict(low, high, s.error_tolerance_pp)
     return Row(
@@ -338,6 +394,7 @@ def _error_row(
         ci_high=high,
         tolerance=s.error_tolerance_pp,
         verdict=verdict,
+        note=note or "",
     )
 
 
@@ -348,11 +405,11 @@ def _point(sorted_values: np.ndarray, q: float) -> float | None:
 def _resampled_percentile(
     sorted_values: np.ndarray, q: float, rng: np.random.Generator, s: _Settings
 ) -> np.ndarray:
-    """The nearest-rank ``q`` percentile of ``s.resamples`` resamples (n draws with
+    """The nearest-rank ``q`` percentile of ``s.draws`` resamples (n draws with
     replacement) of ``sorted_values``, drawn through the rank's order statistic."""
     n = sorted_values.size
     k = _rank(n, q) + 1  # 1-based rank of the percentile in a sample of n
-    uniform_kth = rng.beta(k, n + 1 - k, size=s.resamples)
+    uniform_kth = rng.beta(k, n + 1 - k, size=s.draws)
     index = np.minimum((uniform_kth * n).astype(np.int64), n - 1)
     result: np.ndarray = sorted_values[index]
     return result

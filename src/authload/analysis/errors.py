@@ -2,8 +2,8 @@
 faults and storms, retries and Retry-After, coordinated omission, load shedding, lost
 sessions, the latency spectrum.
 
-Latency figures are of answered requests (status > 0), as in
-:func:`authload.analysis.stats.endpoint_summary`; percentiles are nearest-rank. Operations are
+Latency figures are of every attempt (one with no answer counts the time until it failed), as
+in :func:`authload.analysis.stats.endpoint_summary`; percentiles are nearest-rank. Operations are
 identified by (``worker``, ``op_id``), as op ids are counted per process.
 """
 
@@ -293,14 +293,12 @@ def latency_from_intended(records: pd.DataFrame) -> pd.Series:
 
 
 def latency_comparison(records: pd.DataFrame) -> pd.DataFrame:
-    """Per endpoint (sorted) and over all (``*``): ``count`` of answered requests and, side
-    by side, ``measured_<stat>`` and ``intended_<stat>`` (:func:`latency_from_intended`) for
-    p50, p90, p99, p99.9 and max, in ms."""
-    answered = records["status"].to_numpy(dtype=np.int64) > 0
-    endpoints = records["endpoint"].to_numpy()[answered]
-    codes, names = pd.factorize(endpoints, sort=True)
-    measured = records["latency_ms"].to_numpy(dtype=float)[answered]
-    intended = latency_from_intended(records).to_numpy(dtype=float)[answered]
+    """Per endpoint (sorted) and over all (``*``): ``count`` of attempts and, side by side,
+    ``measured_<stat>`` and ``intended_<stat>`` (:func:`latency_from_intended`) for p50, p90,
+    p99, p99.9 and max, in ms."""
+    codes, names = pd.factorize(records["endpoint"].to_numpy(), sort=True)
+    measured = records["latency_ms"].to_numpy(dtype=float)
+    intended = latency_from_intended(records).to_numpy(dtype=float)
     index = [*map(str, names), "*"]
     columns: dict[str, Any] = {"count": [*np.bincount(codes, minlength=len(names)), len(codes)]}
     by_name = {"measured": measured, "intended": intended}
@@ -359,14 +357,13 @@ def sessions_lost(events: list[dict[str, Any]]) -> dict[str, int]:
 
 
 def latency_spectrum(records: pd.DataFrame, endpoint: str | None = None) -> pd.DataFrame:
-    """The latency spectrum of answered requests as HdrHistogram plots it: ``percentile``
+    """The latency spectrum of every attempt as HdrHistogram plots it: ``percentile``
     (0 to 100) and ``latency_ms`` (nearest-rank). The grid has ten steps per decade of the
     tail: 0, 10, ..., 90, then 90, 91, ..., 99, then 99, 99.1, ..., 99.9, and so on while a
     decade's tail still holds a request, and ends with 100 (the maximum)."""
     if endpoint is not None:
         records = records[records["endpoint"] == endpoint]
-    answered = records["status"].to_numpy(dtype=np.int64) > 0
-    values = np.sort(records["latency_ms"].to_numpy(dtype=float)[answered])
+    values = np.sort(records["latency_ms"].to_numpy(dtype=float))
     n = len(values)
     if n == 0:
         return pd.DataFrame({"percentile": np.empty(0), "latency_ms": np.empty(0)})

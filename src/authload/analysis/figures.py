@@ -113,8 +113,9 @@ def _mark(ax: Axes, origin: float, marks: pd.DataFrame) -> None:
 
 
 def throughput_latency_figure(tl: pd.DataFrame, origin: float, marks: pd.DataFrame) -> Figure:
-    """Requests/s and goodput over time above p50/p95/p99 latency (ms, log scale), from a
-    :func:`~authload.analysis.timeline.timeline` started at ``origin``."""
+    """Requests/s and goodput over time above p50/p95/p99 latency of the answered requests
+    (ms, log scale), from a :func:`~authload.analysis.timeline.timeline` started at
+    ``origin``."""
     fig, (top, bottom) = new_figure(rows=2)
     x = _x(tl)
     top.plot(x, tl["rate"], color="#0969da", label="requests/s")
@@ -126,7 +127,8 @@ def throughput_latency_figure(tl: pd.DataFrame, origin: float, marks: pd.DataFra
         bottom.set_yscale("log")
         plain_numbers(bottom.yaxis)
     _over_time(top, "Throughput over time", "requests/s", origin, marks)
-    _over_time(bottom, "Latency percentiles over time", "latency (ms, log)", origin, marks)
+    title = "Latency percentiles of answered requests over time"
+    _over_time(bottom, title, "latency (ms, log)", origin, marks)
     return fig
 
 

@@ -1,4 +1,8 @@
-"""Per-endpoint statistics from the raw records: exact percentiles, never averaged."""
+"""Per-endpoint statistics from the raw records: exact percentiles, never averaged.
+
+Latency figures are of every attempt: one that got no answer (status 0: timeout, connect,
+reset) counts the time until it failed, as Locust, the live verdict and the Prometheus
+histogram count it; leaving it out would hide the worst attempts of a run."""
 
 from __future__ import annotations
 
@@ -30,16 +34,16 @@ def percentile(values: pd.Series | np.ndarray, q: float) -> float:
 
 
 def _one(group: pd.DataFrame, duration_s: float) -> dict[str, Any]:
-    answered = group.loc[group["status"] > 0, "latency_ms"]
+    latency = group["latency_ms"]
     statuses = group["status"].value_counts().sort_index()
     errors = group["error"].value_counts()
     count = len(group)
     row: dict[str, Any] = {
         "count": count,
         "rate_per_s": count / duration_s if duration_s > 0 else float("nan"),
-        **{name: percentile(answered, q) for name, q in PERCENTILES.items()},
-        "max": float(answered.max()) if len(answered) else float("nan"),
-        "mean": float(answered.mean()) if len(answered) else float("nan"),
+        **{name: percentile(latency, q) for name, q in PERCENTILES.items()},
+        "max": float(latency.max()) if len(latency) else float("nan"),
+        "mean": float(latency.mean()) if len(latency) else float("nan"),
         "error_rate": float(group["error"].notna().mean()) if count else 0.0,
         "errors": {str(k): int(v) for k, v in errors.items()},
         "statuses": {str(k): int(v) for k, v in statuses.items()},
@@ -49,8 +53,8 @@ def _one(group: pd.DataFrame, duration_s: float) -> dict[str, Any]:
 
 
 def endpoint_summary(records: pd.DataFrame, duration_s: float) -> dict[str, dict[str, Any]]:
-    """Per endpoint and over all (``*``): count, rate, percentiles (ms, answered requests;
-    None when nothing was answered), error rate, errors by kind, statuses, retries."""
+    """Per endpoint and over all (``*``): count, rate, percentiles, max and mean (ms, every
+    attempt; None without attempts), error rate, errors by kind, statuses, retries."""
     summary = {
         str(name): _one(group, duration_s) for name, group in records.groupby("endpoint", sort=True)
     }

@@ -10,11 +10,14 @@ workers report theirs every few seconds), evaluated with the scenario's own SLO 
   every request for ``*``). Locust keeps them rounded (to 2 significant digits above 100 ms)
   and counts attempts that got no answer too, so this is the live estimate; the exact figure
   is the summary's, from the records.
-- ``error_rate``: failed attempts over attempts. ``errors`` is Locust's failure count; the
-  other filters read the failures' kind and status from Locust's error table (each failure is
-  reported as ``<endpoint>: <kind> (status <status>)`` by :mod:`authload.load.clients`). Locust
-  sees only failures, so ``4xx`` and ``429`` count the 4xx answers the journey did not expect
-  (an expected 401 or 400 is not a failure).
+- ``error_rate``: failed attempts over attempts, judged exactly
+  (:meth:`~authload.slo_grammar.SloSpec.error_rate_met`). ``errors`` is Locust's failure
+  count; the other filters read the failures' kind and status from Locust's error table (each
+  failure is reported as ``<endpoint>: <kind> (status <status>)`` by
+  :mod:`authload.load.clients`) and select them with
+  :meth:`~authload.slo_grammar.ErrorFilter.selects`, the rule the records' verdict uses too:
+  ``4xx`` and ``429`` count the 4xx answers the journey did not expect (an expected 401 or
+  400 is not a failure), ``transport`` the attempts that got no answer.
 - ``rate``: attempts per second since the test started.
 
 An SLO with no request yet is met so far. The verdict of the run (``authload_run_passing``)
@@ -79,8 +82,8 @@ def slo_met(slo: str, stats: Any, elapsed_s: float) -> bool:
             if filter_name == DEFAULT_FILTER
             else _failures(stats, spec.endpoint, filter_name)
         )
-        value = 100.0 * failed / requests
-    elif spec.stat == "rate":
+        return spec.error_rate_met(failed, requests)
+    if spec.stat == "rate":
         if elapsed_s <= 0:
             return True
         value = requests / elapsed_s
