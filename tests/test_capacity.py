@@ -32,7 +32,7 @@ from authload.analysis.capacity import (
 from authload.analysis.capacity_report import capacity_figures, render_capacity_report
 from authload.capacity import CapacityOptions, describe, step_scenario
 from authload.cli import main
-from authload.scenario import load_scenario
+from authload.scenario_file import load_scenario
 from tests.runs import SCENARIOS, authload
 
 # ------------------------------------------------------------------------ the search

@@ -20,7 +20,7 @@ from authload.analysis.report import REPORT_FILE, write_report
 from authload.analysis.summary import summarize
 from authload.cli import main
 from authload.results import RECORD_SCHEMA, write_json
-from authload.scenario import load_scenario
+from authload.scenario_file import load_scenario
 from tests.runs import Run, authload, run_scenario
 
 pytestmark = pytest.mark.integration

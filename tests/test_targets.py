@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from authload.errors import TargetError
-from authload.scenario import Scenario, parse_scenario
+from authload.scenario import Scenario
+from authload.scenario_file import parse_scenario
 from authload.targets import check_safety, load_targets, resolve_target
 
 

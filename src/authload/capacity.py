@@ -28,7 +28,8 @@ import yaml
 from authload.analysis.capacity import TAIL_S
 from authload.errors import AuthloadError, InputError
 from authload.results import read_events, write_json
-from authload.scenario import Load, Scenario, Stage, load_scenario
+from authload.scenario import Load, Scenario, Stage
+from authload.scenario_file import load_scenario
 from authload.targets import check_safety, resolve_target
 
 __all__ = [

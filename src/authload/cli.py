@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,13 +19,47 @@ if TYPE_CHECKING:
 EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_ERROR = 0, 1, 2, 3
 
 
+def _port(text: str) -> int:
+    """A TCP port, 1..65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 1..65535, not {port}")
+    return port
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    """Finite seconds above 0 (float() alone takes nan and inf)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(
+            f"must be a finite number of seconds above 0, not {text!r}"
+        )
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="authload", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     mock = sub.add_parser("mock", help="serve both APIs, /_mock/*, /healthz, /openapi.json")
     mock.add_argument("--host", default="127.0.0.1")
-    mock.add_argument("--port", type=int, default=8080)
+    mock.add_argument("--port", type=_port, default=8080, help="1..65535 (default 8080)")
     mock.add_argument("--fd", type=int, help=argparse.SUPPRESS)
     mock.add_argument("--app-token", help="Gigma `Token` accepted (default mock-app-token)")
     mock.add_argument("--client-secret", help="mobile client_secret (default mock-client-secret)")
@@ -35,7 +70,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     mock.add_argument("--store", help="state store: memory (default) or redis://HOST:PORT/DB")
     mock.add_argument(
-        "--workers", type=int, default=1, help="processes serving the port (needs a redis store)"
+        "--workers",
+        type=_at_least_one,
+        default=1,
+        help="processes serving the port (more than 1 needs a redis store)",
     )
     mock.add_argument(
         "--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"]
@@ -53,7 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--processes", type=int, default=1, help="Locust worker processes")
     run.add_argument(
         "--duration",
-        type=float,
+        type=_seconds,
         metavar="SECONDS",
         help="stretch or cut the scenario to this length (soaks)",
     )
@@ -257,7 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _mock(args: argparse.Namespace) -> int:
-    from authload.mock.server import serve
+    from authload.mock.server import listen, serve
     from authload.mock.settings import load_settings
 
     settings = load_settings(
@@ -268,7 +306,12 @@ def _mock(args: argparse.Namespace) -> int:
         behaviour=args.behaviour,
         store=args.store,
     )
-    if args.fd is None:
+    sock = None
+    if args.fd is None:  # bind before the banner: a taken port is one clear line, exit 2
+        sock = listen(args.host, args.port)
+        if args.workers > 1:  # uvicorn binds it for its worker processes
+            sock.close()
+            sock = None
         print(
             f"authload mock: Gigma and mobile v2 APIs on http://{args.host}:{args.port} "
             f"(population {settings.population}, seed {settings.seed}); Ctrl-C stops",
@@ -282,6 +325,7 @@ def _mock(args: argparse.Namespace) -> int:
         fd=args.fd,
         workers=args.workers,
         log_level=args.log_level,
+        sock=sock,
     )
     return EXIT_PASS
 
@@ -340,6 +384,7 @@ def _run(args: argparse.Namespace) -> int:
     from authload.analysis.summary import eviction_note
     from authload.runner import MasterOptions, run
 
+    _check_out(Path(args.out))
     master = None
     if args.expect_workers is not None:
         master = MasterOptions(
@@ -380,6 +425,17 @@ def _run(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def _check_out(out: Path) -> None:
+    """``--out`` must be a directory or become one: no file on the way."""
+    from authload.errors import InputError
+
+    for place in (out, *out.parents):
+        if place.is_dir():
+            return
+        if place.exists() or place.is_symlink():
+            raise InputError(f"--out {out}: {place} is not a directory")
+
+
 def _report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -414,7 +470,7 @@ def _print_drift(run_dir: Path) -> None:
 
 def _validate(args: argparse.Namespace) -> int:
     from authload.errors import ScenarioError
-    from authload.scenario import load_scenario
+    from authload.scenario_file import load_scenario
 
     failed = 0
     for path in args.scenarios:
@@ -463,8 +519,9 @@ def _print_comparison(result: Comparison) -> int:
 
     print(
         f"ignored: latency changes within {result.tolerance:.1%}, error-rate changes within "
-        f"{result.error_tolerance_pp:g} pp; {result.confidence:.0%} intervals "
-        f"({result.resamples} bootstrap resamples)"
+        f"{result.error_tolerance_pp:g} pp; {result.confidence:.0%} intervals, simultaneous "
+        f"over the {result.deciding} rows with enough data (each {result.row_confidence:.2%}; "
+        f"{result.resamples} bootstrap resamples)"
     )
     ci = f"{result.confidence:.0%} CI"
     print(
@@ -482,9 +539,10 @@ def _print_comparison(result: Comparison) -> int:
         interval = "-"
         if row.ci_low is not None and row.ci_high is not None:
             interval = f"[{change(row.ci_low)}, {change(row.ci_high)}]"
+        note = f" ({row.note})" if row.note else ""
         print(
             f"{row.endpoint:<22} {row.stat:<10} {base_s:>10} {candidate_s:>10} "
-            f"{change_s:>9}  {interval:<22} {row.verdict}"
+            f"{change_s:>9}  {interval:<22} {row.verdict}{note}"
         )
     print(f"verdict: {result.verdict.upper()}")
     return EXIT_FAIL if result.verdict == REGRESSION else EXIT_PASS

@@ -65,7 +65,8 @@ from authload.running_mock import (
     keep_fault_history,
     running_mock_secrets,
 )
-from authload.scenario import Scenario, load_scenario
+from authload.scenario import Scenario
+from authload.scenario_file import load_scenario
 from authload.targets import Target, check_safety, resolve_target
 
 LOCUSTFILE = Path(__file__).parent / "load" / "locustfile.py"

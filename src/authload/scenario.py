@@ -1,13 +1,19 @@
-"""Scenario files: the schema and YAML loading. Errors name the file, line, field and what is
-allowed, e.g. ``scenarios/x.yaml:12: load.stages.1.users: Input should be >= 0``."""
+"""The scenario schema: what a scenario file may say (loaded by :mod:`authload.scenario_file`,
+whose errors name the file, line, field and what is allowed)."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import math
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    model_validator,
+)
 
 from authload.contracts import ENDPOINTS
 from authload.distributions import Distribution, Fixed
@@ -17,6 +23,7 @@ from authload.slo_grammar import parse_slo
 FLOWS = ("password_call", "sms", "esia", "lkfl")
 FlowName = Literal["password_call", "sms", "esia", "lkfl"]
 RetryPolicyName = Literal["none", "immediate", "backoff", "retry_after", "budget", "adaptive"]
+MAX_DEVICES = 10  # the mock keeps at most 10 live sessions per account (one per device)
 
 
 def _slo(text: str) -> str:
@@ -30,8 +37,32 @@ def _slo(text: str) -> str:
 Slo = Annotated[str, AfterValidator(_slo)]
 
 
+def _device_count(n: int) -> int:
+    if not 1 <= n <= MAX_DEVICES:
+        raise ValueError(
+            f"a device count is 1..{MAX_DEVICES} (the mock keeps {MAX_DEVICES} live sessions "
+            f"per account), not {n}"
+        )
+    return n
+
+
+def _setting_value(value: object) -> str | int | float:
+    """One value of ``mock.settings`` (the mock's own model checks it further)."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError("a setting is a string or a number")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+DeviceCount = Annotated[int, AfterValidator(_device_count)]
+SettingValue = Annotated[str | int | float, PlainValidator(_setting_value)]
+Share = Annotated[float, Field(ge=0)]
+Count = Annotated[int, Field(ge=0)]
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Stage(_Strict):
@@ -52,10 +83,10 @@ class Load(_Strict):
 
     @model_validator(mode="after")
     def _stages_fit_the_model(self) -> Load:
-        need = "users" if self.model == "closed" else "rate"
+        need, article = ("users", "a") if self.model == "closed" else ("rate", "an")
         for i, stage in enumerate(self.stages):
             if getattr(stage, need) is None:
-                raise ValueError(f"stages.{i}: a {self.model}-model stage needs {need}")
+                raise ValueError(f"stages.{i}: {article} {self.model}-model stage needs {need}")
         return self
 
     @property
@@ -71,7 +102,7 @@ class Accounts(_Strict):
 
 
 class PasswordCallFlow(_Strict):
-    devices: dict[int, float] = Field(
+    devices: dict[DeviceCount, Share] = Field(
         default_factory=lambda: {1: 0.6, 2: 0.3, 3: 0.1}, description="devices -> share"
     )
     logout_all_share: float = Field(0.2, ge=0, le=1)
@@ -79,11 +110,24 @@ class PasswordCallFlow(_Strict):
         default_factory=lambda: Fixed(dist="fixed", ms=2000), description="time logged in"
     )
 
+    @model_validator(mode="after")
+    def _some_devices(self) -> PasswordCallFlow:
+        if not any(share > 0 for share in self.devices.values()):
+            raise ValueError("devices: at least one device count needs a share above 0")
+        return self
+
 
 class SmsFlow(_Strict):
     typo_share: float = Field(0.1, ge=0, le=1, description="first code typed wrong")
-    refreshes: tuple[int, int] = Field((1, 3), description="refreshes per session, min and max")
+    refreshes: tuple[Count, Count] = Field((1, 3), description="refreshes per session, min and max")
     refresh_every: Distribution = Field(default_factory=lambda: Fixed(dist="fixed", ms=1000))
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SmsFlow:
+        low, high = self.refreshes
+        if low > high:
+            raise ValueError(f"refreshes: the min ({low}) must not exceed the max ({high})")
+        return self
 
 
 class LkflFlow(_Strict):
@@ -140,7 +184,7 @@ class MockSetup(_Strict):
     inline) and settings (AUTHLOAD_MOCK_* names, lower case)."""
 
     behaviour: str | dict[str, Any] | None = None
-    settings: dict[str, str | int | float] = Field(default_factory=dict)
+    settings: dict[str, SettingValue] = Field(default_factory=dict)
 
 
 class Scenario(_Strict):
@@ -182,6 +226,10 @@ class Scenario(_Strict):
 
     def with_duration(self, duration_s: float) -> Scenario:
         """The same scenario stretched or cut to ``duration_s`` (the last stage absorbs it)."""
+        if not (math.isfinite(duration_s) and duration_s > 0):
+            raise ScenarioError(
+                f"--duration must be a finite number of seconds above 0, not {duration_s:g}"
+            )
         stages = list(self.load.stages)
         before = sum(s.duration_s for s in stages[:-1])
         if duration_s <= before:
@@ -191,76 +239,3 @@ class Scenario(_Strict):
         stages[-1] = stages[-1].model_copy(update={"duration_s": duration_s - before})
         load = self.load.model_copy(update={"stages": stages})
         return self.model_copy(update={"load": load})
-
-
-def parse_scenario(text: str, source: str) -> Scenario:
-    """Validate YAML text; a ScenarioError names ``source``, the line and the field."""
-    try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ScenarioError(f"{source}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ScenarioError(f"{source}: a scenario is a mapping of fields (name, mix, load, ...)")
-    try:
-        return Scenario.model_validate(data)
-    except ValidationError as exc:
-        problems = [_explain(err, node, source) for err in exc.errors()]
-        raise ScenarioError("\n".join(problems)) from None
-
-
-def load_scenario(path: str | Path) -> Scenario:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ScenarioError(f"{path}: cannot read the scenario: {exc.strerror}") from None
-    scenario = parse_scenario(text, str(path))
-    behaviour = scenario.mock.behaviour
-    if isinstance(behaviour, str) and behaviour != "default":
-        resolved = (path.parent / behaviour).resolve()
-        if not resolved.is_file():
-            raise ScenarioError(f"{path}: mock.behaviour: no such file {behaviour!r}")
-        mock = scenario.mock.model_copy(update={"behaviour": str(resolved)})
-        scenario = scenario.model_copy(update={"mock": mock})
-    return scenario
-
-
-def _explain(error: Any, node: yaml.Node | None, source: str) -> str:
-    loc = [p for p in error["loc"] if not (isinstance(p, str) and p.startswith(("function-",)))]
-    loc = [
-        p
-        for p in loc
-        if p not in {"refresh_storm", "mass_logout", "fixed", "uniform", "lognormal", "[key]"}
-    ]
-    field = ".".join(str(p) for p in loc) or "scenario"
-    line = _line_of(node, loc)
-    where = f"{source}:{line}" if line else source
-    ctx = error.get("ctx") or {}
-    if error["type"] == "extra_forbidden":
-        return f"{where}: {field}: unknown field"
-    if error["type"] == "literal_error":
-        return f"{where}: {field}: must be one of {ctx.get('expected')}"
-    if error["type"] == "union_tag_invalid":
-        return f"{where}: {field}: must be one of {ctx.get('expected_tags')}"
-    if error["type"] == "missing":
-        return f"{where}: {field}: required"
-    message = str(error["msg"]).removeprefix("Value error, ")
-    return f"{where}: {field}: {message}"
-
-
-def _line_of(node: yaml.Node | None, loc: list[Any]) -> int | None:
-    """1-based line of the deepest YAML node on the path ``loc``."""
-    line = node.start_mark.line + 1 if node is not None else None
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            match = next((v for k, v in node.value if str(k.value) == str(part)), None)
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            match = node.value[part] if part < len(node.value) else None
-        else:
-            match = None
-        if match is None:
-            break
-        node = match
-        line = node.start_mark.line + 1
-    return line

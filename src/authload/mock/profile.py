@@ -45,7 +45,7 @@ FaultScope = Annotated[str, AfterValidator(_fault_scope)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Capacity(_Strict):
@@ -133,7 +133,8 @@ def _explain(error: Any) -> str:
         return f"{loc}: must be one of {allowed}"
     if error["type"] == "union_tag_invalid":
         return f"{loc}: dist must be one of {ctx.get('expected_tags')}"
-    return f"{loc or 'profile'}: {error['msg']}"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{loc or 'profile'}: {message}"
 
 
 def load_profile(path: str | Path | None) -> Profile:

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import uvicorn
 
-from authload.errors import MockStartError, ProfileError
+from authload.errors import InputError, MockStartError, ProfileError
 from authload.mock.app import MockApp, create_app
 from authload.mock.core import Mock
 from authload.mock.metrics import MULTIPROC_ENV
@@ -30,6 +30,20 @@ def app_from_environment() -> MockApp:
     return create_app(Mock(settings, load_profile(settings.behaviour), open_store(settings.store)))
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` (as uvicorn binds it), or an InputError naming them:
+    the port is taken, the address is not this host's, the name does not resolve."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
+
+
 def serve(
     settings: MockSettings,
     host: str = "127.0.0.1",
@@ -37,8 +51,10 @@ def serve(
     fd: int | None = None,
     workers: int = 1,
     log_level: str = "warning",
+    sock: socket.socket | None = None,
 ) -> None:
-    """Run the mock until interrupted. ``fd``: an already bound socket handed down."""
+    """Run the mock until interrupted. ``fd`` or ``sock``: an already bound socket (one
+    worker only; more workers bind ``host:port`` themselves)."""
     load_profile(settings.behaviour)  # fail here, with the file's error, not in a worker
     if workers > 1 and settings.store == "memory":
         raise ProfileError(f"--workers {workers} needs a shared store: --store redis://HOST:PORT")
@@ -71,7 +87,9 @@ def serve(
         return
     app = create_app(Mock(settings, load_profile(settings.behaviour), open_store(settings.store)))
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, **common))
-    server.run(sockets=[socket.socket(fileno=fd)] if fd is not None else None)
+    if sock is None and fd is not None:
+        sock = socket.socket(fileno=fd)
+    server.run(sockets=[sock] if sock is not None else None)
 
 
 def _export(settings: MockSettings) -> None:

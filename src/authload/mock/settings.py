@@ -11,7 +11,9 @@ from authload.errors import ProfileError
 class MockSettings(BaseSettings):
     """Everything the mock accepts and how long what it issues lives. Times in seconds."""
 
-    model_config = SettingsConfigDict(env_prefix="AUTHLOAD_MOCK_", extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix="AUTHLOAD_MOCK_", extra="forbid", allow_inf_nan=False
+    )
 
     behaviour: str | None = Field(None, description="behaviour profile file; none: the default")
     store: str = Field(
