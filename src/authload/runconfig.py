@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,19 @@ WORKER_FAILED_MESSAGE = "authload_worker_failed"  # worker -> master: it cannot 
 WORKER_UNFIT_EXIT = 4  # exit code of a remote worker that could not take part in its run
 
 
+@dataclass(frozen=True)
+class RunLimits:
+    """A target's run-time limits over all Locust processes; each process enforces its share
+    (``load/limits.py``)."""
+
+    send_password_budget: int | None = None  # gigma.send_password attempts in the whole run
+    max_request_rate: float | None = None  # attempts/s of every endpoint, all processes
+
+    @property
+    def any(self) -> bool:
+        return self.send_password_budget is not None or self.max_request_rate is not None
+
+
 class WorkerConfigError(Exception):
     """A remote worker cannot take part in the run it was sent (secrets, run directory)."""
 
@@ -56,6 +69,7 @@ class RunConfig:
     remote_workers: bool = False  # workers elsewhere: the master sends them the run
     app_token_env: str = APP_TOKEN_ENV  # where remote workers read the secrets from
     client_secret_env: str = CLIENT_SECRET_ENV
+    limits: RunLimits = field(default_factory=RunLimits)  # the target's run-time limits
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -70,6 +84,7 @@ class RunConfig:
             "remote_workers": self.remote_workers,
             "app_token_env": self.app_token_env,
             "client_secret_env": self.client_secret_env,
+            "limits": asdict(self.limits),
         }
 
     @classmethod
@@ -86,6 +101,7 @@ class RunConfig:
             data.get("remote_workers", False),
             data.get("app_token_env", APP_TOKEN_ENV),
             data.get("client_secret_env", CLIENT_SECRET_ENV),
+            RunLimits(**data.get("limits") or {}),
         )
 
     def to_wire(self) -> dict[str, Any]:

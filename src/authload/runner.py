@@ -57,6 +57,7 @@ from authload.runconfig import (
     WORKER_ENV,
     WORKER_UNFIT_EXIT,
     RunConfig,
+    RunLimits,
     TestAccount,
 )
 from authload.running_mock import (
@@ -167,7 +168,11 @@ def run(
     from authload.analysis.summary import summarize
 
     summary = summarize(run_dir, scenario, status)
+    used = limits_used(run_dir)
+    if used is not None:
+        summary["limits"] = used
     write_json(run_dir / SUMMARY_FILE, summary)
+    _state_limits_used(target, used)
     from authload.pushgateway import push_after_run
 
     push_after_run(run_dir, pushgateway)  # when configured; a failure is only a warning
@@ -183,17 +188,75 @@ def run(
 
 
 def _apply_limits(scenario: Scenario, target: Target) -> Scenario:
-    """A shared target's abort level overrides a laxer one in the scenario."""
+    """A shared target's abort level overrides a laxer one in the scenario, and its window
+    and minimum of requests are at most the default rule's, so that a scenario cannot make
+    the abort unreachable (a huge window or minimum)."""
     level = target.limits.abort_error_rate
     if level is None:
         return scenario
-    abort = scenario.abort
-    if abort is not None and abort.error_rate <= level:
-        return scenario
     from authload.scenario import Abort
 
-    rule = (abort or Abort()).model_copy(update={"error_rate": level})
-    return scenario.model_copy(update={"abort": rule})
+    default = Abort()
+    abort = scenario.abort or default
+    rule = abort.model_copy(
+        update={
+            "error_rate": min(abort.error_rate, level),
+            "window_s": min(abort.window_s, default.window_s),
+            "min_requests": min(abort.min_requests, default.min_requests),
+        }
+    )
+    return scenario if rule == scenario.abort else scenario.model_copy(update={"abort": rule})
+
+
+def _run_limits(target: Target) -> RunLimits:
+    """The target's limits the Locust processes enforce while the run goes."""
+    limits = target.limits
+    return RunLimits(limits.send_password_budget, limits.max_request_rate)
+
+
+def limits_used(run_dir: Path) -> dict[str, Any] | None:
+    """What the run used of its target's run-time limits, over all processes (from each
+    process's ``limits`` event); None when the target set none."""
+    reports = [e for e in read_events(run_dir) if e.get("kind") == "limits"]
+    if not reports:
+        return None
+    used: dict[str, Any] = {"processes": len(reports)}
+    budgets = [r["send_password_budget"] for r in reports if "send_password_budget" in r]
+    if budgets:
+        used["send_password_budget"] = {
+            "used": sum(b["used"] for b in budgets),
+            "shares": sum(b["share"] for b in budgets),
+            "refused": sum(b["refused"] for b in budgets),
+        }
+    ceilings = [r["max_request_rate"] for r in reports if "max_request_rate" in r]
+    if ceilings:
+        used["max_request_rate"] = {
+            "rate_per_s": sum(c["rate_per_s"] for c in ceilings),
+            "waited": sum(c["waited"] for c in ceilings),
+            "longest_wait_s": max(c["longest_wait_s"] for c in ceilings),
+        }
+    return used
+
+
+def _state_limits_used(target: Target, used: dict[str, Any] | None) -> None:
+    if used is None:
+        return
+    budget, ceiling = used.get("send_password_budget"), used.get("max_request_rate")
+    if budget is not None:
+        print(
+            f"authload: target {target.name} send_password budget: used {budget['used']} of "
+            f"{target.limits.send_password_budget} ({budget['refused']} calls refused locally)",
+            file=sys.stderr,
+            flush=True,
+        )
+    if ceiling is not None:
+        print(
+            f"authload: target {target.name} max_request_rate "
+            f"{target.limits.max_request_rate:g}/s: {ceiling['waited']} requests waited for "
+            f"it, the longest {ceiling['longest_wait_s']:.3f} s",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _execute(
@@ -290,6 +353,7 @@ def _locust(
         remote_workers=master is not None,
         app_token_env=target.app_token_env,
         client_secret_env=target.client_secret_env,
+        limits=_run_limits(target),
     )
     with tempfile.TemporaryDirectory(prefix="authload-run-") as tmp:
         config_path = Path(tmp) / "config.json"  # outside the run directory: it may hold

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -27,6 +28,12 @@ class Limits(_Strict):
     max_duration_s: float | None = Field(None, gt=0)
     scenarios: list[str] | None = Field(None, description="scenario names allowed; none: any")
     abort_error_rate: float | None = Field(None, gt=0, le=1, description="abort above this")
+    send_password_budget: int | None = Field(
+        None, ge=0, description="gigma.send_password attempts per run (each a real phone call)"
+    )
+    max_request_rate: float | None = Field(
+        None, gt=0, description="attempts/s over all processes, retries included, enforced"
+    )
 
 
 class ConfiguredAccount(_Strict):
@@ -105,6 +112,8 @@ BUILTIN: dict[str, Target] = {
             max_duration_s=600,
             scenarios=["beta-smoke"],
             abort_error_rate=0.2,
+            send_password_budget=10,
+            max_request_rate=20.0,
         ),
     ),
 }
@@ -135,8 +144,47 @@ def load_targets(path: str | Path | None) -> dict[str, Target]:
                 f"{path}: {name}: a mock in a targets file is one already running: "
                 f"set its gigma_url and mobile_url (and mock_url if its control is elsewhere)"
             )
+        if target.mock:
+            _check_one_origin(path, target)
         targets[name] = target
     return targets
+
+
+def _origin(url: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of an absolute http(s) URL, the default port filled in."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    return parts.scheme, parts.hostname.lower(), port or (443 if parts.scheme == "https" else 80)
+
+
+def _check_one_origin(path: str | Path, target: Target) -> None:
+    """A running mock is exempt from the safety limits, so it must really be one mock: one
+    authload mock serves both APIs and its /_mock/ control on one origin. A mock target whose
+    gigma_url or mobile_url points elsewhere (a shared stand) is refused."""
+    control_field = "mock_url" if target.mock_url else "gigma_url"
+    control = target.mock_url or target.gigma_url
+    origin = _origin(control)
+    if origin is None:
+        raise TargetError(
+            f"{path}: target {target.name}: {control_field} {control!r} is not an http(s) URL"
+        )
+    mobile, mobile_field = target.mobile_url, "mobile_url"
+    env_url = os.environ.get(target.mobile_url_env) if target.mobile_url_env else None
+    if env_url:
+        mobile, mobile_field = env_url, f"mobile_url (${target.mobile_url_env})"
+    for field, url in (("gigma_url", target.gigma_url), (mobile_field, mobile)):
+        if url and _origin(url) != origin:
+            raise TargetError(
+                f"{path}: target {target.name}: {field} {url!r} is not on the mock's origin "
+                f"({control_field} {control!r}): a mock target (mock: true) skips the safety "
+                f"limits, so both APIs must be that one mock; a shared environment needs "
+                f"mock: false"
+            )
 
 
 def resolve_target(name: str, path: str | Path | None = None) -> Target:

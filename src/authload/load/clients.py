@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from authload.contracts import ENDPOINTS, Contract
 from authload.contracts.base import Endpoint
 from authload.load.failures import failure_message
+from authload.load.limits import RequestLimits
 from authload.load.recorder import answer_retry_after, error_kind
 from authload.load.retry import CallError, RetryPolicy
 
@@ -80,12 +81,14 @@ class AuthClient:
         policy: RetryPolicy,
         ops: Iterator[int] | None = None,
         gate: StopGate | None = None,
+        limits: RequestLimits | None = None,
     ) -> None:
         self.session = session
         self.access = access
         self.policy = policy
         self._ops = ops if ops is not None else itertools.count(1)
         self.gate = gate if gate is not None else StopGate()
+        self.limits = limits  # a shared target's send_password budget and rate ceiling
 
     def call(
         self,
@@ -97,7 +100,7 @@ class AuthClient:
     ) -> Answer:
         """One logical operation, retried by the policy; statuses in ``expect`` are answers,
         anything else raises CallError once the policy gives up; RunStopping once the test
-        is stopping."""
+        is stopping; LimitRefused when the target's limits refuse an attempt (not sent)."""
         if self.gate.closed:
             raise RunStopping(name)
         op_id = next(self._ops)
@@ -127,8 +130,13 @@ class AuthClient:
             "attempt": attempt,
             "t_intended": ctx.t_intended,
         }
+        limits = self.limits
+        if limits is not None:  # each attempt, retries included, within the target's limits
+            limits.pace(name)
         if self.gate.closed:  # a retry due after the test began to stop
             raise RunStopping(name)
+        if limits is not None:
+            limits.spend(name)
         self.gate.in_flight += 1
         try:
             return self._send(endpoint, base + endpoint.path, name, body, headers, expect, context)

@@ -19,6 +19,7 @@ from authload.contracts import mobile as m
 from authload.distributions import Distribution, sample_ms
 from authload.load.accounts import CodeSource, CodeUnavailable
 from authload.load.clients import Answer, AuthClient, FlowContext, RunStopping
+from authload.load.limits import LimitRefused
 from authload.load.retry import CallError, Throttled
 from authload.runconfig import TestAccount
 from authload.scenario import Scenario
@@ -81,6 +82,8 @@ class Journey:
             raise FlowFailed(f"failed:{name}:{exc.kind}") from None
         except Throttled:
             raise FlowFailed(f"throttled:{name}") from None
+        except LimitRefused as refused:  # the target's limits: nothing was sent
+            raise FlowFailed(refused.outcome) from None
 
     def wait(self, dist: Distribution | None = None) -> None:
         time.sleep(sample_ms(dist or self.scenario.think_time, self.rng) / 1000.0)

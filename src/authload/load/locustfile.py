@@ -261,6 +261,7 @@ def _on_start(environment: Environment, **_: Any) -> None:
     rt = RUNTIME.get("current")
     if rt is not None:
         rt.reseed()
+        rt.divide_limits()
         settings = gc_tuning.tune()  # last before the users spawn: what lives now, lives on
         append_event(rt.config.run_dir, {"kind": "generator", "worker": rt.worker, **settings})
         if rt.scenario.events:
@@ -280,6 +281,10 @@ def _on_quit(environment: Environment, **_: Any) -> None:
     append_event(
         run_dir, {"t": time.time(), "kind": "outcomes", "worker": rt.worker, "counts": outcomes}
     )
+    if rt.limits is not None:
+        append_event(
+            run_dir, {"t": time.time(), "kind": "limits", "worker": rt.worker, **rt.limits.report()}
+        )
     SPOOL["current"].close()  # (again when the recorder's own listener closes it: no-op)
     # last: the counts file tells the runner that this process is done
     directory = run_dir / LOCUST_COUNTS_DIR

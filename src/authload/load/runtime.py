@@ -14,6 +14,7 @@ from locust.env import Environment
 from authload.load.accounts import CodeSource, ConfiguredCodes, MockInbox
 from authload.load.clients import AuthClient, FlowContext, StopGate, TargetAccess
 from authload.load.flows import Journey, SharedState
+from authload.load.limits import RequestLimits, process_limits
 from authload.load.retry import AdaptiveThrottle, RetryBudget, RetryPolicy
 from authload.runconfig import APP_TOKEN_ENV, CLIENT_SECRET_ENV, RunConfig, TestAccount
 
@@ -57,6 +58,7 @@ class Runtime:
         )
         self.ops = itertools.count(1)
         self.gate = StopGate()  # closed while the test stops (see StopGate)
+        self.limits: RequestLimits | None = process_limits(config.limits, *self.share())
         self._journeys = itertools.count(1)
         self._next_account = itertools.count()
 
@@ -65,6 +67,11 @@ class Runtime:
         the same seed makes the same journey choices again."""
         index, processes = self.share()
         self.rng.seed(f"{self.scenario.seed}:{index}/{processes}")
+
+    def divide_limits(self) -> None:
+        """This process's share of the target's limits, once its index is known (test start)."""
+        if self.limits is not None:
+            self.limits.divide(*self.share())
 
     @property
     def worker(self) -> str:
@@ -85,7 +92,7 @@ class Runtime:
         return mine[next(self._next_account) % len(mine)]
 
     def client(self, session: Any) -> AuthClient:
-        return AuthClient(session, self.access, self.policy, self.ops, self.gate)
+        return AuthClient(session, self.access, self.policy, self.ops, self.gate, self.limits)
 
     def journey(
         self,

@@ -22,15 +22,17 @@ def stage_at(load: Load, elapsed: float) -> int | None:
     return None
 
 
-def arrival_times(load: Load, start: float, processes: int = 1) -> Iterator[float]:
-    """When this process's arrivals are due: each stage's rate (shared by ``processes``) as
-    evenly spaced arrivals from the stage's start, none at or past its end."""
+def arrival_times(load: Load, start: float, processes: int = 1, index: int = 0) -> Iterator[float]:
+    """When process ``index`` of ``processes`` has arrivals due. Each stage's arrivals
+    j = 0 .. n-1 (n = ceil(duration x rate), none at or past the stage's end) are due at the
+    stage's start + j / rate, and process ``index`` takes those with j % processes == index:
+    interleaved, the processes make exactly the stage's arrivals, never two at one instant."""
     offset = 0.0
     for stage in load.stages:
-        rate = (stage.rate or 0.0) / processes
+        rate = stage.rate or 0.0
         count = math.ceil(stage.duration_s * rate - 1e-9) if rate > 0 else 0
-        for k in range(count):
-            yield start + offset + k / rate
+        for j in range(index, count, processes):
+            yield start + offset + j / rate
         offset += stage.duration_s
 
 

@@ -69,10 +69,11 @@ def journey_users(mix: Mapping[Any, float]) -> list[type[JourneyUser]]:
 class ArrivalUser(FastHttpUser):
     """Open model: starts journeys on the arrival schedule whatever the latency.
 
-    One per process; it takes this process's share of the scenario's rate. Journeys run in a
-    pool of ``max_in_flight`` greenlets; an arrival finding the pool full is dropped and
-    counted (``dropped_arrivals``), never delayed, so coordinated omission cannot hide queueing.
-    Every journey carries its intended start time into the records.
+    One per process; it takes this process's share of the scenario's arrivals (every
+    ``processes``-th, from its index on). Journeys run in a pool of ``max_in_flight``
+    greenlets; an arrival finding the pool full is dropped and counted (``dropped_arrivals``),
+    never delayed, so coordinated omission cannot hide queueing. Every journey carries its
+    intended start time into the records.
     """
 
     abstract = True
@@ -93,8 +94,8 @@ class ArrivalUser(FastHttpUser):
         rt = runtime()
         flows = [f for f, w in rt.scenario.mix.items() if w > 0]
         weights = [rt.scenario.mix[f] for f in flows]
-        _, processes = rt.share()
-        for due in arrival_times(rt.scenario.load, time.time(), processes):
+        index, processes = rt.share()
+        for due in arrival_times(rt.scenario.load, time.time(), processes, index):
             gevent.sleep(max(0.0, due - time.time()))
             flow = rt.rng.choices(flows, weights=weights)[0]
             if self.pool.full():
