@@ -121,11 +121,12 @@ def test_run_refuses_a_duration_that_is_not_finite_seconds(tmp_path: Path, secon
     assert not out.exists()
 
 
-def test_run_refuses_an_out_that_is_a_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize("verb", ["run", "capacity"])
+def test_run_and_capacity_refuse_an_out_that_is_a_file(tmp_path: Path, verb: str) -> None:
     file = tmp_path / "runs.txt"
     file.write_text("not a directory\n", encoding="utf-8")
     for out in (file, file / "deeper"):
-        result = _authload("run", str(_scenario(tmp_path)), "--out", str(out))
+        result = _authload(verb, str(_scenario(tmp_path)), "--out", str(out))
         assert result.returncode == 2
         assert result.stderr == f"authload: error: --out {out}: {file} is not a directory\n"
 

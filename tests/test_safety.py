@@ -32,7 +32,7 @@ from authload.runconfig import RunConfig, RunLimits
 from authload.runner import _apply_limits, _run_limits
 from authload.scenario import Abort, Scenario
 from authload.scenario_file import parse_scenario
-from authload.targets import check_safety, load_targets, resolve_target
+from authload.targets import Limits, Target, check_safety, load_targets, resolve_target
 from tests import locust_child
 from tests.runs import REPO, Run, run_scenario
 
@@ -120,6 +120,9 @@ def test_beta_has_a_send_password_budget_and_a_rate_ceiling_stated_before_a_run(
     assert "send_password_budget=10" in stated
     assert "max_request_rate=20.0" in stated
     assert _run_limits(beta) == RunLimits(10, 20.0)
+    mock = Target(name="m", mock=True, limits=Limits(max_request_rate=5, max_users=1))
+    assert check_safety(mock, _scenario(), confirmed=False) == ["max_request_rate=5.0"]
+    assert check_safety(resolve_target("mock"), _scenario(), confirmed=False) == []
 
 
 def test_limits_in_a_targets_file_are_checked(tmp_path: Path) -> None:

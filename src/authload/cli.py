@@ -551,6 +551,7 @@ def _print_comparison(result: Comparison) -> int:
 def _capacity(args: argparse.Namespace) -> int:
     from authload.capacity import CapacityOptions, describe, run_capacity
 
+    _check_out(Path(args.out))
     options = CapacityOptions(
         closed=args.closed,
         start=args.start,
