@@ -747,6 +747,43 @@ def test_mass_logout_refuses_every_revoked_token_then_users_log_in_again(tmp_pat
     assert run.summary["reconciliation"]["match"] is True
 
 
+SURGE = """
+name: surge-e2e
+seed: 4
+accounts: {count: 2000}
+mix: {password_call: 1}
+load:
+  model: closed
+  stages: [{duration_s: 7, users: 30, spawn_rate: 30}]
+think_time: {dist: fixed, ms: 20}
+flows:
+  password_call: {devices: {1: 1.0}, logout_all_share: 0, session: {dist: fixed, ms: 5000}}
+events:
+  - {kind: mass_logout, at_s: 3, share: 1.0, relogin_delay: {dist: fixed, ms: 10}}
+retry: {policy: none}
+abort: null
+mock:
+  behaviour:
+    latency: {gigma.send_password: {dist: fixed, ms: 400}}
+"""
+
+
+def test_a_relogin_surge_is_timed_as_the_service_answers_not_queued_in_the_client(
+    tmp_path: Path,
+) -> None:
+    """30 counterparties re-log in at once, each send_password held 400 ms by the mock: the
+    events' client must have a connection for each, or the later ones wait for a free one
+    inside the client and that wait is counted as the service's latency."""
+    run = run_scenario(tmp_path, SURGE, load_s=7)
+    assert run.code == 0, run.describe()
+    records = run.records
+    surge = records[(records["flow"] == "relogin") & (records["endpoint"] == "gigma.send_password")]
+    assert len(surge) >= 25, "most users were in their session at the mass logout"
+    starts = surge["t"].max() - surge["t"].min()
+    assert starts < 0.3, "they went out together"
+    assert surge["latency_ms"].max() < 400 + 250, surge["latency_ms"].describe()
+
+
 # ---------------------------------------------------------------------------------------------
 # the scenario's seed
 

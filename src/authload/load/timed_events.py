@@ -26,6 +26,8 @@ from authload.load.runtime import Runtime
 from authload.results import append_event
 from authload.scenario import MassLogout, RefreshStorm
 
+MIN_CONNECTIONS = 10  # FastHttpSession's own default
+
 
 def run_timed_events(rt: Runtime, started: float) -> None:
     """Sleep until each event is due, then run this process's share of it."""
@@ -36,6 +38,7 @@ def run_timed_events(rt: Runtime, started: float) -> None:
         network_timeout=rt.scenario.request_timeout_s,
         connection_timeout=rt.scenario.request_timeout_s,
         max_retries=0,
+        concurrency=event_connections(rt),
     )
     client = rt.client(session)
     for event in sorted(rt.scenario.events, key=lambda e: e.at_s):
@@ -44,6 +47,24 @@ def run_timed_events(rt: Runtime, started: float) -> None:
             refresh_storm(rt, client, event)
         else:
             mass_logout(rt, client, event)
+
+
+def event_connections(rt: Runtime) -> int:
+    """Connections this process's events may need at once: a storm refreshes its share of
+    the sessions together, a mass logout runs a journey per chosen counterparty (at most one
+    per user of the process, or per open-model journey in flight). With fewer, a request
+    would wait inside the client for a free connection, and the wait would be counted as
+    the service's latency. Connections open only when needed."""
+    _, processes = rt.share()
+    load = rt.scenario.load
+    if load.model == "open":
+        population = load.max_in_flight
+    else:
+        population = math.ceil(max(s.users or 0 for s in load.stages) / processes)
+    storms = [
+        math.ceil(e.sessions / processes) for e in rt.scenario.events if isinstance(e, RefreshStorm)
+    ]
+    return max(MIN_CONNECTIONS, population, *storms)
 
 
 def _note(rt: Runtime, kind: str, **fields: Any) -> None:
