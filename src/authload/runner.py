@@ -38,6 +38,7 @@ from typing import Any
 
 from authload.control import MockControl
 from authload.errors import AuthloadError, InputError, TargetError
+from authload.load.limits import limits_used
 from authload.mock.server import EmbeddedMock
 from authload.results import (
     LOCUST_COUNTS_DIR,
@@ -212,30 +213,6 @@ def _run_limits(target: Target) -> RunLimits:
     """The target's limits the Locust processes enforce while the run goes."""
     limits = target.limits
     return RunLimits(limits.send_password_budget, limits.max_request_rate)
-
-
-def limits_used(run_dir: Path) -> dict[str, Any] | None:
-    """What the run used of its target's run-time limits, over all processes (from each
-    process's ``limits`` event); None when the target set none."""
-    reports = [e for e in read_events(run_dir) if e.get("kind") == "limits"]
-    if not reports:
-        return None
-    used: dict[str, Any] = {"processes": len(reports)}
-    budgets = [r["send_password_budget"] for r in reports if "send_password_budget" in r]
-    if budgets:
-        used["send_password_budget"] = {
-            "used": sum(b["used"] for b in budgets),
-            "shares": sum(b["share"] for b in budgets),
-            "refused": sum(b["refused"] for b in budgets),
-        }
-    ceilings = [r["max_request_rate"] for r in reports if "max_request_rate" in r]
-    if ceilings:
-        used["max_request_rate"] = {
-            "rate_per_s": sum(c["rate_per_s"] for c in ceilings),
-            "waited": sum(c["waited"] for c in ceilings),
-            "longest_wait_s": max(c["longest_wait_s"] for c in ceilings),
-        }
-    return used
 
 
 def _state_limits_used(target: Target, used: dict[str, Any] | None) -> None:

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from authload.results import read_events
 from authload.runconfig import RunLimits
 
 SEND_PASSWORD = "gigma.send_password"
@@ -157,3 +159,27 @@ class RequestLimits:
 def process_limits(limits: RunLimits, index: int = 0, processes: int = 1) -> RequestLimits | None:
     """None when the target sets no run-time limit: the client path then checks nothing."""
     return RequestLimits(limits, index, processes) if limits.any else None
+
+
+def limits_used(run_dir: Path) -> dict[str, Any] | None:
+    """What the run used of its target's run-time limits, over all processes (from each
+    process's ``limits`` event, :meth:`RequestLimits.report`); None when the target set none."""
+    reports = [e for e in read_events(run_dir) if e.get("kind") == "limits"]
+    if not reports:
+        return None
+    used: dict[str, Any] = {"processes": len(reports)}
+    budgets = [r["send_password_budget"] for r in reports if "send_password_budget" in r]
+    if budgets:
+        used["send_password_budget"] = {
+            "used": sum(b["used"] for b in budgets),
+            "shares": sum(b["share"] for b in budgets),
+            "refused": sum(b["refused"] for b in budgets),
+        }
+    ceilings = [r["max_request_rate"] for r in reports if "max_request_rate" in r]
+    if ceilings:
+        used["max_request_rate"] = {
+            "rate_per_s": sum(c["rate_per_s"] for c in ceilings),
+            "waited": sum(c["waited"] for c in ceilings),
+            "longest_wait_s": max(c["longest_wait_s"] for c in ceilings),
+        }
+    return used
