@@ -19,6 +19,23 @@ if TYPE_CHECKING:
 EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_ERROR = 0, 1, 2, 3
 
 
+def _add_comparison_options(parser: argparse.ArgumentParser) -> None:
+    """What a comparison ignores and how sure it must be (compare, runs --compare-latest)."""
+    parser.add_argument(
+        "--tolerance", type=float, default=0.05, help="latency change ignored (default 0.05: 5%%)"
+    )
+    parser.add_argument(
+        "--error-tolerance",
+        type=float,
+        default=0.5,
+        metavar="PP",
+        help="error-rate change ignored, in percentage points (default 0.5)",
+    )
+    parser.add_argument(
+        "--confidence", type=float, default=0.95, help="level of the intervals (default 0.95)"
+    )
+
+
 def _port(text: str) -> int:
     """A TCP port, 1..65535."""
     try:
@@ -147,19 +164,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     compare.add_argument("base", metavar="BASE_RUN", help="run directory of the baseline")
     compare.add_argument("candidate", metavar="CANDIDATE_RUN", help="run directory to judge")
-    compare.add_argument(
-        "--tolerance", type=float, default=0.05, help="latency change ignored (default 0.05: 5%%)"
-    )
-    compare.add_argument(
-        "--error-tolerance",
-        type=float,
-        default=0.5,
-        metavar="PP",
-        help="error-rate change ignored, in percentage points (default 0.5)",
-    )
-    compare.add_argument(
-        "--confidence", type=float, default=0.95, help="level of the intervals (default 0.95)"
-    )
+    _add_comparison_options(compare)
     compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
 
     runs = sub.add_parser(
@@ -194,19 +199,7 @@ def _parser() -> argparse.ArgumentParser:
         help="baseline: the N finished runs of the same scenario and target before the latest, "
         "records pooled (default 5)",
     )
-    runs.add_argument(
-        "--tolerance", type=float, default=0.05, help="latency change ignored (default 0.05: 5%%)"
-    )
-    runs.add_argument(
-        "--error-tolerance",
-        type=float,
-        default=0.5,
-        metavar="PP",
-        help="error-rate change ignored, in percentage points (default 0.5)",
-    )
-    runs.add_argument(
-        "--confidence", type=float, default=0.95, help="level of the intervals (default 0.95)"
-    )
+    _add_comparison_options(runs)
 
     capacity = sub.add_parser(
         "capacity",
