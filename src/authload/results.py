@@ -52,6 +52,7 @@ MANIFEST_FILE = "manifest.json"
 RECORDS_FILE = "requests.parquet"
 EVENTS_FILE = "events.jsonl"
 SUMMARY_FILE = "summary.json"
+MOCK_STATS_FILE = "mock_stats.json"  # on a mock: its counters' increase over the run
 RESOURCES_FILE = "resources.jsonl"  # the Locust processes' memory and CPU, sampled
 LOCUST_COUNTS_DIR = "locust_counts"  # per process: Locust's request count per endpoint
 RECORDS_DIR = "records"

@@ -43,6 +43,7 @@ from authload.mock.server import EmbeddedMock
 from authload.results import (
     LOCUST_COUNTS_DIR,
     MANIFEST_FILE,
+    MOCK_STATS_FILE,
     SPOOL_SUFFIX,
     SUMMARY_FILE,
     append_event,
@@ -155,7 +156,7 @@ def run(
         raise
     finalized = finalize_records(run_dir)
     if mock_stats is not None:
-        write_json(run_dir / "mock_stats.json", mock_stats)
+        write_json(run_dir / MOCK_STATS_FILE, mock_stats)
     manifest.update(
         end=_now(),
         status=status,

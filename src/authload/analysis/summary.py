@@ -13,12 +13,13 @@ import pandas as pd
 
 from authload.analysis.slo import evaluate_slos
 from authload.analysis.stats import endpoint_summary, load_records
-from authload.results import LOCUST_COUNTS_DIR, read_events, read_json
+from authload.results import LOCUST_COUNTS_DIR, MOCK_STATS_FILE, read_events, read_json
 from authload.scenario import Scenario
 
 
 def summarize(run_dir: Path, scenario: Scenario, status: str) -> dict[str, Any]:
     records = load_records(run_dir)
+    mock = _mock_stats(run_dir)
     span = _span_s(records)
     slos = evaluate_slos(scenario.slos, records, span)
     if status in ("aborted", "error"):
@@ -36,25 +37,33 @@ def summarize(run_dir: Path, scenario: Scenario, status: str) -> dict[str, Any]:
         "endpoints": endpoint_summary(records, span),
         "slos": [{**vars(s), "value": None if math.isnan(s.value) else s.value} for s in slos],
         "outcomes": _outcomes(run_dir),
-        "reconciliation": reconcile(run_dir, records),
-        "mock_sessions_evicted": mock_sessions_evicted(run_dir),
+        "reconciliation": reconcile(run_dir, records, mock),
+        "mock_sessions_evicted": mock_sessions_evicted(mock),
     }
 
 
 EVICTED = "sessions_evicted."  # /_mock/stats events: sessions_evicted.<api>
 
 
-def mock_sessions_evicted(run_dir: Path) -> dict[str, int] | None:
+def _mock_stats(run_dir: Path) -> dict[str, Any] | None:
+    """The mock's counters over the run; None when the target was no mock."""
+    path = run_dir / MOCK_STATS_FILE
+    if not path.is_file():
+        return None
+    stats: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return stats
+
+
+def mock_sessions_evicted(mock: dict[str, Any] | None) -> dict[str, int] | None:
     """Sessions the mock ended over the run because an account went past its cap of live
     sessions (``max_sessions_per_account``), per API; None when the target was no mock.
 
     The API does not know such a cap: a journey that kept an evicted session finds its token
     refused and counts the session lost, so these losses are the mock's, not the service's.
     """
-    path = run_dir / "mock_stats.json"
-    if not path.is_file():
+    if mock is None:
         return None
-    events = json.loads(path.read_text(encoding="utf-8")).get("events", {})
+    events = mock.get("events", {})
     return {
         key.removeprefix(EVICTED): int(n)
         for key, n in sorted(events.items())
@@ -90,7 +99,9 @@ def _outcomes(run_dir: Path) -> dict[str, int]:
     return dict(sorted(total.items()))
 
 
-def reconcile(run_dir: Path, records: pd.DataFrame) -> dict[str, Any]:
+def reconcile(
+    run_dir: Path, records: pd.DataFrame, mock_stats: dict[str, Any] | None
+) -> dict[str, Any]:
     """Request counts per endpoint as the records, Locust and (on the mock) the mock saw them.
 
     Records and Locust count every attempt; the mock counts the requests it answered, so it is
@@ -101,7 +112,7 @@ def reconcile(run_dir: Path, records: pd.DataFrame) -> dict[str, Any]:
         str(k): int(v) for k, v in records[records["status"] > 0].groupby("endpoint").size().items()
     }
     locust = _locust_counts(run_dir / LOCUST_COUNTS_DIR)
-    mock = _mock_counts(run_dir / "mock_stats.json")
+    mock = _mock_counts(mock_stats)
     rows = {}
     for name in sorted(set(recorded) | set(locust) | set(mock or {})):
         row = {
@@ -126,8 +137,7 @@ def _locust_counts(directory: Path) -> dict[str, int]:
     return dict(total)
 
 
-def _mock_counts(path: Path) -> dict[str, int] | None:
-    if not path.is_file():
+def _mock_counts(stats: dict[str, Any] | None) -> dict[str, int] | None:
+    if stats is None:
         return None
-    stats = json.loads(path.read_text(encoding="utf-8"))
     return {name: sum(by_status.values()) for name, by_status in stats["requests"].items()}
