@@ -247,6 +247,21 @@ async def test_close_all_sessions_only_of_that_account_and_api(a: Store, b: Stor
 
 
 @scenario
+async def test_account_tokens_are_the_live_sessions_of_that_account_and_api(
+    a: Store, b: Store
+) -> None:
+    for token in ("a", "b"):
+        await a.open_session(gigma(1, token), 10)
+    await a.open_session(gigma(1, "short", ttl=0.2), 10)
+    await a.open_session(gigma(2, "c"), 10)
+    await a.open_session(mobile(1, "m", "r"), 10)
+    await asyncio.sleep(0.3)
+    assert sorted(await b.account_tokens("gigma", 1)) == ["a", "b"]
+    assert await b.account_tokens("mobile", 1) == ["m"]
+    assert await a.account_tokens("gigma", 3) == []
+
+
+@scenario
 async def test_gigma_token_expires(a: Store, b: Store) -> None:
     await a.open_session(gigma(1, "t", ttl=0.2), 10)
     assert await b.session_account("gigma", "t") == 1

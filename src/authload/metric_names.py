@@ -44,6 +44,7 @@ MOCK_SHED = "authload_mock_shed"  # counter {endpoint}: refused with 503 by capa
 MOCK_RATE_LIMITED = "authload_mock_rate_limited"  # counter {endpoint}: refused with 429
 MOCK_FAULT_ACTIVE = "authload_mock_fault_active"  # gauge {endpoint, kind}: 1 while active
 MOCK_FAULTS_APPLIED = "authload_mock_faults_applied"  # counter {endpoint, kind}
+MOCK_STALE_ACCEPTED = "authload_mock_stale_accepted"  # counter {api}: stale_revocation accepts
 MOCK_TOKENS_ISSUED = "authload_mock_tokens_issued"  # counter {api}
 MOCK_TOKENS_REVOKED = "authload_mock_tokens_revoked"  # counter {api}
 MOCK_REFRESH_REUSE = "authload_mock_refresh_reuse_refused"  # counter

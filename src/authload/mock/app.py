@@ -53,6 +53,7 @@ ADMIN_ROUTES: dict[tuple[str, str], Handler] = {
     ("GET", "/metrics"): admin.metrics,
     ("GET", "/_mock/stats"): admin.stats,
     ("POST", "/_mock/reset"): admin.reset,
+    ("POST", "/_mock/epoch"): admin.set_epoch,
     ("GET", "/_mock/accounts"): admin.accounts,
     ("GET", "/_mock/esia/authorize"): admin.esia_authorize,
     ("GET", "/_mock/faults"): admin.get_faults,

@@ -17,6 +17,7 @@ from authload.mock.metrics import MockMetrics
 from authload.mock.population import Population
 from authload.mock.profile import Profile
 from authload.mock.settings import MockSettings
+from authload.mock.stale import StaleTokens
 from authload.mock.state import MemoryStore, Store, TokenRules
 
 log = logging.getLogger("authload.mock")
@@ -40,6 +41,7 @@ class Mock:
         self.metrics = metrics if metrics is not None else MockMetrics()
         self.rng = rng if rng is not None else random.Random()
         self.behaviour = Behaviour(profile or Profile(), time.time(), self.rng)
+        self.stale = StaleTokens()  # revoked tokens a stale_revocation fault keeps working
         self.token_rules = TokenRules(
             settings.access_ttl_s,
             settings.refresh_ttl_s,

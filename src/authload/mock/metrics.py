@@ -79,6 +79,12 @@ class MockMetrics:
         self.refresh_reuse = Counter(
             names.MOCK_REFRESH_REUSE, "Rotated refresh tokens presented again", registry=r
         )
+        self.stale_accepted = Counter(
+            names.MOCK_STALE_ACCEPTED,
+            "Revoked or rotated tokens accepted under a stale_revocation fault",
+            [names.API],
+            registry=r,
+        )
         self.sessions_evicted = Counter(
             names.MOCK_SESSIONS_EVICTED,
             "Oldest sessions ended by the per-account cap",

@@ -142,6 +142,18 @@ return #sids
 """
 )
 
+_ACCOUNT_TOKENS = (
+    _SESSIONS
+    + """
+local tokens = {}
+for _, sid in ipairs(redis.call('ZRANGE', owned(ARGV[2], ARGV[3]), 0, -1)) do
+  local s = fetch(sid)
+  if s and now < tonumber(s[4]) then table.insert(tokens, s[3]) end
+end
+return tokens
+"""
+)
+
 _ROTATE = (
     _SESSIONS
     + """
@@ -204,6 +216,7 @@ class RedisStore:
         self._open_session = redis.register_script(_OPEN_SESSION)
         self._by_access = redis.register_script(_BY_ACCESS)
         self._close_all = redis.register_script(_CLOSE_ALL)
+        self._account_tokens = redis.register_script(_ACCOUNT_TOKENS)
         self._rotate = redis.register_script(_ROTATE)
 
     @classmethod
@@ -283,6 +296,10 @@ class RedisStore:
 
     async def close_all_sessions(self, api: str, account: int) -> int:
         return int(await self._session(self._close_all, api, account))
+
+    async def account_tokens(self, api: str, account: int) -> list[str]:
+        """The access tokens of the account's live sessions."""
+        return [str(t) for t in await self._session(self._account_tokens, api, account)]
 
     async def rotate_refresh(
         self, old: str, new: Pair, rules: TokenRules

@@ -82,6 +82,7 @@ class Store(Protocol):
     async def session_account(self, api: str, access: str) -> int | None: ...
     async def close_session(self, api: str, access: str) -> bool: ...
     async def close_all_sessions(self, api: str, account: int) -> int: ...
+    async def account_tokens(self, api: str, account: int) -> list[str]: ...
     async def rotate_refresh(
         self, old: str, new: Pair, rules: TokenRules
     ) -> tuple[Rotation, int | None]: ...
@@ -260,6 +261,12 @@ class MemoryStore:
         for sid in sids:
             self._drop(sid)
         return len(sids)
+
+    async def account_tokens(self, api: str, account: int) -> list[str]:
+        """The access tokens of the account's live sessions."""
+        now = self._clock()
+        owned = self._by_account.get((api, account), OrderedDict())
+        return [s.access for s in (self._sessions[sid] for sid in owned) if now < s.access_expires]
 
     async def rotate_refresh(
         self, old: str, new: Pair, rules: TokenRules
