@@ -31,6 +31,7 @@ class TestAccount:
 CONFIG_ENV = "AUTHLOAD_RUN_CONFIG"  # path of the run's config.json
 APP_TOKEN_ENV = "AUTHLOAD_APP_TOKEN"
 CLIENT_SECRET_ENV = "AUTHLOAD_CLIENT_SECRET"
+MOCK_CLOCK_ENV = "AUTHLOAD_MOCK_CLOCK"  # the embedded mock's URL: its faults count from test start
 WORKER_ENV = "AUTHLOAD_WORKER_MASTER_TIMEOUT"  # set by `authload worker`: s to wait for a master
 CONFIG_MESSAGE = "authload_config"  # master -> workers when the test starts: the run
 WORKER_FAILED_MESSAGE = "authload_worker_failed"  # worker -> master: it cannot take part

@@ -56,6 +56,7 @@ from authload.runconfig import (
     APP_TOKEN_ENV,
     CLIENT_SECRET_ENV,
     CONFIG_ENV,
+    MOCK_CLOCK_ENV,
     WORKER_ENV,
     WORKER_UNFIT_EXIT,
     RunConfig,
@@ -273,6 +274,7 @@ def _execute(
             mock.url,
             mock.url,
             (settings.app_token, settings.client_secret),
+            clock_of=mock.url,
         )
         control = MockControl(mock.url)
         try:
@@ -304,10 +306,12 @@ def _locust(
     mock_url: str | None,
     secrets: tuple[str, str] | None,
     master: MasterOptions | None = None,
+    clock_of: str | None = None,
 ) -> int:
     """Run Locust to the end: here alone, with ``processes`` local workers, or as the master
     of remote workers (``master``; they read secrets and passwords from their environment,
-    so none are handed to the master)."""
+    so none are handed to the master). ``clock_of``: the embedded mock, whose profile fault
+    windows then count from the test's start."""
     accounts = [
         TestAccount(
             phone=a.phone,
@@ -344,10 +348,7 @@ def _locust(
             "-f",
             str(LOCUSTFILE),
             "--headless",
-            "--csv",
-            str(run_dir / "locust"),
-            "--html",
-            str(run_dir / "locust.html"),
+            *_locust_reports(run_dir, partial=master is not None or processes > 1),
             "--only-summary",
             "--loglevel",
             "WARNING",
@@ -392,6 +393,8 @@ def _locust(
         env = {**os.environ, CONFIG_ENV: str(config_path), "PYTHONUNBUFFERED": "1"}
         if secrets is not None:
             env.update({APP_TOKEN_ENV: secrets[0], CLIENT_SECRET_ENV: secrets[1]})
+        if clock_of is not None:
+            env[MOCK_CLOCK_ENV] = clock_of
         wait_s = scenario.duration_s + GRACE_S + (master.timeout_s if master else 0)
         started = time.monotonic()
         forked: dict[int, Any] | None = {} if master is None and processes > 1 else None
@@ -415,6 +418,21 @@ def _locust(
         if master is not None:
             _await_workers(run_dir, scenario, master, code, time.monotonic() - started)
         return code
+
+
+def _locust_reports(run_dir: Path, *, partial: bool) -> list[str]:
+    """Locust's own CSV, HTML and JSON reports, never its terminal table (authload prints the
+    table from the records). With several processes Locust's master misses the workers'
+    last reports, so its files are named as the partial view they are."""
+    name = "locust-partial" if partial else "locust"
+    return [
+        "--csv",
+        str(run_dir / name),
+        "--html",
+        str(run_dir / f"{name}.html"),
+        "--json-file",
+        str(run_dir / f"{name}_stats"),
+    ]
 
 
 def _wait_locust(

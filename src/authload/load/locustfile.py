@@ -31,7 +31,8 @@ from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from authload.load import gc_tuning, metrics, metrics_endpoint, recorder
+from authload.load import gc_tuning, live_counts, metrics, metrics_endpoint, recorder
+from authload.load.journal import JourneySpool
 from authload.load.progress import watch
 from authload.load.runtime import Runtime
 from authload.load.shapes import StagesShape
@@ -41,6 +42,7 @@ from authload.results import LOCUST_COUNTS_DIR, MANIFEST_FILE, append_event, wri
 from authload.runconfig import (
     CONFIG_ENV,
     CONFIG_MESSAGE,
+    MOCK_CLOCK_ENV,
     WORKER_ENV,
     WORKER_FAILED_MESSAGE,
     WORKER_UNFIT_EXIT,
@@ -95,6 +97,7 @@ def _on_init(environment: Environment, **_: Any) -> None:
     metrics.register(environment, port=metrics_endpoint.port_from_env())
     runner = environment.runner
     if isinstance(runner, MasterRunner):
+        live_counts.gather_on(environment)
         if CONFIG is not None and CONFIG.remote_workers:
             _serve_remote_workers(environment, CONFIG)
         return
@@ -113,6 +116,8 @@ def _install(environment: Environment, rt: Runtime) -> None:
     """This process's runtime, record spool and Locust counts."""
     RUNTIME["current"] = rt
     SPOOL["current"] = recorder.register(environment, rt.config.run_dir, rt.worker)
+    rt.state.journal = JourneySpool(rt.config.run_dir, rt.worker)
+    live_counts.report_from(environment, rt)
     environment.events.quitting.add_listener(_on_quit)  # (quitting's listeners: last first)
     _gate_requests(environment, rt)
     if isinstance(environment.runner, WorkerRunner):
@@ -131,9 +136,11 @@ def _gate_requests(environment: Environment, rt: Runtime) -> None:
 
     def on_start(**_: Any) -> None:
         gate.closed = False
+        rt.arrivals.stopped = False
 
     def on_stop(**_: Any) -> None:
         gate.closed = True
+        rt.arrivals.stop()
         if not gate.wait_idle(rt.scenario.request_timeout_s + 1.0):
             print(
                 f"authload: {gate.in_flight} requests still in flight as the test ended",
@@ -257,6 +264,7 @@ def _unfit(environment: Environment, runner: WorkerRunner, worker: str, exc: Exc
 def _on_start(environment: Environment, **_: Any) -> None:
     if not isinstance(environment.runner, WorkerRunner):  # the master, or the only process
         assert CONFIG is not None
+        _start_mock_clock(time.time())
         gevent.spawn(watch, environment, CONFIG.scenario, CONFIG.run_dir)
     rt = RUNTIME.get("current")
     if rt is not None:
@@ -266,6 +274,21 @@ def _on_start(environment: Environment, **_: Any) -> None:
         append_event(rt.config.run_dir, {"kind": "generator", "worker": rt.worker, **settings})
         if rt.scenario.events:
             gevent.spawn(run_timed_events, rt, time.time())
+
+
+def _start_mock_clock(t: float) -> None:
+    """The embedded mock's profile fault windows count from the load's start, as the timed
+    events do: one clock for the run."""
+    url = os.environ.get(MOCK_CLOCK_ENV)
+    if not url:
+        return
+    from authload.control import MockControl
+
+    control = MockControl(url)
+    try:
+        control.set_epoch(t)
+    finally:
+        control.close()
 
 
 def _on_quit(environment: Environment, **_: Any) -> None:
@@ -286,6 +309,8 @@ def _on_quit(environment: Environment, **_: Any) -> None:
             run_dir, {"t": time.time(), "kind": "limits", "worker": rt.worker, **rt.limits.report()}
         )
     SPOOL["current"].close()  # (again when the recorder's own listener closes it: no-op)
+    if rt.state.journal is not None:
+        rt.state.journal.close()
     # last: the counts file tells the runner that this process is done
     directory = run_dir / LOCUST_COUNTS_DIR
     directory.mkdir(exist_ok=True)

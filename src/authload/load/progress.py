@@ -31,6 +31,7 @@ import psutil  # type: ignore[import-untyped]
 from locust.env import Environment
 from locust.runners import LocalRunner, MasterRunner, Runner
 
+from authload.load import live_counts
 from authload.load.shapes import stage_at
 from authload.results import RESOURCES_FILE, append_event
 from authload.scenario import Scenario
@@ -61,6 +62,7 @@ def _watch(
     started = time.time()
     window: deque[tuple[float, int, int]] = deque()  # (time, requests, failures)
     last_print = started
+    progress = Progress(scenario, started)
     stage: int | None = -1
     while runner.state not in ("stopped", "quitting"):
         now = time.time()
@@ -86,7 +88,7 @@ def _watch(
             return
         if now - last_print >= PROGRESS_EVERY_S:
             last_print = now
-            _print_progress(environment, elapsed)
+            print(progress.line(environment, now), file=sys.stderr, flush=True)
         if resources.due(now):
             resources.sample(now)
         gevent.sleep(1.0)
@@ -193,15 +195,40 @@ def _abort_reason(scenario: Scenario) -> str:
     )
 
 
-def _print_progress(environment: Environment, elapsed: float) -> None:
-    total = environment.stats.total
-    runner = environment.runner
-    users = runner.user_count if runner is not None else 0
-    p95 = total.get_current_response_time_percentile(0.95) or 0
-    errors = total.num_failures / total.num_requests if total.num_requests else 0.0
-    print(
-        f"[{elapsed:6.0f} s] users {users:5d}  rps {total.current_rps:8.1f}  "
-        f"p95 {p95:7.0f} ms  errors {errors:6.2%}  requests {total.num_requests}",
-        file=sys.stderr,
-        flush=True,
-    )
+class Progress:
+    """The progress line: each figure over the window since the previous line (requests/s,
+    errors) or now (users, p95 of Locust's last seconds), and by the load model: users
+    planned and running (closed), arrivals/s planned and started, dropped and waiting (open).
+    On the master the workers' figures arrive with their reports, every few seconds."""
+
+    def __init__(self, scenario: Scenario, started: float) -> None:
+        self.scenario = scenario
+        self.started = started
+        self.last = (started, 0, 0, 0)  # time, requests, failures, arrivals started
+
+    def line(self, environment: Environment, now: float) -> str:
+        total = environment.stats.total
+        t0, requests0, failures0, started0 = self.last
+        span = max(now - t0, 1e-9)
+        requests = total.num_requests - requests0
+        failures = total.num_failures - failures0
+        counts = live_counts.totals().arrivals
+        self.last = (now, total.num_requests, total.num_failures, counts.started)
+        p95 = total.get_current_response_time_percentile(0.95) or 0
+        errors = failures / requests if requests else 0.0
+        head = f"[{now - self.started:6.0f} s] "
+        tail = (
+            f"rps {requests / span:8.1f}  p95 {p95:7.0f} ms  errors {errors:6.2%}  "
+            f"requests {total.num_requests}"
+        )
+        stage = stage_at(self.scenario.load, now - self.started)
+        plan = self.scenario.load.stages[stage if stage is not None else -1]
+        if self.scenario.load.model == "open":
+            achieved = (counts.started - started0) / span
+            return (
+                f"{head}arrivals/s {achieved:6.1f} of {plan.rate or 0:g}  dropped "
+                f"{counts.dropped}  waiting {counts.waiting}  in flight {counts.in_flight}  {tail}"
+            )
+        runner = environment.runner
+        users = runner.user_count if runner is not None else 0
+        return f"{head}users {users:5d} of {plan.users or 0}  {tail}"

@@ -40,13 +40,13 @@ from authload.results import RECORD_SCHEMA, RECORDS_DIR, SPOOL_SUFFIX
 if TYPE_CHECKING:
     from locust.env import Environment
 
-__all__ = ["RecordSpool", "error_kind", "register", "retry_after_seconds"]
+__all__ = ["RecordSpool", "arrow_column", "error_kind", "register", "retry_after_seconds"]
 
 log = logging.getLogger(__name__)
 
 # The array typecode of each numeric column; string columns have none.
-_TYPECODES = {"double": "d", "int16": "h", "int64": "q", "string": ""}
-_COLUMNS = [(f, _TYPECODES[str(f.type)]) for f in RECORD_SCHEMA]
+TYPECODES = {"double": "d", "int16": "h", "int64": "q", "string": ""}
+_COLUMNS = [(f, TYPECODES[str(f.type)]) for f in RECORD_SCHEMA]
 
 
 class RecordSpool:
@@ -161,7 +161,9 @@ class RecordSpool:
             [self.worker] * n,
         ]
         try:
-            arrays = [_arrow(c, f, code) for c, (f, code) in zip(columns, _COLUMNS, strict=True)]
+            arrays = [
+                arrow_column(c, f, code) for c, (f, code) in zip(columns, _COLUMNS, strict=True)
+            ]
             batch = pa.RecordBatch.from_arrays(arrays, schema=RECORD_SCHEMA)
             self._writer.write_batch(batch)
         except Exception:
@@ -189,7 +191,7 @@ class RecordSpool:
                 log.warning("%s: %d rows were not recorded", self.path, self.dropped)
 
 
-def _arrow(values: list[Any], field: pa.Field, typecode: str) -> pa.Array:
+def arrow_column(values: list[Any], field: pa.Field, typecode: str) -> pa.Array:
     """One column as an Arrow array, built from buffers.
 
     ``pa.array`` would do, but its first call imports pandas (about 60 MB and up to a

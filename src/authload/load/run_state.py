@@ -36,8 +36,18 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from authload import metric_names as names
 from authload.contracts import ENDPOINTS
+from authload.load import live_counts
 from authload.load.failures import FAILURE_PATTERN
-from authload.slo_grammar import DEFAULT_FILTER, ERROR_FILTERS, PERCENTILES, parse_slo
+from authload.results import LOST_PREFIXES, journey_ok
+from authload.slo_grammar import (
+    DEFAULT_FILTER,
+    ERROR_FILTERS,
+    JOURNEYS,
+    PERCENTILES,
+    REQUESTS,
+    SloSpec,
+    parse_slo,
+)
 
 if TYPE_CHECKING:
     from locust.env import Environment
@@ -67,9 +77,16 @@ def _failures(stats: Any, endpoint: str, filter_name: str) -> int:
     return count
 
 
-def slo_met(slo: str, stats: Any, elapsed_s: float) -> bool:
-    """Whether ``slo`` is met by the run so far, as Locust's ``stats`` (a RequestStats) show it."""
+def slo_met(slo: str, stats: Any, elapsed_s: float) -> bool | None:
+    """Whether ``slo`` is met by the run so far, as Locust's ``stats`` (a RequestStats) and
+    authload's own counts (:mod:`authload.load.live_counts`) show it; None when it cannot be
+    judged live (a latency of the expected answers alone, a journey's duration, a
+    revocation time: those are judged from the records at the end)."""
     spec = parse_slo(slo)
+    if spec.family == JOURNEYS:
+        return _journeys_met(spec, live_counts.totals()) if spec.is_share else None
+    if spec.family != REQUESTS or spec.latency_filter is not None:
+        return None
     entry = _entry(stats, spec.endpoint)
     requests = int(entry.num_requests) if entry is not None else 0
     if requests == 0:
@@ -94,6 +111,26 @@ def slo_met(slo: str, stats: Any, elapsed_s: float) -> bool:
     else:
         value = float(entry.get_response_time_percentile(PERCENTILES[spec.stat]))
     return spec.met(value)
+
+
+def _journeys_met(spec: SloSpec, counts: live_counts.LiveCounts) -> bool:
+    """A journey share so far, from the outcomes counted (``flow:outcome``) and arrivals."""
+    if spec.stat == "dropped":
+        hits, total = counts.arrivals.dropped, counts.arrivals.due
+    else:
+        hits = total = 0
+        for key, n in counts.outcomes.items():
+            flow, _, outcome = key.partition(":")
+            if not outcome or (spec.endpoint != "*" and flow != spec.endpoint):
+                continue
+            total += n
+            if spec.stat == "journey_success":
+                hits += n if journey_ok(outcome) else 0
+            else:
+                hits += n if outcome.startswith(LOST_PREFIXES) else 0
+        if spec.endpoint == "*":
+            total += counts.arrivals.dropped
+    return True if total == 0 else spec.error_rate_met(hits, total)
 
 
 def error_budgets(slos: Iterable[str]) -> dict[str, float]:
@@ -159,6 +196,8 @@ class RunState:
         passing = True
         for slo in scenario.slos:
             met = slo_met(slo, environment.stats, self._elapsed)
+            if met is None:
+                continue
             passing = passing and met
             self.slo_passing.labels(*run, slo).set(1 if met else 0)
         self.run_passing.labels(*run).set(1 if passing else 0)

@@ -12,6 +12,7 @@ from typing import Any
 from locust.env import Environment
 
 from authload.load.accounts import CodeSource, ConfiguredCodes, MockInbox
+from authload.load.arrivals import Arrivals
 from authload.load.clients import AuthClient, FlowContext, StopGate, TargetAccess
 from authload.load.flows import Journey, SharedState
 from authload.load.limits import RequestLimits, process_limits
@@ -50,6 +51,7 @@ class Runtime:
         if not self.accounts:
             raise RuntimeError("no test accounts for this target")
         self.state = SharedState()
+        self.arrivals = Arrivals(self.scenario.load, self.state)  # open model
         self.rng = random.Random()
         self.reseed()
         retry = self.scenario.retry

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from functools import partial
 from typing import Any, ClassVar
 
-import gevent
-from gevent.pool import Pool
 from locust import FastHttpUser, constant, task
 
 from authload.distributions import sample_ms
+from authload.load.arrivals import sleep_until
 from authload.load.flows import run_journey
 from authload.load.runtime import Runtime
 from authload.load.shapes import arrival_times
@@ -70,10 +70,9 @@ class ArrivalUser(FastHttpUser):
     """Open model: starts journeys on the arrival schedule whatever the latency.
 
     One per process; it takes this process's share of the scenario's arrivals (every
-    ``processes``-th, from its index on). Journeys run in a pool of ``max_in_flight``
-    greenlets; an arrival finding the pool full is dropped and counted (``dropped_arrivals``),
-    never delayed, so coordinated omission cannot hide queueing. Every journey carries its
-    intended start time into the records.
+    ``processes``-th, from its index on) and hands each to the process's
+    :class:`~authload.load.arrivals.Arrivals`, which starts it, queues it or drops it (never
+    hidden: see there). Every journey carries its intended start time into the records.
     """
 
     abstract = True
@@ -87,7 +86,6 @@ class ArrivalUser(FastHttpUser):
         self.concurrency = rt.scenario.load.max_in_flight  # pool serves every journey at once
         super().__init__(environment)
         self.api = rt.client(self.client)
-        self.pool = Pool(rt.scenario.load.max_in_flight)
 
     @task
     def dispatch(self) -> None:
@@ -95,13 +93,14 @@ class ArrivalUser(FastHttpUser):
         flows = [f for f, w in rt.scenario.mix.items() if w > 0]
         weights = [rt.scenario.mix[f] for f in flows]
         index, processes = rt.share()
+        arrivals = rt.arrivals
         for due in arrival_times(rt.scenario.load, time.time(), processes, index):
-            gevent.sleep(max(0.0, due - time.time()))
+            sleep_until(due)
             flow = rt.rng.choices(flows, weights=weights)[0]
-            if self.pool.full():
-                rt.state.outcomes["dropped_arrivals"] += 1
-                continue
-            self.pool.spawn(run_journey, flow, rt.journey(self.api, flow, t_intended=due))
-        self.pool.join()
+            arrivals.arrive(due, flow, partial(self._journey, rt, flow))
+        arrivals.join()
         while True:  # the schedule is done: wait, stoppable at once, for the shape to end
             self.wait()
+
+    def _journey(self, rt: Runtime, flow: str, due: float) -> None:
+        run_journey(flow, rt.journey(self.api, flow, t_intended=due))
