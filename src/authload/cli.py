@@ -9,7 +9,7 @@ import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from authload.errors import AuthloadError
 
@@ -374,7 +374,6 @@ def _smoke(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from authload.analysis.summary import eviction_note
     from authload.runner import MasterOptions, run
 
     _check_out(Path(args.out))
@@ -394,28 +393,61 @@ def _run(args: argparse.Namespace) -> int:
         pushgateway=args.pushgateway,
         master=master,
     )
-    summary = result.summary
     print(f"run directory: {result.run_dir}")
+    _print_summary(result.summary)
+    print(f"verdict: {result.verdict.upper()}")
+    return result.exit_code
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    """Per endpoint (every attempt, and the expected answers alone), per flow's journeys,
+    each SLO, each default gate, and the notes a person must read before the verdict."""
+    from authload.analysis.summary import eviction_note
+
     print(
         f"{'endpoint':<22} {'count':>7} {'rps':>7} {'p50 ms':>8} {'p95 ms':>8} "
-        f"{'p99 ms':>8} {'errors':>7}"
+        f"{'p99 ms':>8} {'errors':>7} {'ok p50':>8} {'ok p99':>8}"
     )
     for name, row in summary["endpoints"].items():
+        ok = row.get("ok") or {}
         print(
             f"{name:<22} {row['count']:>7} {_ms(row['rate_per_s'], 7)} {_ms(row['p50'])} "
-            f"{_ms(row['p95'])} {_ms(row['p99'])} {row['error_rate']:>7.2%}"
+            f"{_ms(row['p95'])} {_ms(row['p99'])} {row['error_rate']:>7.2%} "
+            f"{_ms(ok.get('p50'))} {_ms(ok.get('p99'))}"
         )
+    _print_journeys(summary.get("journeys") or {})
     for slo in summary["slos"]:
         mark = "ok  " if slo["passed"] else "FAIL"
         value = "no data" if slo["value"] is None else f"{slo['value']:.4g}"
         print(f"SLO {mark} {slo['slo']}  (measured {value})")
-    if not summary["reconciliation"]["match"]:
-        print("counts do not reconcile: see summary.json 'reconciliation'")
+    for gate in summary.get("gates", []):
+        mark = (
+            "off "
+            if not gate["enabled"]
+            else "ok  "
+            if gate["passed"]
+            else gate["severity"].upper()
+        )
+        print(f"gate {mark:<7} {gate['gate']}: {gate['evidence']}")
     note = eviction_note(summary.get("mock_sessions_evicted"))
     if note is not None:
         print(f"note: {note}")
-    print(f"verdict: {result.verdict.upper()}")
-    return result.exit_code
+
+
+def _print_journeys(journeys: dict[str, Any]) -> None:
+    if not journeys or not journeys.get("*", {}).get("count"):
+        return
+    print(
+        f"{'journeys':<22} {'count':>7} {'success':>8} {'dropped':>7} {'lost':>5} "
+        f"{'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'waited':>7}"
+    )
+    for name, row in journeys.items():
+        rate = row["success_rate"]
+        print(
+            f"{name:<22} {row['count']:>7} {'-' if rate is None else f'{rate:.2%}':>8} "
+            f"{row['dropped']:>7} {row['sessions_lost']:>5} {_ms(row['p50'])} "
+            f"{_ms(row['p95'])} {_ms(row['p99'])} {row['waited']:>7}"
+        )
 
 
 def _check_out(out: Path) -> None:

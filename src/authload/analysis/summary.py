@@ -1,5 +1,6 @@
-"""The run's summary.json: per-endpoint figures, SLO results, flow outcomes, the count
-reconciliation (records, Locust, mock) and the verdict."""
+"""The run's summary.json: per-endpoint figures, journeys per flow, revocation times, SLO
+results, the default gates, flow outcomes, the count reconciliation (records, Locust, mock)
+and the verdict."""
 
 from __future__ import annotations
 
@@ -11,35 +12,53 @@ from typing import Any
 
 import pandas as pd
 
+from authload.analysis.gates import RunFacts, check_gates, verdict
+from authload.analysis.journeys import journey_summary, load_journeys, revocation_summary
 from authload.analysis.slo import evaluate_slos
 from authload.analysis.stats import endpoint_summary, load_records
-from authload.results import LOCUST_COUNTS_DIR, MOCK_STATS_FILE, read_events, read_json
+from authload.results import (
+    LOCUST_COUNTS_DIR,
+    MANIFEST_FILE,
+    MOCK_STATS_FILE,
+    read_events,
+    read_json,
+)
 from authload.scenario import Scenario
 
 
 def summarize(run_dir: Path, scenario: Scenario, status: str) -> dict[str, Any]:
     records = load_records(run_dir)
+    journeys = load_journeys(run_dir)
     mock = _mock_stats(run_dir)
     span = _span_s(records)
-    slos = evaluate_slos(scenario.slos, records, span)
-    if status in ("aborted", "error"):
-        verdict = status
-    elif len(records) == 0:
-        verdict = "error"
-    else:
-        verdict = "pass" if all(s.passed for s in slos) else "fail"
+    slos = evaluate_slos(scenario.slos, records, span, journeys)
+    reconciliation = reconcile(run_dir, records, mock)
+    facts = RunFacts(journeys, reconciliation, _died(run_dir), mock)
+    gates = check_gates(facts, list(scenario.gates_off))
     return {
         "scenario": scenario.name,
         "status": status,
-        "verdict": verdict,
+        "verdict": verdict(status, len(records), all(s.passed for s in slos), gates),
         "duration_s": span,
         "requests": len(records),
         "endpoints": endpoint_summary(records, span),
+        "journeys": journey_summary(journeys),
+        "revocation": revocation_summary(journeys),
         "slos": [{**vars(s), "value": None if math.isnan(s.value) else s.value} for s in slos],
+        "gates": [vars(g) for g in gates],
         "outcomes": _outcomes(run_dir),
-        "reconciliation": reconcile(run_dir, records, mock),
+        "reconciliation": reconciliation,
         "mock_sessions_evicted": mock_sessions_evicted(mock),
     }
+
+
+def _died(run_dir: Path) -> list[dict[str, Any]]:
+    """The Locust processes the manifest names as dead."""
+    path = run_dir / MANIFEST_FILE
+    if not path.is_file():
+        return []
+    died: list[dict[str, Any]] = read_json(path).get("died") or []
+    return died
 
 
 EVICTED = "sessions_evicted."  # /_mock/stats events: sessions_evicted.<api>

@@ -1,0 +1,182 @@
+"""The verdict sees everything the run saw: journeys from their intended start, arrivals that
+waited or never started, the latency of the expected answers, revoked tokens still accepted,
+each judged against what the mock was told to do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.runs import Run, run_scenario
+
+pytestmark = pytest.mark.integration
+
+STALL = """
+name: stall
+seed: 3
+mix: {{lkfl: 1, esia: 1}}
+load:
+  model: open
+  stages: [{{duration_s: 8, rate: 10}}]
+  max_in_flight: 3
+  when_full: {when_full}
+think_time: {{dist: fixed, ms: 0}}
+flows: {{lkfl: {{wrong_password_share: 0}}}}
+retry: {{policy: none}}
+abort: null
+slos:
+  - "dropped(*) < 0.1%"
+  - "p99(mobile.esia_auth) < 1s"
+mock:
+  behaviour:
+    faults:
+      - {{kind: latency, endpoints: [mobile.lkfl_auth], added_ms: 3000, start_s: 2, duration_s: 2}}
+"""
+
+
+def _journeys(run: Run) -> pd.DataFrame:
+    assert run.run_dir is not None, run.describe()
+    frame = pd.read_parquet(run.run_dir / "journeys.parquet")
+    frame["duration_ms"] = (frame["t_end"] - frame["t_start"]) * 1000
+    return frame
+
+
+def _slo(run: Run, text: str) -> dict[str, object]:
+    return next(s for s in run.summary["slos"] if s["slo"] == text)
+
+
+@pytest.mark.slow
+def test_a_stall_with_a_small_pool_drops_arrivals_and_the_verdict_says_so(tmp_path: Path) -> None:
+    run = run_scenario(tmp_path, STALL.format(when_full="drop"), load_s=8)
+    assert run.code == 1, run.describe()
+    journeys = _journeys(run)
+    dropped = journeys[journeys["outcome"] == "dropped"]
+    assert len(dropped) > 0
+    assert run.summary["journeys"]["*"]["dropped"] == len(dropped)
+    assert run.outcomes["dropped_arrivals"] == len(dropped)
+    assert _slo(run, "dropped(*) < 0.1%")["passed"] is False
+    # the stall shows in the journeys from their intended start, not in the other endpoint
+    started = journeys[(journeys["kind"] == "journey") & (journeys["outcome"] != "dropped")]
+    assert started["duration_ms"].max() >= 3000
+    assert run.summary["journeys"]["lkfl"]["max"] >= 3000
+    assert _slo(run, "p99(mobile.esia_auth) < 1s")["passed"] is True
+    assert run.summary["endpoints"]["mobile.esia_auth"]["max"] < 1000
+    assert "dropped" in run.proc.stderr  # the progress line names them
+    assert run.summary["verdict"] == "fail"
+
+
+@pytest.mark.slow
+def test_queued_arrivals_wait_and_the_wait_counts_in_the_journey(tmp_path: Path) -> None:
+    run = run_scenario(tmp_path, STALL.format(when_full="queue"), load_s=8)
+    assert run.code == 0, run.describe()
+    journeys = _journeys(run)
+    assert (journeys["outcome"] == "dropped").sum() == 0
+    waited = journeys[journeys["waited_ms"] > 0]
+    assert len(waited) > 0
+    # a journey that waited is timed from its due time: at least its wait
+    assert (waited["duration_ms"] >= waited["waited_ms"]).all()
+    assert run.summary["journeys"]["*"]["waited"] == len(waited)
+    every = len(journeys[journeys["kind"] == "journey"])
+    assert every == 80  # 8 s x 10/s: every arrival is a journey, none hidden
+
+
+SHEDDING = """
+name: shedding
+seed: 4
+accounts: {count: 500}
+mix: {sms: 1}
+load:
+  model: open
+  stages: [{duration_s: 8, rate: 12}]
+think_time: {dist: fixed, ms: 50}
+flows: {sms: {typo_share: 0, refreshes: [0, 0]}}
+retry: {policy: none}
+abort: null
+slos:
+  - "p50(mobile.phone_request, ok) < 300ms"
+  - "p50(mobile.phone_request) < 50ms"
+mock:
+  behaviour:
+    latency:
+      mobile.phone_request: {dist: fixed, ms: 200}
+    capacity:
+      endpoints:
+        mobile.phone_request: {concurrency: 1, queue: 0, retry_after_s: 1}
+"""
+
+
+@pytest.mark.slow
+def test_fast_503s_cannot_make_the_expected_answers_look_fast(tmp_path: Path) -> None:
+    run = run_scenario(tmp_path, SHEDDING, load_s=8)
+    row = run.summary["endpoints"]["mobile.phone_request"]
+    assert row["statuses"].get("503", 0) > row["statuses"].get("200", 0), run.describe()
+    assert row["p50"] < 50  # every attempt: the fast 503s
+    assert 200 <= row["ok"]["p50"] < 300  # the answers the journey wanted: the service's 200 ms
+    assert _slo(run, "p50(mobile.phone_request, ok) < 300ms")["value"] == row["ok"]["p50"]
+
+
+REVOCATION = """
+name: revocation
+seed: 5
+accounts: {{count: 200}}
+mix: {{password_call: 1}}
+load:
+  model: closed
+  stages: [{{duration_s: 14, users: 12, spawn_rate: 12}}]
+think_time: {{dist: fixed, ms: 100}}
+flows:
+  password_call:
+    devices: {{3: 1}}
+    logout_all_share: 0
+    session: {{dist: fixed, ms: 30000}}
+events:
+  - {{kind: mass_logout, at_s: 5, share: 1, relogin_delay: {{dist: fixed, ms: 500}}}}
+retry: {{policy: none}}
+abort: null
+slos:
+  - "revocation_p99 < 10s"
+mock:
+  behaviour:
+    faults: {faults}
+"""
+
+
+@pytest.mark.slow
+def test_a_stale_revocation_fails_the_run_with_no_slo_written(tmp_path: Path) -> None:
+    stale = "[{kind: stale_revocation, endpoints: [gigma.logout], lag_s: 2}]"
+    run = run_scenario(tmp_path, REVOCATION.format(faults=stale), load_s=14)
+    assert run.code == 1, run.describe()
+    revocation = run.summary["revocation"]
+    assert revocation["tokens"] > 10
+    assert 2000 <= revocation["p99"] <= 2500
+    assert revocation["accepted_after_revocation"] == revocation["tokens"]
+    gate = next(g for g in run.summary["gates"] if g["gate"] == "revoked_token_accepted")
+    assert gate["passed"] is False and gate["severity"] == "fail"
+    assert "gigma.logout accepted" in gate["evidence"]
+    assert run.mock_stats["events"]["stale_accepted.gigma"] > 0
+    assert all(s["passed"] for s in run.summary["slos"])  # the verdict is the gate's
+    assert run.summary["verdict"] == "fail"
+    assert "gate FAIL    revoked_token_accepted" in run.proc.stdout
+
+
+@pytest.mark.slow
+def test_revocation_at_once_passes(tmp_path: Path) -> None:
+    run = run_scenario(tmp_path, REVOCATION.format(faults="[]"), load_s=14)
+    assert run.code == 0, run.describe()
+    revocation = run.summary["revocation"]
+    assert revocation["tokens"] > 10 and revocation["accepted_after_revocation"] == 0
+    assert revocation["p99"] < 500
+    assert run.summary["verdict"] == "pass"
+
+
+@pytest.mark.slow
+def test_a_gate_is_off_only_by_name(tmp_path: Path) -> None:
+    stale = "[{kind: stale_revocation, endpoints: [gigma.logout], lag_s: 1}]"
+    text = REVOCATION.format(faults=stale) + "gates_off: [revoked_token_accepted]\n"
+    run = run_scenario(tmp_path, text, load_s=14)
+    assert run.code == 0, run.describe()
+    gate = next(g for g in run.summary["gates"] if g["gate"] == "revoked_token_accepted")
+    assert gate["enabled"] is False and gate["passed"] is False  # still reported
+    assert "gate off     revoked_token_accepted" in run.proc.stdout
