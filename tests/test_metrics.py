@@ -19,6 +19,7 @@ import urllib.error
 import urllib.request
 from collections import Counter
 from pathlib import Path
+from collections import deque
 from types import SimpleNamespace
 from typing import Any
 
@@ -60,7 +61,7 @@ def fake_runtime() -> Any:
 
     load = Load(model="open", stages=[Stage(duration_s=60, rate=10), Stage(duration_s=60, rate=4)])
     return SimpleNamespace(
-        state=SimpleNamespace(outcomes=Counter[str]()),
+        state=SimpleNamespace(outcomes=Counter[str](), durations=deque([("sms", 2.5)])),
         policy=SimpleNamespace(stats=RetryStats()),
         scenario=SimpleNamespace(load=load, mix={"sms": 1.0, "esia": 1.0}),
         share=lambda: (0, 2),
@@ -284,7 +285,12 @@ def test_errors_are_counted_by_kind(exported: dict[str, Any]) -> None:
 
 
 def runtime_samples(got: dict[str, float]) -> dict[str, float]:
-    prefixes = ("authload_requests", "authload_request_duration", "authload_errors")
+    prefixes = (
+        "authload_requests",
+        "authload_request_duration",
+        "authload_errors",
+        "authload_journey_duration",
+    )
     return {k: v for k, v in got.items() if not k.startswith(prefixes)}
 
 
@@ -292,6 +298,11 @@ def runtime_samples(got: dict[str, float]) -> dict[str, float]:
 def test_runtime_state_is_exported_as_counters_of_its_increase(
     exported: dict[str, Any],
 ) -> None:
+    first = exported["first"]  # the journey that ended (sms, 2.5 s) went into the histogram
+    assert first[key("authload_journey_duration_seconds_count", flow="sms")] == 1.0
+    assert first[key("authload_journey_duration_seconds_sum", flow="sms")] == 2.5
+    assert first[key("authload_journey_duration_seconds_bucket", flow="sms", le="2.0")] == 0.0
+    assert first[key("authload_journey_duration_seconds_bucket", flow="sms", le="3.0")] == 1.0
     assert runtime_samples(exported["first"]) == {  # no runner here: no users
         key("authload_retries_total"): 4.0,
         key("authload_retries_throttled_total"): 1.0,

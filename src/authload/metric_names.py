@@ -5,6 +5,25 @@ Client side (Locust processes) uses the ``authload_`` prefix, the mock ``authloa
 
 from __future__ import annotations
 
+# Buckets of journeys (several calls and the user's think times), 50 ms to 10 min (seconds).
+JOURNEY_BUCKETS = (
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.0,
+    3.0,
+    5.0,
+    8.0,
+    13.0,
+    20.0,
+    30.0,
+    60.0,
+    120.0,
+    600.0,
+)
+
 # Buckets for auth latencies, 1 ms to 30 s (seconds).
 LATENCY_BUCKETS = (
     0.001,
@@ -63,6 +82,7 @@ RETRIES = "authload_retries"  # counter: attempts sent after the first
 RETRIES_THROTTLED = "authload_retries_throttled"  # counter: attempts rejected locally
 FLOW_OUTCOMES = "authload_flow_outcomes"  # counter {flow, outcome}: journeys ended
 JOURNEYS = "authload_journeys"  # counter: journeys of the scenario's mix ended (achieved rate)
+JOURNEY_DURATION = "authload_journey_duration_seconds"  # histogram {flow}: intended start to end
 SESSIONS_LOST = "authload_sessions_lost"  # counter {reason}
 DROPPED_ARRIVALS = "authload_dropped_arrivals"  # counter: open-model arrivals dropped
 TARGET_ARRIVAL_RATE = "authload_target_arrival_rate"  # gauge: this process's share, per s

@@ -75,6 +75,8 @@ class SharedState:
     idle_mobile: deque[MobileSession] = field(default_factory=lambda: deque(maxlen=50_000))
     gigma: dict[int, GigmaSession] = field(default_factory=dict)  # in session, by id()
     journal: JourneySpool | None = None
+    # journeys ended since the metrics last took them: (flow, seconds), bounded
+    durations: deque[tuple[str, float]] = field(default_factory=lambda: deque(maxlen=100_000))
 
     def record(
         self,
@@ -88,13 +90,15 @@ class SharedState:
     ) -> None:
         """Count a journey's outcome (not a revocation's) and keep it, ending at ``t_end``
         (default: now)."""
+        end = time.time() if t_end is None else t_end
         if kind == JOURNEY:
             self.outcomes[f"{flow}:{outcome}"] += 1
+            self.durations.append((flow, end - t_start))
         if self.journal is not None:
             flow_id = ctx.flow_id if ctx is not None else None
             self.journal.add(
                 t_start,
-                time.time() if t_end is None else t_end,
+                end,
                 flow,
                 outcome,
                 flow_id=flow_id,

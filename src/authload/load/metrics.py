@@ -39,6 +39,7 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
+    Histogram,
     generate_latest,
     start_http_server,
 )
@@ -135,6 +136,13 @@ class LoadMetrics:
         )
         self.journeys = Counter(
             names.JOURNEYS, "Journeys of the scenario's mix ended (any outcome)", run, registry=r
+        )
+        self.journey_duration = Histogram(
+            names.JOURNEY_DURATION,
+            "Journeys from their intended start (open model) or start to their end",
+            [*run, names.FLOW],
+            buckets=names.JOURNEY_BUCKETS,
+            registry=r,
         )
         self.sessions_lost = Counter(
             names.SESSIONS_LOST, "Sessions lost, by reason", [*run, names.REASON], registry=r
@@ -236,6 +244,10 @@ class LoadMetrics:
             if outcome.startswith(SESSION_LOST) or outcome == "token_lost":
                 reason = outcome.removeprefix(SESSION_LOST)
                 self._add("lost:" + key, count, self.sessions_lost.labels(*run, reason))
+        durations = rt.state.durations
+        while durations:
+            flow, seconds = durations.popleft()
+            self.journey_duration.labels(*run, flow).observe(seconds)
         self.target_arrival_rate.labels(*run).set(self._target_rate(rt))
 
     def _target_rate(self, rt: Runtime) -> float:
