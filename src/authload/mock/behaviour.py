@@ -244,10 +244,13 @@ class Behaviour:
 
     def rebase(self, epoch: float) -> None:
         """Count the profile's fault windows from ``epoch`` (the load's start) instead of the
-        mock's start: windows not yet open never open, open ones end now, and the profile's
-        windows are scheduled again from ``epoch``."""
+        mock's start: the windows scheduled on the old clock are forgotten (history keeps
+        none of them: they belong to the time before the load) and the profile's windows
+        are scheduled again from ``epoch``. Admin windows stay as they are."""
         self.epoch = self.faults.epoch = epoch
-        self.apply(self.profile)
+        self.faults.records = [r for r in self.faults.records if r.origin != "profile"]
+        for fault in self.profile.faults:
+            self.faults.add(fault, "profile", epoch)
 
     def control(self) -> dict[str, Any]:
         """Everything an admin can change, as JSON: what other mock processes load."""
