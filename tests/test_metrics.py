@@ -17,9 +17,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections import Counter
+from collections import Counter, deque
 from pathlib import Path
-from collections import deque
 from types import SimpleNamespace
 from typing import Any
 

@@ -11,6 +11,7 @@ import asyncio
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import TypeVar
 
 import pytest
@@ -302,6 +303,19 @@ async def test_rotation_reuse_is_detected_within_memory_then_forgotten(a: Store,
     assert await a.rotate_refresh("r1", pair("r4"), rules(memory=0)) == (Rotation.ROTATED, 3)
     assert await b.rotate_refresh("r1", pair("r5"), rules()) == (Rotation.UNKNOWN, None)
     assert await b.rotate_refresh("never", pair("r6"), rules()) == (Rotation.UNKNOWN, None)
+
+
+@scenario
+async def test_a_reuse_revokes_the_family_when_the_rules_say_so(a: Store, b: Store) -> None:
+    family = replace(RULES, revoke_family=True)
+    await a.open_session(mobile(3, "a0", "r0"), 10)
+    await a.open_session(mobile(3, "b0", "s0"), 10)  # another session of the same account
+    assert await a.rotate_refresh("r0", pair("r1"), family) == (Rotation.ROTATED, 3)
+    assert await b.rotate_refresh("r0", pair("r2"), family) == (Rotation.FAMILY_REVOKED, 3)
+    assert await a.session_account("mobile", "access-r1") is None  # the holder's session ended
+    assert await a.rotate_refresh("r1", pair("r3"), family) == (Rotation.UNKNOWN, None)
+    assert await b.rotate_refresh("r0", pair("r4"), family) == (Rotation.REUSED, None)
+    assert await b.session_account("mobile", "b0") == 3  # only that family
 
 
 @scenario

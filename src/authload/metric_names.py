@@ -67,6 +67,7 @@ MOCK_STALE_ACCEPTED = "authload_mock_stale_accepted"  # counter {api}: stale_rev
 MOCK_TOKENS_ISSUED = "authload_mock_tokens_issued"  # counter {api}
 MOCK_TOKENS_REVOKED = "authload_mock_tokens_revoked"  # counter {api}
 MOCK_REFRESH_REUSE = "authload_mock_refresh_reuse_refused"  # counter
+MOCK_FAMILIES_REVOKED = "authload_mock_families_revoked"  # counter: sessions ended by a reuse
 MOCK_SESSIONS_EVICTED = "authload_mock_sessions_evicted"  # counter {api}
 
 # client side (each Locust process; sum over processes for the whole run)

@@ -110,6 +110,7 @@ OK_OUTCOMES = frozenset({"completed", "ended_by_mass_logout"})
 #: Revocation outcomes: refused at the first check, refused later, or never within the bound.
 REVOKED_AT_ONCE, REVOKED_LATE, NEVER_REVOKED = "refused", "accepted_then_refused", "accepted"
 DROPPED = "dropped"  # an open-model arrival never started (pool and queue full, or the end)
+STOPPED = "stopped"  # cut short by the end of the test: kept, but neither success nor failure
 
 
 #: Outcomes that begin so mean the journey's session was lost.

@@ -357,6 +357,8 @@ def _locust(
             "--stop-timeout",
             str(int(scenario.request_timeout_s) + 1),
         ]
+        if master is not None or processes > 1:  # a worker lost: its users go to the others
+            cmd.append("--enable-rebalancing")
         if master is not None:
             cmd += [
                 "--master",
@@ -611,12 +613,16 @@ def worker(
 
 
 def _died(run_dir: Path, unclosed: list[str]) -> list[dict[str, Any]]:
-    """Processes whose record spool was never closed: they died. When: their last record."""
+    """Processes whose record spool was never closed: they died. When: their last record,
+    and when Locust's master found them missing (no heartbeat), if it did."""
     if not unclosed:
         return []
     import pyarrow.compute as pc  # type: ignore[import-untyped]
 
     table = read_records(run_dir, columns=["worker", "t"])
+    missing = {
+        e["worker"]: e["t"] for e in read_events(run_dir) if e.get("kind") == "worker_missing"
+    }
     died = []
     for spool in unclosed:
         worker = spool.removesuffix(SPOOL_SUFFIX)
@@ -627,6 +633,7 @@ def _died(run_dir: Path, unclosed: list[str]) -> list[dict[str, Any]]:
                 "worker": worker,
                 "last_record_t": last,
                 "last_record": None if last is None else _iso(last),
+                "missing_at": None if worker not in missing else _iso(missing[worker]),
             }
         )
     return died

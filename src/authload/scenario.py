@@ -48,9 +48,12 @@ def _device_count(n: int) -> int:
 
 
 def _setting_value(value: object) -> str | int | float:
-    """One value of ``mock.settings`` (the mock's own model checks it further)."""
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ValueError("a setting is a string or a number")
+    """One value of ``mock.settings`` (the mock's own model checks it further); a boolean
+    becomes ``true``/``false``, as the mock's environment variables spell it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if not isinstance(value, str | int | float):
+        raise ValueError("a setting is a string, a number or a boolean")
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError("must be a finite number")
     return value
@@ -188,7 +191,11 @@ class Abort(_Strict):
 
 #: The checks that judge every run unless a scenario turns them off by name (``gates_off``).
 GateName = Literal[
-    "revoked_token_accepted", "rotated_token_accepted", "reconciliation", "processes"
+    "revoked_token_accepted",
+    "rotated_token_accepted",
+    "reconciliation",
+    "processes",
+    "load_offered",
 ]
 
 

@@ -10,13 +10,15 @@ off only by naming it in ``gates_off``; a gate that is off is still reported.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import pandas as pd
 
 from authload.analysis.journeys import revocation_summary
+from authload.analysis.offered import shortfalls
+from authload.scenario import Load
 
 FAIL, INVALID = "fail", "invalid"
 STALE_ACCEPTED = "stale_accepted."  # /_mock/stats events: stale_accepted.<api>
@@ -25,12 +27,14 @@ STALE_ACCEPTED = "stale_accepted."  # /_mock/stats events: stale_accepted.<api>
 @dataclass(frozen=True)
 class RunFacts:
     """What the gates read: the run's journeys, its count reconciliation, the processes that
-    died (manifest) and, on a mock, the mock's counters."""
+    died (manifest), its events and planned load and, on a mock, the mock's counters."""
 
     journeys: pd.DataFrame
     reconciliation: dict[str, Any]
     died: list[dict[str, Any]]
     mock_stats: dict[str, Any] | None
+    events: list[dict[str, Any]] = field(default_factory=list)
+    load: Load | None = None
 
 
 @dataclass(frozen=True)
@@ -130,9 +134,33 @@ class Processes(Gate):
         if not facts.died:
             return True, 0, "every Locust process lived to the end"
         detail = ", ".join(
-            f"{d['worker']} (last record {d.get('last_record') or 'none'})" for d in facts.died
+            f"{d['worker']} (last record {d.get('last_record') or 'none'}"
+            + (f", missing from {d['missing_at']}" if d.get("missing_at") else "")
+            + ")"
+            for d in facts.died
         )
         return False, len(facts.died), f"Locust processes died during the run: {detail}"
+
+
+class LoadOffered(Gate):
+    """The planned load was offered: each stage's users (closed model, once ramped up) or
+    arrivals (open model, started or dropped: a dropped arrival is the service's finding,
+    judged by ``dropped``; one never accounted for is the harness's loss)."""
+
+    name = "load_offered"
+    severity = INVALID
+
+    def check(self, facts: RunFacts) -> tuple[bool, float | None, str]:
+        if facts.load is None:
+            return True, None, "no planned load to compare with"
+        short = shortfalls(facts.load, facts.events, facts.journeys, facts.died)
+        if not short:
+            return True, 0, f"every stage's planned {_unit(facts.load)} offered"
+        return False, len(short), "planned load not offered: " + "; ".join(short)
+
+
+def _unit(load: Load) -> str:
+    return "users" if load.model == "closed" else "arrivals"
 
 
 GATES: tuple[Gate, ...] = (
@@ -140,6 +168,7 @@ GATES: tuple[Gate, ...] = (
     RotatedTokenAccepted(),
     Reconciliation(),
     Processes(),
+    LoadOffered(),
 )
 THRESHOLDS = {FAIL: "none accepted", INVALID: "none"}
 

@@ -20,6 +20,7 @@ from authload.results import (
     OK_OUTCOMES,
     REVOCATION,
     REVOKED_AT_ONCE,
+    STOPPED,
     read_journeys,
 )
 
@@ -41,10 +42,11 @@ def load_journeys(run_dir: Path) -> pd.DataFrame:
 
 
 def journey_scope(journeys: pd.DataFrame | None, flow: str) -> pd.DataFrame:
-    """The journeys of ``flow`` (``*``: every flow); no revocations."""
+    """The journeys of ``flow`` (``*``: every flow) that ended or never started; not those
+    the test's end cut short, nor revocations."""
     if journeys is None or journeys.empty:
         return pd.DataFrame({"outcome": [], "duration_ms": [], "flow": []})
-    scope = journeys[journeys["kind"] == JOURNEY]
+    scope = journeys[(journeys["kind"] == JOURNEY) & (journeys["outcome"] != STOPPED)]
     return scope if flow == "*" else scope[scope["flow"] == flow]
 
 

@@ -33,7 +33,8 @@ def summarize(run_dir: Path, scenario: Scenario, status: str) -> dict[str, Any]:
     span = _span_s(records)
     slos = evaluate_slos(scenario.slos, records, span, journeys)
     reconciliation = reconcile(run_dir, records, mock)
-    facts = RunFacts(journeys, reconciliation, _died(run_dir), mock)
+    events = read_events(run_dir)
+    facts = RunFacts(journeys, reconciliation, _died(run_dir), mock, events, scenario.load)
     gates = check_gates(facts, list(scenario.gates_off))
     return {
         "scenario": scenario.name,
@@ -49,7 +50,13 @@ def summarize(run_dir: Path, scenario: Scenario, status: str) -> dict[str, Any]:
         "outcomes": _outcomes(run_dir),
         "reconciliation": reconciliation,
         "mock_sessions_evicted": mock_sessions_evicted(mock),
+        "mock_families_revoked": _event_count(mock, "families_revoked"),
     }
+
+
+def _event_count(mock: dict[str, Any] | None, key: str) -> int | None:
+    """One of the mock's counters over the run; None when the target was no mock."""
+    return None if mock is None else int(mock.get("events", {}).get(key, 0))
 
 
 def _died(run_dir: Path) -> list[dict[str, Any]]:

@@ -34,10 +34,22 @@ class Arrivals:
         self.counts = ArrivalCounts()
         self.group = Group()
         self.stopped = False
+        self.claimed = False
 
-    def arrive(self, due: float, flow: str, run: Callable[[float], object]) -> None:
-        """Arrival ``due`` of ``flow``: ``run(due)`` runs its journey."""
+    def claim(self) -> bool:
+        """The first dispatcher of this process claims its share of the schedule; another
+        (Locust moving a lost process's user here) gets none: a share is sent once."""
+        if self.claimed:
+            return False
+        self.claimed = True
+        return True
+
+    def arrive(self, due: float, stage: int, flow: str, run: Callable[[float], object]) -> None:
+        """Arrival ``due`` (of stage ``stage``) of ``flow``: ``run(due)`` runs its journey."""
         self.counts.due += 1
+        by_stage = self.counts.due_by_stage
+        by_stage.extend([0] * (stage + 1 - len(by_stage)))
+        by_stage[stage] += 1
         if self.stopped:
             self._drop(due, flow)
         elif self.places.acquire(blocking=False):

@@ -33,6 +33,7 @@ from authload.results import (
     REVOCATION,
     REVOKED_AT_ONCE,
     REVOKED_LATE,
+    STOPPED,
 )
 from authload.runconfig import TestAccount
 from authload.scenario import Scenario
@@ -88,10 +89,10 @@ class SharedState:
         kind: str = JOURNEY,
         t_end: float | None = None,
     ) -> None:
-        """Count a journey's outcome (not a revocation's) and keep it, ending at ``t_end``
-        (default: now)."""
+        """Count a journey's outcome (not a revocation's, nor a journey the test's end cut
+        short) and keep it, ending at ``t_end`` (default: now)."""
         end = time.time() if t_end is None else t_end
-        if kind == JOURNEY:
+        if kind == JOURNEY and outcome != STOPPED:
             self.outcomes[f"{flow}:{outcome}"] += 1
             self.durations.append((flow, end - t_start))
         if self.journal is not None:
@@ -334,12 +335,8 @@ def run_journey(flow: str, j: Journey) -> str:
     t_start = j.ctx.t_intended if j.ctx.t_intended is not None else started
     waited_ms = (started - t_start) * 1000.0 if j.ctx.t_intended is not None else None
     outcome = run_steps(FLOWS[flow], j)
-    if outcome != STOPPED:
-        j.state.record(flow, outcome, t_start, j.ctx, waited_ms)
+    j.state.record(flow, outcome, t_start, j.ctx, waited_ms)
     return outcome
-
-
-STOPPED = "stopped"  # cut short by the end of the test: not an outcome of the journey
 
 
 def run_steps(steps: Callable[[Journey], str], j: Journey) -> str:

@@ -29,6 +29,7 @@ class ArrivalCounts:
     """One process's open-model arrivals so far (:mod:`authload.load.arrivals` counts them)."""
 
     due: int = 0
+    due_by_stage: list[int] = field(default_factory=list)  # arrivals due, per stage
     started: int = 0
     waited: int = 0  # started after waiting for a free place
     dropped: int = 0
@@ -75,5 +76,6 @@ def totals() -> LiveCounts:
     for source in sources:
         total.outcomes.update(source["outcomes"])
         for name, value in source["arrivals"].items():
-            setattr(total.arrivals, name, getattr(total.arrivals, name) + value)
+            if isinstance(value, int):
+                setattr(total.arrivals, name, getattr(total.arrivals, name) + value)
     return total

@@ -24,6 +24,7 @@ import socket
 import sys
 import time
 from collections import Counter
+from dataclasses import asdict
 from typing import Any
 
 import gevent
@@ -301,8 +302,16 @@ def _on_quit(environment: Environment, **_: Any) -> None:
         )
     run_dir = rt.config.run_dir
     outcomes = dict(sorted(rt.state.outcomes.items()))
+    arrivals = asdict(rt.arrivals.counts)
     append_event(
-        run_dir, {"t": time.time(), "kind": "outcomes", "worker": rt.worker, "counts": outcomes}
+        run_dir,
+        {
+            "t": time.time(),
+            "kind": "outcomes",
+            "worker": rt.worker,
+            "counts": outcomes,
+            "arrivals": arrivals,
+        },
     )
     if rt.limits is not None:
         append_event(

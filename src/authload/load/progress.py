@@ -63,6 +63,7 @@ def _watch(
     window: deque[tuple[float, int, int]] = deque()  # (time, requests, failures)
     last_print = started
     progress = Progress(scenario, started)
+    missing: set[str] = set()
     stage: int | None = -1
     while runner.state not in ("stopped", "quitting"):
         now = time.time()
@@ -89,8 +90,10 @@ def _watch(
         if now - last_print >= PROGRESS_EVERY_S:
             last_print = now
             print(progress.line(environment, now), file=sys.stderr, flush=True)
+            _offered(run_dir, runner, scenario, elapsed, now)
         if resources.due(now):
             resources.sample(now)
+        _note_missing(runner, run_dir, missing, now)
         gevent.sleep(1.0)
 
 
@@ -193,6 +196,28 @@ def _abort_reason(scenario: Scenario) -> str:
     return (
         f"more than {rule.error_rate:.0%} of requests failed over {rule.window_s:g} s (abort rule)"
     )
+
+
+def _note_missing(runner: Runner, run_dir: Path, noted: set[str], now: float) -> None:
+    """A worker Locust's master found missing (no heartbeat): when, into the events, once."""
+    if not isinstance(runner, MasterRunner):
+        return
+    for node in list(runner.clients.values()):
+        if node.state == "missing" and node.id not in noted:
+            noted.add(node.id)
+            worker = f"w{runner.get_worker_index(node.id)}"
+            append_event(run_dir, {"t": now, "kind": "worker_missing", "worker": worker})
+
+
+def _offered(run_dir: Path, runner: Runner, scenario: Scenario, elapsed: float, now: float) -> None:
+    """What load is offered now against the plan (closed model: users), for the verdict's
+    check that the planned load was offered (:class:`authload.analysis.gates.LoadOffered`)."""
+    stage = stage_at(scenario.load, elapsed)
+    if scenario.load.model != "closed" or stage is None:
+        return
+    planned = scenario.load.stages[stage].users
+    event = {"t": now, "kind": "offered", "stage": stage, "users": runner.user_count}
+    append_event(run_dir, {**event, "planned_users": planned})
 
 
 class Progress:

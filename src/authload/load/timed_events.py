@@ -15,7 +15,6 @@ from locust.contrib.fasthttp import FastHttpSession
 
 from authload.load.flows import (
     LOGOUT,
-    STOPPED,
     GigmaSession,
     Journey,
     MobileSession,
@@ -25,7 +24,7 @@ from authload.load.flows import (
     run_steps,
 )
 from authload.load.runtime import Runtime
-from authload.results import append_event
+from authload.results import STOPPED, append_event
 from authload.scenario import MassLogout, RefreshStorm
 
 MIN_CONNECTIONS = 10  # FastHttpSession's own default
@@ -115,8 +114,7 @@ def _storm_refresh(rt: Runtime, client: Any, session: MobileSession, due: float)
 def _journey(rt: Runtime, j: Journey, steps: Any, t_start: float) -> str:
     """Run a timed event's journey, counted and kept like a flow's (from ``t_start``)."""
     outcome = run_steps(steps, j)
-    if outcome != STOPPED:
-        rt.state.record(j.ctx.flow, outcome, t_start, j.ctx)
+    rt.state.record(j.ctx.flow, outcome, t_start, j.ctx)
     return outcome
 
 

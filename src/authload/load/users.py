@@ -13,7 +13,7 @@ from authload.distributions import sample_ms
 from authload.load.arrivals import sleep_until
 from authload.load.flows import run_journey
 from authload.load.runtime import Runtime
-from authload.load.shapes import arrival_times
+from authload.load.shapes import arrival_times, stage_at
 
 RUNTIME: dict[str, Runtime] = {}  # "current": the process's runtime, set on Locust's init
 # (a remote worker: when its master's run configuration arrives, before its users spawn)
@@ -90,14 +90,18 @@ class ArrivalUser(FastHttpUser):
     @task
     def dispatch(self) -> None:
         rt = runtime()
+        if not rt.arrivals.claim():  # Locust rebalanced a lost process's dispatcher here: this
+            while True:  # process's share is already being sent; the lost one's is reported
+                self.wait()  # as a shortfall (load_offered), never sent twice
         flows = [f for f, w in rt.scenario.mix.items() if w > 0]
         weights = [rt.scenario.mix[f] for f in flows]
         index, processes = rt.share()
-        arrivals = rt.arrivals
-        for due in arrival_times(rt.scenario.load, time.time(), processes, index):
+        arrivals, load, start = rt.arrivals, rt.scenario.load, time.time()
+        for due in arrival_times(load, start, processes, index):
             sleep_until(due)
             flow = rt.rng.choices(flows, weights=weights)[0]
-            arrivals.arrive(due, flow, partial(self._journey, rt, flow))
+            stage = stage_at(load, due - start)
+            arrivals.arrive(due, stage or 0, flow, partial(self._journey, rt, flow))
         arrivals.join()
         while True:  # the schedule is done: wait, stoppable at once, for the shape to end
             self.wait()

@@ -47,6 +47,7 @@ class Mock:
             settings.refresh_ttl_s,
             settings.reuse_memory_s,
             settings.refresh_grace_s,
+            settings.reuse_revokes_family,
         )
         self._control_version = 0
         self._ticker: asyncio.Task[None] | None = None

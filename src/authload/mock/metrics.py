@@ -79,6 +79,11 @@ class MockMetrics:
         self.refresh_reuse = Counter(
             names.MOCK_REFRESH_REUSE, "Rotated refresh tokens presented again", registry=r
         )
+        self.families_revoked = Counter(
+            names.MOCK_FAMILIES_REVOKED,
+            "Sessions ended because a rotated refresh token of theirs was reused",
+            registry=r,
+        )
         self.stale_accepted = Counter(
             names.MOCK_STALE_ACCEPTED,
             "Revoked or rotated tokens accepted under a stale_revocation fault",

@@ -116,8 +116,10 @@ async def refresh(mock: Mock, request: Request) -> Reply:
     outcome, _ = await mock.store.rotate_refresh(body.refresh_token, pair, rules)
     if outcome is Rotation.GRACE and rules is not mock.token_rules:
         mock.metrics.child(mock.metrics.stale_accepted, API).inc()
-    if outcome is Rotation.REUSED:
+    if outcome in (Rotation.REUSED, Rotation.FAMILY_REVOKED):
         mock.metrics.refresh_reuse.inc()
+        if outcome is Rotation.FAMILY_REVOKED:
+            mock.metrics.families_revoked.inc()
         raise ApiError(400, "Refresh token already used.")
     if outcome is Rotation.UNKNOWN:
         raise ApiError(400, "Invalid or expired refresh token.")

@@ -166,8 +166,13 @@ if not sid then
   local r = redis.call('HMGET', P .. 's:rotated:' .. old, 'sid', 'at')
   if not r[1] then return {'unknown'} end
   sid = r[1]
-  if now - tonumber(r[2]) >= grace or redis.call('EXISTS', sess(sid)) == 0 then
-    return {'reused'}
+  if redis.call('EXISTS', sess(sid)) == 0 then return {'reused'} end
+  if now - tonumber(r[2]) >= grace then
+    if ARGV[9] ~= '1' then return {'reused'} end
+    local s = fetch(sid)
+    if not s then return {'reused'} end
+    drop(sid, s)
+    return {'family_revoked', tonumber(s[2])}
   end
   outcome = 'grace'
 end
@@ -306,7 +311,10 @@ class RedisStore:
     ) -> tuple[Rotation, int | None]:
         ttls = (_ms(rules.access_ttl), _ms(rules.refresh_ttl))
         memory = (round(rules.reuse_memory * 1000), round(rules.grace * 1000))
-        reply = await self._session(self._rotate, old, new.access, new.refresh, *ttls, *memory)
+        family = "1" if rules.revoke_family else "0"
+        reply = await self._session(
+            self._rotate, old, new.access, new.refresh, *ttls, *memory, family
+        )
         return Rotation(reply[0]), _optional_int(reply[1] if len(reply) > 1 else None)
 
     # rate limits

@@ -29,6 +29,7 @@ class Rotation(Enum):
     ROTATED = "rotated"
     GRACE = "grace"  # an already rotated token, still inside the grace window: rotated again
     REUSED = "reused"  # a refresh token that was already rotated away
+    FAMILY_REVOKED = "family_revoked"  # reused, and (revoke_family) its live session ended
     UNKNOWN = "unknown"  # never issued, expired, or its session ended
 
 
@@ -66,6 +67,7 @@ class TokenRules:
     refresh_ttl: float
     reuse_memory: float  # how long a rotated refresh token is remembered
     grace: float = 0.0  # a rotated refresh token still rotates for this long
+    revoke_family: bool = False  # a reuse ends the session the token belonged to
 
 
 class Store(Protocol):
@@ -278,8 +280,14 @@ class MemoryStore:
             forget_at, rotated_at, sid = self._rotated.get(old, (0.0, 0.0, -1))
             if forget_at <= now:
                 return Rotation.UNKNOWN, None
-            if now - rotated_at >= rules.grace or sid not in self._sessions:
+            if sid not in self._sessions:
                 return Rotation.REUSED, None
+            if now - rotated_at >= rules.grace:
+                if not rules.revoke_family:
+                    return Rotation.REUSED, None
+                account = self._sessions[sid].account
+                self._drop(sid)
+                return Rotation.FAMILY_REVOKED, account
             outcome = Rotation.GRACE
         session = self._sessions.get(sid)
         if session is None or not session.alive(now):
