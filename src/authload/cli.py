@@ -282,6 +282,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AuthloadError as exc:
         print(f"authload: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Exception:  # never exit 1 (an SLO failed) on a failure of authload itself
+        import traceback
+
+        traceback.print_exc()
+        print("authload: error: an unexpected failure (above)", file=sys.stderr)
+        return EXIT_ERROR
     except KeyboardInterrupt:
         return EXIT_ERROR
     raise AssertionError(f"unhandled command {args.command}")

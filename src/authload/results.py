@@ -60,6 +60,7 @@ SUMMARY_FILE = "summary.json"
 MOCK_STATS_FILE = "mock_stats.json"  # on a mock: its counters' increase over the run
 RESOURCES_FILE = "resources.jsonl"  # the Locust processes' memory and CPU, sampled
 LOCUST_COUNTS_DIR = "locust_counts"  # per process: Locust's request count per endpoint
+ABORT_FILE = ".abort"  # the runner asks the run's watcher to abort: the reason, one line
 RECORDS_DIR = "records"
 SPOOL_SUFFIX = ".arrows"
 JOURNEYS_FILE = "journeys.parquet"

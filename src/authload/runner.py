@@ -30,17 +30,22 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
 
 from authload.control import MockControl
 from authload.errors import AuthloadError, InputError, TargetError
 from authload.load.limits import limits_used
 from authload.mock.server import EmbeddedMock
 from authload.results import (
+    ABORT_FILE,
     LOCUST_COUNTS_DIR,
     MANIFEST_FILE,
     MOCK_STATS_FILE,
@@ -80,6 +85,7 @@ DEFAULT_WORKERS_TIMEOUT_S = 300  # a distributed run's master waits this long fo
 DEFAULT_MASTER_TIMEOUT_S = 300  # a worker waits this long for its master (Locust's 60 x 5 s)
 MAX_MASTER_TIMEOUT_S = 3600  # Locust's connection loop recurses once per 5 s try
 WORKER_FINISH_S = 60.0  # beyond the stop timeout, for workers to finish once the master quit
+ABORT_GRACE_S = 30.0  # for Locust to stop on an abort the runner asked for
 
 
 @dataclass(frozen=True)
@@ -132,9 +138,11 @@ def run(
     if not target.embedded:  # fail on missing secrets or URLs before anything is created
         if not target.mock and master is None:  # remote workers read their own secrets
             target.secrets()
-        target.urls()
+        urls = target.urls()
         if target.mock:
             check_running_mock(target)
+        else:
+            _check_reachable(target.name, urls)
     run_dir = _new_run_dir(Path(out), scenario.name)
     print(f"authload: run directory {run_dir}", file=sys.stderr, flush=True)
     manifest = _manifest(scenario, target, processes if master is None else master.workers)
@@ -188,6 +196,20 @@ def run(
     verdict = summary["verdict"]
     code = {"pass": 0, "fail": 1}.get(verdict, 3)
     return RunResult(run_dir, verdict, code, summary)
+
+
+def _check_reachable(name: str, urls: tuple[str, str]) -> None:
+    """A target that refuses connections is refused before any run directory or load: no
+    empty run dressed as a result. (Only a TCP connection: nothing is sent.)"""
+    for url in dict.fromkeys(urls):
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            socket.create_connection((parts.hostname or "", port), timeout=5).close()
+        except OSError as exc:
+            raise TargetError(
+                f"target {name}: cannot connect to {url} ({exc.strerror or exc}): is it up?"
+            ) from None
 
 
 def _apply_limits(scenario: Scenario, target: Target) -> Scenario:
@@ -275,14 +297,30 @@ def _execute(
             mock.url,
             (settings.app_token, settings.client_secret),
             clock_of=mock.url,
+            watch=lambda: _mock_died(mock),
         )
-        control = MockControl(mock.url)
-        try:
-            stats = control.stats()
-            keep_fault_history(run_dir, control.fault_history())
-        finally:
-            control.close()
-    return code, _aborted(run_dir), stats
+        return code, _aborted(run_dir), _embedded_mock_stats(mock, run_dir)
+
+
+def _embedded_mock_stats(mock: EmbeddedMock, run_dir: Path) -> dict[str, Any] | None:
+    """The embedded mock's counters and fault history; None when it died with them."""
+    if mock.exit_code() is not None:
+        return None
+    control = MockControl(mock.url)
+    try:
+        stats = control.stats()
+        keep_fault_history(run_dir, control.fault_history())
+        return stats
+    except httpx.HTTPError as exc:
+        print(f"authload: the embedded mock's counters: {exc}", file=sys.stderr, flush=True)
+        return None
+    finally:
+        control.close()
+
+
+def _mock_died(mock: EmbeddedMock) -> str | None:
+    code = mock.exit_code()
+    return None if code is None else f"the embedded mock exited mid-run (code {code})"
 
 
 def _behaviour_args(scenario: Scenario, run_dir: Path) -> tuple[str, ...]:
@@ -307,11 +345,14 @@ def _locust(
     secrets: tuple[str, str] | None,
     master: MasterOptions | None = None,
     clock_of: str | None = None,
+    watch: Callable[[], str | None] | None = None,
 ) -> int:
     """Run Locust to the end: here alone, with ``processes`` local workers, or as the master
     of remote workers (``master``; they read secrets and passwords from their environment,
     so none are handed to the master). ``clock_of``: the embedded mock, whose profile fault
-    windows then count from the test's start."""
+    windows then count from the test's start. ``watch``: asked twice a second while Locust
+    runs; a reason it gives stops the run as aborted (Locust is told to shut down, so every
+    process closes its records)."""
     accounts = [
         TestAccount(
             phone=a.phone,
@@ -402,7 +443,7 @@ def _locust(
         forked: dict[int, Any] | None = {} if master is None and processes > 1 else None
         proc = subprocess.Popen(cmd, env=env, stdout=sys.stderr, stderr=sys.stderr)
         try:
-            code = _wait_locust(proc, wait_s, forked)
+            code = _wait_locust(proc, wait_s, forked, _aborter(proc, run_dir, watch))
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
@@ -415,6 +456,7 @@ def _locust(
             proc.wait(timeout=30)
             append_event(run_dir, {"t": time.time(), "kind": "abort", "reason": "interrupted"})
             code = 130
+        (run_dir / ABORT_FILE).unlink(missing_ok=True)
         if forked:
             _await_forked(forked, scenario)
         if master is not None:
@@ -437,12 +479,39 @@ def _locust_reports(run_dir: Path, *, partial: bool) -> list[str]:
     ]
 
 
+def _aborter(
+    proc: subprocess.Popen[bytes], run_dir: Path, watch: Callable[[], str | None] | None
+) -> Callable[[], None]:
+    """What checks ``watch`` while Locust runs: on its first reason, the run's watcher in
+    Locust is asked to abort (``ABORT_FILE``: it stops the test as the abort rule does, so
+    the requests failing meanwhile are recorded); if Locust has not ended
+    :data:`ABORT_GRACE_S` later, it is told to shut down."""
+    asked: list[float] = []
+
+    def check() -> None:
+        if asked:
+            if time.monotonic() - asked[0] > ABORT_GRACE_S and len(asked) == 1:
+                asked.append(time.monotonic())
+                proc.send_signal(signal.SIGTERM)
+            return
+        reason = watch() if watch is not None else None
+        if reason is not None:
+            asked.append(time.monotonic())
+            (run_dir / ABORT_FILE).write_text(reason, encoding="utf-8")
+
+    return check
+
+
 def _wait_locust(
-    proc: subprocess.Popen[bytes], timeout_s: float, forked: dict[int, Any] | None
+    proc: subprocess.Popen[bytes],
+    timeout_s: float,
+    forked: dict[int, Any] | None,
+    check: Callable[[], None] = lambda: None,
 ) -> int:
-    """Wait for Locust's process; meanwhile note into ``forked`` the worker processes it
-    forks (``--processes``): its exit does not wait for them (Locust's kill_workers drops a
-    child still running), and they may still be writing their records."""
+    """Wait for Locust's process, calling ``check`` twice a second; meanwhile note into
+    ``forked`` the worker processes it forks (``--processes``): its exit does not wait for
+    them (Locust's kill_workers drops a child still running), and they may still be writing
+    their records."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
@@ -450,6 +519,7 @@ def _wait_locust(
         except subprocess.TimeoutExpired:
             if time.monotonic() >= deadline:
                 raise
+            check()
             if forked is not None:
                 import psutil  # type: ignore[import-untyped]
 

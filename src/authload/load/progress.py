@@ -33,7 +33,7 @@ from locust.runners import LocalRunner, MasterRunner, Runner
 
 from authload.load import live_counts
 from authload.load.shapes import stage_at
-from authload.results import RESOURCES_FILE, append_event
+from authload.results import ABORT_FILE, RESOURCES_FILE, append_event
 from authload.scenario import Scenario
 
 PROGRESS_EVERY_S = 5.0
@@ -82,9 +82,12 @@ def _watch(
             )
         total = environment.stats.total
         window.append((now, total.num_requests, total.num_failures))
-        if _should_abort(scenario, window, now):
-            append_event(run_dir, {"t": now, "kind": "abort", "reason": _abort_reason(scenario)})
-            print(f"authload: aborting: {_abort_reason(scenario)}", file=sys.stderr, flush=True)
+        reason = _asked_to_abort(run_dir) or (
+            _abort_reason(scenario) if _should_abort(scenario, window, now) else None
+        )
+        if reason is not None:
+            append_event(run_dir, {"t": now, "kind": "abort", "reason": reason})
+            print(f"authload: aborting: {reason}", file=sys.stderr, flush=True)
             runner.quit()
             return
         if now - last_print >= PROGRESS_EVERY_S:
@@ -175,6 +178,15 @@ class ResourceSampler:
                     }
                 )
         return rows
+
+
+def _asked_to_abort(run_dir: Path) -> str | None:
+    """The reason the runner gave for aborting (it watches what Locust cannot see, such as
+    the embedded mock's process), if it asked."""
+    try:
+        return (run_dir / ABORT_FILE).read_text(encoding="utf-8").strip() or "asked to abort"
+    except OSError:
+        return None
 
 
 def _should_abort(scenario: Scenario, window: deque[tuple[float, int, int]], now: float) -> bool:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -99,6 +101,16 @@ def _export(settings: MockSettings) -> None:
             os.environ[f"AUTHLOAD_MOCK_{name.upper()}"] = str(value)
 
 
+def _die_with_parent() -> None:
+    """In the mock's child process (Linux): it gets SIGTERM when the process that started it
+    dies, so a mock in a session of its own is never left behind."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 class EmbeddedMock:
     """A mock in a child process on a free 127.0.0.1 port, stopped on exit.
 
@@ -135,6 +147,8 @@ class EmbeddedMock:
                 env={**os.environ, **self._env},
                 stdout=self._log,
                 stderr=subprocess.STDOUT,
+                start_new_session=True,  # a Ctrl-C stops the run, which then stops the mock
+                preexec_fn=_die_with_parent,
             )
         finally:
             sock.close()
@@ -173,6 +187,10 @@ class EmbeddedMock:
             f"the mock did not answer /healthz within {self._timeout:.0f} s: "
             f"{self.output()[-2000:]}"
         )
+
+    def exit_code(self) -> int | None:
+        """The mock's exit code once it has exited (died), else None."""
+        return None if self._proc is None else self._proc.poll()
 
     def output(self) -> str:
         """What the child printed so far."""
