@@ -285,3 +285,40 @@ def test_a_full_disk_stops_the_run_naming_the_directory(tmp_path: Path, small_di
                 for batch in reader:
                     rows += batch.num_rows
         assert rows > 0
+
+
+def test_a_run_whose_runner_was_killed_is_reported_as_incomplete(tmp_path: Path) -> None:
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text(ON_MOCK.replace("DURATION", "8"), encoding="utf-8")
+    out = tmp_path / "runs"
+    proc = _spawn("run", scenario, "--out", out)
+    try:
+        run_dir = _wait_for_load(out, proc)
+        time.sleep(3)
+        proc.kill()  # the runner alone: its Locust and mock are left to end by themselves
+        proc.communicate(timeout=30)
+        deadline = time.monotonic() + 60
+        while _group_alive(proc.pid):
+            assert time.monotonic() < deadline, "the orphaned Locust did not end"
+            time.sleep(0.5)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "running"
+    report = authload("report", run_dir)
+    assert report.returncode == 3, report.stdout + report.stderr
+    assert "the run never finished" in report.stdout
+    assert "verdict: INCOMPLETE" in report.stdout
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "incomplete"
+    assert len(pd.read_parquet(run_dir / "requests.parquet")) > 0
+    assert "INCOMPLETE" in (run_dir / "report.html").read_text(encoding="utf-8")
+    again = authload("report", run_dir)  # now an ordinary finished run directory
+    assert again.returncode == 3 and "never finished" not in again.stdout
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -473,8 +473,11 @@ def _report(args: argparse.Namespace) -> int:
     from authload.analysis.report import write_report
     from authload.errors import ResultsError
     from authload.results import SUMMARY_FILE, read_json
+    from authload.runner import salvage
 
     try:
+        if salvage(Path(args.run_dir)):
+            print(f"authload: {args.run_dir}: the run never finished; summarized what it left")
         path = write_report(Path(args.run_dir))
         verdict = str(read_json(Path(args.run_dir) / SUMMARY_FILE).get("verdict", "error"))
     except ResultsError as exc:  # not a (finished) run directory: bad input

@@ -54,6 +54,7 @@ from authload.results import (
     append_event,
     finalize_records,
     read_events,
+    read_json,
     read_records,
     write_json,
 )
@@ -164,6 +165,13 @@ def run(
         finalize_records(run_dir)
         raise
     finalized = finalize_records(run_dir)
+    if finalized.torn:
+        print(
+            f"authload: record spools cut mid-write (a process died writing): "
+            f"{', '.join(finalized.torn)}; every complete batch kept",
+            file=sys.stderr,
+            flush=True,
+        )
     if mock_stats is not None:
         write_json(run_dir / MOCK_STATS_FILE, mock_stats)
     manifest.update(
@@ -748,7 +756,46 @@ def _manifest(scenario: Scenario, target: Target, processes: int) -> dict[str, A
         "status": "running",
         "seed": scenario.seed,
         "processes": processes,
+        "runner": {"host": socket.gethostname(), "pid": os.getpid()},
     }
+
+
+def salvage(run_dir: Path) -> bool:
+    """Finish the run directory of a run that never finished (its `authload run` was
+    killed): merge what its processes recorded and summarize it as ``incomplete``. False
+    when the run had finished; an :class:`InputError` while its runner still lives."""
+    manifest = read_json(run_dir / MANIFEST_FILE)
+    if manifest.get("status") != "running":
+        return False
+    runner = manifest.get("runner") or {}
+    if runner.get("host") == socket.gethostname() and _alive(runner.get("pid")):
+        raise InputError(f"{run_dir}: its run is still going (pid {runner['pid']})")
+    scenario = Scenario.model_validate(manifest["scenario"])
+    finalized = finalize_records(run_dir)
+    manifest.update(
+        status="incomplete",
+        records=finalized.rows,
+        torn_spools=finalized.torn,
+        died=_died(run_dir, finalized.unclosed),
+        workers=_workers(run_dir),
+    )
+    write_json(run_dir / MANIFEST_FILE, manifest)
+    from authload.analysis.summary import summarize
+
+    write_json(run_dir / SUMMARY_FILE, summarize(run_dir, scenario, "incomplete"))
+    return True
+
+
+def _alive(pid: Any) -> bool:
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _version(package: str) -> str | None:

@@ -196,7 +196,7 @@ def verdict(status: str, requests: int, slos_passed: bool, gates: list[GateResul
     """``aborted``/``error`` as the run ended; else a failed ``fail`` gate -> ``fail``, a
     failed ``invalid`` gate -> ``invalid`` (the figures cannot be trusted, so neither can a
     pass or fail of the SLOs), else the SLOs decide."""
-    if status in ("aborted", "error"):
+    if status in ("aborted", "error", "incomplete"):
         return status
     if requests == 0:
         return "error"

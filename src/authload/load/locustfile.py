@@ -78,11 +78,14 @@ if CONFIG is not None:  # the master (or the only process) runs the shape
 
 def _limit_master_wait(seconds: int) -> None:
     """Give up on a master that does not answer within ``seconds``: Locust's own connection
-    loop (one try per CONNECT_TIMEOUT, CONNECT_RETRY_COUNT retries), bounded."""
+    loop (one try per CONNECT_TIMEOUT, CONNECT_RETRY_COUNT retries), bounded; and on a master
+    gone silent during the run (killed) within the same bound, or Locust's own, if shorter
+    (the worker then quits as on its master's quit: its records closed)."""
     import locust.runners as runners
 
     runners.CONNECT_TIMEOUT = max(1, min(runners.CONNECT_TIMEOUT, seconds))
     runners.CONNECT_RETRY_COUNT = max(0, math.ceil(seconds / runners.CONNECT_TIMEOUT) - 1)
+    runners.MASTER_HEARTBEAT_TIMEOUT = max(3, min(runners.MASTER_HEARTBEAT_TIMEOUT, seconds))
 
 
 if REMOTE and os.environ.get(WORKER_ENV):
