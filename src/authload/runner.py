@@ -21,6 +21,8 @@ long-lived mock that served other runs before (not one serving another run at th
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import platform
@@ -41,7 +43,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from authload.control import MockControl
-from authload.errors import AuthloadError, InputError, TargetError
+from authload.errors import AuthloadError, InputError, ResultsError, TargetError
 from authload.load.limits import limits_used
 from authload.mock.server import EmbeddedMock
 from authload.results import (
@@ -49,6 +51,8 @@ from authload.results import (
     LOCUST_COUNTS_DIR,
     MANIFEST_FILE,
     MOCK_STATS_FILE,
+    RECORDS_DIR,
+    RECORDS_FILE,
     SPOOL_SUFFIX,
     SUMMARY_FILE,
     append_event,
@@ -146,6 +150,26 @@ def run(
             _check_reachable(target.name, urls)
     run_dir = _new_run_dir(Path(out), scenario.name)
     print(f"authload: run directory {run_dir}", file=sys.stderr, flush=True)
+    try:
+        return _conduct(run_dir, scenario, target, processes, master, pushgateway)
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        raise ResultsError(
+            f"{run_dir}: no space left on device: the run stopped; what was recorded so far "
+            f"stays readable there ({RECORDS_FILE}, or the Arrow streams in {RECORDS_DIR}/)"
+        ) from None
+
+
+def _conduct(
+    run_dir: Path,
+    scenario: Scenario,
+    target: Target,
+    processes: int,
+    master: MasterOptions | None,
+    pushgateway: str | None,
+) -> RunResult:
+    """The run in its directory: the load, then the records merged, summary and report."""
     manifest = _manifest(scenario, target, processes if master is None else master.workers)
     if master is not None:
         manifest["distributed"] = {
@@ -159,10 +183,7 @@ def run(
         exit_status, aborted, mock_stats = _execute(scenario, target, processes, run_dir, master)
         status = "aborted" if aborted else ("completed" if exit_status == 0 else "error")
     except BaseException as exc:
-        append_event(run_dir, {"t": time.time(), "kind": "run_error", "error": str(exc)})
-        manifest.update(end=_now(), status="error", error=str(exc), workers=_workers(run_dir))
-        write_json(run_dir / MANIFEST_FILE, manifest)
-        finalize_records(run_dir)
+        _keep_what_failed(run_dir, manifest, exc)
         raise
     finalized = finalize_records(run_dir)
     if finalized.torn:
@@ -184,6 +205,25 @@ def run(
         workers=_workers(run_dir),
     )
     write_json(run_dir / MANIFEST_FILE, manifest)
+    return _conclude(run_dir, scenario, target, status, pushgateway)
+
+
+def _keep_what_failed(run_dir: Path, manifest: dict[str, Any], exc: BaseException) -> None:
+    """After a failed run: its error into the events and manifest, its records merged, as far
+    as the disk lets (a full disk must not hide the error that stopped the run)."""
+    with contextlib.suppress(OSError):
+        append_event(run_dir, {"t": time.time(), "kind": "run_error", "error": str(exc)})
+    manifest.update(end=_now(), status="error", error=str(exc), workers=_workers(run_dir))
+    with contextlib.suppress(OSError):
+        write_json(run_dir / MANIFEST_FILE, manifest)
+    with contextlib.suppress(OSError):
+        finalize_records(run_dir)
+
+
+def _conclude(
+    run_dir: Path, scenario: Scenario, target: Target, status: str, pushgateway: str | None
+) -> RunResult:
+    """Summary, target limits used, Pushgateway, report; the verdict."""
     from authload.analysis.summary import summarize
 
     summary = summarize(run_dir, scenario, status)

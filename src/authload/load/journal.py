@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import pyarrow as pa  # type: ignore[import-untyped]
@@ -37,7 +38,10 @@ class JourneySpool:
         *,
         flush_s: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
+        guard: Callable[[Path], AbstractContextManager[None]] = lambda _: nullcontext(),
     ) -> None:
+        """``guard``: around each write (:func:`authload.load.recorder.recording` stops the
+        run on a failed write)."""
         directory = run_dir / RECORDS_DIR / JOURNEYS_DIR
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / f"{worker}{SPOOL_SUFFIX}"
@@ -53,6 +57,7 @@ class JourneySpool:
         self._pending: list[Row] = []
         self._last_flush = clock()
         self._closed = False
+        self._guard = guard
 
     def add(
         self,
@@ -69,7 +74,8 @@ class JourneySpool:
             return
         self._pending.append((t_start, t_end, waited_ms, flow, flow_id, outcome, kind))
         if self._clock() - self._last_flush >= self.flush_s:
-            self.flush()
+            with self._guard(self.path):
+                self.flush()
 
     def flush(self) -> None:
         self._last_flush = self._clock()

@@ -25,6 +25,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import asdict
+from functools import partial
 from typing import Any
 
 import gevent
@@ -120,7 +121,8 @@ def _install(environment: Environment, rt: Runtime) -> None:
     """This process's runtime, record spool and Locust counts."""
     RUNTIME["current"] = rt
     SPOOL["current"] = recorder.register(environment, rt.config.run_dir, rt.worker)
-    rt.state.journal = JourneySpool(rt.config.run_dir, rt.worker)
+    guard = partial(recorder.recording, environment)
+    rt.state.journal = JourneySpool(rt.config.run_dir, rt.worker, guard=guard)
     live_counts.report_from(environment, rt)
     environment.events.quitting.add_listener(_on_quit)  # (quitting's listeners: last first)
     _gate_requests(environment, rt)
@@ -299,6 +301,12 @@ def _on_quit(environment: Environment, **_: Any) -> None:
     rt = RUNTIME.get("current")
     if rt is None:
         return
+    with recorder.recording(environment, rt.config.run_dir / "events"):  # a full disk: said
+        _close_run(environment, rt)
+
+
+def _close_run(environment: Environment, rt: Runtime) -> None:
+    """This process's last acts: its outcomes, records and counts into the run directory."""
     if not isinstance(environment.runner, WorkerRunner):  # a local runner: its own stats
         LOCUST_COUNTED.update(
             {name: entry.num_requests for (name, _), entry in environment.stats.entries.items()}
@@ -320,9 +328,11 @@ def _on_quit(environment: Environment, **_: Any) -> None:
         append_event(
             run_dir, {"t": time.time(), "kind": "limits", "worker": rt.worker, **rt.limits.report()}
         )
-    SPOOL["current"].close()  # (again when the recorder's own listener closes it: no-op)
+    with recorder.recording(environment, SPOOL["current"].path):
+        SPOOL["current"].close()  # (again when the recorder's own listener closes it: no-op)
     if rt.state.journal is not None:
-        rt.state.journal.close()
+        with recorder.recording(environment, rt.state.journal.path):
+            rt.state.journal.close()
     # last: the counts file tells the runner that this process is done
     directory = run_dir / LOCUST_COUNTS_DIR
     directory.mkdir(exist_ok=True)

@@ -32,6 +32,7 @@ from locust.env import Environment
 from locust.runners import LocalRunner, MasterRunner, Runner
 
 from authload.load import live_counts
+from authload.load.recorder import recording
 from authload.load.shapes import stage_at
 from authload.results import ABORT_FILE, RESOURCES_FILE, append_event
 from authload.scenario import Scenario
@@ -47,7 +48,8 @@ def watch(environment: Environment, scenario: Scenario, run_dir: Path) -> None:
     # the last sample: when the test stops (the process may exit before this loop wakes up)
     environment.events.test_stop.add_listener(lambda **_: resources.close())
     try:
-        _watch(environment, runner, scenario, run_dir, resources)
+        with recording(environment, run_dir / "events"):  # a full disk stops the run, said
+            _watch(environment, runner, scenario, run_dir, resources)
     finally:
         resources.close()
 
