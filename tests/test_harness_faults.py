@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
+import psutil  # type: ignore[import-untyped]
 import pytest
 
 from tests.runs import REPO, authload
@@ -170,15 +171,11 @@ def test_the_embedded_mock_killed_mid_run_aborts_with_its_errors_recorded(tmp_pa
     try:
         run_dir = _wait_for_load(out, proc)
         time.sleep(3)
-        mocks = subprocess.run(
-            ["pgrep", "-f", "-s", str(os.getpgid(proc.pid)), "authload mock"],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.split()
+        children = psutil.Process(proc.pid).children(recursive=True)
+        mocks = [p for p in children if "mock" in p.cmdline()]
         assert mocks, "no embedded mock found"
-        for pid in mocks:
-            os.kill(int(pid), signal.SIGKILL)
+        for mock in mocks:
+            mock.kill()
         stdout, stderr = proc.communicate(timeout=90)
     finally:
         if proc.poll() is None:
