@@ -65,6 +65,9 @@ def test_a_stall_with_a_small_pool_drops_arrivals_and_the_verdict_says_so(tmp_pa
     assert run.summary["endpoints"]["mobile.esia_auth"]["max"] < 1000
     assert "dropped" in run.proc.stderr  # the progress line names them
     assert run.summary["verdict"] == "fail"
+    limit = run.summary["open_model_limit"]
+    assert "were dropped: the service was the limit" in limit  # a 3 s stall, an idle generator
+    assert f"note: {limit}" in run.proc.stdout
 
 
 @pytest.mark.slow

@@ -408,7 +408,7 @@ def _run(args: argparse.Namespace) -> int:
 def _print_summary(summary: dict[str, Any]) -> None:
     """Per endpoint (every attempt, and the expected answers alone), per flow's journeys,
     each SLO, each default gate, and the notes a person must read before the verdict."""
-    from authload.analysis.summary import eviction_note
+    from authload.analysis.summary import summary_notes
 
     print(
         f"{'endpoint':<22} {'count':>7} {'rps':>7} {'p50 ms':>8} {'p95 ms':>8} "
@@ -427,17 +427,15 @@ def _print_summary(summary: dict[str, Any]) -> None:
         value = "no data" if slo["value"] is None else f"{slo['value']:.4g}"
         print(f"SLO {mark} {slo['slo']}  (measured {value})")
     for gate in summary.get("gates", []):
-        mark = (
-            "off "
-            if not gate["enabled"]
-            else "ok  "
-            if gate["passed"]
-            else gate["severity"].upper()
-        )
-        print(f"gate {mark:<7} {gate['gate']}: {gate['evidence']}")
-    note = eviction_note(summary.get("mock_sessions_evicted"))
-    if note is not None:
+        print(f"gate {_gate_mark(gate):<7} {gate['gate']}: {gate['evidence']}")
+    for note in summary_notes(summary):
         print(f"note: {note}")
+
+
+def _gate_mark(gate: dict[str, Any]) -> str:
+    if not gate["enabled"]:
+        return "off"
+    return "ok" if gate["passed"] else str(gate["severity"]).upper()
 
 
 def _print_journeys(journeys: dict[str, Any]) -> None:

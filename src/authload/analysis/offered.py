@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from authload.results import JOURNEY
+from authload.results import DROPPED, JOURNEY
 from authload.scenario import Load
 from authload.slo_grammar import EVENT_JOURNEYS
 
@@ -106,3 +106,33 @@ def _dead_journeys(
         if index is not None:
             counts[index] = counts.get(index, 0) + 1
     return counts
+
+
+def open_model_limit(
+    load: Load, journeys: pd.DataFrame, resources: pd.DataFrame, cpu_saturated: float
+) -> str | None:
+    """What limited an open-model run whose arrivals waited or were dropped: the generator
+    (a Locust process at ``cpu_saturated`` % CPU or more), else the service (its journeys
+    took so long that ``max_in_flight`` of them were in flight: rate x duration). None when
+    no arrival waited or dropped."""
+    if load.model != "open" or journeys.empty:
+        return None
+    arrivals = journeys[(journeys["kind"] == JOURNEY) & ~journeys["flow"].isin(EVENT_JOURNEYS)]
+    waited = int((arrivals["waited_ms"].fillna(0) > 0).sum())
+    dropped = int((arrivals["outcome"] == DROPPED).sum())
+    if not waited and not dropped:
+        return None
+    what = f"{waited} arrivals waited for a free place and {dropped} were dropped"
+    workers = resources[resources["role"] != "master"] if not resources.empty else resources
+    busiest = float(workers["cpu_percent"].max()) if not workers.empty else float("nan")
+    if busiest >= cpu_saturated:
+        return (
+            f"{what}: the generator was the limit (a Locust process at {busiest:.0f}% CPU); "
+            f"add processes or workers"
+        )
+    slow = float(arrivals["duration_ms"].quantile(0.95)) / 1000.0
+    return (
+        f"{what}: the service was the limit: its journeys took up to {slow:.1f} s (p95), so "
+        f"max_in_flight ({load.max_in_flight} per process) filled (Locust at most "
+        f"{busiest:.0f}% CPU)"
+    )

@@ -39,7 +39,7 @@ from authload.analysis.figures import (
 )
 from authload.analysis.page import document, escape, frame_table, img, num, pairs, table
 from authload.analysis.stats import load_records
-from authload.analysis.summary import eviction_note
+from authload.analysis.summary import summary_notes
 from authload.analysis.timeline import event_windows, fault_windows, timeline
 from authload.errors import ResultsError
 from authload.results import MANIFEST_FILE, SUMMARY_FILE, read_events, read_json
@@ -355,8 +355,7 @@ def render_report(run: RunData, drift: str | None = None) -> str:
         if outcomes
         else "<p class=note>no flow outcomes recorded</p>"
     )
-    note = eviction_note(summary.get("mock_sessions_evicted"))
-    if note is not None:
+    for note in summary_notes(summary):
         outcome_table = f'<p class="badge fail">{escape(note)}</p>' + outcome_table
     body = "".join(
         [

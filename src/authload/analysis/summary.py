@@ -14,6 +14,7 @@ import pandas as pd
 
 from authload.analysis.gates import RunFacts, check_gates, verdict
 from authload.analysis.journeys import journey_summary, load_journeys, revocation_summary
+from authload.analysis.offered import open_model_limit
 from authload.analysis.slo import evaluate_slos
 from authload.analysis.stats import endpoint_summary, load_records
 from authload.results import (
@@ -51,7 +52,15 @@ def summarize(run_dir: Path, scenario: Scenario, status: str) -> dict[str, Any]:
         "reconciliation": reconciliation,
         "mock_sessions_evicted": mock_sessions_evicted(mock),
         "mock_families_revoked": _event_count(mock, "families_revoked"),
+        "open_model_limit": _open_model_limit(run_dir, scenario, journeys),
     }
+
+
+def _open_model_limit(run_dir: Path, scenario: Scenario, journeys: pd.DataFrame) -> str | None:
+    from authload.analysis.drift import Thresholds, read_resources  # (imports the report)
+
+    resources = read_resources(run_dir)
+    return open_model_limit(scenario.load, journeys, resources, Thresholds().cpu_saturated)
 
 
 def _event_count(mock: dict[str, Any] | None, key: str) -> int | None:
@@ -95,6 +104,23 @@ def mock_sessions_evicted(mock: dict[str, Any] | None) -> dict[str, int] | None:
         for key, n in sorted(events.items())
         if key.startswith(EVICTED) and n > 0
     }
+
+
+def summary_notes(summary: dict[str, Any]) -> list[str]:
+    """What a person must read beside the verdict: the mock's own doing (evicted sessions,
+    families revoked) and what limited an open-model run."""
+    families = summary.get("mock_families_revoked")
+    notes = [
+        eviction_note(summary.get("mock_sessions_evicted")),
+        summary.get("open_model_limit"),
+        None
+        if not families
+        else (
+            f"the mock ended {families} sessions whose rotated refresh token was reused "
+            f"(reuse_revokes_family): their journeys count them lost (session_lost:invalid)"
+        ),
+    ]
+    return [n for n in notes if n]
 
 
 def eviction_note(evicted: dict[str, int] | None) -> str | None:
