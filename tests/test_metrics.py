@@ -62,6 +62,7 @@ def fake_runtime() -> Any:
     return SimpleNamespace(
         state=SimpleNamespace(outcomes=Counter[str](), durations=deque([("sms", 2.5)])),
         policy=SimpleNamespace(stats=RetryStats()),
+        arrivals=SimpleNamespace(counts=SimpleNamespace(waited=2)),
         scenario=SimpleNamespace(load=load, mix={"sms": 1.0, "esia": 1.0}),
         share=lambda: (0, 2),
     )
@@ -316,6 +317,7 @@ def test_runtime_state_is_exported_as_counters_of_its_increase(
         key("authload_sessions_lost_total", reason="invalid"): 1.0,
         key("authload_sessions_lost_total", reason="token_lost"): 1.0,
         key("authload_dropped_arrivals_total"): 3.0,
+        key("authload_arrivals_waited_total"): 2.0,
         key("authload_target_arrival_rate"): 5.0,  # 10/s shared by 2 processes
     }
     last = runtime_samples(exported["last"])

@@ -183,3 +183,44 @@ def test_a_gate_is_off_only_by_name(tmp_path: Path) -> None:
     gate = next(g for g in run.summary["gates"] if g["gate"] == "revoked_token_accepted")
     assert gate["enabled"] is False and gate["passed"] is False  # still reported
     assert "gate off     revoked_token_accepted" in run.proc.stdout
+
+
+TWO_PROCESSES = """
+name: two-processes
+seed: 6
+accounts: {count: 400}
+mix: {lkfl: 1, esia: 1, sms: 1}
+load:
+  stages: [{duration_s: 10, users: 8, spawn_rate: 8}]
+think_time: {dist: fixed, ms: 50}
+flows: {sms: {refreshes: [1, 1], refresh_every: {dist: fixed, ms: 50}}}
+abort: null
+mock: {behaviour: {}}
+"""
+
+
+@pytest.mark.slow
+def test_with_two_processes_every_count_printed_or_written_equals_the_records(
+    tmp_path: Path,
+) -> None:
+    run = run_scenario(tmp_path, TWO_PROCESSES, "--processes", "2", load_s=10)
+    assert run.code == 0, run.describe()
+    assert run.run_dir is not None
+    records = run.records
+    by_endpoint = records.groupby("endpoint").size()
+    # authload's table: from the records; Locust's own table is not printed
+    for name, count in by_endpoint.items():
+        assert f"\n{name:<22} {count:>7} " in run.proc.stdout, name
+    assert "Type     Name" not in run.output and "Aggregated" not in run.output
+    summary = run.summary
+    assert summary["requests"] == len(records)
+    assert {k: v["count"] for k, v in summary["endpoints"].items() if k != "*"} == dict(by_endpoint)
+    assert run.locust_counts() == dict(by_endpoint)  # each process's own final count
+    # Locust's master view misses the workers' last reports: named as partial, never as whole
+    assert (run.run_dir / "locust-partial.html").is_file()
+    assert not (run.run_dir / "locust.html").exists()
+    assert not (run.run_dir / "locust_stats.csv").exists()
+    # the progress line is right from its first line: requests/s over its own window
+    first = next(line for line in run.proc.stderr.splitlines() if line.startswith("["))
+    assert "users" in first and " of 8" in first
+    assert float(first.split("rps")[1].split()[0]) > 0, first

@@ -86,6 +86,7 @@ JOURNEYS = "authload_journeys"  # counter: journeys of the scenario's mix ended 
 JOURNEY_DURATION = "authload_journey_duration_seconds"  # histogram {flow}: intended start to end
 SESSIONS_LOST = "authload_sessions_lost"  # counter {reason}
 DROPPED_ARRIVALS = "authload_dropped_arrivals"  # counter: open-model arrivals dropped
+ARRIVALS_WAITED = "authload_arrivals_waited"  # counter: open-model arrivals that waited a place
 TARGET_ARRIVAL_RATE = "authload_target_arrival_rate"  # gauge: this process's share, per s
 
 # The run's identity: every client-side metric above also carries these two labels, so

@@ -149,7 +149,14 @@ class LoadMetrics:
         )
         self.dropped_arrivals = Counter(
             names.DROPPED_ARRIVALS,
-            "Open-model arrivals dropped: the in-flight pool was full",
+            "Open-model arrivals never started: dropped (pool and queue full) or still "
+            "waiting at the end",
+            run,
+            registry=r,
+        )
+        self.arrivals_waited = Counter(
+            names.ARRIVALS_WAITED,
+            "Open-model arrivals that waited for a free place (max_in_flight) before starting",
             run,
             registry=r,
         )
@@ -244,6 +251,7 @@ class LoadMetrics:
             if outcome.startswith(SESSION_LOST) or outcome == "token_lost":
                 reason = outcome.removeprefix(SESSION_LOST)
                 self._add("lost:" + key, count, self.sessions_lost.labels(*run, reason))
+        self._add("waited", rt.arrivals.counts.waited, self.arrivals_waited.labels(*run))
         durations = rt.state.durations
         while durations:
             flow, seconds = durations.popleft()
