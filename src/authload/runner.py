@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import math
 import os
 import platform
 import signal
@@ -67,6 +68,7 @@ from authload.runconfig import (
     CLIENT_SECRET_ENV,
     CONFIG_ENV,
     MOCK_CLOCK_ENV,
+    STOP_GRACE_S,
     WORKER_ENV,
     WORKER_UNFIT_EXIT,
     RunConfig,
@@ -444,7 +446,7 @@ def _locust(
             "--exit-code-on-error",
             "0",
             "--stop-timeout",
-            str(int(scenario.request_timeout_s) + 1),
+            str(math.ceil(scenario.request_timeout_s + STOP_GRACE_S) + 1),
         ]
         if master is not None or processes > 1:  # a worker lost: its users go to the others
             cmd.append("--enable-rebalancing")
@@ -804,6 +806,8 @@ def salvage(run_dir: Path) -> bool:
     """Finish the run directory of a run that never finished (its `authload run` was
     killed): merge what its processes recorded and summarize it as ``incomplete``. False
     when the run had finished; an :class:`InputError` while its runner still lives."""
+    if not (run_dir / MANIFEST_FILE).is_file():
+        return False  # not a run directory: the report says so
     manifest = read_json(run_dir / MANIFEST_FILE)
     if manifest.get("status") != "running":
         return False

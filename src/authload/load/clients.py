@@ -7,11 +7,12 @@ from __future__ import annotations
 import itertools
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import gevent
+import gevent.event
 from locust.contrib.fasthttp import FastHttpSession
 from pydantic import ValidationError
 
@@ -21,6 +22,7 @@ from authload.load.failures import failure_message
 from authload.load.limits import RequestLimits
 from authload.load.recorder import answer_retry_after, error_kind
 from authload.load.retry import CallError, RetryPolicy
+from authload.runconfig import STOP_GRACE_S
 
 OK = frozenset({200})
 
@@ -42,6 +44,7 @@ class FlowContext:
     flow: str
     flow_id: str
     t_intended: float | None = None  # open model: when the journey was due to start
+    queued: bool = False  # open model: it waited for a free place (max_in_flight)
 
 
 @dataclass(frozen=True)
@@ -56,14 +59,47 @@ class RunStopping(Exception):
 
 
 class StopGate:
-    """Closed when the test stops, so that every request sent is one the records keep: no
-    attempt starts after it closes, and the ones in flight are waited for (each ends within
-    the request timeout). Without it a journey still running when its process quits (an
-    open-model arrival, a storm refresh) would reach the service but not the records."""
+    """How a test's end reaches the requests, so that every request sent is one the records
+    keep. Once the test is stopping (Locust stops its users, each finishing its journey),
+    journeys start requests for :data:`STOP_GRACE_S` more, then end at their next call
+    (kept as ``stopped``). Once ``closed`` (Locust has stopped the users) no attempt starts, a
+    journey waiting (an open-model arrival, a timed event, neither run by a Locust user)
+    ends at once, and the attempts in flight are waited for (each ends within the request
+    timeout) before the records close."""
 
     def __init__(self) -> None:
-        self.closed = False
         self.in_flight = 0
+        self.stopping_since: float | None = None  # unix s
+        self._closed = gevent.event.Event()
+
+    def stopping(self) -> None:
+        if self.stopping_since is None:
+            self.stopping_since = time.time()
+
+    @property
+    def closed(self) -> bool:
+        return bool(self._closed.is_set())
+
+    def close(self) -> None:
+        self.stopping()
+        self._closed.set()
+
+    def open(self) -> None:
+        self.stopping_since = None
+        self._closed.clear()
+
+    def refuses(self, user_stopping_since: float | None = None) -> bool:
+        """Whether no request may start now: the gate is closed, or the test or the user
+        has been stopping for longer than the grace."""
+        if self.closed:
+            return True
+        since = [t for t in (self.stopping_since, user_stopping_since) if t is not None]
+        return bool(since) and time.time() - min(since) > STOP_GRACE_S
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep, or raise RunStopping as soon as the gate closes."""
+        if self._closed.wait(max(0.0, seconds)):
+            raise RunStopping("the test is stopping")
 
     def wait_idle(self, timeout_s: float) -> bool:
         """Wait until no attempt is in flight; False if some still are after ``timeout_s``."""
@@ -89,6 +125,8 @@ class AuthClient:
         self._ops = ops if ops is not None else itertools.count(1)
         self.gate = gate if gate is not None else StopGate()
         self.limits = limits  # a shared target's send_password budget and rate ceiling
+        # since when its Locust user has been told to stop (fewer users in the next stage)
+        self.user_stopping: Callable[[], float | None] = lambda: None
 
     def call(
         self,
@@ -101,7 +139,7 @@ class AuthClient:
         """One logical operation, retried by the policy; statuses in ``expect`` are answers,
         anything else raises CallError once the policy gives up; RunStopping once the test
         is stopping; LimitRefused when the target's limits refuse an attempt (not sent)."""
-        if self.gate.closed:
+        if self.gate.refuses(self.user_stopping()):
             raise RunStopping(name)
         op_id = next(self._ops)
         return self.policy.run(
@@ -133,7 +171,7 @@ class AuthClient:
         limits = self.limits
         if limits is not None:  # each attempt, retries included, within the target's limits
             limits.pace(name)
-        if self.gate.closed:  # a retry due after the test began to stop
+        if self.gate.refuses(self.user_stopping()):  # a retry due after the stop's grace
             raise RunStopping(name)
         if limits is not None:
             limits.spend(name)
