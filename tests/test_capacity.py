@@ -404,6 +404,8 @@ def test_describe_prints_capacity_knee_breach_and_the_model() -> None:
         (["--start", "-5"], "--start"),
         (["--closed", "--start", "1.5"], "--start"),
         (["--start", "50", "--max", "10"], "--max"),
+        (["--max", "10"], "--max"),  # below the scenario's peak rate, the default start
+        (["--closed", "--max", "2.5"], "--max"),
         (["--step", "10", "--warmup", "9.5"], "--warmup"),
         (["--step", "60", "--budget", "30"], "--budget"),
         (["--processes", "0"], "--processes"),
@@ -540,6 +542,24 @@ def test_closed_steps_of_users_fit_the_usl(tmp_path: Path) -> None:
     assert model["points"] == 4
     assert data["knee"]["level"] == 2  # two slots: latency climbs from the third user on
     assert "USL model (a fit, not a measurement)" in "\n".join(describe(data))
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+@pytest.mark.timeout(200)
+def test_closed_steps_with_only_a_maximum_start_at_one_user(tmp_path: Path) -> None:
+    """The README's `--closed --max N` with no --start: steps of 1, 2 users up to the max."""
+    path = tmp_path / "usl.yaml"
+    path.write_text(CLOSED, encoding="utf-8")
+    proc = authload(
+        "capacity", path, "--closed", "--max", "2", "--out", tmp_path / "runs", "--json",
+        "--step", "3", "--warmup", "0",
+        timeout=180,
+    )  # fmt: skip
+    assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr}"
+    data = json.loads(proc.stdout)
+    assert [s["level"] for s in data["steps"]] == [1, 2]
+    assert data["stop_reason"] == "max_reached"
 
 
 def test_the_public_api_of_the_capacity_maths() -> None:

@@ -22,7 +22,9 @@ import pytest
 
 from authload.contracts import ENDPOINTS
 from authload.load.gc_tuning import GEN0_THRESHOLD
+from authload.mock.profile import load_profile
 from authload.mock.server import EmbeddedMock
+from authload.targets import BUILTIN
 from tests.runs import SCENARIOS, Run, authload, flow_of, journeys, run_scenario
 
 pytestmark = pytest.mark.integration
@@ -880,6 +882,28 @@ def test_beta_without_confirm_is_refused_before_any_traffic(
     assert not out.exists(), "no run directory: the run never started"
     assert "run directory" not in result.stdout + result.stderr
     assert not _contacted(listener)
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+@pytest.mark.timeout(200)
+def test_beta_smoke_passes_on_the_mock_within_the_betas_call_budget(tmp_path: Path) -> None:
+    """The beta's one scenario, run on the mock with its default profile: 2 users, 2 journeys
+    each, every call-reset answered (none refused by the per-phone limit), and no more calls
+    than the beta's budget or than its one phone takes in 10 minutes."""
+    text = (SCENARIOS / "beta-smoke.yaml").read_text(encoding="utf-8")
+    run = run_scenario(tmp_path, text, "--target", "mock", load_s=60.0)
+    assert run.code == 0, run.describe()
+    assert "verdict: PASS" in run.proc.stdout
+    assert run.summary["verdict"] == "pass"
+    assert run.outcomes == Counter({"password_call:completed": 4})
+    calls = run.records[run.records["endpoint"] == "gigma.send_password"]
+    assert calls["status"].tolist() == [200] * 4
+    budget = BUILTIN["beta"].limits.send_password_budget
+    per_phone = load_profile(None).rate_limits.calls_per_phone
+    assert budget is not None and per_phone is not None
+    assert len(calls) <= min(budget, per_phone.limit)
+    assert run.mock_stats["events"]["tokens_revoked.gigma"] == 4  # every session logged out
 
 
 def _targets_file(path: Path, body: str) -> Path:

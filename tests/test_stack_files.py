@@ -123,6 +123,10 @@ def test_compose_has_the_stack() -> None:
     # scalable with --scale worker=N: no fixed name, no host port
     assert "container_name" not in services["worker"]
     assert "ports" not in services["worker"]
+    # a worker exits 0 after each run and is restarted for the next; a restarted master
+    # would run the scenario again
+    assert services["worker"]["restart"] == "unless-stopped"
+    assert "restart" not in services["master"]
     for name in ("master", "worker"):
         assert "runs:/runs" in services[name]["volumes"], name
     assert "runs" in _compose()["volumes"]

@@ -34,6 +34,23 @@ def _add_comparison_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--confidence", type=float, default=0.95, help="level of the intervals (default 0.95)"
     )
+    parser.add_argument(
+        "--floor",
+        type=float,
+        default=2.0,
+        metavar="MS",
+        help="latency change ignored in ms, whatever its share (default 2; at least the "
+        "records' resolution)",
+    )
+
+
+def _check_comparison_options(args: argparse.Namespace) -> None:
+    from authload.errors import InputError
+
+    if not args.tolerance >= 0 or not args.error_tolerance >= 0 or not args.floor >= 0:
+        raise InputError("--tolerance, --error-tolerance and --floor must be >= 0")
+    if not 0 < args.confidence < 1:
+        raise InputError(f"--confidence must be between 0 and 1, not {args.confidence}")
 
 
 def _port(text: str) -> int:
@@ -519,13 +536,16 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from authload.analysis.compare import REGRESSION, compare_runs, load_run_records
+    from authload.analysis.compare import (
+        REGRESSION,
+        compare_runs,
+        load_run_records,
+        load_setup,
+        setup_differences,
+    )
     from authload.errors import InputError, ResultsError
 
-    if not args.tolerance >= 0 or not args.error_tolerance >= 0:
-        raise InputError("--tolerance and --error-tolerance must be >= 0")
-    if not 0 < args.confidence < 1:
-        raise InputError(f"--confidence must be between 0 and 1, not {args.confidence}")
+    _check_comparison_options(args)
     try:
         base, candidate = load_run_records(args.base), load_run_records(args.candidate)
     except ResultsError as exc:  # a directory that is not a (finished) run is bad input
@@ -536,12 +556,21 @@ def _compare(args: argparse.Namespace) -> int:
         tolerance=args.tolerance,
         confidence=args.confidence,
         error_tolerance_pp=args.error_tolerance,
+        floor_ms=args.floor,
     )
+    warnings = setup_differences(load_setup(args.base), load_setup(args.candidate))
     if args.json:
-        data = {"base": args.base, "candidate": args.candidate, **result.to_dict()}
+        data = {
+            "base": args.base,
+            "candidate": args.candidate,
+            "warnings": warnings,
+            **result.to_dict(),
+        }
         print(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False))
         return EXIT_FAIL if result.verdict == REGRESSION else EXIT_PASS
     print(f"base {args.base}, candidate {args.candidate}")
+    for warning in warnings:
+        print(f"warning: {warning}: their figures measure different things")
     return _print_comparison(result)
 
 
@@ -550,19 +579,21 @@ def _print_comparison(result: Comparison) -> int:
     from authload.analysis.compare import REGRESSION
 
     print(
-        f"ignored: latency changes within {result.tolerance:.1%}, error-rate changes within "
-        f"{result.error_tolerance_pp:g} pp; {result.confidence:.0%} intervals, simultaneous "
-        f"over the {result.deciding} rows with enough data (each {result.row_confidence:.2%}; "
-        f"{result.resamples} bootstrap resamples)"
+        f"ignored: latency changes within {result.tolerance:.1%} or within "
+        f"{result.floor_ms:g} ms, amplification changes within {result.tolerance:.1%}, "
+        f"error-rate changes within {result.error_tolerance_pp:g} pp; "
+        f"{result.confidence:.0%} intervals, simultaneous over the {result.deciding} rows "
+        f"with enough data (each {result.row_confidence:.2%}; {result.resamples} bootstrap "
+        f"resamples)"
     )
     ci = f"{result.confidence:.0%} CI"
     print(
-        f"{'endpoint':<22} {'stat':<10} {'base':>10} {'candidate':>10} {'change':>9}  "
+        f"{'endpoint':<22} {'stat':<13} {'base':>10} {'candidate':>10} {'change':>9}  "
         f"{ci:<22} verdict"
     )
     for row in result.rows:
         pp = row.unit == "pp"
-        value = "{:>9.2%}".format if pp else "{:>7.1f} ms".format
+        value = _ROW_VALUE.get(row.stat, "{:>7.1f} ms").format
         change = "{:+.2f} pp".format if pp else "{:+.1%}".format
         base_s, candidate_s = (
             "-".rjust(10) if v is None else value(v) for v in (row.base, row.candidate)
@@ -573,11 +604,14 @@ def _print_comparison(result: Comparison) -> int:
             interval = f"[{change(row.ci_low)}, {change(row.ci_high)}]"
         note = f" ({row.note})" if row.note else ""
         print(
-            f"{row.endpoint:<22} {row.stat:<10} {base_s:>10} {candidate_s:>10} "
+            f"{row.endpoint:<22} {row.stat:<13} {base_s:>10} {candidate_s:>10} "
             f"{change_s:>9}  {interval:<22} {row.verdict}{note}"
         )
     print(f"verdict: {result.verdict.upper()}")
     return EXIT_FAIL if result.verdict == REGRESSION else EXIT_PASS
+
+
+_ROW_VALUE = {"error_rate": "{:>9.2%}", "amplification": "{:>8.2f} x"}  # else ms
 
 
 def _capacity(args: argparse.Namespace) -> int:
@@ -612,7 +646,6 @@ def _capacity(args: argparse.Namespace) -> int:
 
 def _runs(args: argparse.Namespace) -> int:
     from authload.analysis.history import compare_latest, index_runs, parse_since
-    from authload.errors import InputError
 
     index = index_runs(args.root)
     since = parse_since(args.since) if args.since else None
@@ -639,10 +672,7 @@ def _runs(args: argparse.Namespace) -> int:
             )
         print(f"{len(found.runs)} of {len(index.runs)} runs under {index.root}", file=sys.stderr)
         return EXIT_PASS
-    if not args.tolerance >= 0 or not args.error_tolerance >= 0:
-        raise InputError("--tolerance and --error-tolerance must be >= 0")
-    if not 0 < args.confidence < 1:
-        raise InputError(f"--confidence must be between 0 and 1, not {args.confidence}")
+    _check_comparison_options(args)
     result = compare_latest(
         index.filter(since=since),
         args.compare_latest,
@@ -652,6 +682,7 @@ def _runs(args: argparse.Namespace) -> int:
         tolerance=args.tolerance,
         confidence=args.confidence,
         error_tolerance_pp=args.error_tolerance,
+        floor_ms=args.floor,
     )
     regressed = EXIT_FAIL if result.comparison.verdict == "regression" else EXIT_PASS
     if args.json:

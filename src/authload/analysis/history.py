@@ -406,20 +406,28 @@ def compare_latest(
     figures = pd.concat(
         [_figures(r, f) for r, f in zip(baseline, frames, strict=True)], ignore_index=True
     )
-    names = sorted(set().union(*(f["endpoint"].cat.categories for f in frames)))
-    pooled = pd.concat(
-        [f.assign(endpoint=f["endpoint"].cat.set_categories(names)) for f in frames],
-        ignore_index=True,
-    )
+    pooled = pd.concat(_common_categories(frames, ("endpoint", "worker")), ignore_index=True)
     candidate = _records(latest)
     comparison = compare_runs(pooled, candidate, **compare)
     return LatestComparison(latest, baseline, comparison, figures, notes)
 
 
+def _common_categories(frames: list[pd.DataFrame], columns: Iterable[str]) -> list[pd.DataFrame]:
+    """The frames with each of ``columns`` sharing one set of categories (kept on concat)."""
+    for column in columns:
+        names = sorted(set().union(*(f[column].cat.categories for f in frames)))
+        frames = [f.assign(**{column: f[column].cat.set_categories(names)}) for f in frames]
+    return frames
+
+
 def _records(run: RunEntry) -> pd.DataFrame:
     frame = load_run_records(run.path)
-    # endpoint names repeat: as categories, five pooled soaks take a fraction of the memory
-    return frame.assign(endpoint=frame["endpoint"].astype("category"))
+    # endpoint names repeat: as categories, five pooled soaks take a fraction of the memory;
+    # operation ids restart in each run, so a pooled operation is (run/worker, op_id)
+    return frame.assign(
+        endpoint=frame["endpoint"].astype("category"),
+        worker=(f"{run.path.name}/" + frame["worker"].astype(str)).astype("category"),
+    )
 
 
 def _figures(run: RunEntry, records: pd.DataFrame) -> pd.DataFrame:
