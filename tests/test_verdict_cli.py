@@ -4,16 +4,19 @@ files are read back by a JUnit consumer and the exit codes stay the verdict's.""
 from __future__ import annotations
 
 import json
+import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from junitparser import Failure, JUnitXml, TestSuite
 
 from authload import capacity as capacity_module
 from authload.cli import main
 from authload.verdict_formats.outputs import GITHUB_STEP_SUMMARY
-from tests.runs import authload, run_scenario
+from tests.runs import REPO, authload, run_scenario
 from tests.test_compare import LOGIN, REFRESH, _endpoint, _run, _write_run
 from tests.test_verdict_formats import SCHEMA, capacity
 
@@ -174,3 +177,51 @@ def test_capacity_writes_the_search_and_keeps_its_exit_code(
     assert markdown.read_text(encoding="utf-8").startswith(
         f"## {'✅' if code == 0 else '❌'} authload capacity {directory.name}: "
     )
+
+
+CI = REPO / "deploy" / "ci"
+
+
+def flag(text: str, name: str) -> str:
+    """The file a command line gives to ``--name``."""
+    match = re.search(rf"--{name} ([^\s;]+)", text)
+    assert match, f"no --{name} in {text!r}"
+    return match[1]
+
+
+def verdict_step(script: str, codes: dict[str, str]) -> int:
+    """Run a workflow's verdict step with the step outputs filled in; its exit code."""
+    filled = re.sub(r"\$\{\{ steps\.(\w+)\.outputs\.code \}\}", lambda m: codes[m[1]], script)
+    return subprocess.run(["bash", "-c", filled], capture_output=True, timeout=10).returncode
+
+
+@pytest.mark.parametrize(("name", "step"), [("soak", "soak"), ("release-gate", "gate")])
+def test_the_github_examples_write_both_formats_keep_them_and_fail_on_the_verdict(
+    name: str, step: str
+) -> None:
+    workflow = yaml.safe_load((CI / "github" / f"{name}.yml").read_text(encoding="utf-8"))
+    steps = [s for job in workflow["jobs"].values() for s in job["steps"]]
+    run = next(s for s in steps if s.get("id") == step)["run"]
+    assert f"authload run scenarios/{name}.yaml" in run
+    junit, markdown = flag(run, "junit"), flag(run, "summary-md")
+    upload = next(s for s in steps if "upload-artifact" in str(s.get("uses", "")))
+    kept = [line.strip() for line in upload["with"]["path"].splitlines()]
+    assert {f"${{{{ steps.{step}.outputs.dir }}}}", junit, markdown} <= set(kept)
+    verdict = steps[-1]
+    assert verdict["if"] == "always()"
+    others = {"compare": "0"} if name == "soak" else {}
+    for code, fails in (("0", False), ("1", True), ("3", True)):
+        assert (verdict_step(verdict["run"], {step: code, **others}) != 0) is fails, code
+
+
+@pytest.mark.parametrize("name", ["soak", "release-gate"])
+def test_the_gitlab_examples_report_the_junit_and_keep_the_run(name: str) -> None:
+    path = CI / "gitlab" / f"{name}.gitlab-ci.yml"
+    [job] = [j for j in yaml.safe_load(path.read_text("utf-8")).values() if "script" in j]
+    script = "\n".join(job["script"])
+    assert f"authload run scenarios/{name}.yaml" in script
+    artifacts = job["artifacts"]
+    assert artifacts["when"] == "always"
+    assert artifacts["reports"]["junit"] == flag(script, "junit")
+    assert flag(script, "summary-md") in artifacts["paths"]
+    assert any(p.startswith(("runs", "soak-run")) for p in artifacts["paths"])
