@@ -84,7 +84,10 @@ def test_run_and_report_write_junit_and_markdown(tmp_path: Path) -> None:
     report = (run.run_dir / "report.html").as_posix()
     assert {p.name: p.value for p in suite.properties()}["report"] == report
     assert failed(suite) == {"p99(mobile.lkfl_auth) < 1ms": "slo", "p50(gigma.login) < 1s": "slo"}
-    assert suite.tests == 3
+    gates = run.summary["gates"]
+    assert suite.tests == 3 + len(gates)  # the SLOs, the default gates
+    names = {case.name for case in suite}
+    assert {g["gate"] for g in gates} <= names and gates
     text = markdown.read_text(encoding="utf-8")
     assert text.startswith(f"## ❌ authload {run.run_dir.name}: FAIL\n")
     assert f"Report: `{report}`" in text and "| `mobile.lkfl_auth` |" in text

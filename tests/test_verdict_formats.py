@@ -158,7 +158,9 @@ def test_default_gates_are_cases_the_disabled_ones_skipped() -> None:
         ("fail", "completed", True, 1, "fail"),  # failed by something that is no case here
         ("aborted", "aborted", True, 1, "aborted"),
         ("error", "completed", False, 3, "error"),
-        ("invalid", "completed", True, 1, "invalid"),  # a verdict that may come
+        ("incomplete", "incomplete", True, 1, "incomplete"),
+        ("invalid", "completed", True, 1, "invalid"),  # no case says why: the run's does
+        ("something-new", "completed", True, 1, "something-new"),
     ],
 )
 def test_the_suite_fails_exactly_when_the_verdict_is_not_a_pass(
@@ -174,6 +176,20 @@ def test_the_suite_fails_exactly_when_the_verdict_is_not_a_pass(
         assert run_case is None
     else:
         assert run_case is not None and failure(run_case).type == kind
+
+
+@pytest.mark.parametrize(("severity", "verdict"), [("fail", "fail"), ("invalid", "invalid")])
+def test_a_failed_gate_explains_the_verdict_alone(severity: str, verdict: str) -> None:
+    data = summary(verdict=verdict, gates=[{**GATES[0], "severity": severity}])
+    data["slos"] = [{**s, "passed": True} for s in data["slos"]]
+    suite = read_back(junit_xml([run_suite(data, "r")]))
+    assert failed_types(suite) == {
+        "revoked_token_accepted": "gate" if verdict == "fail" else verdict
+    }
+
+
+def failed_types(suite: TestSuite) -> dict[str, str]:
+    return {c.name: str(failure(c).type) for c in suite if not (c.is_passed or c.is_skipped)}
 
 
 def test_a_summary_without_slos_or_gates_is_still_a_valid_suite() -> None:

@@ -15,7 +15,15 @@ from typing import Any
 from authload.verdict_formats.units import bound, figure, spec_of, unit_of, where
 
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
-FINISHED_VERDICTS = ("pass", "fail")
+#: verdicts of a run that did not finish, and what a person is told
+UNFINISHED = {
+    "aborted": "the run was aborted (status {status}): the abort rule or a Ctrl-C stopped "
+    "it; events.jsonl in the run directory says why",
+    "error": "the run ended in an error (status {status}): no requests, or authload or the "
+    "target failed; events.jsonl and the run's output say what",
+    "incomplete": "the run never finished (its runner was killed); `authload report` "
+    "summarized what it left, its figures stop there",
+}
 
 
 @dataclass(frozen=True)
@@ -174,20 +182,21 @@ def gate_case(gate: Mapping[str, Any]) -> Case:
 
 
 def status_case(summary: Mapping[str, Any], cases: Sequence[Case]) -> Case | None:
-    """The run's own case, when the verdict is not a pass that the other cases explain."""
+    """The run's own case: when it did not finish, or when its verdict is not a pass and no
+    other case says why."""
     verdict = str(summary.get("verdict", "error"))
-    status = str(summary.get("status", ""))
-    if verdict == "pass" or (verdict in FINISHED_VERDICTS and any(c.failed for c in cases)):
+    status = str(summary.get("status", "")) or verdict
+    unfinished = verdict in UNFINISHED
+    if verdict == "pass" or (not unfinished and any(c.failed for c in cases)):
         return None
-    if verdict in ("aborted", "error"):
-        message = (
-            f"the run ended {status or verdict} (verdict {verdict}): the abort rule or an error "
-            f"stopped it; events.jsonl in the run directory says why"
-        )
-    else:
-        message = f"verdict {verdict} (status {status or '-'}): see summary.json"
+    message = UNFINISHED.get(verdict, "verdict {verdict} (status {status}): see summary.json")
     return Case(
-        name="run", group="run", outcome=FAILED, value=verdict, message=message, kind=verdict
+        name="run",
+        group="run",
+        outcome=FAILED,
+        value=verdict,
+        message=message.format(verdict=verdict, status=status),
+        kind=verdict,
     )
 
 
