@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from junitparser import JUnitXml
 
 from authload.analysis.capacity import (
     TAIL_S,
@@ -596,12 +597,20 @@ def test_the_abort_rule_stops_the_search_at_once_with_exit_3(tmp_path: Path) -> 
     """4 slots of 50 ms and no queue: at 100/s over a fifth is shed, past the abort rule."""
     path = tmp_path / "ab.yaml"
     path.write_text(ABORTING, encoding="utf-8")
+    junit = tmp_path / "capacity.xml"
     proc = authload(
         "capacity", path, "--out", tmp_path / "runs",
         "--start", "40", "--factor", "2.5", "--step", "8", "--warmup", "2",
+        "--junit", junit,
         timeout=180,
     )  # fmt: skip
     assert proc.returncode == 3, f"{proc.stdout}\n{proc.stderr}"
+    [suite] = list(JUnitXml.fromfile(str(junit)))
+    [search] = [case for case in suite if case.name == "capacity"]
+    reason = "more than 20% of requests failed over 4 s (abort rule)"
+    assert [(r.type, r.message) for r in search.result] == [
+        ("aborted", f"the search ended aborted: {reason}; capacity.log says more")
+    ]
     assert "step 2: ABORTED: more than 20% of requests failed over 4 s (abort rule)" in proc.stderr
     directory = next((tmp_path / "runs").glob("*-capacity-ab"))
     data = json.loads((directory / "capacity.json").read_text(encoding="utf-8"))

@@ -15,6 +15,7 @@ from authload.errors import AuthloadError
 
 if TYPE_CHECKING:
     from authload.analysis.compare import Comparison
+    from authload.verdict_formats.outputs import Destinations
 
 EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_ERROR = 0, 1, 2, 3
 
@@ -51,6 +52,30 @@ def _check_comparison_options(args: argparse.Namespace) -> None:
         raise InputError("--tolerance, --error-tolerance and --floor must be >= 0")
     if not 0 < args.confidence < 1:
         raise InputError(f"--confidence must be between 0 and 1, not {args.confidence}")
+
+
+def _add_verdict_outputs(parser: argparse.ArgumentParser) -> None:
+    """The verdict for pipelines (run, report, compare, capacity)."""
+    group = parser.add_argument_group("the verdict for CI pipelines")
+    group.add_argument(
+        "--junit",
+        metavar="FILE",
+        help="write the verdict as JUnit XML (a test case per SLO, default gate, row)",
+    )
+    group.add_argument(
+        "--summary-md",
+        metavar="FILE",
+        help="write a Markdown summary; also appended to $GITHUB_STEP_SUMMARY when set",
+    )
+
+
+def _destinations(args: argparse.Namespace) -> Destinations:
+    """The files --junit and --summary-md name, checked before any work."""
+    from authload.verdict_formats.outputs import Destinations
+
+    destinations = Destinations(junit=args.junit, summary_md=args.summary_md)
+    destinations.check()
+    return destinations
 
 
 def _port(text: str) -> int:
@@ -152,6 +177,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="push the run's figures there at its end (default: $AUTHLOAD_PUSHGATEWAY)",
     )
+    _add_verdict_outputs(run)
 
     worker = sub.add_parser(
         "worker", help="a Locust worker for `authload run --expect-workers` on another host"
@@ -171,6 +197,7 @@ def _parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="write RUN_DIR/report.html, print the verdict")
     report.add_argument("run_dir", metavar="RUN_DIR", help="a run directory")
+    _add_verdict_outputs(report)
 
     smoke = sub.add_parser("smoke", help="drive every endpoint once on a mock, check contracts")
     smoke.add_argument("--url", help="a running mock (default: start an embedded one)")
@@ -183,6 +210,7 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("candidate", metavar="CANDIDATE_RUN", help="run directory to judge")
     _add_comparison_options(compare)
     compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    _add_verdict_outputs(compare)
 
     runs = sub.add_parser(
         "runs",
@@ -265,6 +293,7 @@ def _parser() -> argparse.ArgumentParser:
         "--verbose", action="store_true", help="the steps' own output on stderr too"
     )
     capacity.add_argument("--json", action="store_true", help="print capacity.json")
+    _add_verdict_outputs(capacity)
     return parser
 
 
@@ -400,6 +429,7 @@ def _run(args: argparse.Namespace) -> int:
     from authload.runner import MasterOptions, run
 
     _check_out(Path(args.out))
+    destinations = _destinations(args)
     master = None
     if args.expect_workers is not None:
         master = MasterOptions(
@@ -419,6 +449,9 @@ def _run(args: argparse.Namespace) -> int:
     print(f"run directory: {result.run_dir}")
     _print_summary(result.summary)
     print(f"verdict: {result.verdict.upper()}")
+    from authload.verdict_formats.commands import for_run
+
+    for_run(destinations, result.run_dir, result.summary)
     return result.exit_code
 
 
@@ -489,18 +522,22 @@ def _report(args: argparse.Namespace) -> int:
     from authload.errors import ResultsError
     from authload.results import SUMMARY_FILE, read_json
     from authload.runner import salvage
+    from authload.verdict_formats.commands import for_run
 
+    destinations = _destinations(args)
     try:
         if salvage(Path(args.run_dir)):
             print(f"authload: {args.run_dir}: the run never finished; summarized what it left")
         path = write_report(Path(args.run_dir))
-        verdict = str(read_json(Path(args.run_dir) / SUMMARY_FILE).get("verdict", "error"))
+        summary = read_json(Path(args.run_dir) / SUMMARY_FILE)
     except ResultsError as exc:  # not a (finished) run directory: bad input
         print(f"authload: error: {exc}", file=sys.stderr)
         return EXIT_INPUT
+    verdict = str(summary.get("verdict", "error"))
     print(f"report: {path}")
     _print_drift(Path(args.run_dir))
     print(f"verdict: {verdict.upper()}")
+    for_run(destinations, Path(args.run_dir), summary)
     return {"pass": EXIT_PASS, "fail": EXIT_FAIL}.get(verdict, EXIT_ERROR)
 
 
@@ -546,6 +583,7 @@ def _compare(args: argparse.Namespace) -> int:
     from authload.errors import InputError, ResultsError
 
     _check_comparison_options(args)
+    destinations = _destinations(args)
     try:
         base, candidate = load_run_records(args.base), load_run_records(args.candidate)
     except ResultsError as exc:  # a directory that is not a (finished) run is bad input
@@ -559,6 +597,8 @@ def _compare(args: argparse.Namespace) -> int:
         floor_ms=args.floor,
     )
     warnings = setup_differences(load_setup(args.base), load_setup(args.candidate))
+    from authload.verdict_formats.commands import for_comparison
+
     if args.json:
         data = {
             "base": args.base,
@@ -567,11 +607,14 @@ def _compare(args: argparse.Namespace) -> int:
             **result.to_dict(),
         }
         print(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False))
-        return EXIT_FAIL if result.verdict == REGRESSION else EXIT_PASS
-    print(f"base {args.base}, candidate {args.candidate}")
-    for warning in warnings:
-        print(f"warning: {warning}: their figures measure different things")
-    return _print_comparison(result)
+        code = EXIT_FAIL if result.verdict == REGRESSION else EXIT_PASS
+    else:
+        print(f"base {args.base}, candidate {args.candidate}")
+        for warning in warnings:
+            print(f"warning: {warning}: their figures measure different things")
+        code = _print_comparison(result)
+    for_comparison(destinations, Path(args.base), Path(args.candidate), result.to_dict())
+    return code
 
 
 def _print_comparison(result: Comparison) -> int:
@@ -618,6 +661,7 @@ def _capacity(args: argparse.Namespace) -> int:
     from authload.capacity import CapacityOptions, describe, run_capacity
 
     _check_out(Path(args.out))
+    destinations = _destinations(args)
     options = CapacityOptions(
         closed=args.closed,
         start=args.start,
@@ -635,6 +679,9 @@ def _capacity(args: argparse.Namespace) -> int:
         verbose=args.verbose,
     )
     result = run_capacity(args.scenario, options)
+    from authload.verdict_formats.commands import for_capacity
+
+    for_capacity(destinations, result.directory, result.data)
     if args.json:
         print(json.dumps(result.data, indent=2, ensure_ascii=False))
         return result.exit_code
