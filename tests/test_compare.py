@@ -634,3 +634,46 @@ def test_p99_needs_five_samples_beyond_it_to_decide() -> None:
     assert (refresh.verdict, refresh.note) == (REGRESSION, "")
     assert result.row(LOGIN, "p95").verdict == REGRESSION  # 100 suffice for p95
     assert compare_module.min_count("p50") == 20 and compare_module.min_count("p95") == 100
+
+
+def _journeys(
+    flow: str, ok: int, failed: int, dropped: int = 0, open_model: bool = True
+) -> pd.DataFrame:
+    outcomes = ["completed"] * ok + ["failed:mobile.refresh:http"] * failed + ["dropped"] * dropped
+    n = len(outcomes)
+    return pd.DataFrame(
+        {
+            "t_start": np.arange(n, dtype=float),
+            "t_end": np.arange(n, dtype=float) + 1.0,
+            "waited_ms": np.zeros(n),
+            "flow": [flow] * n,
+            "flow_id": [f"w0-{i}" for i in range(n)],
+            "outcome": outcomes,
+            "kind": ["journey"] * n,
+            "worker": ["w0"] * n,
+            "duration_ms": np.full(n, 1000.0),
+        }
+    )
+
+
+def test_failed_journeys_and_dropped_arrivals_are_rows_that_decide() -> None:
+    records = _run(_endpoint("mobile.refresh", 200, 1))
+    base = _journeys("sms", ok=495, failed=5)
+    candidate = pd.concat(
+        [_journeys("sms", ok=400, failed=50, dropped=50), _journeys("esia", ok=100, failed=0)],
+        ignore_index=True,
+    )
+    result = compare_runs(records, records, journeys=(base, candidate))
+    sms = result.row("journey sms", "journey_failures")
+    assert sms.base == pytest.approx(0.01) and sms.candidate == pytest.approx(0.2)
+    assert sms.verdict == REGRESSION  # dropped arrivals count as failed journeys
+    esia = result.row("journey esia", "journey_failures")
+    assert esia.verdict == INSUFFICIENT_DATA and "too few" in esia.note  # none in the base
+    dropped = result.row("arrivals", "dropped")
+    assert (dropped.base, dropped.candidate) == (0.0, pytest.approx(50 / 600))
+    assert dropped.verdict == REGRESSION
+    assert result.verdict == REGRESSION
+    same = compare_runs(records, records, journeys=(base, base))
+    assert same.row("journey *", "journey_failures").verdict == NO_SIGNIFICANT_CHANGE
+    without = compare_runs(records, records)  # runs without journey records: no such rows
+    assert not [r for r in without.rows if r.stat in ("journey_failures", "dropped")]

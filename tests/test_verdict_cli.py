@@ -132,7 +132,7 @@ def test_compare_writes_a_case_per_row_and_keeps_its_exit_code(
     assert main(["compare", str(runs["base"]), str(runs["slower"]), *args]) == 1
     suite = suite_in(junit)
     assert suite.name == "compare base -> slower"
-    assert suite.tests == 12  # 2 endpoints and *, 4 statistics each
+    assert suite.tests == 15  # 2 endpoints and *, 5 statistics each (no journeys kept)
     regressions = failed(suite)
     assert regressions and set(regressions.values()) == {"regression"}
     assert all(name.endswith(f"({LOGIN})") or name.endswith("(*)") for name in regressions)

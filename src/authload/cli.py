@@ -584,8 +584,11 @@ def _compare(args: argparse.Namespace) -> int:
 
     _check_comparison_options(args)
     destinations = _destinations(args)
+    from authload.analysis.journeys import load_journeys
+
     try:
         base, candidate = load_run_records(args.base), load_run_records(args.candidate)
+        journeys = (load_journeys(Path(args.base)), load_journeys(Path(args.candidate)))
     except ResultsError as exc:  # a directory that is not a (finished) run is bad input
         raise InputError(str(exc)) from exc
     result = compare_runs(
@@ -595,6 +598,7 @@ def _compare(args: argparse.Namespace) -> int:
         confidence=args.confidence,
         error_tolerance_pp=args.error_tolerance,
         floor_ms=args.floor,
+        journeys=journeys,
     )
     warnings = setup_differences(load_setup(args.base), load_setup(args.candidate))
     from authload.verdict_formats.commands import for_comparison

@@ -31,9 +31,11 @@ Changes and tolerances:
   op_id)``: its first attempt and its retries), relative like latency with ``tolerance``; it
   is resampled by operation. Records without ``op_id`` and ``worker`` cannot give it.
 
-The rows come from :data:`ROW_BUILDERS`, in table order: today one builder, the per-endpoint
-statistics of the records. A comparison of other figures of the runs (journeys, arrivals)
-is one more builder returning :class:`PendingRow` s; rows that can decide share the
+The rows come from :data:`ROW_BUILDERS`, in table order: the per-endpoint statistics of the
+records, then, when both runs have journey records, per flow and over all (``journey
+<flow>``) the share of failed journeys (``journey_failures``: dropped arrivals count as
+failed) and, for the open model, the share of arrivals never started (``arrivals`` /
+``dropped``), both in percentage points like an error rate. Rows that can decide share the
 simultaneous confidence below whatever builder made them.
 
 :func:`setup_differences` says when two runs differ in scenario, target, load model or retry
@@ -64,7 +66,7 @@ import json
 import math
 import zlib
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -72,9 +74,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from authload.analysis.journeys import journey_scope
 from authload.analysis.stats import PERCENTILES, percentile
 from authload.errors import ResultsError
-from authload.results import MANIFEST_FILE, RECORDS_DIR, RECORDS_FILE, read_json, read_records
+from authload.results import (
+    DROPPED,
+    MANIFEST_FILE,
+    OK_OUTCOMES,
+    RECORDS_DIR,
+    RECORDS_FILE,
+    read_json,
+    read_records,
+)
 
 __all__ = [
     "ERROR_TOLERANCE_PP",
@@ -223,12 +234,14 @@ def compare_runs(
     error_tolerance_pp: float = ERROR_TOLERANCE_PP,
     min_samples: int = MIN_SAMPLES,
     floor_ms: float = FLOOR_MS,
+    journeys: tuple[pd.DataFrame, pd.DataFrame] | None = None,
 ) -> Comparison:
     """Compare ``candidate``'s records with ``base``'s (see the module docstring).
 
     Both frames need the columns ``endpoint``, ``status``, ``latency_ms`` and ``error``;
     ``worker`` and ``op_id`` for the retry amplification. The result depends only on the
-    records and the arguments.
+    records and the arguments. ``journeys``: the two runs' journey records (base,
+    candidate), for the journey rows.
     """
     if not (math.isfinite(tolerance) and tolerance >= 0):
         raise ValueError(f"tolerance must be >= 0, not {tolerance}")
@@ -244,7 +257,7 @@ def compare_runs(
         raise ValueError(f"min_samples must be >= 1, not {min_samples}")
     if not (math.isfinite(floor_ms) and floor_ms >= 0):
         raise ValueError(f"floor_ms must be >= 0, not {floor_ms}")
-    inputs = Inputs(base, candidate, min_samples)
+    inputs = Inputs(base, candidate, min_samples, *(journeys or (None, None)))
     pending = [row for build in ROW_BUILDERS for row in build(inputs)]
     deciding = sum(row.shortfall is None for row in pending)
     row_confidence = 1.0 - (1.0 - confidence) / max(deciding, 1)
@@ -315,12 +328,14 @@ class _Settings:
 
 @dataclass(frozen=True)
 class Inputs:
-    """What the row builders read: the two runs' records (more of each run, such as its
-    journeys, goes here when a builder needs it)."""
+    """What the row builders read: the two runs' records and, when known, their journeys
+    (:func:`authload.analysis.journeys.load_journeys`)."""
 
     base: pd.DataFrame
     candidate: pd.DataFrame
     min_samples: int = MIN_SAMPLES
+    base_journeys: pd.DataFrame | None = None
+    candidate_journeys: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -346,8 +361,56 @@ def _endpoint_rows(inputs: Inputs) -> list[PendingRow]:
     ]
 
 
+def _journey_rows(inputs: Inputs) -> list[PendingRow]:
+    """Per flow (sorted, then ``*``) the failed share of journeys; over all, the share of
+    arrivals dropped (when either run dropped or queued any: the open model)."""
+    b, c = inputs.base_journeys, inputs.candidate_journeys
+    if b is None or c is None:
+        return []
+    b, c = journey_scope(b, "*"), journey_scope(c, "*")
+    if b.empty and c.empty:  # runs made before journeys were kept
+        return []
+    flows = [*sorted(set(b["flow"]) | set(c["flow"])), "*"]
+    rows = [
+        _share_pending(f"journey {f}", "journey_failures", _failed(b, f), _failed(c, f), inputs)
+        for f in flows
+    ]
+    dropped = [_dropped(x) for x in (b, c)]
+    if any(d[1] for d in dropped) or ("waited_ms" in b and b["waited_ms"].notna().any()):
+        rows.append(_share_pending("arrivals", "dropped", dropped[0], dropped[1], inputs))
+    return rows
+
+
+def _failed(journeys: pd.DataFrame, flow: str) -> tuple[int, int]:
+    """(journeys, failed ones) of ``flow`` (``*``: all)."""
+    scope = journeys if flow == "*" else journeys[journeys["flow"] == flow]
+    return len(scope), int((~scope["outcome"].isin(OK_OUTCOMES)).sum())
+
+
+def _dropped(journeys: pd.DataFrame) -> tuple[int, int]:
+    """(open-model arrivals, dropped ones)."""
+    arrivals = journeys[journeys["waited_ms"].notna() | (journeys["outcome"] == DROPPED)]
+    return len(arrivals), int((arrivals["outcome"] == DROPPED).sum())
+
+
+def _share_pending(
+    label: str, stat: str, base: tuple[int, int], candidate: tuple[int, int], inputs: Inputs
+) -> PendingRow:
+    """A share row (failed journeys, dropped arrivals), judged like an error rate."""
+    b = _Sample(np.empty(0), base[0], base[1], None)
+    c = _Sample(np.empty(0), candidate[0], candidate[1], None)
+    shortfall = _shortfall("error_rate", b, c, inputs.min_samples)
+
+    def compute(s: _Settings) -> Row:
+        key = (zlib.crc32(label.encode()), zlib.crc32(stat.encode()))
+        rng = np.random.default_rng(np.random.SeedSequence(s.seed, spawn_key=key))
+        return replace(_error_row(label, b, c, rng, s), stat=stat)
+
+    return PendingRow(shortfall, compute)
+
+
 #: The builders of a comparison's rows, in table order.
-ROW_BUILDERS: tuple[Callable[[Inputs], list[PendingRow]], ...] = (_endpoint_rows,)
+ROW_BUILDERS: tuple[Callable[[Inputs], list[PendingRow]], ...] = (_endpoint_rows, _journey_rows)
 
 
 def min_count(stat: str, min_samples: int = MIN_SAMPLES) -> int:

@@ -34,6 +34,7 @@ from typing import Any
 import pandas as pd
 
 from authload.analysis.compare import Comparison, compare_runs, load_run_records
+from authload.analysis.journeys import load_journeys
 from authload.errors import InputError, ResultsError
 from authload.results import MANIFEST_FILE, RECORDS_FILE, SUMMARY_FILE, read_json
 
@@ -408,7 +409,11 @@ def compare_latest(
     )
     pooled = pd.concat(_common_categories(frames, ("endpoint", "worker")), ignore_index=True)
     candidate = _records(latest)
-    comparison = compare_runs(pooled, candidate, **compare)
+    journeys = (
+        pd.concat([load_journeys(r.path) for r in baseline], ignore_index=True),
+        load_journeys(latest.path),
+    )
+    comparison = compare_runs(pooled, candidate, journeys=journeys, **compare)
     return LatestComparison(latest, baseline, comparison, figures, notes)
 
 
