@@ -7,7 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,23 +58,44 @@ class RunStopping(Exception):
     """The test is stopping: the operation was not sent (journeys end here, uncounted)."""
 
 
+class Stop:
+    """When a stop began (unix s; None: not stopping), and an event set then."""
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+        self.event = gevent.event.Event()
+
+    def begin(self) -> None:
+        if self.since is None:
+            self.since = time.time()
+        self.event.set()
+
+    def clear(self) -> None:
+        self.since = None
+        self.event.clear()
+
+
 class StopGate:
     """How a test's end reaches the requests, so that every request sent is one the records
     keep. Once the test is stopping (Locust stops its users, each finishing its journey),
     journeys start requests for :data:`STOP_GRACE_S` more, then end at their next call
-    (kept as ``stopped``). Once ``closed`` (Locust has stopped the users) no attempt starts, a
-    journey waiting (an open-model arrival, a timed event, neither run by a Locust user)
+    (kept as ``stopped``); a journey waiting (think time, a session) that would wait past
+    the grace ends at once. Once ``closed`` (Locust has stopped the users) no attempt starts,
+    a journey waiting (an open-model arrival, a timed event, neither run by a Locust user)
     ends at once, and the attempts in flight are waited for (each ends within the request
     timeout) before the records close."""
 
     def __init__(self) -> None:
         self.in_flight = 0
-        self.stopping_since: float | None = None  # unix s
+        self.stop = Stop()  # the test's
         self._closed = gevent.event.Event()
 
+    @property
+    def stopping_since(self) -> float | None:
+        return self.stop.since
+
     def stopping(self) -> None:
-        if self.stopping_since is None:
-            self.stopping_since = time.time()
+        self.stop.begin()
 
     @property
     def closed(self) -> bool:
@@ -85,20 +106,33 @@ class StopGate:
         self._closed.set()
 
     def open(self) -> None:
-        self.stopping_since = None
+        self.stop.clear()
         self._closed.clear()
 
-    def refuses(self, user_stopping_since: float | None = None) -> bool:
-        """Whether no request may start now: the gate is closed, or the test or the user
-        has been stopping for longer than the grace."""
+    def grace_end(self, user: Stop) -> float | None:
+        """When requests may no longer start (the test's or the user's stop, the earlier,
+        plus the grace); None while neither is stopping."""
+        since = [t for t in (self.stop.since, user.since) if t is not None]
+        return min(since) + STOP_GRACE_S if since else None
+
+    def refuses(self, user: Stop) -> bool:
+        """Whether no request may start now: the gate is closed, or the grace has passed."""
         if self.closed:
             return True
-        since = [t for t in (self.stopping_since, user_stopping_since) if t is not None]
-        return bool(since) and time.time() - min(since) > STOP_GRACE_S
+        end = self.grace_end(user)
+        return end is not None and time.time() > end
 
-    def sleep(self, seconds: float) -> None:
-        """Sleep, or raise RunStopping as soon as the gate closes."""
-        if self._closed.wait(max(0.0, seconds)):
+    def pause(self, seconds: float, user: Stop) -> None:
+        """Sleep ``seconds``, or raise RunStopping as soon as the gate closes, or as soon as
+        a stop begins if the wait would outlast its grace (the journey could not go on)."""
+        end = time.time() + max(0.0, seconds)
+        gevent.wait([self._closed, self.stop.event, user.event], timeout=seconds, count=1)
+        if time.time() >= end:
+            return
+        grace = self.grace_end(user)
+        if self.closed or (grace is not None and end > grace):
+            raise RunStopping("the test is stopping")
+        if self._closed.wait(max(0.0, end - time.time())):
             raise RunStopping("the test is stopping")
 
     def wait_idle(self, timeout_s: float) -> bool:
@@ -125,8 +159,7 @@ class AuthClient:
         self._ops = ops if ops is not None else itertools.count(1)
         self.gate = gate if gate is not None else StopGate()
         self.limits = limits  # a shared target's send_password budget and rate ceiling
-        # since when its Locust user has been told to stop (fewer users in the next stage)
-        self.user_stopping: Callable[[], float | None] = lambda: None
+        self.user_stop = Stop()  # its Locust user's (fewer users in the next stage, the end)
 
     def call(
         self,
@@ -139,7 +172,7 @@ class AuthClient:
         """One logical operation, retried by the policy; statuses in ``expect`` are answers,
         anything else raises CallError once the policy gives up; RunStopping once the test
         is stopping; LimitRefused when the target's limits refuse an attempt (not sent)."""
-        if self.gate.refuses(self.user_stopping()):
+        if self.gate.refuses(self.user_stop):
             raise RunStopping(name)
         op_id = next(self._ops)
         return self.policy.run(
@@ -171,7 +204,7 @@ class AuthClient:
         limits = self.limits
         if limits is not None:  # each attempt, retries included, within the target's limits
             limits.pace(name)
-        if self.gate.refuses(self.user_stopping()):  # a retry due after the stop's grace
+        if self.gate.refuses(self.user_stop):  # a retry due after the stop's grace
             raise RunStopping(name)
         if limits is not None:
             limits.spend(name)

@@ -137,7 +137,8 @@ class Journey:
 
     def wait(self, dist: Distribution | None = None) -> None:
         """The user thinks (or keeps a session); cut short when the test stops."""
-        self.client.gate.sleep(sample_ms(dist or self.scenario.think_time, self.rng) / 1000.0)
+        seconds = sample_ms(dist or self.scenario.think_time, self.rng) / 1000.0
+        self.client.gate.pause(seconds, self.client.user_stop)
 
     def code(self, get: Callable[[], str], what: str) -> str:
         try:

@@ -43,15 +43,12 @@ class JourneyUser(FastHttpUser):
         self.network_timeout = self.connection_timeout = rt.scenario.request_timeout_s
         super().__init__(environment)
         self.api = rt.client(self.client)
-        self.stopping_since: float | None = None
-        self.api.user_stopping = lambda: self.stopping_since
 
     def stop(self, force: bool = False) -> bool:
         """Locust stops this user (fewer users in the next stage, or the test's end): noted,
         so that after the stop's grace its journey starts no request and none is in flight
-        when Locust's stop timeout runs out."""
-        if self.stopping_since is None:
-            self.stopping_since = time.time()
+        when Locust's stop timeout runs out (see :class:`~authload.load.clients.StopGate`)."""
+        self.api.user_stop.begin()
         stopped: bool = super().stop(force)
         return stopped
 
