@@ -313,7 +313,12 @@ def _on_quit(environment: Environment, **_: Any) -> None:
 
 
 def _close_run(environment: Environment, rt: Runtime) -> None:
-    """This process's last acts: its outcomes, records and counts into the run directory."""
+    """This process's last acts: its outcomes, records and counts into the run directory.
+    Locust fires ``quitting`` before it stops the users when it shuts down on a signal: they
+    are stopped first, so no request is sent once the records are closed."""
+    runner = environment.runner
+    if runner is not None and runner.state in ("spawning", "running"):
+        runner.stop()
     if not isinstance(environment.runner, WorkerRunner):  # a local runner: its own stats
         LOCUST_COUNTED.update(
             {name: entry.num_requests for (name, _), entry in environment.stats.entries.items()}
