@@ -31,6 +31,7 @@ from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
+from authload import memtrace
 from authload.load import gc_tuning, metrics, metrics_endpoint, recorder
 from authload.load.progress import watch
 from authload.load.runtime import Runtime
@@ -50,6 +51,7 @@ from authload.runconfig import (
 )
 from authload.scenario import FLOWS
 
+memtrace.install("locust")  # off unless bench/soak_memory --diagnose asks for it
 REMOTE = not os.environ.get(CONFIG_ENV)  # a worker elsewhere: its master sends the run
 CONFIG: RunConfig | None = None if REMOTE else load_config()
 SCENARIO = CONFIG.scenario if CONFIG is not None else None
