@@ -32,7 +32,7 @@ from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
 from authload import memtrace
-from authload.load import gc_tuning, metrics, metrics_endpoint, recorder
+from authload.load import gc_tuning, locust_stats, metrics, metrics_endpoint, recorder
 from authload.load.progress import watch
 from authload.load.runtime import Runtime
 from authload.load.shapes import StagesShape
@@ -260,6 +260,7 @@ def _on_start(environment: Environment, **_: Any) -> None:
     if not isinstance(environment.runner, WorkerRunner):  # the master, or the only process
         assert CONFIG is not None
         gevent.spawn(watch, environment, CONFIG.scenario, CONFIG.run_dir)
+        gevent.spawn(locust_stats.keep_bounded, environment.runner)
     rt = RUNTIME.get("current")
     if rt is not None:
         rt.reseed()
