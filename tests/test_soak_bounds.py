@@ -6,7 +6,126 @@ Code that imports Locust runs in a fresh interpreter (``child_*``, see tests/loc
 
 from __future__ import annotations
 
+import itertools
+import json
+import random
+import uuid
+from collections import deque
+from typing import Any
+
 from tests import locust_child
+
+STORMY = """
+name: stormy
+mix: {lkfl: 1, password_call: 1}
+load: {stages: [{duration_s: 60, users: 2}]}
+think_time: {dist: fixed, ms: 0}
+flows:
+  lkfl: {wrong_password_share: 0}
+  password_call: {devices: {2: 1.0}, logout_all_share: 0, session: {dist: fixed, ms: 0}}
+events:
+  - {kind: refresh_storm, at_s: 10, sessions: 100, window_s: 1}
+  - {kind: refresh_storm, at_s: 20, sessions: 250, window_s: 1}
+"""
+
+
+class _Answer:
+    """Enough of Locust's FastResponse for authload's client."""
+
+    def __init__(self, body: bytes) -> None:
+        self.status_code = 200
+        self.headers: dict[str, str] = {}
+        self.content = body
+        self.text = body.decode()
+        self.request_meta: dict[str, Any] = {"context": {}}
+
+    def __enter__(self) -> _Answer:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        return None
+
+    def success(self) -> None:
+        pass
+
+    def failure(self, _: str) -> None:
+        raise AssertionError("every answer here is a success")
+
+
+class _Service:
+    """Answers lkfl logins with a fresh refresh token each, and the Gigma calls; notes how
+    many Gigma sessions the journeys' shared state holds at each logout."""
+
+    def __init__(self, state: Any) -> None:
+        from authload.mock.gigma import _counterparty
+        from authload.mock.population import Population
+
+        self.state = state
+        self.tokens = (str(uuid.UUID(int=i, version=4)) for i in itertools.count(1))
+        self.issued: list[str] = []
+        self.in_session_at_logout: list[int] = []
+        self.account = Population(10, 1).account(0)
+        self.counterparty = _counterparty
+
+    def request(self, method: str, url: str, name: str, **_: Any) -> _Answer:
+        if name == "mobile.lkfl_auth":
+            self.issued.append(next(self.tokens))
+            body = {"sessionId": f"{0:024x}:{self.issued[-1]}", "refresh_token": self.issued[-1]}
+        elif name == "gigma.login":
+            token = f"{len(self.issued)}|{'a' * 40}00000000"
+            body = {"counterparty": self.counterparty(self.account, token).model_dump()}
+        else:
+            if name == "gigma.logout":
+                self.in_session_at_logout.append(len(self.state.gigma))
+            body = {"message": "ok"}
+        return _Answer(json.dumps(body).encode())
+
+
+def _journeys(scenario_text: str, processes: int, lkfl: int, calls: int) -> tuple[Any, Any]:
+    """Run ``lkfl`` LKFL journeys and ``calls`` call-reset journeys of one process."""
+    from authload.load.accounts import ConfiguredCodes
+    from authload.load.clients import AuthClient, FlowContext, TargetAccess
+    from authload.load.flows import Journey, SharedState, run_journey
+    from authload.load.retry import RetryPolicy
+    from authload.load.runtime import storm_share
+    from authload.runconfig import TestAccount
+    from authload.scenario import Retry
+    from authload.scenario_file import parse_scenario
+
+    scenario = parse_scenario(scenario_text, "s.yaml")
+    state = SharedState(idle_mobile=deque(maxlen=storm_share(scenario, processes)))
+    service = _Service(state)
+    access = TargetAccess("http://127.0.0.1:9", "http://127.0.0.1:9", "t", "s")
+    client = AuthClient(service, access, RetryPolicy(Retry(policy="none")))  # type: ignore[arg-type]
+    account = TestAccount(
+        "79990000001", inn="500100732259", lkfl_password="pw", call_password="1111"
+    )
+    rng = random.Random(1)
+    for i, flow in enumerate(["lkfl"] * lkfl + ["password_call"] * calls):
+        ctx = FlowContext(flow, f"w0-{i}")
+        journey = Journey(client, ConfiguredCodes(), account, scenario, state, ctx, rng, "s")
+        assert run_journey(flow, journey) == "completed"
+    return state, service
+
+
+def child_idle_sessions_are_the_newest_a_storm_takes() -> None:
+    state, service = _journeys(STORMY, processes=4, lkfl=20_000, calls=0)
+    # the larger storm's share of 4 processes: ceil(250 / 4) = 63 sessions, the newest
+    assert state.idle_mobile.maxlen == 63
+    assert [s.refresh_token for s in state.idle_mobile] == service.issued[-63:]
+
+
+def child_no_idle_session_is_kept_without_a_storm() -> None:
+    calm = STORMY[: STORMY.index("events:")]
+    state, service = _journeys(calm, processes=1, lkfl=20_000, calls=0)
+    assert len(service.issued) == 20_000
+    assert state.idle_mobile.maxlen == 0 and len(state.idle_mobile) == 0
+
+
+def child_gigma_sessions_are_held_only_while_in_session() -> None:
+    state, service = _journeys(STORMY, processes=1, lkfl=0, calls=2_000)
+    assert service.in_session_at_logout == [1] * 4_000  # two devices, two logouts each
+    assert state.gigma == {}
 
 
 def child_locust_statistics_stay_bounded_over_hours() -> None:
@@ -44,6 +163,18 @@ def child_locust_statistics_stay_bounded_over_hours() -> None:
 def _child(main: str) -> None:
     result = locust_child.run_child("test_soak_bounds", main)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_idle_sessions_are_the_newest_a_storm_takes() -> None:
+    _child("child_idle_sessions_are_the_newest_a_storm_takes")
+
+
+def test_no_idle_session_is_kept_without_a_storm() -> None:
+    _child("child_no_idle_session_is_kept_without_a_storm")
+
+
+def test_gigma_sessions_are_held_only_while_in_session() -> None:
+    _child("child_gigma_sessions_are_held_only_while_in_session")
 
 
 def test_locust_statistics_stay_bounded_over_hours() -> None:

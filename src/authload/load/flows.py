@@ -35,9 +35,9 @@ class FlowFailed(Exception):
         self.outcome = outcome
 
 
-@dataclass
+@dataclass(slots=True)
 class MobileSession:
-    account: TestAccount
+    account: TestAccount  # the process's own account object, shared, not a copy
     refresh_token: str
 
 
@@ -51,10 +51,11 @@ class GigmaSession:
 @dataclass
 class SharedState:
     """What the journeys of one process share: live sessions (for storms and mass logouts)
-    and the outcome counters."""
+    and the outcome counters. ``idle_mobile`` keeps the newest sessions the journeys ended,
+    as many as the scenario's refresh storms take (the Runtime sizes it): none without one."""
 
     outcomes: Counter[str] = field(default_factory=Counter)
-    idle_mobile: deque[MobileSession] = field(default_factory=lambda: deque(maxlen=50_000))
+    idle_mobile: deque[MobileSession] = field(default_factory=lambda: deque(maxlen=0))
     gigma: dict[int, GigmaSession] = field(default_factory=dict)  # in session, by id()
 
 
@@ -231,7 +232,8 @@ def lkfl(j: Journey) -> str:
 
 def keep_idle(j: Journey, refresh_token: str) -> None:
     """The app goes to the background with a live session (what a refresh storm wakes)."""
-    j.state.idle_mobile.append(MobileSession(j.account, refresh_token))
+    if j.state.idle_mobile.maxlen:
+        j.state.idle_mobile.append(MobileSession(j.account, refresh_token))
 
 
 FLOWS: dict[str, Callable[[Journey], str]] = {
