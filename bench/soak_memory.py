@@ -201,15 +201,14 @@ def _sample(args: argparse.Namespace, soak: Soak, tmp: Path) -> None:
 
 
 def _mock_held(run: Proc) -> dict[str, Any]:
-    """What the mock holds now (its /_mock/stats ``held``), while the run is still going."""
+    """What the mock's store holds now (``/_mock/held``), while the run is still going."""
     found = MOCK_URL.search(run.log_tail(200_000))
     if found is None:
         return {}
     try:
-        stats = httpx.get(f"{found.group(1)}/_mock/stats", timeout=10.0).json()
+        held: dict[str, Any] = httpx.get(f"{found.group(1)}/_mock/held", timeout=10.0).json()
     except (httpx.HTTPError, ValueError):
         return {}
-    held: dict[str, Any] = stats.get("held", {})
     return held
 
 

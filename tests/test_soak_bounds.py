@@ -6,6 +6,7 @@ Code that imports Locust runs in a fresh interpreter (``child_*``, see tests/loc
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import random
@@ -13,6 +14,7 @@ import uuid
 from collections import deque
 from typing import Any
 
+from authload.mock.state import MemoryStore, NewSession, Pair, TokenRules
 from tests import locust_child
 
 STORMY = """
@@ -179,3 +181,77 @@ def test_gigma_sessions_are_held_only_while_in_session() -> None:
 
 def test_locust_statistics_stay_bounded_over_hours() -> None:
     _child("child_locust_statistics_stay_bounded_over_hours")
+
+
+# ---------------------------------------------------------------------------------------------
+# the mock's store, on a fake clock: hours of logins and refreshes in a second
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _sizes(store: MemoryStore) -> dict[str, int]:
+    """Every map the store keeps per session, and its rotated tokens."""
+    return {
+        "sessions": len(store._sessions),
+        "by_access": len(store._by_access),
+        "by_refresh": len(store._by_refresh),
+        "by_account": sum(len(owned) for owned in store._by_account.values()),
+        "ending": sum(len(ids) for ids in store._ending.values()),
+        "rotated": len(store._rotated),
+    }
+
+
+async def _soak(
+    store: MemoryStore, clock: _Clock, hours: float, accounts: int, logins_per_s: int
+) -> tuple[int, list[dict[str, int]]]:
+    """Mobile logins round-robin over the accounts, each session refreshed once 10 s after
+    its login, then abandoned, as the journeys do; the store's sizes every 10 minutes."""
+    rules = TokenRules(access_ttl=900, refresh_ttl=LIFETIME_S, reuse_memory=REUSE_S)
+    evicted, sizes, n = 0, [], 0
+    for second in range(int(hours * 3600)):
+        clock.now = float(second)
+        for _ in range(logins_per_s):
+            new = NewSession("mobile", n % accounts, f"a{n}", f"r{n}", 900, LIFETIME_S)
+            evicted += await store.open_session(new, CAP)
+            if n >= 10 * logins_per_s:
+                old = n - 10 * logins_per_s
+                await store.rotate_refresh(f"r{old}", Pair(f"a{old}b", f"r{old}b"), rules)
+            n += 1
+        if second % 600 == 0:
+            sizes.append(_sizes(store))
+    return evicted, sizes
+
+
+LIFETIME_S, REUSE_S, CAP = 1800.0, 3600.0, 10
+
+
+def test_mock_sessions_and_rotated_tokens_reach_their_bound_and_stay_flat() -> None:
+    """2 logins/s over 500 accounts for 8 hours, each session last used 10 s after its login:
+    2 x (10 + 1800 s) = 3620 live sessions (7.2 per account, under the cap: none evicted)
+    and 2 x 1800 = 3600 remembered rotated tokens (the reuse memory, 3600 s, is cut to the
+    refresh lifetime) from minute 31 on, and every index the same size as the sessions."""
+    clock = _Clock()
+    store = MemoryStore(clock)
+    evicted, sizes = asyncio.run(_soak(store, clock, hours=8, accounts=500, logins_per_s=2))
+    assert evicted == 0
+    settled = sizes[4:]  # from minute 40 on: past the lifetime
+    assert {s["sessions"] for s in settled} == {int(2 * (10 + LIFETIME_S))}
+    assert {s["rotated"] for s in settled} == {int(2 * LIFETIME_S)}
+    for s in sizes:
+        assert s["by_access"] == s["by_refresh"] == s["by_account"] == s["ending"] == s["sessions"]
+
+
+def test_past_the_cap_the_mock_holds_accounts_x_cap_sessions() -> None:
+    """10 logins/s over 50 accounts: 360 an hour each, far past the cap: the store holds
+    exactly accounts x cap sessions, evicting the rest (counted)."""
+    clock = _Clock()
+    store = MemoryStore(clock)
+    evicted, sizes = asyncio.run(_soak(store, clock, hours=2, accounts=50, logins_per_s=10))
+    assert {s["sessions"] for s in sizes[1:]} == {50 * CAP}
+    assert evicted == 2 * 3600 * 10 - 50 * CAP

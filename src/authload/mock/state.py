@@ -67,6 +67,13 @@ class TokenRules:
     reuse_memory: float  # how long a rotated refresh token is remembered
     grace: float = 0.0  # a rotated refresh token still rotates for this long
 
+    @property
+    def remembered_s(self) -> float:
+        """How long a rotated refresh token is kept: the reuse memory, but never past the
+        refresh lifetime (unrotated, the token would have expired by then: its reuse is
+        refused as expired instead), and at least the grace window."""
+        return max(min(self.reuse_memory, self.refresh_ttl), self.grace)
+
 
 class Store(Protocol):
     async def put_code(
@@ -93,6 +100,7 @@ class Store(Protocol):
     async def keep_alive(self) -> None: ...
     async def close(self) -> None: ...
     async def reset(self) -> None: ...
+    async def held(self) -> dict[str, int]: ...
 
 
 @dataclass
@@ -103,7 +111,7 @@ class _Code:
     attempts_left: int
 
 
-@dataclass
+@dataclass(slots=True)
 class _Session:
     sid: int
     api: str
@@ -121,9 +129,10 @@ class _Session:
 class MemoryStore:
     """The default store: one process, plain dicts, expiry checked on access.
 
-    Memory stays bounded in long soaks: codes are one per phone, sessions at most
-    ``max_per_account`` per account and API, and the time-ordered maps (ESIA states and
-    codes, rotated refresh tokens) drop expired entries from their front on every insert.
+    Memory stays bounded in long soaks (see "Memory of the mock" in the README): codes are
+    one per phone, sessions at most ``max_per_account`` per account and API and ended when
+    their lifetime is over, and the time-ordered maps (sessions by their end, ESIA states and
+    codes, rotated refresh tokens) drop expired entries from their front as they grow.
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
@@ -140,7 +149,10 @@ class MemoryStore:
         self._sessions: dict[int, _Session] = {}
         self._by_access: dict[tuple[str, str], int] = {}
         self._by_refresh: dict[str, int] = {}
-        self._by_account: dict[tuple[str, int], OrderedDict[int, None]] = {}
+        self._by_account: dict[tuple[str, int], dict[int, None]] = {}  # oldest first
+        # per API, session ids in the order they end (one lifetime per API: login order,
+        # a rotation moves its session to the back)
+        self._ending: dict[str, dict[int, None]] = {}
         # rotated refresh token -> (forget at, rotated at, session id)
         self._rotated: OrderedDict[str, tuple[float, float, int]] = OrderedDict()
         self._hits: dict[str, tuple[int, float]] = {}  # rate-limit key -> (count, resets at)
@@ -225,8 +237,9 @@ class MemoryStore:
             new.refresh,
             refresh_expires,
         )
+        self._end_sessions(new.api, now)
         key = (new.api, new.account)
-        owned = self._by_account.get(key, OrderedDict())
+        owned = self._by_account.get(key, {})
         for old_sid in [s for s in owned if not self._sessions[s].alive(now)]:
             self._drop(old_sid)
         evicted = 0
@@ -239,6 +252,7 @@ class MemoryStore:
         if new.refresh is not None:
             self._by_refresh[new.refresh] = sid
         owned[sid] = None
+        self._ending.setdefault(new.api, {})[sid] = None
         return evicted
 
     async def session_account(self, api: str, access: str) -> int | None:
@@ -283,7 +297,7 @@ class MemoryStore:
         assert current is not None
         del self._by_refresh[current]
         del self._by_access[(session.api, session.access)]
-        memory = max(rules.reuse_memory, rules.grace)
+        memory = rules.remembered_s
         if memory > 0:
             _drop_expired(self._rotated, now, lambda v: v[0])
             self._rotated[current] = (now + memory, now, sid)
@@ -292,6 +306,10 @@ class MemoryStore:
         session.refresh_expires = now + rules.refresh_ttl
         self._by_access[(session.api, new.access)] = sid
         self._by_refresh[new.refresh] = sid
+        ending = self._ending[session.api]
+        del ending[sid]
+        ending[sid] = None  # it now ends last
+        self._end_sessions(session.api, now)
         return outcome, session.account
 
     async def hit(self, key: str, window_s: float) -> tuple[int, float]:
@@ -344,11 +362,38 @@ class MemoryStore:
         self._by_access.pop((session.api, session.access), None)
         if session.refresh is not None:
             self._by_refresh.pop(session.refresh, None)
+        self._ending[session.api].pop(sid, None)
         owned = self._by_account.get((session.api, session.account))
         if owned is not None:
             owned.pop(sid, None)
             if not owned:
                 del self._by_account[(session.api, session.account)]
+
+    def _end_sessions(self, api: str, now: float) -> None:
+        """Drop the sessions of ``api`` whose lifetime is over, from the front of its order."""
+        ending = self._ending.get(api)
+        while ending:
+            sid = next(iter(ending))
+            if self._sessions[sid].alive(now):
+                return
+            self._drop(sid)
+
+    async def held(self) -> dict[str, int]:
+        """What the store holds now, live entries only (expired ones are dropped first)."""
+        now = self._clock()
+        for api in list(self._ending):
+            self._end_sessions(api, now)
+        _drop_expired(self._rotated, now, lambda v: v[0])
+        _drop_expired(self._esia_states, now, lambda exp: exp)
+        _drop_expired(self._esia_codes, now, lambda v: v[2])
+        for key in [k for k, c in self._codes.items() if c.expires <= now]:
+            del self._codes[key]
+        return {
+            **{f"sessions.{api}": len(ids) for api, ids in sorted(self._ending.items()) if ids},
+            "rotated_tokens": len(self._rotated),
+            "codes": len(self._codes),
+            "esia": len(self._esia_states) + len(self._esia_codes),
+        }
 
 
 def _drop_expired(entries: OrderedDict[str, _V], now: float, expiry: Callable[[_V], float]) -> None:
