@@ -9,13 +9,22 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import math
 import random
 import uuid
 from collections import deque
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from authload.distributions import Distribution, Fixed, Uniform
+from authload.mock.settings import load_settings
 from authload.mock.state import MemoryStore, NewSession, Pair, TokenRules
+from authload.scenario import RefreshStorm, Scenario, Stage
+from authload.scenario_file import load_scenario
 from tests import locust_child
+from tests.runs import REPO
 
 STORMY = """
 name: stormy
@@ -255,3 +264,76 @@ def test_past_the_cap_the_mock_holds_accounts_x_cap_sessions() -> None:
     evicted, sizes = asyncio.run(_soak(store, clock, hours=2, accounts=50, logins_per_s=10))
     assert {s["sessions"] for s in sizes[1:]} == {50 * CAP}
     assert evicted == 2 * 3600 * 10 - 50 * CAP
+
+
+# ---------------------------------------------------------------------------------------------
+# the shipped scenarios never fill the embedded mock's per-account cap, however long they run
+
+MOBILE_FLOWS = ("sms", "esia", "lkfl")  # mobile has no logout: its sessions end by lifetime
+SCENARIOS = sorted((REPO / "scenarios").glob("*.yaml"))
+STRETCHED_S = 8 * 3600.0  # any --duration: eight hours of the stretched last stage
+
+
+def _mean_s(dist: Distribution) -> float:
+    """The mean of a distribution, or a lower bound of it (a capped lognormal)."""
+    if isinstance(dist, Fixed):
+        return dist.ms / 1000
+    if isinstance(dist, Uniform):
+        return (dist.min_ms + dist.max_ms) / 2000
+    if dist.max_ms is not None:  # half the draws reach the median, or the cap
+        return min(dist.median_ms, dist.max_ms) / 2000
+    return dist.median_ms * math.exp(dist.sigma**2 / 2) / 1000
+
+
+def _long_s(dist: Distribution) -> float:
+    """A long draw: the value, the maximum, or the 99th percentile (or the cap)."""
+    if isinstance(dist, Fixed):
+        return dist.ms / 1000
+    if isinstance(dist, Uniform):
+        return dist.max_ms / 1000
+    return min(dist.p99_ms, dist.max_ms or math.inf) / 1000
+
+
+def _mobile_logins_per_s(scenario: Scenario, stage: Stage) -> float:
+    """At most: open model, the mobile share of the arrivals; closed model, each mobile user
+    at most one login per mean think time (a journey takes that long at least)."""
+    share = sum(w for f, w in scenario.mix.items() if f in MOBILE_FLOWS) / sum(
+        scenario.mix.values()
+    )
+    if scenario.load.model == "open":
+        return (stage.rate or 0.0) * share
+    return (stage.users or 0) * share / _mean_s(scenario.think_time)
+
+
+def _most_in_window(scenario: Scenario, window_s: float) -> float:
+    """The most mobile logins any ``window_s`` of the stretched run can hold."""
+    spans, t = [], 0.0
+    for stage in scenario.load.stages:
+        spans.append((t, t + stage.duration_s, _mobile_logins_per_s(scenario, stage)))
+        t += stage.duration_s
+    starts = {max(0.0, min(b - d, t - window_s)) for b, _, _ in spans for d in (0.0, window_s)}
+    return max(
+        sum(rate * max(0.0, min(end, s + window_s) - max(begin, s)) for begin, end, rate in spans)
+        for s in starts
+    )
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
+def test_shipped_scenarios_stay_under_the_mocks_session_cap_for_any_duration(path: Path) -> None:
+    """Live mobile sessions per account = logins per account within a session's life (its
+    use: the sms refreshes, then its lifetime; storms extend the sessions they refresh):
+    below the cap, so the mock never evicts. Gigma sessions end with the journey's logout."""
+    scenario = load_scenario(path).with_duration(STRETCHED_S)
+    if scenario.target != "mock":
+        pytest.skip("not run on the mock")
+    settings = load_settings(**scenario.mock.settings)
+    assert scenario.accounts.offset + scenario.accounts.count <= settings.population
+    sms = scenario.flows.sms
+    use_s = sms.refreshes[1] * _long_s(sms.refresh_every) if "sms" in scenario.mix else 0.0
+    storms = sum(e.sessions for e in scenario.events if isinstance(e, RefreshStorm))
+    logins = _most_in_window(scenario, use_s + settings.refresh_ttl_s) + storms
+    per_account = logins / scenario.accounts.count
+    assert per_account <= settings.max_sessions_per_account, (
+        f"up to {per_account:.1f} live mobile sessions per account: give the scenario more "
+        f"accounts or a shorter mock.settings.refresh_ttl_s"
+    )
