@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from authload.distributions import Distribution, Fixed, Uniform
 from authload.mock.settings import load_settings
@@ -337,3 +338,25 @@ def test_shipped_scenarios_stay_under_the_mocks_session_cap_for_any_duration(pat
         f"up to {per_account:.1f} live mobile sessions per account: give the scenario more "
         f"accounts or a shorter mock.settings.refresh_ttl_s"
     )
+
+
+def test_the_stands_mocks_end_abandoned_sessions_as_the_soak_scenarios_do() -> None:
+    """docker-compose and Kubernetes run a mock of their own for release-gate and soak (the
+    scenarios' mock.settings do not reach it): the same mobile session lifetime."""
+    lifetimes = {
+        load_scenario(REPO / "scenarios" / f"{name}.yaml").mock.settings["refresh_ttl_s"]
+        for name in ("release-gate", "soak")
+    }
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text(encoding="utf-8"))
+    k8s = yaml.safe_load_all((REPO / "deploy" / "k8s" / "mock.yaml").read_text(encoding="utf-8"))
+    deployment = next(d for d in k8s if d["kind"] == "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    stands = {
+        float(compose["services"]["mock"]["environment"]["AUTHLOAD_MOCK_REFRESH_TTL_S"]),
+        *(
+            float(e["value"])
+            for e in container["env"]
+            if e["name"] == "AUTHLOAD_MOCK_REFRESH_TTL_S"
+        ),
+    }
+    assert lifetimes == stands == {900.0}
