@@ -360,3 +360,23 @@ def test_the_stands_mocks_end_abandoned_sessions_as_the_soak_scenarios_do() -> N
         ),
     }
     assert lifetimes == stands == {900.0}
+
+
+def test_codes_and_rate_limit_windows_are_held_only_while_they_last() -> None:
+    """An SMS a second to 5000 phones in turn, for 4 hours: 300 live codes (300 s each)
+    and 600 open rate-limit windows (600 s), not a code and a window per phone ever used."""
+    clock = _Clock()
+    store = MemoryStore(clock)
+
+    async def soak() -> list[dict[str, int]]:
+        held = []
+        for second in range(4 * 3600):
+            clock.now = float(second)
+            key = f"sms:{second % 5000}"
+            await store.hit(key, 600)
+            await store.put_code(key, "1234", "", ttl=300, max_attempts=5)
+            if second % 600 == 599:
+                held.append({"codes": len(store._codes), "windows": len(store._hits[600])})
+        return held
+
+    assert asyncio.run(soak()) == [{"codes": 300, "windows": 600}] * 24

@@ -338,7 +338,8 @@ async def test_concurrent_refreshes_of_one_token_rotate_once(a: Store, b: Store)
 # what the store holds: nothing outlives its use
 @scenario
 async def test_held_counts_live_sessions_rotated_tokens_codes_and_esia(a: Store, b: Store) -> None:
-    assert await a.held() == {"rotated_tokens": 0, "codes": 0, "esia": 0}
+    nothing = {"rotated_tokens": 0, "codes": 0, "esia": 0, "rate_limit_windows": 0}
+    assert await a.held() == nothing
     for i in range(3):
         await a.open_session(mobile(i, f"a{i}", f"r{i}"), 10)
     await b.open_session(gigma(1, "t0"), 10)
@@ -348,13 +349,15 @@ async def test_held_counts_live_sessions_rotated_tokens_codes_and_esia(a: Store,
     await b.put_code("call:1", "1234", "", ttl=60, max_attempts=5)
     await a.put_esia_state("s", ttl=60)
     assert await b.authorize_esia("s", "c", 1, ttl=60)
+    for key in ("sms:1", "sms:2", "sms:1"):
+        await a.hit(key, 60)
     expected = {"sessions.gigma": 2, "sessions.mobile": 3, "rotated_tokens": 1, "codes": 2}
-    assert await b.held() == {**expected, "esia": 2}
+    assert await b.held() == {**expected, "esia": 2, "rate_limit_windows": 2}
     assert await a.take_esia_code("c", "s") == 1
     assert await b.close_session("gigma", "t0")
     assert await a.check_code("sms:1", "1234") is CodeCheck.OK
     expected = {"sessions.gigma": 1, "sessions.mobile": 3, "rotated_tokens": 1, "codes": 1}
-    assert await a.held() == {**expected, "esia": 0}
+    assert await a.held() == {**expected, "esia": 0, "rate_limit_windows": 2}
 
 
 @scenario
@@ -367,13 +370,15 @@ async def test_what_ended_is_no_longer_held(a: Store, b: Store) -> None:
         await b.open_session(gigma(100 + i, f"t{i}", ttl=0.3), 10)
         assert await a.rotate_refresh(f"r{i}", pair(f"r{i}b"), short) == (Rotation.ROTATED, i)
     await a.put_code("sms:1", "1234", "", ttl=0.3, max_attempts=5)
+    await b.hit("sms:1", 0.3)
     await a.put_esia_state("s", ttl=0.3)
     assert await b.authorize_esia("s", "c", 1, ttl=0.3)
     await b.open_session(gigma(1, "long"), 10)
     held = await a.held()
     assert (held["sessions.mobile"], held["sessions.gigma"], held["rotated_tokens"]) == (20, 21, 20)
     await asyncio.sleep(0.5)
-    assert await b.held() == {"sessions.gigma": 1, "rotated_tokens": 0, "codes": 0, "esia": 0}
+    nothing = {"rotated_tokens": 0, "codes": 0, "esia": 0, "rate_limit_windows": 0}
+    assert await b.held() == {"sessions.gigma": 1, **nothing}
 
 
 # rate limits

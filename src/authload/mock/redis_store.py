@@ -254,6 +254,7 @@ class RedisStore:
             "rotated_tokens": kinds["rotated"],
             "codes": kinds["code"],
             "esia": kinds["esia"],
+            "rate_limit_windows": kinds["hit"],
         }
 
     # codes

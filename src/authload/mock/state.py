@@ -103,7 +103,7 @@ class Store(Protocol):
     async def held(self) -> dict[str, int]: ...
 
 
-@dataclass
+@dataclass(slots=True)
 class _Code:
     code: str
     message: str
@@ -129,10 +129,11 @@ class _Session:
 class MemoryStore:
     """The default store: one process, plain dicts, expiry checked on access.
 
-    Memory stays bounded in long soaks (see "Memory of the mock" in the README): codes are
-    one per phone, sessions at most ``max_per_account`` per account and API and ended when
-    their lifetime is over, and the time-ordered maps (sessions by their end, ESIA states and
-    codes, rotated refresh tokens) drop expired entries from their front as they grow.
+    Memory stays bounded in long soaks (see "Memory of the mock" in the README): sessions
+    are at most ``max_per_account`` per account and API, and every map is kept in the order
+    its entries end (sessions, codes, ESIA states and codes, rotated refresh tokens,
+    rate-limit windows: each kind has one lifetime), so what has ended is dropped from the
+    front as new entries come in, not when it is next asked for.
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
@@ -155,7 +156,9 @@ class MemoryStore:
         self._ending: dict[str, dict[int, None]] = {}
         # rotated refresh token -> (forget at, rotated at, session id)
         self._rotated: OrderedDict[str, tuple[float, float, int]] = OrderedDict()
-        self._hits: dict[str, tuple[int, float]] = {}  # rate-limit key -> (count, resets at)
+        # rate-limit windows by their length, each in the order they close:
+        # key -> (count, closes at)
+        self._hits: dict[float, dict[str, tuple[int, float]]] = {}
 
     async def reset(self) -> None:
         """Forget codes, sessions and rate-limit windows; behaviour and epoch stay."""
@@ -165,7 +168,10 @@ class MemoryStore:
     async def put_code(
         self, key: str, code: str, message: str, ttl: float, max_attempts: int
     ) -> None:
-        self._codes[key] = _Code(code, message, self._clock() + ttl, max_attempts)
+        now = self._clock()
+        _drop_expired(self._codes, now, lambda c: c.expires)
+        self._codes.pop(key, None)  # a new code goes to the back: codes in the order they expire
+        self._codes[key] = _Code(code, message, now + ttl, max_attempts)
 
     async def peek_code(self, key: str) -> IssuedCode | None:
         entry = self._live_code(key)
@@ -315,12 +321,10 @@ class MemoryStore:
     async def hit(self, key: str, window_s: float) -> tuple[int, float]:
         """Count one event in a fixed window opened by the first; (count, seconds left)."""
         now = self._clock()
-        count, resets_at = self._hits.get(key, (0, 0.0))
-        if resets_at <= now:
-            count, resets_at = 0, now + window_s
-        self._hits[key] = (count + 1, resets_at)
-        if len(self._hits) > 100_000:
-            self._hits = {k: v for k, v in self._hits.items() if v[1] > now}
+        windows = self._hits.setdefault(window_s, {})
+        _drop_expired(windows, now, lambda v: v[1])  # what is left is open
+        count, resets_at = windows.get(key, (0, now + window_s))  # a new window: at the back
+        windows[key] = (count + 1, resets_at)
         return count + 1, resets_at - now
 
     async def epoch(self, now: float) -> float:
@@ -386,18 +390,20 @@ class MemoryStore:
         _drop_expired(self._rotated, now, lambda v: v[0])
         _drop_expired(self._esia_states, now, lambda exp: exp)
         _drop_expired(self._esia_codes, now, lambda v: v[2])
-        for key in [k for k, c in self._codes.items() if c.expires <= now]:
-            del self._codes[key]
+        _drop_expired(self._codes, now, lambda c: c.expires)
+        for windows in self._hits.values():
+            _drop_expired(windows, now, lambda v: v[1])
         return {
             **{f"sessions.{api}": len(ids) for api, ids in sorted(self._ending.items()) if ids},
             "rotated_tokens": len(self._rotated),
-            "codes": len(self._codes),
+            "codes": sum(1 for c in self._codes.values() if c.expires > now),  # any TTLs
             "esia": len(self._esia_states) + len(self._esia_codes),
+            "rate_limit_windows": sum(len(windows) for windows in self._hits.values()),
         }
 
 
-def _drop_expired(entries: OrderedDict[str, _V], now: float, expiry: Callable[[_V], float]) -> None:
-    """Drop expired entries from the front of an insertion-ordered map (constant TTL)."""
+def _drop_expired(entries: dict[str, _V], now: float, expiry: Callable[[_V], float]) -> None:
+    """Drop expired entries from the front of a map kept in the order they expire."""
     while entries:
         key, value = next(iter(entries.items()))
         if expiry(value) > now:
