@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
-"""Memory of one authload Locust process over a long run: does it stay flat?
+"""Memory of both sides of an authload run over a long soak: do they stay flat?
 
 Runs ``authload run SCENARIO --duration 60*MINUTES`` (default ``scenarios/soak.yaml``, 20
 minutes) with one Locust process pinned to the load CPU (default 1) and the embedded mock
-moved to the mock CPU (default 0), samples the Locust process's resident set size (RSS,
-/proc/PID/status VmRSS) every 10 s from its start, and compares it with its value at minute 2
-(after the ramp-up, with every user running): PASS when no sample from minute 2 to the end of
-the load is more than 10% above it. See bench/README.md.
+moved to the mock CPU (default 0), samples both processes' resident set size (RSS,
+/proc/PID/status VmRSS) every 10 s, and fits each side's growth rate (MB/h, least squares)
+over the second half of the run (never before the end of the warm-up, default minute 10).
+Goals (issue 21): the Locust process grows by at most 1 MB/h and stays within 5% of its size
+at the end of the warm-up; the mock has reached its bound and stays flat (at most 1 MB/h).
+``--diagnose`` also traces Python allocations in both processes and prints the sites that
+grew most between the end of the warm-up and the end of the load. See bench/README.md.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -25,22 +29,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
+import soak_diagnose
 from mock_throughput import BenchError, Proc, Processes, start_bench
+from soak_figures import Sample, at, figures, report_lines
 
 ROOT = Path(__file__).resolve().parent.parent
-REFERENCE_S = 120.0  # minute 2: the reference sample
-GOAL = 1.10  # every sample from minute 2 on at most 10% above the reference
 FIND_TIMEOUT_S = 60.0  # the mock and Locust must show up within this
 AFTER_LOAD_S = 600.0  # authload run's grace after the load (stop, merge, summary, report)
 TICKS = os.sysconf("SC_CLK_TCK")
-
-
-@dataclass
-class Sample:
-    t: float  # seconds since the Locust process was found
-    locust_kb: int
-    mock_kb: int | None
-    locust_cpu_s: float
+MOCK_URL = re.compile(r"embedded mock on (http://127\.0\.0\.1:\d+)")
 
 
 @dataclass
@@ -50,6 +48,8 @@ class Soak:
     mock_pid: int = 0
     locust_cpus: set[int] = field(default_factory=set)
     mock_cpus: set[int] = field(default_factory=set)
+    mock_held: dict[str, Any] = field(default_factory=dict)  # /_mock/stats "held", at the end
+    snapshots: list[tuple[float, dict[str, Path]]] = field(default_factory=list)
     run_output: str = ""
     run_rc: int | None = None
 
@@ -144,41 +144,72 @@ def run_soak(args: argparse.Namespace, procs: Processes, tmp: Path, taskset: str
         "AUTHLOAD_METRICS_LINGER_S": "0",  # nothing scrapes it: no final-scrape grace
         "PYTHONUNBUFFERED": "1",
     }
+    if args.diagnose:
+        env |= soak_diagnose.environment(tmp / "tracemalloc")
     run = procs.start("authload-run", cmd, env=env)
     soak = Soak()
     locust, mock = _find(run, args.mock_cpu)
     soak.locust_pid, soak.mock_pid = locust, mock
-    t0 = time.monotonic()
-    cpu0 = _cpu_s(locust)
     print(
         f"Locust pid {locust} on cpu {args.load_cpu}, mock pid {mock} on cpu {args.mock_cpu};"
         f" sampling RSS every {args.every:g} s for {duration:g} s",
         file=sys.stderr,
         flush=True,
     )
-    n = 0
-    while True:
-        rss = _rss_kb(locust)
-        if rss is None:  # Locust has exited
-            break
-        t = time.monotonic() - t0
-        if t > duration + 1.0:
-            break  # the load is over: Locust is stopping its users
-        if n == 0:
-            soak.locust_cpus, soak.mock_cpus = _affinity(locust), _affinity(mock)
-        soak.samples.append(Sample(round(t, 1), rss, _rss_kb(mock), _cpu_s(locust) - cpu0))
-        if n % max(1, round(60 / args.every)) == 0:
-            print(f"[{t:6.0f} s] Locust RSS {rss / 1024:7.1f} MB", file=sys.stderr, flush=True)
-        n += 1
-        time.sleep(max(0.0, t0 + n * args.every - time.monotonic()))
+    _sample(args, soak, tmp)
+    soak.mock_held = _mock_held(run)
     try:
-        run.popen.wait(timeout=duration + AFTER_LOAD_S - (time.monotonic() - t0))
+        run.popen.wait(timeout=duration + AFTER_LOAD_S)
     except subprocess.TimeoutExpired:
         raise BenchError(f"authload run did not finish in time:\n{run.log_tail()}") from None
     soak.run_rc = run.popen.returncode
     soak.run_output = run.log_tail(200_000)
     procs.stop(run)
     return soak
+
+
+def _sample(args: argparse.Namespace, soak: Soak, tmp: Path) -> None:
+    """RSS of both every ``--every`` s until the load ends; the snapshots of --diagnose."""
+    duration = 60.0 * args.minutes
+    due = [60.0 * args.warmup, duration - max(args.every, 15.0)] if args.diagnose else []
+    t0 = time.monotonic()
+    cpu0 = _cpu_s(soak.locust_pid)
+    n = 0
+    while True:
+        rss = _rss_kb(soak.locust_pid)
+        t = time.monotonic() - t0
+        if rss is None or t > duration + 1.0:
+            break  # Locust has exited, or the load is over: Locust is stopping its users
+        if n == 0:
+            soak.locust_cpus = _affinity(soak.locust_pid)
+            soak.mock_cpus = _affinity(soak.mock_pid)
+        mock = _rss_kb(soak.mock_pid)
+        soak.samples.append(Sample(round(t, 1), rss, mock, _cpu_s(soak.locust_pid) - cpu0))
+        if n % max(1, round(60 / args.every)) == 0:
+            mock_mb = (mock or 0) / 1024
+            print(
+                f"[{t:6.0f} s] Locust RSS {rss / 1024:7.1f} MB, mock RSS {mock_mb:7.1f} MB",
+                file=sys.stderr,
+                flush=True,
+            )
+        if due and t >= due[0]:
+            due.pop(0)
+            pids = {"locust": soak.locust_pid, "mock": soak.mock_pid}
+            soak.snapshots.append((t, soak_diagnose.snapshot(pids, tmp / "tracemalloc")))
+        n += 1
+        time.sleep(max(0.0, t0 + n * args.every - time.monotonic()))
+
+
+def _mock_held(run: Proc) -> dict[str, Any]:
+    """What the mock's store holds now (``/_mock/held``), while the run is still going."""
+    found = MOCK_URL.search(run.log_tail(200_000))
+    if found is None:
+        return {}
+    try:
+        held: dict[str, Any] = httpx.get(f"{found.group(1)}/_mock/held", timeout=10.0).json()
+    except (httpx.HTTPError, ValueError):
+        return {}
+    return held
 
 
 def _find(run: Proc, mock_cpu: int) -> tuple[int, int]:
@@ -206,67 +237,67 @@ def _find(run: Proc, mock_cpu: int) -> tuple[int, int]:
 # --- report -------------------------------------------------------------------------------
 
 
-def _at(samples: list[Sample], t: float) -> Sample:
-    return min(samples, key=lambda s: abs(s.t - t))
-
-
-def figures(soak: Soak, duration: float) -> dict[str, Any]:
-    load = [s for s in soak.samples if s.t <= duration + 1.0]
-    if not load or load[-1].t < REFERENCE_S:
-        raise BenchError("the Locust process ended before minute 2: see the run's output")
-    ref = _at(load, REFERENCE_S)
-    after = [s for s in load if s.t >= ref.t]
-    peak = max(after, key=lambda s: s.locust_kb)
-    final = load[-1]
-    max_ratio = peak.locust_kb / ref.locust_kb
-    return {
-        "minute2_mb": ref.locust_kb / 1024,
-        "final_mb": final.locust_kb / 1024,
-        "final_t_s": final.t,
-        "max_mb": peak.locust_kb / 1024,
-        "max_t_s": peak.t,
-        "final_ratio": final.locust_kb / ref.locust_kb,
-        "max_ratio": max_ratio,
-        "min_after_mb": min(s.locust_kb for s in after) / 1024,
-        "verdict": "PASS" if max_ratio <= GOAL else "FAIL",
-        "locust_cpu_pct": 100.0 * final.locust_cpu_s / final.t if final.t else 0.0,
-        "mock_minute2_mb": (ref.mock_kb or 0) / 1024,
-        "mock_final_mb": (final.mock_kb or 0) / 1024,
-    }
-
-
 def print_report(args: argparse.Namespace, soak: Soak, f: dict[str, Any]) -> None:
     duration = 60.0 * args.minutes
     print()
     print(
-        f"soak_memory: authload run {args.scenario} --duration {duration:g}; 1 Locust process"
-        f" on cpu {','.join(map(str, sorted(soak.locust_cpus)))}, mock on cpu"
+        f"soak_memory: authload run {_shown(args.scenario)} --duration {duration:g}; 1 Locust"
+        f" process on cpu {','.join(map(str, sorted(soak.locust_cpus)))}, mock on cpu"
         f" {','.join(map(str, sorted(soak.mock_cpus)))}; RSS (VmRSS) every {args.every:g} s"
     )
+    if args.diagnose:
+        print("(--diagnose: both processes traced their allocations; RSS includes the tracing)")
     print()
     print(f"{'minute':>6}{'Locust RSS MB':>15}{'mock RSS MB':>13}")
-    for minute in range(int(duration // 60) + 1):
-        s = _at(soak.samples, 60.0 * minute)
+    for minute in _table_minutes(args):
+        s = at(soak.samples, 60.0 * minute)
         mock = f"{s.mock_kb / 1024:13.1f}" if s.mock_kb is not None else f"{'-':>13}"
-        mark = "  <- reference" if minute == 2 else ""
-        print(f"{minute:>6}{s.locust_kb / 1024:>15.1f}{mock}{mark}")
+        mark = "  <- end of the warm-up" if minute == args.warmup else ""
+        print(f"{minute:>6g}{s.locust_kb / 1024:>15.1f}{mock}{mark}")
     print()
-    print(f"Locust RSS at minute 2     {f['minute2_mb']:8.1f} MB")
-    print(f"Locust RSS final           {f['final_mb']:8.1f} MB  (at {f['final_t_s']:.0f} s)")
-    print(f"Locust RSS max from min 2  {f['max_mb']:8.1f} MB  (at {f['max_t_s']:.0f} s)")
-    print(f"Locust RSS min from min 2  {f['min_after_mb']:8.1f} MB")
-    print(f"ratio final / minute 2     {f['final_ratio']:8.3f}")
-    print(f"ratio max / minute 2       {f['max_ratio']:8.3f}  goal <= {GOAL:.2f}  {f['verdict']}")
-    print(
-        f"(Locust cpu {f['locust_cpu_pct']:.0f}% of its core on average; mock RSS"
-        f" {f['mock_minute2_mb']:.1f} MB at minute 2, {f['mock_final_mb']:.1f} MB at the end)"
-    )
+    for line in report_lines(f):
+        print(line)
+    if soak.mock_held:
+        print(f"mock holds at the end: {_held_text(soak.mock_held)}")
+    if args.diagnose:
+        _print_diagnosis(args, soak)
     lines = soak.run_output.splitlines()
     start = next((i for i, ln in enumerate(lines) if ln.startswith("run directory:")), None)
     print()
     print(f"authload run exit status {soak.run_rc}; its summary:")
     for line in lines[start + 1 :] if start is not None else lines[-20:]:
         print(f"  {line}")
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def _table_minutes(args: argparse.Namespace) -> list[float]:
+    """Every minute of a short run; about 30 rows of a long one, the warm-up's end among them."""
+    step = max(1, round(args.minutes / 30))
+    minutes = set(range(0, int(args.minutes) + 1, step)) | {args.warmup, int(args.minutes)}
+    return sorted(minutes)
+
+
+def _held_text(held: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(held.items()))
+
+
+def _print_diagnosis(args: argparse.Namespace, soak: Soak) -> None:
+    if len(soak.snapshots) < 2:
+        print("\n--diagnose: fewer than two snapshots (the load ended early)")
+        return
+    (t1, first), (t2, second) = soak.snapshots[0], soak.snapshots[-1]
+    for role in ("locust", "mock"):
+        total, sites = soak_diagnose.growth(first[role], second[role], args.top)
+        minutes = (round(t1 / 60, 1), round(t2 / 60, 1))
+        print()
+        for line in soak_diagnose.report(role, minutes, total, sites):
+            print(line)
 
 
 # --- main ---------------------------------------------------------------------------------
@@ -280,14 +311,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--scenario", type=Path, default=ROOT / "scenarios" / "soak.yaml", help="soak.yaml"
     )
+    p.add_argument("--warmup", type=float, default=10.0, help="warm-up, minutes (10)")
     p.add_argument("--every", type=float, default=10.0, help="seconds between samples (10)")
+    p.add_argument("--diagnose", action="store_true", help="trace allocations, print growth")
+    p.add_argument("--top", type=int, default=12, help="--diagnose: sites shown per side (12)")
     p.add_argument("--load-cpu", type=int, default=1, help="CPU of the Locust process (1)")
     p.add_argument("--mock-cpu", type=int, default=0, help="CPU of the mock (0)")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the samples as JSON")
     p.add_argument("--keep-temp", action="store_true", help="keep the run directory and logs")
     args = p.parse_args(argv)
-    if args.minutes * 60 <= REFERENCE_S + args.every:
-        p.error("--minutes must be more than 2 (minute 2 is the reference)")
+    if args.warmup <= 0 or args.minutes < 2 * args.warmup:
+        p.error("--minutes must be at least twice --warmup (the fit needs a second half)")
     if not 0 < args.every <= 60:
         p.error("--every must be in (0, 60]")
     usable = os.sched_getaffinity(0)
@@ -306,13 +340,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     procs = Processes(tmp / "logs")
     try:
         soak = run_soak(args, procs, tmp, taskset)
-        f = figures(soak, 60.0 * args.minutes)
+        duration = 60.0 * args.minutes
+        if not soak.samples or soak.samples[-1].t < 60.0 * args.warmup:
+            raise BenchError("the Locust process ended before the warm-up did: see its output")
+        f = figures(soak.samples, duration, 60.0 * args.warmup)
         print_report(args, soak, f)
         if args.json:
             doc = {
                 "minutes": args.minutes,
                 "scenario": str(args.scenario),
                 "figures": f,
+                "mock_held": soak.mock_held,
                 "samples": [vars(s) for s in soak.samples],
             }
             args.json.write_text(json.dumps(doc, indent=2) + "\n")

@@ -319,6 +319,20 @@ async def test_a_reuse_revokes_the_family_when_the_rules_say_so(a: Store, b: Sto
 
 
 @scenario
+async def test_a_rotated_token_is_not_remembered_past_the_refresh_lifetime(
+    a: Store, b: Store
+) -> None:
+    """Unrotated, it would have expired by then: its reuse is refused as expired."""
+    short = TokenRules(access_ttl=0.1, refresh_ttl=0.3, reuse_memory=60)
+    await a.open_session(mobile(3, "a0", "r0"), 10)
+    assert await a.rotate_refresh("r0", pair("r1"), short) == (Rotation.ROTATED, 3)
+    assert await b.rotate_refresh("r0", pair("r2"), short) == (Rotation.REUSED, None)
+    await asyncio.sleep(0.4)
+    assert await b.rotate_refresh("r0", pair("r3"), short) == (Rotation.UNKNOWN, None)
+    assert (await a.held())["rotated_tokens"] == 0
+
+
+@scenario
 async def test_grace_window_lets_a_lost_answer_be_retried(a: Store, b: Store) -> None:
     await a.open_session(mobile(3, "a0", "r0"), 10)
     assert await a.rotate_refresh("r0", pair("r1"), rules(grace=0.3)) == (Rotation.ROTATED, 3)
@@ -348,6 +362,52 @@ async def test_concurrent_refreshes_of_one_token_rotate_once(a: Store, b: Store)
         a, b, 50, lambda s: s.rotate_refresh("r0", pair(f"r{next(names) + 1}"), RULES)
     )
     assert Counter(results) == {(Rotation.ROTATED, 4): 1, (Rotation.REUSED, None): 49}
+
+
+# what the store holds: nothing outlives its use
+@scenario
+async def test_held_counts_live_sessions_rotated_tokens_codes_and_esia(a: Store, b: Store) -> None:
+    nothing = {"rotated_tokens": 0, "codes": 0, "esia": 0, "rate_limit_windows": 0}
+    assert await a.held() == nothing
+    for i in range(3):
+        await a.open_session(mobile(i, f"a{i}", f"r{i}"), 10)
+    await b.open_session(gigma(1, "t0"), 10)
+    await b.open_session(gigma(1, "t1"), 10)
+    assert await a.rotate_refresh("r0", pair("r0b"), RULES) == (Rotation.ROTATED, 0)
+    await a.put_code("sms:1", "1234", "", ttl=60, max_attempts=5)
+    await b.put_code("call:1", "1234", "", ttl=60, max_attempts=5)
+    await a.put_esia_state("s", ttl=60)
+    assert await b.authorize_esia("s", "c", 1, ttl=60)
+    for key in ("sms:1", "sms:2", "sms:1"):
+        await a.hit(key, 60)
+    expected = {"sessions.gigma": 2, "sessions.mobile": 3, "rotated_tokens": 1, "codes": 2}
+    assert await b.held() == {**expected, "esia": 2, "rate_limit_windows": 2}
+    assert await a.take_esia_code("c", "s") == 1
+    assert await b.close_session("gigma", "t0")
+    assert await a.check_code("sms:1", "1234") is CodeCheck.OK
+    expected = {"sessions.gigma": 1, "sessions.mobile": 3, "rotated_tokens": 1, "codes": 1}
+    assert await a.held() == {**expected, "esia": 0, "rate_limit_windows": 2}
+
+
+@scenario
+async def test_what_ended_is_no_longer_held(a: Store, b: Store) -> None:
+    """Sessions past their lifetime, rotated tokens past the reuse memory, expired codes
+    and ESIA entries are dropped without any later request for them."""
+    short = TokenRules(access_ttl=0.1, refresh_ttl=0.3, reuse_memory=0.3)
+    for i in range(20):
+        await a.open_session(NewSession("mobile", i, f"a{i}", f"r{i}", 0.1, 0.3), 10)
+        await b.open_session(gigma(100 + i, f"t{i}", ttl=0.3), 10)
+        assert await a.rotate_refresh(f"r{i}", pair(f"r{i}b"), short) == (Rotation.ROTATED, i)
+    await a.put_code("sms:1", "1234", "", ttl=0.3, max_attempts=5)
+    await b.hit("sms:1", 0.3)
+    await a.put_esia_state("s", ttl=0.3)
+    assert await b.authorize_esia("s", "c", 1, ttl=0.3)
+    await b.open_session(gigma(1, "long"), 10)
+    held = await a.held()
+    assert (held["sessions.mobile"], held["sessions.gigma"], held["rotated_tokens"]) == (20, 21, 20)
+    await asyncio.sleep(0.5)
+    nothing = {"rotated_tokens": 0, "codes": 0, "esia": 0, "rate_limit_windows": 0}
+    assert await b.held() == {"sessions.gigma": 1, **nothing}
 
 
 # rate limits

@@ -54,9 +54,9 @@ class FlowFailed(Exception):
         self.outcome = outcome
 
 
-@dataclass
+@dataclass(slots=True)
 class MobileSession:
-    account: TestAccount
+    account: TestAccount  # the process's own account object, shared, not a copy
     refresh_token: str
 
 
@@ -70,10 +70,12 @@ class GigmaSession:
 @dataclass
 class SharedState:
     """What the journeys of one process share: live sessions (for storms and mass logouts),
-    the outcome counters and the journey spool (None: journeys are counted, not kept)."""
+    the outcome counters and the journey spool (None: journeys are counted, not kept).
+    ``idle_mobile`` keeps the newest sessions the journeys ended, as many as the scenario's
+    refresh storms take (the Runtime sizes it): none without one."""
 
     outcomes: Counter[str] = field(default_factory=Counter)
-    idle_mobile: deque[MobileSession] = field(default_factory=lambda: deque(maxlen=50_000))
+    idle_mobile: deque[MobileSession] = field(default_factory=lambda: deque(maxlen=0))
     gigma: dict[int, GigmaSession] = field(default_factory=dict)  # in session, by id()
     journal: JourneySpool | None = None
     # journeys ended since the metrics last took them: (flow, seconds), bounded
@@ -319,7 +321,8 @@ def lkfl(j: Journey) -> str:
 
 def keep_idle(j: Journey, refresh_token: str) -> None:
     """The app goes to the background with a live session (what a refresh storm wakes)."""
-    j.state.idle_mobile.append(MobileSession(j.account, refresh_token))
+    if j.state.idle_mobile.maxlen:
+        j.state.idle_mobile.append(MobileSession(j.account, refresh_token))
 
 
 FLOWS: dict[str, Callable[[Journey], str]] = {

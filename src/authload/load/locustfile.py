@@ -33,7 +33,8 @@ from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from authload.load import gc_tuning, live_counts, metrics, metrics_endpoint, recorder
+from authload import memtrace
+from authload.load import gc_tuning, live_counts, locust_stats, metrics, metrics_endpoint, recorder
 from authload.load.journal import JourneySpool
 from authload.load.progress import watch
 from authload.load.runtime import Runtime
@@ -54,6 +55,7 @@ from authload.runconfig import (
 )
 from authload.scenario import FLOWS
 
+memtrace.install("locust")  # off unless bench/soak_memory --diagnose asks for it
 REMOTE = not os.environ.get(CONFIG_ENV)  # a worker elsewhere: its master sends the run
 CONFIG: RunConfig | None = None if REMOTE else load_config()
 SCENARIO = CONFIG.scenario if CONFIG is not None else None
@@ -278,6 +280,7 @@ def _on_start(environment: Environment, **_: Any) -> None:
         assert CONFIG is not None
         _start_mock_clock(time.time())
         gevent.spawn(watch, environment, CONFIG.scenario, CONFIG.run_dir)
+        gevent.spawn(locust_stats.keep_bounded, environment.runner)
     rt = RUNTIME.get("current")
     if rt is not None:
         rt.test_started = time.time()

@@ -5,8 +5,10 @@ codes, retry budget, sessions, outcomes)."""
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import random
+from collections import deque
 from typing import Any
 
 from locust.env import Environment
@@ -18,6 +20,7 @@ from authload.load.flows import Journey, SharedState
 from authload.load.limits import RequestLimits, process_limits
 from authload.load.retry import AdaptiveThrottle, RetryBudget, RetryPolicy
 from authload.runconfig import APP_TOKEN_ENV, CLIENT_SECRET_ENV, RunConfig, TestAccount
+from authload.scenario import RefreshStorm, Scenario
 
 
 class Runtime:
@@ -50,7 +53,9 @@ class Runtime:
         )
         if not self.accounts:
             raise RuntimeError("no test accounts for this target")
-        self.state = SharedState()
+        self.state = SharedState(
+            idle_mobile=deque(maxlen=storm_share(self.scenario, self.share()[1]))
+        )
         self.arrivals = Arrivals(self.scenario.load, self.state)  # open model
         self.test_started = 0.0  # when this process's test started (Locust's test_start)
         self.rng = random.Random()
@@ -116,3 +121,11 @@ class Runtime:
             self.rng,
             self.access.client_secret,
         )
+
+
+def storm_share(scenario: Scenario, processes: int) -> int:
+    """Idle sessions a process keeps for the scenario's refresh storms: the most one storm
+    takes from it (its share of the storm's sessions); 0 without a storm. A storm puts the
+    sessions it refreshed back, so the newest this many serve every storm in turn."""
+    storms = [e.sessions for e in scenario.events if isinstance(e, RefreshStorm)]
+    return max((math.ceil(n / processes) for n in storms), default=0)

@@ -37,6 +37,12 @@ async def stats(mock: Mock, request: Request) -> Reply:
     )
 
 
+async def held(mock: Mock, request: Request) -> Reply:
+    """What the store holds now: live sessions per API, remembered rotated refresh tokens,
+    codes, ESIA states and codes (a memory bound to check, see the README)."""
+    return json_reply(await mock.store.held())
+
+
 async def metrics(mock: Mock, request: Request) -> Reply:
     return Reply(200, mock.metrics.exposition(), CONTENT_TYPE_LATEST)
 

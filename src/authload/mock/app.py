@@ -52,6 +52,7 @@ ADMIN_ROUTES: dict[tuple[str, str], Handler] = {
     ("GET", "/openapi.json"): admin.openapi,
     ("GET", "/metrics"): admin.metrics,
     ("GET", "/_mock/stats"): admin.stats,
+    ("GET", "/_mock/held"): admin.held,
     ("POST", "/_mock/reset"): admin.reset,
     ("POST", "/_mock/epoch"): admin.set_epoch,
     ("GET", "/_mock/accounts"): admin.accounts,

@@ -21,6 +21,7 @@ else lives under ``s:`` and is forgotten by it. The session scripts build keys f
 from __future__ import annotations
 
 import re
+from collections import Counter
 from typing import Any, cast
 
 from redis.asyncio import Redis
@@ -236,17 +237,43 @@ class RedisStore:
     async def close(self) -> None:
         await self._redis.aclose()
 
+    def _pattern(self) -> str:
+        """A SCAN pattern matching every key under ``s:``, the prefix's own wildcards escaped."""
+        return re.sub(r"([*?\[\]\\])", r"\\\1", self._state) + "*"
+
     async def reset(self) -> None:
         """Forget codes, sessions, ESIA and rate-limit windows; epoch and control stay."""
-        pattern = re.sub(r"([*?\[\]\\])", r"\\\1", self._state) + "*"
         batch: list[str] = []
-        async for key in self._redis.scan_iter(match=pattern, count=1000):
+        async for key in self._redis.scan_iter(match=self._pattern(), count=1000):
             batch.append(key)
             if len(batch) == 1000:
                 await self._redis.unlink(*batch)
                 batch = []
         if batch:
             await self._redis.unlink(*batch)
+
+    async def held(self) -> dict[str, int]:
+        """What the store holds now (Redis has dropped the expired keys): one SCAN over the
+        prefix, then each session's API. For the bench and tests, not for every request."""
+        kinds: Counter[str] = Counter()
+        sessions: list[str] = []
+        async for key in self._redis.scan_iter(match=self._pattern(), count=1000):
+            kind = key[len(self._state) :].split(":", 1)[0]
+            if kind == "sess":
+                sessions.append(key)
+            else:
+                kinds[kind] += 1
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key in sessions:
+                pipe.hget(key, "api")
+            apis = Counter(api for api in await pipe.execute() if api is not None)
+        return {
+            **{f"sessions.{api}": n for api, n in sorted(apis.items())},
+            "rotated_tokens": kinds["rotated"],
+            "codes": kinds["code"],
+            "esia": kinds["esia"],
+            "rate_limit_windows": kinds["hit"],
+        }
 
     # codes
     async def put_code(
@@ -310,7 +337,7 @@ class RedisStore:
         self, old: str, new: Pair, rules: TokenRules
     ) -> tuple[Rotation, int | None]:
         ttls = (_ms(rules.access_ttl), _ms(rules.refresh_ttl))
-        memory = (round(rules.reuse_memory * 1000), round(rules.grace * 1000))
+        memory = (round(rules.remembered_s * 1000), round(rules.grace * 1000))
         family = "1" if rules.revoke_family else "0"
         reply = await self._session(
             self._rotate, old, new.access, new.refresh, *ttls, *memory, family

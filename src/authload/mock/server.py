@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import uvicorn
 
+from authload import memtrace
 from authload.children import die_with_parent
 from authload.errors import InputError, MockStartError, ProfileError
 from authload.mock.app import MockApp, create_app
@@ -28,6 +29,7 @@ from authload.mock.state import open_store
 def app_from_environment() -> MockApp:
     """The app as configured by AUTHLOAD_MOCK_* (the factory each worker process calls)."""
     settings = load_settings()
+    memtrace.install("mock")
     return create_app(Mock(settings, load_profile(settings.behaviour), open_store(settings.store)))
 
 
@@ -86,6 +88,7 @@ def serve(
             if own:
                 shutil.rmtree(os.environ.pop(MULTIPROC_ENV), ignore_errors=True)
         return
+    memtrace.install("mock")  # off unless bench/soak_memory --diagnose asks for it
     app = create_app(Mock(settings, load_profile(settings.behaviour), open_store(settings.store)))
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, **common))
     if sock is None and fd is not None:

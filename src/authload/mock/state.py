@@ -69,6 +69,13 @@ class TokenRules:
     grace: float = 0.0  # a rotated refresh token still rotates for this long
     revoke_family: bool = False  # a reuse ends the session the token belonged to
 
+    @property
+    def remembered_s(self) -> float:
+        """How long a rotated refresh token is kept: the reuse memory, but never past the
+        refresh lifetime (unrotated, the token would have expired by then: its reuse is
+        refused as expired instead), and at least the grace window."""
+        return max(min(self.reuse_memory, self.refresh_ttl), self.grace)
+
 
 class Store(Protocol):
     async def put_code(
@@ -96,9 +103,10 @@ class Store(Protocol):
     async def keep_alive(self) -> None: ...
     async def close(self) -> None: ...
     async def reset(self) -> None: ...
+    async def held(self) -> dict[str, int]: ...
 
 
-@dataclass
+@dataclass(slots=True)
 class _Code:
     code: str
     message: str
@@ -106,7 +114,7 @@ class _Code:
     attempts_left: int
 
 
-@dataclass
+@dataclass(slots=True)
 class _Session:
     sid: int
     api: str
@@ -124,9 +132,11 @@ class _Session:
 class MemoryStore:
     """The default store: one process, plain dicts, expiry checked on access.
 
-    Memory stays bounded in long soaks: codes are one per phone, sessions at most
-    ``max_per_account`` per account and API, and the time-ordered maps (ESIA states and
-    codes, rotated refresh tokens) drop expired entries from their front on every insert.
+    Memory stays bounded in long soaks (see "Memory of the mock" in the README): sessions
+    are at most ``max_per_account`` per account and API, and every map is kept in the order
+    its entries end (sessions, codes, ESIA states and codes, rotated refresh tokens,
+    rate-limit windows: each kind has one lifetime), so what has ended is dropped from the
+    front as new entries come in, not when it is next asked for.
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
@@ -143,10 +153,15 @@ class MemoryStore:
         self._sessions: dict[int, _Session] = {}
         self._by_access: dict[tuple[str, str], int] = {}
         self._by_refresh: dict[str, int] = {}
-        self._by_account: dict[tuple[str, int], OrderedDict[int, None]] = {}
+        self._by_account: dict[tuple[str, int], dict[int, None]] = {}  # oldest first
+        # per API, session ids in the order they end (one lifetime per API: login order,
+        # a rotation moves its session to the back)
+        self._ending: dict[str, dict[int, None]] = {}
         # rotated refresh token -> (forget at, rotated at, session id)
         self._rotated: OrderedDict[str, tuple[float, float, int]] = OrderedDict()
-        self._hits: dict[str, tuple[int, float]] = {}  # rate-limit key -> (count, resets at)
+        # rate-limit windows by their length, each in the order they close:
+        # key -> (count, closes at)
+        self._hits: dict[float, dict[str, tuple[int, float]]] = {}
 
     async def reset(self) -> None:
         """Forget codes, sessions and rate-limit windows; behaviour and epoch stay."""
@@ -156,7 +171,10 @@ class MemoryStore:
     async def put_code(
         self, key: str, code: str, message: str, ttl: float, max_attempts: int
     ) -> None:
-        self._codes[key] = _Code(code, message, self._clock() + ttl, max_attempts)
+        now = self._clock()
+        _drop_expired(self._codes, now, lambda c: c.expires)
+        self._codes.pop(key, None)  # a new code goes to the back: codes in the order they expire
+        self._codes[key] = _Code(code, message, now + ttl, max_attempts)
 
     async def peek_code(self, key: str) -> IssuedCode | None:
         entry = self._live_code(key)
@@ -228,8 +246,9 @@ class MemoryStore:
             new.refresh,
             refresh_expires,
         )
+        self._end_sessions(new.api, now)
         key = (new.api, new.account)
-        owned = self._by_account.get(key, OrderedDict())
+        owned = self._by_account.get(key, {})
         for old_sid in [s for s in owned if not self._sessions[s].alive(now)]:
             self._drop(old_sid)
         evicted = 0
@@ -242,6 +261,7 @@ class MemoryStore:
         if new.refresh is not None:
             self._by_refresh[new.refresh] = sid
         owned[sid] = None
+        self._ending.setdefault(new.api, {})[sid] = None
         return evicted
 
     async def session_account(self, api: str, access: str) -> int | None:
@@ -298,7 +318,7 @@ class MemoryStore:
         assert current is not None
         del self._by_refresh[current]
         del self._by_access[(session.api, session.access)]
-        memory = max(rules.reuse_memory, rules.grace)
+        memory = rules.remembered_s
         if memory > 0:
             _drop_expired(self._rotated, now, lambda v: v[0])
             self._rotated[current] = (now + memory, now, sid)
@@ -307,17 +327,19 @@ class MemoryStore:
         session.refresh_expires = now + rules.refresh_ttl
         self._by_access[(session.api, new.access)] = sid
         self._by_refresh[new.refresh] = sid
+        ending = self._ending[session.api]
+        del ending[sid]
+        ending[sid] = None  # it now ends last
+        self._end_sessions(session.api, now)
         return outcome, session.account
 
     async def hit(self, key: str, window_s: float) -> tuple[int, float]:
         """Count one event in a fixed window opened by the first; (count, seconds left)."""
         now = self._clock()
-        count, resets_at = self._hits.get(key, (0, 0.0))
-        if resets_at <= now:
-            count, resets_at = 0, now + window_s
-        self._hits[key] = (count + 1, resets_at)
-        if len(self._hits) > 100_000:
-            self._hits = {k: v for k, v in self._hits.items() if v[1] > now}
+        windows = self._hits.setdefault(window_s, {})
+        _drop_expired(windows, now, lambda v: v[1])  # what is left is open
+        count, resets_at = windows.get(key, (0, now + window_s))  # a new window: at the back
+        windows[key] = (count + 1, resets_at)
         return count + 1, resets_at - now
 
     async def epoch(self, now: float) -> float:
@@ -359,15 +381,44 @@ class MemoryStore:
         self._by_access.pop((session.api, session.access), None)
         if session.refresh is not None:
             self._by_refresh.pop(session.refresh, None)
+        self._ending[session.api].pop(sid, None)
         owned = self._by_account.get((session.api, session.account))
         if owned is not None:
             owned.pop(sid, None)
             if not owned:
                 del self._by_account[(session.api, session.account)]
 
+    def _end_sessions(self, api: str, now: float) -> None:
+        """Drop the sessions of ``api`` whose lifetime is over, from the front of its order."""
+        ending = self._ending.get(api)
+        while ending:
+            sid = next(iter(ending))
+            if self._sessions[sid].alive(now):
+                return
+            self._drop(sid)
 
-def _drop_expired(entries: OrderedDict[str, _V], now: float, expiry: Callable[[_V], float]) -> None:
-    """Drop expired entries from the front of an insertion-ordered map (constant TTL)."""
+    async def held(self) -> dict[str, int]:
+        """What the store holds now, live entries only (expired ones are dropped first)."""
+        now = self._clock()
+        for api in list(self._ending):
+            self._end_sessions(api, now)
+        _drop_expired(self._rotated, now, lambda v: v[0])
+        _drop_expired(self._esia_states, now, lambda exp: exp)
+        _drop_expired(self._esia_codes, now, lambda v: v[2])
+        _drop_expired(self._codes, now, lambda c: c.expires)
+        for windows in self._hits.values():
+            _drop_expired(windows, now, lambda v: v[1])
+        return {
+            **{f"sessions.{api}": len(ids) for api, ids in sorted(self._ending.items()) if ids},
+            "rotated_tokens": len(self._rotated),
+            "codes": sum(1 for c in self._codes.values() if c.expires > now),  # any TTLs
+            "esia": len(self._esia_states) + len(self._esia_codes),
+            "rate_limit_windows": sum(len(windows) for windows in self._hits.values()),
+        }
+
+
+def _drop_expired(entries: dict[str, _V], now: float, expiry: Callable[[_V], float]) -> None:
+    """Drop expired entries from the front of a map kept in the order they expire."""
     while entries:
         key, value = next(iter(entries.items()))
         if expiry(value) > now:
