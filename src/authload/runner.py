@@ -281,6 +281,22 @@ def _apply_limits(scenario: Scenario, target: Target) -> Scenario:
     return scenario if rule == scenario.abort else scenario.model_copy(update={"abort": rule})
 
 
+def _test_accounts(target: Target, remote: bool) -> list[TestAccount]:
+    """The target's configured accounts, with passwords from this environment (none for
+    remote workers: they read their own)."""
+    return [
+        TestAccount(
+            phone=a.phone,
+            inn=a.inn,
+            lkfl_password=None if remote else os.environ.get(a.lkfl_password_env or "", None),
+            call_password=a.call_password,
+            sms_code=a.sms_code,
+            lkfl_password_env=a.lkfl_password_env,
+        )
+        for a in target.accounts
+    ]
+
+
 def _run_limits(target: Target) -> RunLimits:
     """The target's limits the Locust processes enforce while the run goes."""
     limits = target.limits
@@ -401,17 +417,6 @@ def _locust(
     windows then count from the test's start. ``watch``: asked twice a second while Locust
     runs; a reason it gives stops the run as aborted (Locust is told to shut down, so every
     process closes its records)."""
-    accounts = [
-        TestAccount(
-            phone=a.phone,
-            inn=a.inn,
-            lkfl_password=None if master else os.environ.get(a.lkfl_password_env or "", None),
-            call_password=a.call_password,
-            sms_code=a.sms_code,
-            lkfl_password_env=a.lkfl_password_env,
-        )
-        for a in target.accounts
-    ]
     config = RunConfig(
         scenario,
         run_dir,
@@ -420,7 +425,7 @@ def _locust(
         mobile_url,
         mock_url,
         processes if master is None else master.workers,
-        accounts,
+        _test_accounts(target, remote=master is not None),
         remote_workers=master is not None,
         app_token_env=target.app_token_env,
         client_secret_env=target.client_secret_env,
