@@ -54,6 +54,9 @@ def test_a_ui_run_started_from_the_web_api_ends_with_the_headless_run_directory(
         assert tab[("SLO", "p99(gigma.login, ok) < 2s")] == ("-", "at the end")
         assert tab[("gate (invalid)", "processes")][1] == "ok so far"
         assert tab[("report", "written when the test stops")][0] == "./authload/report"
+        window = tab[("fault window", "latency on mobile.refresh (100%)")]
+        assert window[0] == "1 s to 4 s (mock clock)"  # the mock's clock: the load's start
+        assert window[1] in ("to come", "open", "closed")
         waiting = ui.get("/authload/report").text
         assert "The report is written when the test stops" in waiting
         # the scenario's end stops the test; Locust quits; the runner ends as headless

@@ -23,7 +23,8 @@ from tests.runs import REPO, STARTUP_S
 
 T = TypeVar("T")
 
-# two closed stages, 8 s in all: every default gate can pass
+# two closed stages, 8 s in all, and a fault window that slows refreshes a little: every
+# default gate and SLO can pass
 SHORT = """
 name: ui-check
 mix: {password_call: 1, sms: 1, lkfl: 1}
@@ -41,7 +42,10 @@ slos:
   - "error_rate(*, 5xx) < 1%"
   - "journey_success(*) > 95%"
   - "p99(gigma.login, ok) < 2s"
-mock: {behaviour: {}}
+mock:
+  behaviour:
+    faults:
+      - {kind: latency, endpoints: [mobile.refresh], added_ms: 20, start_s: 1, duration_s: 3}
 """
 
 
