@@ -130,6 +130,7 @@ def test_the_tab_rows_name_every_slo_gate_journey_and_fault(tmp_path: Path) -> N
     assert by_item[("gate (invalid)", "processes")][1] == "INVALID"
     assert by_item[("journeys", "sms")] == ("1 ok of 2 ended", "50%")
     assert by_item[("sessions", "lost")] == ("1", "")
+    assert by_item[("arrivals", "dropped")] == ("-", "closed model: no arrivals")
     assert by_item[("fault window", "status on mobile.refresh (20%)")][1] == "open"
     assert by_item[("report", "written when the test stops")] == ("./authload/report", "")
     assert all(set(r) == {"what", "item", "now", "status"} for r in rows)

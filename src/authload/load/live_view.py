@@ -81,6 +81,7 @@ def build(config: RunConfig, ui: UiRun, moment: Moment, mock: MockView | None) -
         "slos": slos,
         "gates": gates,
         "journeys": _journeys(counts.outcomes),
+        "model": scenario.load.model,
         "arrivals": {"due": counts.arrivals.due, "dropped": counts.arrivals.dropped},
         "sessions_lost": sum(
             n for key, n in counts.outcomes.items() if _outcome(key).startswith(LOST_PREFIXES)
@@ -232,7 +233,10 @@ def rows(view: dict[str, Any]) -> list[dict[str, str]]:
     for flow, j in view["journeys"].items():
         success = _value(j["success_pct"], "%")
         out.append(_row("journeys", flow, f"{j['ok']} ok of {j['ended']} ended", success))
-    out.append(_row("arrivals", "dropped", _dropped(view["arrivals"]), ""))
+    if view["model"] == "open":
+        out.append(_row("arrivals", "dropped", _dropped(view["arrivals"]), ""))
+    else:
+        out.append(_row("arrivals", "dropped", "-", "closed model: no arrivals"))
     out.append(_row("sessions", "lost", str(view["sessions_lost"]), ""))
     out += [_fault_row(f) for f in view["faults"] or []]
     if view["mock_error"]:
