@@ -127,6 +127,22 @@ def test_stop_and_manual_control_from_the_ui_are_recorded_and_the_report_is_serv
     assert "note: manual control from the UI from " in ui.output
 
 
+@pytest.mark.slow
+def test_a_ui_run_with_two_processes_ends_every_process_with_the_test(tmp_path: Path) -> None:
+    with ui_run(tmp_path, SHORT, "--processes", "2") as ui:
+        ui.wait_up()
+        assert ui.post("/swarm", {"user_count": "3", "spawn_rate": "3"}).json()["success"]
+        # the workers are told to quit at the scenario's end, not left waiting for their
+        # master's heartbeat (60 s)
+        code = ui.wait_exit(8 + 30)
+    assert code == 0, ui.describe()
+    run = _finished(ui.run_dir, code)
+    assert run.manifest["died"] == []
+    assert sorted(w["worker"] for w in run.manifest["workers"]) == ["w0", "w1"]
+    assert run.summary["reconciliation"]["match"] is True
+    assert run.summary["verdict"] == "pass"
+
+
 def test_ui_with_remote_workers_is_refused_before_anything(tmp_path: Path) -> None:
     path = tmp_path / "scenario.yaml"
     path.write_text(SHORT, encoding="utf-8")

@@ -46,6 +46,7 @@ class UiRun:
     started: float | None = None
     stopped: float | None = None
     manual: list[dict[str, Any]] = field(default_factory=list)
+    quitting: bool = False  # Locust's web UI is to quit
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,11 @@
   the scenario's end, and each change is an event (``manual_control``) that the manifest
   records.
 - **One test per run**: when the test stops (the stop button, the scenario's end, an abort),
-  Locust quits :data:`QUIT_AFTER_STOP_S` later, closing the records, so that the runner
-  writes the summary, report and verdict; a new start is refused meanwhile, and so is
-  "reset stats" at any time (Locust's counts must still reconcile with the records). The
-  stop button before the scenario's end aborts the run, as Ctrl-C does a headless one.
+  Locust's runner quits, closing the records in every process, and its web UI quits
+  :data:`QUIT_AFTER_STOP_S` later, so that the runner writes the summary, report and verdict;
+  a new start is refused meanwhile, and so is "reset stats" at any time (Locust's counts must
+  still reconcile with the records). The stop button before the scenario's end aborts the
+  run, as Ctrl-C does a headless one.
 """
 
 from __future__ import annotations
@@ -144,7 +145,10 @@ def _guard(
         return jsonify({"success": False, "message": message}), 409
     if request.path.endswith("/stop"):
         _stopped_early(config, ui)
-        return None
+        ui.stopped = ui.stopped or time.time()  # a start from now on is refused
+        if environment.runner is not None:  # as the scenario's end does: see _on_start
+            gevent.spawn(environment.runner.quit)
+        return jsonify({"success": True, "message": "Test stopped"})
     if not request.path.endswith("/swarm"):
         return None
     if ui.stopped is not None:
@@ -204,13 +208,21 @@ def _asked(form: Any) -> tuple[int, float] | None:
     return (users, spawn_rate) if users >= 0 and spawn_rate > 0 else None
 
 
-def _on_start(*, ui: UiRun, **_: Any) -> None:
+def _on_start(*, environment: Environment, ui: UiRun, **_: Any) -> None:
+    """From the start on, the test ends as a headless one does: the runner quits (at the
+    shape's end, on a StopTest, when the last worker is gone; Locust's runner reads
+    ``headless`` there), telling its workers to quit, so that every process closes its
+    records (a stop would keep them for another test, and a master forgets stopped workers
+    until they report ready again). Locust's main() read the flag at startup already."""
     ui.started = time.time()
+    if environment.parsed_options is not None:
+        environment.parsed_options.headless = True
 
 
 def _on_stop(*, environment: Environment, ui: UiRun, **_: Any) -> None:
-    if ui.stopped is None:
-        ui.stopped = time.time()
+    ui.stopped = ui.stopped or time.time()
+    if not ui.quitting:
+        ui.quitting = True
         gevent.spawn_later(QUIT_AFTER_STOP_S, _quit, environment)
 
 
