@@ -27,7 +27,9 @@ import os
 import sys
 import tempfile
 from collections.abc import Mapping, MutableMapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from authload.errors import AuthloadError, InputError, TargetError
 from authload.results import MANIFEST_FILE, write_json
@@ -49,9 +51,16 @@ LAUNCHER = "locust -f locustfiles/scenario.py"
 _MULTI_PROCESS = ("--processes", "--master", "--worker")
 
 
-def prepare(environ: Mapping[str, str], argv: Sequence[str]) -> tuple[Path, tuple[str, str]]:
-    """Check and set up the run: its ``config.json`` (outside the run directory: it may hold
-    passwords) and the app token and client secret; the run directory is made and named."""
+@dataclass(frozen=True)
+class Prepared:
+    config: RunConfig
+    path: Path  # its config.json, outside the run directory: it may hold passwords
+    secrets: tuple[str, str]  # the app token and client secret
+
+
+def prepare(environ: Mapping[str, str], argv: Sequence[str]) -> Prepared:
+    """Check and set up the run: its configuration and secrets; the run directory is made
+    and named."""
     _one_process(argv)
     scenario = load_scenario(environ.get(SCENARIO_ENV, DEFAULT_SCENARIO))
     target = _target(environ)
@@ -79,7 +88,7 @@ def prepare(environ: Mapping[str, str], argv: Sequence[str]) -> tuple[Path, tupl
     path.write_text(json.dumps(config.to_json()), encoding="utf-8")
     os.chmod(path, 0o600)
     print(f"authload: run directory {run_dir}", file=sys.stderr, flush=True)
-    return path, secrets
+    return Prepared(config, path, secrets)
 
 
 def _one_process(argv: Sequence[str]) -> None:
@@ -130,8 +139,23 @@ def install(environ: MutableMapping[str, str], argv: Sequence[str]) -> None:
     from authload.runconfig import CONFIG_ENV
 
     try:
-        path, (token, secret) = prepare(environ, argv)
+        prepared = prepare(environ, argv)
     except AuthloadError as exc:
         sys.exit(f"authload: error: {exc}")
-    environ[CONFIG_ENV] = str(path)
-    environ[APP_TOKEN_ENV], environ[CLIENT_SECRET_ENV] = token, secret
+    environ[CONFIG_ENV] = str(prepared.path)
+    environ[APP_TOKEN_ENV], environ[CLIENT_SECRET_ENV] = prepared.secrets
+    _stop_gracefully(prepared.config.scenario.request_timeout_s + 1)
+
+
+def _stop_gracefully(timeout_s: float) -> None:
+    """When the test stops, users finish their journey (within the requests' timeout), as
+    `authload run` lets them (its ``--stop-timeout``), unless Locust was given a stop
+    timeout: a user killed mid-request leaves an answer that no record has."""
+    from locust import events
+    from locust.env import Environment
+
+    def on_init(environment: Environment, **_: Any) -> None:
+        if not environment.stop_timeout:
+            environment.stop_timeout = timeout_s
+
+    events.init.add_listener(on_init)  # type: ignore[no-untyped-call]
