@@ -210,6 +210,33 @@ def test_each_fault_kind_is_seen_by_a_client_as_what_it_is(tmp_path: Path) -> No
         assert f'kind="{kind}"' in metrics
 
 
+LATENCY_FAULTS = """
+faults:
+  - {kind: latency, added_ms: 30, endpoints: [mobile.esia_url]}
+  - {kind: latency, added_ms: 20, endpoints: [mobile.esia_url, gigma.logout]}
+  - {kind: status, status: 503, endpoints: [gigma.logout]}
+"""
+
+
+def test_faults_applied_counts_the_requests_a_latency_fault_delayed(tmp_path: Path) -> None:
+    """Five answers delayed by two latency windows count five, once each; a request a status
+    fault answered at once was never delayed: it counts as a status fault only."""
+    with mock_with_profile(tmp_path, LATENCY_FAULTS) as mock, httpx.Client(base_url=mock.url) as c:
+        for _ in range(5):
+            started = time.perf_counter()
+            assert c.get(ESIA_URL).status_code == 200
+            assert time.perf_counter() - started >= 0.05
+        assert c.post("/counterparty/logout", json={}).status_code == 503
+        events = c.get("/_mock/stats").json()["events"]
+        metrics = c.get("/metrics").text
+    assert events["faults_applied.mobile.esia_url"] == 5
+    assert events["faults_applied.gigma.logout"] == 1
+    applied = "authload_mock_faults_applied_total"
+    assert f'{applied}{{endpoint="mobile.esia_url",kind="latency"}} 5.0' in metrics
+    assert f'{applied}{{endpoint="gigma.logout",kind="status"}} 1.0' in metrics
+    assert f'{applied}{{endpoint="gigma.logout",kind="latency"}}' not in metrics
+
+
 def test_truncated_refresh_still_rotated_the_token(tmp_path: Path) -> None:
     """A lost answer: the service rotated, the client never saw the new pair."""
     profile = "faults: [{kind: truncate, endpoints: [mobile.refresh], start_s: 0}]"

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -163,23 +163,47 @@ def _wait_for_load(out: Path, proc: subprocess.Popen[str], seconds: float = 60) 
     raise AssertionError("the load never started")
 
 
-def test_the_embedded_mock_killed_mid_run_aborts_with_its_errors_recorded(tmp_path: Path) -> None:
+def _interrupted(
+    tmp_path: Path, duration_s: int, act: Callable[[subprocess.Popen[str]], None]
+) -> tuple[subprocess.Popen[str], Path, str, str, float]:
+    """`authload run` on the embedded mock; ``act`` on it 3 s into the load; its end (exit
+    code, output) and how long it took after ``act``."""
     scenario = tmp_path / "scenario.yaml"
-    scenario.write_text(ON_MOCK.replace("DURATION", "30"), encoding="utf-8")
+    scenario.write_text(ON_MOCK.replace("DURATION", str(duration_s)), encoding="utf-8")
     out = tmp_path / "runs"
     proc = _spawn("run", scenario, "--out", out)
     try:
         run_dir = _wait_for_load(out, proc)
         time.sleep(3)
-        children = psutil.Process(proc.pid).children(recursive=True)
-        mocks = [p for p in children if "mock" in p.cmdline()]
-        assert mocks, "no embedded mock found"
-        for mock in mocks:
-            mock.kill()
+        act(proc)
+        started = time.monotonic()
         stdout, stderr = proc.communicate(timeout=90)
+        took = time.monotonic() - started
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+    return proc, run_dir, stdout, stderr, took
+
+
+def _kill_the_mock(proc: subprocess.Popen[str]) -> None:
+    children = psutil.Process(proc.pid).children(recursive=True)
+    mocks = [p for p in children if "mock" in p.cmdline()]
+    assert mocks, "no embedded mock found"
+    for mock in mocks:
+        mock.kill()
+
+
+def _ctrl_c(times: int) -> Callable[[subprocess.Popen[str]], None]:
+    def press(proc: subprocess.Popen[str]) -> None:
+        for _ in range(times):
+            os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole job
+            time.sleep(0.3)
+
+    return press
+
+
+def test_the_embedded_mock_killed_mid_run_aborts_with_its_errors_recorded(tmp_path: Path) -> None:
+    proc, run_dir, stdout, stderr, _ = _interrupted(tmp_path, 30, _kill_the_mock)
     assert proc.returncode == 3, stdout + stderr
     assert "the embedded mock exited mid-run" in stderr
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -192,18 +216,7 @@ def test_the_embedded_mock_killed_mid_run_aborts_with_its_errors_recorded(tmp_pa
 
 
 def test_ctrl_c_once_stops_cleanly_with_summary_report_and_records(tmp_path: Path) -> None:
-    scenario = tmp_path / "scenario.yaml"
-    scenario.write_text(ON_MOCK.replace("DURATION", "60"), encoding="utf-8")
-    out = tmp_path / "runs"
-    proc = _spawn("run", scenario, "--out", out)
-    try:
-        run_dir = _wait_for_load(out, proc)
-        time.sleep(3)
-        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole job
-        stdout, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    proc, run_dir, stdout, stderr, _ = _interrupted(tmp_path, 60, _ctrl_c(1))
     assert proc.returncode == 3, stdout + stderr
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["verdict"] == "aborted"
@@ -215,22 +228,7 @@ def test_ctrl_c_once_stops_cleanly_with_summary_report_and_records(tmp_path: Pat
 
 
 def test_ctrl_c_twice_stops_fast_and_leaves_readable_records(tmp_path: Path) -> None:
-    scenario = tmp_path / "scenario.yaml"
-    scenario.write_text(ON_MOCK.replace("DURATION", "60"), encoding="utf-8")
-    out = tmp_path / "runs"
-    proc = _spawn("run", scenario, "--out", out)
-    try:
-        run_dir = _wait_for_load(out, proc)
-        time.sleep(3)
-        os.killpg(proc.pid, signal.SIGINT)
-        time.sleep(0.3)
-        os.killpg(proc.pid, signal.SIGINT)
-        started = time.monotonic()
-        stdout, stderr = proc.communicate(timeout=60)
-        took = time.monotonic() - started
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    proc, run_dir, stdout, stderr, took = _interrupted(tmp_path, 60, _ctrl_c(2))
     assert proc.returncode != 0, stdout + stderr
     assert took < 20, took
     records = pd.read_parquet(run_dir / "requests.parquet")
@@ -292,12 +290,11 @@ def test_a_run_whose_runner_was_killed_is_reported_as_incomplete(tmp_path: Path)
     try:
         run_dir = _wait_for_load(out, proc)
         time.sleep(3)
-        proc.kill()  # the runner alone: its Locust and mock are left to end by themselves
+        children = psutil.Process(proc.pid).children(recursive=True)
+        proc.kill()  # the runner alone, for real: its Locust and mock stop as it dies
         proc.communicate(timeout=30)
-        deadline = time.monotonic() + 60
-        while _group_alive(proc.pid):
-            assert time.monotonic() < deadline, "the orphaned Locust did not end"
-            time.sleep(0.5)
+        _, alive = psutil.wait_procs(children, timeout=60)
+        assert not alive, f"left behind: {[p.cmdline() for p in alive]}"
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
@@ -311,11 +308,3 @@ def test_a_run_whose_runner_was_killed_is_reported_as_incomplete(tmp_path: Path)
     assert "INCOMPLETE" in (run_dir / "report.html").read_text(encoding="utf-8")
     again = authload("report", run_dir)  # now an ordinary finished run directory
     assert again.returncode == 3 and "never finished" not in again.stdout
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True

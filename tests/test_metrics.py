@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -39,6 +38,7 @@ from authload.load.metrics_endpoint import (
 )
 from authload.load.run_state import error_budgets
 from tests import locust_child
+from tests.tools import tool_path
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS = ROOT / "dashboards" / "prometheus"
@@ -592,11 +592,13 @@ def test_error_budgets_come_from_the_error_rate_slos_that_bound_the_5xx() -> Non
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
-    exe = shutil.which("promtool")
-    if exe is None:
-        pytest.fail("promtool not found: install the Debian package 'prometheus'")
     return subprocess.run(
-        [exe, *args], cwd=PROMETHEUS, capture_output=True, text=True, timeout=60, check=False
+        [tool_path("promtool"), *args],
+        cwd=PROMETHEUS,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
@@ -610,6 +612,7 @@ def promtool(*args: str) -> subprocess.CompletedProcess[str]:
     ],
     ids=["check-config", "check-compose-config", "check-rules", "test-rules"],
 )
+@pytest.mark.tools("promtool")
 def test_promtool(args: tuple[str, ...]) -> None:
     result = promtool(*args)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -224,3 +224,47 @@ def test_with_two_processes_every_count_printed_or_written_equals_the_records(
     first = next(line for line in run.proc.stderr.splitlines() if line.startswith("["))
     assert "users" in first and " of 8" in first
     assert float(first.split("rps")[1].split()[0]) > 0, first
+
+
+FAMILY = """
+name: family-revocation
+seed: 9
+accounts: {count: 3000}
+mix: {sms: 1, lkfl: 1}
+load:
+  model: closed
+  stages: [{duration_s: 7, users: 6, spawn_rate: 6}]
+think_time: {dist: fixed, ms: 50}
+flows:
+  sms: {typo_share: 0, refreshes: [0, 0]}
+  lkfl: {wrong_password_share: 0}
+events:
+  - {kind: refresh_storm, at_s: 4, sessions: 60, window_s: 1}
+retry: {policy: retry_after, max_attempts: 2, base_ms: 20, cap_ms: 100}
+abort: null
+mock:
+  settings: {reuse_revokes_family: true}
+  behaviour:
+    faults:
+      - {name: lost-answers, kind: reset, endpoints: [mobile.refresh], fraction: 0.3}
+"""
+
+
+@pytest.mark.slow
+def test_a_reuse_that_revokes_the_family_is_counted_and_said(tmp_path: Path) -> None:
+    """A refresh answer lost after the rotation, retried with the old token: a reuse. With
+    the family revoked on a reuse, the session the lost answer renewed ends too, and the
+    summary says the mock did it."""
+    run = run_scenario(tmp_path, FAMILY, load_s=7)
+    assert run.code == 0, run.describe()
+    records = run.records
+    # every retry of a refresh whose answer was lost reused the rotated token (the reset
+    # comes after the mock did its work, so a retried retry too): one family each
+    reuses = int(((records["endpoint"] == "mobile.refresh") & (records["attempt"] > 1)).sum())
+    revoked = run.mock_stats["events"]["families_revoked"]
+    assert revoked == reuses > 0
+    assert run.summary["mock_families_revoked"] == revoked
+    assert 0 < run.outcomes["refresh_storm:session_lost:rotation"] <= revoked
+    assert f"the mock ended {revoked} sessions whose rotated refresh token was reused" in (
+        run.proc.stdout
+    )

@@ -15,6 +15,7 @@ from authload.errors import AuthloadError
 
 if TYPE_CHECKING:
     from authload.analysis.compare import Comparison
+    from authload.verdict_formats.outputs import Destinations
 
 EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_ERROR = 0, 1, 2, 3
 
@@ -34,6 +35,47 @@ def _add_comparison_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--confidence", type=float, default=0.95, help="level of the intervals (default 0.95)"
     )
+    parser.add_argument(
+        "--floor",
+        type=float,
+        default=2.0,
+        metavar="MS",
+        help="latency change ignored in ms, whatever its share (default 2; at least the "
+        "records' resolution)",
+    )
+
+
+def _check_comparison_options(args: argparse.Namespace) -> None:
+    from authload.errors import InputError
+
+    if not args.tolerance >= 0 or not args.error_tolerance >= 0 or not args.floor >= 0:
+        raise InputError("--tolerance, --error-tolerance and --floor must be >= 0")
+    if not 0 < args.confidence < 1:
+        raise InputError(f"--confidence must be between 0 and 1, not {args.confidence}")
+
+
+def _add_verdict_outputs(parser: argparse.ArgumentParser) -> None:
+    """The verdict for pipelines (run, report, compare, capacity)."""
+    group = parser.add_argument_group("the verdict for CI pipelines")
+    group.add_argument(
+        "--junit",
+        metavar="FILE",
+        help="write the verdict as JUnit XML (a test case per SLO, default gate, row)",
+    )
+    group.add_argument(
+        "--summary-md",
+        metavar="FILE",
+        help="write a Markdown summary; also appended to $GITHUB_STEP_SUMMARY when set",
+    )
+
+
+def _destinations(args: argparse.Namespace) -> Destinations:
+    """The files --junit and --summary-md name, checked before any work."""
+    from authload.verdict_formats.outputs import Destinations
+
+    destinations = Destinations(junit=args.junit, summary_md=args.summary_md)
+    destinations.check()
+    return destinations
 
 
 def _port(text: str) -> int:
@@ -151,6 +193,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="push the run's figures there at its end (default: $AUTHLOAD_PUSHGATEWAY)",
     )
+    _add_verdict_outputs(run)
 
     worker = sub.add_parser(
         "worker", help="a Locust worker for `authload run --expect-workers` on another host"
@@ -170,6 +213,7 @@ def _parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="write RUN_DIR/report.html, print the verdict")
     report.add_argument("run_dir", metavar="RUN_DIR", help="a run directory")
+    _add_verdict_outputs(report)
 
     smoke = sub.add_parser("smoke", help="drive every endpoint once on a mock, check contracts")
     smoke.add_argument("--url", help="a running mock (default: start an embedded one)")
@@ -182,6 +226,7 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("candidate", metavar="CANDIDATE_RUN", help="run directory to judge")
     _add_comparison_options(compare)
     compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    _add_verdict_outputs(compare)
 
     runs = sub.add_parser(
         "runs",
@@ -264,6 +309,7 @@ def _parser() -> argparse.ArgumentParser:
         "--verbose", action="store_true", help="the steps' own output on stderr too"
     )
     capacity.add_argument("--json", action="store_true", help="print capacity.json")
+    _add_verdict_outputs(capacity)
     return parser
 
 
@@ -399,6 +445,7 @@ def _run(args: argparse.Namespace) -> int:
     from authload.runner import MasterOptions, run
 
     _check_out(Path(args.out))
+    destinations = _destinations(args)
     master = None
     if args.expect_workers is not None:
         master = MasterOptions(
@@ -427,6 +474,9 @@ def _run(args: argparse.Namespace) -> int:
         for note in ui.notes() if ui is not None else []:
             print(f"note: {note}")
         print(f"verdict: {result.verdict.upper()}", flush=True)
+        from authload.verdict_formats.commands import for_run
+
+        for_run(destinations, result.run_dir, result.summary)
         if ui is not None:
             ui.linger()
     finally:
@@ -502,18 +552,22 @@ def _report(args: argparse.Namespace) -> int:
     from authload.errors import ResultsError
     from authload.results import SUMMARY_FILE, read_json
     from authload.runner import salvage
+    from authload.verdict_formats.commands import for_run
 
+    destinations = _destinations(args)
     try:
         if salvage(Path(args.run_dir)):
             print(f"authload: {args.run_dir}: the run never finished; summarized what it left")
         path = write_report(Path(args.run_dir))
-        verdict = str(read_json(Path(args.run_dir) / SUMMARY_FILE).get("verdict", "error"))
+        summary = read_json(Path(args.run_dir) / SUMMARY_FILE)
     except ResultsError as exc:  # not a (finished) run directory: bad input
         print(f"authload: error: {exc}", file=sys.stderr)
         return EXIT_INPUT
+    verdict = str(summary.get("verdict", "error"))
     print(f"report: {path}")
     _print_drift(Path(args.run_dir))
     print(f"verdict: {verdict.upper()}")
+    for_run(destinations, Path(args.run_dir), summary)
     return {"pass": EXIT_PASS, "fail": EXIT_FAIL}.get(verdict, EXIT_ERROR)
 
 
@@ -549,15 +603,22 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from authload.analysis.compare import REGRESSION, compare_runs, load_run_records
+    from authload.analysis.compare import (
+        REGRESSION,
+        compare_runs,
+        load_run_records,
+        load_setup,
+        setup_differences,
+    )
     from authload.errors import InputError, ResultsError
 
-    if not args.tolerance >= 0 or not args.error_tolerance >= 0:
-        raise InputError("--tolerance and --error-tolerance must be >= 0")
-    if not 0 < args.confidence < 1:
-        raise InputError(f"--confidence must be between 0 and 1, not {args.confidence}")
+    _check_comparison_options(args)
+    destinations = _destinations(args)
+    from authload.analysis.journeys import load_journeys
+
     try:
         base, candidate = load_run_records(args.base), load_run_records(args.candidate)
+        journeys = (load_journeys(Path(args.base)), load_journeys(Path(args.candidate)))
     except ResultsError as exc:  # a directory that is not a (finished) run is bad input
         raise InputError(str(exc)) from exc
     result = compare_runs(
@@ -566,13 +627,28 @@ def _compare(args: argparse.Namespace) -> int:
         tolerance=args.tolerance,
         confidence=args.confidence,
         error_tolerance_pp=args.error_tolerance,
+        floor_ms=args.floor,
+        journeys=journeys,
     )
+    warnings = setup_differences(load_setup(args.base), load_setup(args.candidate))
+    from authload.verdict_formats.commands import for_comparison
+
     if args.json:
-        data = {"base": args.base, "candidate": args.candidate, **result.to_dict()}
+        data = {
+            "base": args.base,
+            "candidate": args.candidate,
+            "warnings": warnings,
+            **result.to_dict(),
+        }
         print(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False))
-        return EXIT_FAIL if result.verdict == REGRESSION else EXIT_PASS
-    print(f"base {args.base}, candidate {args.candidate}")
-    return _print_comparison(result)
+        code = EXIT_FAIL if result.verdict == REGRESSION else EXIT_PASS
+    else:
+        print(f"base {args.base}, candidate {args.candidate}")
+        for warning in warnings:
+            print(f"warning: {warning}: their figures measure different things")
+        code = _print_comparison(result)
+    for_comparison(destinations, Path(args.base), Path(args.candidate), result.to_dict())
+    return code
 
 
 def _print_comparison(result: Comparison) -> int:
@@ -580,19 +656,21 @@ def _print_comparison(result: Comparison) -> int:
     from authload.analysis.compare import REGRESSION
 
     print(
-        f"ignored: latency changes within {result.tolerance:.1%}, error-rate changes within "
-        f"{result.error_tolerance_pp:g} pp; {result.confidence:.0%} intervals, simultaneous "
-        f"over the {result.deciding} rows with enough data (each {result.row_confidence:.2%}; "
-        f"{result.resamples} bootstrap resamples)"
+        f"ignored: latency changes within {result.tolerance:.1%} or within "
+        f"{result.floor_ms:g} ms, amplification changes within {result.tolerance:.1%}, "
+        f"error-rate changes within {result.error_tolerance_pp:g} pp; "
+        f"{result.confidence:.0%} intervals, simultaneous over the {result.deciding} rows "
+        f"with enough data (each {result.row_confidence:.2%}; {result.resamples} bootstrap "
+        f"resamples)"
     )
     ci = f"{result.confidence:.0%} CI"
     print(
-        f"{'endpoint':<22} {'stat':<10} {'base':>10} {'candidate':>10} {'change':>9}  "
+        f"{'endpoint':<22} {'stat':<13} {'base':>10} {'candidate':>10} {'change':>9}  "
         f"{ci:<22} verdict"
     )
     for row in result.rows:
         pp = row.unit == "pp"
-        value = "{:>9.2%}".format if pp else "{:>7.1f} ms".format
+        value = _ROW_VALUE.get(row.stat, "{:>7.1f} ms").format
         change = "{:+.2f} pp".format if pp else "{:+.1%}".format
         base_s, candidate_s = (
             "-".rjust(10) if v is None else value(v) for v in (row.base, row.candidate)
@@ -603,17 +681,21 @@ def _print_comparison(result: Comparison) -> int:
             interval = f"[{change(row.ci_low)}, {change(row.ci_high)}]"
         note = f" ({row.note})" if row.note else ""
         print(
-            f"{row.endpoint:<22} {row.stat:<10} {base_s:>10} {candidate_s:>10} "
+            f"{row.endpoint:<22} {row.stat:<13} {base_s:>10} {candidate_s:>10} "
             f"{change_s:>9}  {interval:<22} {row.verdict}{note}"
         )
     print(f"verdict: {result.verdict.upper()}")
     return EXIT_FAIL if result.verdict == REGRESSION else EXIT_PASS
 
 
+_ROW_VALUE = {"error_rate": "{:>9.2%}", "amplification": "{:>8.2f} x"}  # else ms
+
+
 def _capacity(args: argparse.Namespace) -> int:
     from authload.capacity import CapacityOptions, describe, run_capacity
 
     _check_out(Path(args.out))
+    destinations = _destinations(args)
     options = CapacityOptions(
         closed=args.closed,
         start=args.start,
@@ -631,6 +713,9 @@ def _capacity(args: argparse.Namespace) -> int:
         verbose=args.verbose,
     )
     result = run_capacity(args.scenario, options)
+    from authload.verdict_formats.commands import for_capacity
+
+    for_capacity(destinations, result.directory, result.data)
     if args.json:
         print(json.dumps(result.data, indent=2, ensure_ascii=False))
         return result.exit_code
@@ -642,7 +727,6 @@ def _capacity(args: argparse.Namespace) -> int:
 
 def _runs(args: argparse.Namespace) -> int:
     from authload.analysis.history import compare_latest, index_runs, parse_since
-    from authload.errors import InputError
 
     index = index_runs(args.root)
     since = parse_since(args.since) if args.since else None
@@ -669,10 +753,7 @@ def _runs(args: argparse.Namespace) -> int:
             )
         print(f"{len(found.runs)} of {len(index.runs)} runs under {index.root}", file=sys.stderr)
         return EXIT_PASS
-    if not args.tolerance >= 0 or not args.error_tolerance >= 0:
-        raise InputError("--tolerance and --error-tolerance must be >= 0")
-    if not 0 < args.confidence < 1:
-        raise InputError(f"--confidence must be between 0 and 1, not {args.confidence}")
+    _check_comparison_options(args)
     result = compare_latest(
         index.filter(since=since),
         args.compare_latest,
@@ -682,6 +763,7 @@ def _runs(args: argparse.Namespace) -> int:
         tolerance=args.tolerance,
         confidence=args.confidence,
         error_tolerance_pp=args.error_tolerance,
+        floor_ms=args.floor,
     )
     regressed = EXIT_FAIL if result.comparison.verdict == "regression" else EXIT_PASS
     if args.json:

@@ -43,6 +43,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from authload.children import die_with_parent
 from authload.control import MockControl
 from authload.errors import AuthloadError, InputError, ResultsError, TargetError
 from authload.load.limits import limits_used
@@ -68,6 +69,7 @@ from authload.runconfig import (
     CLIENT_SECRET_ENV,
     CONFIG_ENV,
     MOCK_CLOCK_ENV,
+    STOP_GRACE_S,
     WORKER_ENV,
     WORKER_UNFIT_EXIT,
     RunConfig,
@@ -471,7 +473,7 @@ def _locust(
             "--exit-code-on-error",
             "0",
             "--stop-timeout",
-            str(int(scenario.request_timeout_s) + 1),
+            str(math.ceil(scenario.request_timeout_s + STOP_GRACE_S) + 1),
         ]
         if master is not None or processes > 1:  # a worker lost: its users go to the others
             cmd.append("--enable-rebalancing")
@@ -518,24 +520,29 @@ def _locust(
         wait_s = scenario.duration_s + GRACE_S + (master.timeout_s if master else 0)
         started = time.monotonic()
         forked: dict[int, Any] | None = {} if master is None and processes > 1 else None
-        proc = subprocess.Popen(cmd, env=env, stdout=sys.stderr, stderr=sys.stderr)
+        # a session of its own: a Ctrl-C reaches this process, which stops the test cleanly
+        proc = subprocess.Popen(
+            cmd,
+            env=env,
+            stdout=sys.stderr,
+            stderr=sys.stderr,
+            start_new_session=True,
+            preexec_fn=die_with_parent,  # this process killed: Locust stops, records closed
+        )
+        append_event(run_dir, {"kind": "locust", "host": socket.gethostname(), "pid": proc.pid})
         check = _aborter(proc, run_dir, watch)
         if ui is not None:  # no deadline until the user starts the test
             check, wait_s = ui.watching(check, run_dir, wait_s), math.inf
         try:
             code = _wait_locust(proc, wait_s, forked, check)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            _kill_group(proc)
             raise AuthloadError(
                 f"Locust did not finish within {GRACE_S:g} s of the scenario's "
                 f"end; killed (records so far are kept)"
             ) from None
         except KeyboardInterrupt:
-            proc.terminate()
-            proc.wait(timeout=30)
-            append_event(run_dir, {"t": time.time(), "kind": "abort", "reason": "interrupted"})
-            code = 130
+            code = _interrupted(proc, run_dir, scenario)
         (run_dir / ABORT_FILE).unlink(missing_ok=True)
         if ui is not None:
             ui.serve_report(run_dir)
@@ -561,6 +568,35 @@ def _locust_reports(run_dir: Path, *, partial: bool) -> list[str]:
     ]
 
 
+def _interrupted(proc: subprocess.Popen[bytes], run_dir: Path, scenario: Scenario) -> int:
+    """Ctrl-C: the test stops as on an abort (the run's watcher stops it, every request
+    recorded, summary and report written); a second Ctrl-C, or no end within the stop's
+    bound, kills Locust's processes at once (what they recorded so far is kept)."""
+    print(
+        "authload: interrupted: stopping the test (Ctrl-C again to stop at once)",
+        file=sys.stderr,
+        flush=True,
+    )
+    with contextlib.suppress(OSError):
+        (run_dir / ABORT_FILE).write_text("interrupted (Ctrl-C)", encoding="utf-8")
+    bound = scenario.request_timeout_s + STOP_GRACE_S + WORKER_FINISH_S
+    try:
+        return proc.wait(timeout=bound)
+    except (KeyboardInterrupt, subprocess.TimeoutExpired):
+        _kill_group(proc)
+        with contextlib.suppress(OSError):
+            reason = "interrupted twice: stopped at once"
+            append_event(run_dir, {"t": time.time(), "kind": "abort", "reason": reason})
+        return 130
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """Kill Locust and the processes it forked (its session), and reap it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
 def _aborter(
     proc: subprocess.Popen[bytes], run_dir: Path, watch: Callable[[], str | None] | None
 ) -> Callable[[], None]:
@@ -574,7 +610,7 @@ def _aborter(
         if asked:
             if time.monotonic() - asked[0] > ABORT_GRACE_S and len(asked) == 1:
                 asked.append(time.monotonic())
-                proc.send_signal(signal.SIGTERM)
+                proc.send_signal(signal.SIGTERM)  # Locust shuts down: records closed
             return
         reason = watch() if watch is not None else None
         if reason is not None:
@@ -846,12 +882,17 @@ def salvage(run_dir: Path) -> bool:
     """Finish the run directory of a run that never finished (its `authload run` was
     killed): merge what its processes recorded and summarize it as ``incomplete``. False
     when the run had finished; an :class:`InputError` while its runner still lives."""
+    if not (run_dir / MANIFEST_FILE).is_file():
+        return False  # not a run directory: the report says so
     manifest = read_json(run_dir / MANIFEST_FILE)
     if manifest.get("status") != "running":
         return False
-    runner = manifest.get("runner") or {}
-    if runner.get("host") == socket.gethostname() and _alive(runner.get("pid")):
-        raise InputError(f"{run_dir}: its run is still going (pid {runner['pid']})")
+    here = socket.gethostname()
+    started = [manifest.get("runner") or {}]
+    started += [e for e in read_events(run_dir) if e.get("kind") == "locust"]
+    going = [p["pid"] for p in started if p.get("host") == here and _alive(p.get("pid"))]
+    if going:
+        raise InputError(f"{run_dir}: its run is still going (pid {going[0]})")
     scenario = Scenario.model_validate(manifest["scenario"])
     finalized = finalize_records(run_dir)
     manifest.update(

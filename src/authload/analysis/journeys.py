@@ -15,6 +15,7 @@ from authload.analysis.stats import PERCENTILES, percentile
 from authload.results import (
     DROPPED,
     JOURNEY,
+    JOURNEY_SCHEMA,
     LOST_PREFIXES,
     NEVER_REVOKED,
     OK_OUTCOMES,
@@ -36,23 +37,30 @@ __all__ = [
 
 def load_journeys(run_dir: Path) -> pd.DataFrame:
     """The run's journey records with ``duration_ms`` (t_end - t_start)."""
-    frame: pd.DataFrame = read_journeys(run_dir).to_pandas()
+    return _with_duration(read_journeys(run_dir).to_pandas())
+
+
+def _with_duration(frame: pd.DataFrame) -> pd.DataFrame:
     frame["duration_ms"] = (frame["t_end"] - frame["t_start"]) * 1000.0
     return frame
+
+
+def _none_kept() -> pd.DataFrame:
+    return _with_duration(JOURNEY_SCHEMA.empty_table().to_pandas())
 
 
 def journey_scope(journeys: pd.DataFrame | None, flow: str) -> pd.DataFrame:
     """The journeys of ``flow`` (``*``: every flow) that ended or never started; not those
     the test's end cut short, nor revocations."""
-    if journeys is None or journeys.empty:
-        return pd.DataFrame({"outcome": [], "duration_ms": [], "flow": []})
+    if journeys is None:
+        journeys = _none_kept()
     scope = journeys[(journeys["kind"] == JOURNEY) & (journeys["outcome"] != STOPPED)]
     return scope if flow == "*" else scope[scope["flow"] == flow]
 
 
 def revocations(journeys: pd.DataFrame | None) -> pd.DataFrame:
-    if journeys is None or journeys.empty:
-        return pd.DataFrame({"outcome": [], "duration_ms": [], "t_start": []})
+    if journeys is None:
+        journeys = _none_kept()
     return journeys[journeys["kind"] == REVOCATION]
 
 

@@ -44,8 +44,11 @@ class Arrivals:
         self.claimed = True
         return True
 
-    def arrive(self, due: float, stage: int, flow: str, run: Callable[[float], object]) -> None:
-        """Arrival ``due`` (of stage ``stage``) of ``flow``: ``run(due)`` runs its journey."""
+    def arrive(
+        self, due: float, stage: int, flow: str, run: Callable[[float, bool], object]
+    ) -> None:
+        """Arrival ``due`` (of stage ``stage``) of ``flow``: ``run(due, queued)`` runs its
+        journey (``queued``: it waited for a free place)."""
         self.counts.due += 1
         by_stage = self.counts.due_by_stage
         by_stage.extend([0] * (stage + 1 - len(by_stage)))
@@ -53,7 +56,7 @@ class Arrivals:
         if self.stopped:
             self._drop(due, flow)
         elif self.places.acquire(blocking=False):
-            self.group.spawn(self._run, due, run)
+            self.group.spawn(self._run, due, run, False)
         elif self.queue and self.counts.waiting < self.max_queue:
             self.counts.waiting += 1
             self.group.spawn(self._wait, due, flow, run)
@@ -67,7 +70,7 @@ class Arrivals:
     def join(self) -> None:
         self.group.join()
 
-    def _wait(self, due: float, flow: str, run: Callable[[float], object]) -> None:
+    def _wait(self, due: float, flow: str, run: Callable[[float, bool], object]) -> None:
         try:
             while not self.places.acquire(timeout=0.5):
                 if self.stopped:
@@ -80,13 +83,13 @@ class Arrivals:
             self._drop(due, flow)
             return
         self.counts.waited += 1
-        self._run(due, run)
+        self._run(due, run, True)
 
-    def _run(self, due: float, run: Callable[[float], object]) -> None:
+    def _run(self, due: float, run: Callable[[float, bool], object], queued: bool) -> None:
         self.counts.started += 1
         self.counts.in_flight += 1
         try:
-            run(due)
+            run(due, queued)
         finally:
             self.counts.in_flight -= 1
             self.places.release()

@@ -136,7 +136,9 @@ class Journey:
             raise FlowFailed(refused.outcome) from None
 
     def wait(self, dist: Distribution | None = None) -> None:
-        time.sleep(sample_ms(dist or self.scenario.think_time, self.rng) / 1000.0)
+        """The user thinks (or keeps a session); cut short when the test stops."""
+        seconds = sample_ms(dist or self.scenario.think_time, self.rng) / 1000.0
+        self.client.gate.pause(seconds, self.client.user_stop)
 
     def code(self, get: Callable[[], str], what: str) -> str:
         try:
@@ -333,7 +335,9 @@ def run_journey(flow: str, j: Journey) -> str:
     intended start when it has one (open model), so the time it waited counts."""
     started = time.time()
     t_start = j.ctx.t_intended if j.ctx.t_intended is not None else started
-    waited_ms = (started - t_start) * 1000.0 if j.ctx.t_intended is not None else None
+    waited_ms = None  # closed model: no arrival to wait
+    if j.ctx.t_intended is not None:
+        waited_ms = (started - t_start) * 1000.0 if j.ctx.queued else 0.0
     outcome = run_steps(FLOWS[flow], j)
     j.state.record(flow, outcome, t_start, j.ctx, waited_ms)
     return outcome

@@ -137,19 +137,24 @@ def _install(environment: Environment, rt: Runtime) -> None:
 
 
 def _gate_requests(environment: Environment, rt: Runtime) -> None:
-    """Once Locust has stopped the users (each finishing its journey within the stop
-    timeout, as Locust's graceful stop does), no request starts any more and the test ends
-    only when the ones still in flight are answered: the open model's journeys and the timed
-    events run in greenlets of their own that Locust does not stop, so without this they
-    could reach the service after the records were closed."""
+    """While Locust stops the users (each finishing its journey, as Locust's graceful stop
+    does) journeys go on for a grace, then start no request, so none is in flight when the
+    stop timeout runs out; once Locust has stopped the users no request starts any more, and
+    the test ends only when the ones still in flight are answered: the open model's journeys
+    and the timed events run in greenlets of their own that Locust does not stop, so without
+    this they could reach the service after the records were closed (see
+    :class:`~authload.load.clients.StopGate`)."""
     gate = rt.gate
 
     def on_start(**_: Any) -> None:
-        gate.closed = False
+        gate.open()
         rt.arrivals.stopped = False
 
+    def on_stopping(**_: Any) -> None:
+        gate.stopping()
+
     def on_stop(**_: Any) -> None:
-        gate.closed = True
+        gate.close()
         rt.arrivals.stop()
         if not gate.wait_idle(rt.scenario.request_timeout_s + 1.0):
             print(
@@ -159,6 +164,7 @@ def _gate_requests(environment: Environment, rt: Runtime) -> None:
             )
 
     environment.events.test_start.add_listener(on_start)
+    environment.events.test_stopping.add_listener(on_stopping)
     environment.events.test_stop.add_listener(on_stop)
 
 
@@ -278,6 +284,7 @@ def _on_start(environment: Environment, **_: Any) -> None:
         gevent.spawn(watch, environment, CONFIG.scenario, CONFIG.run_dir)
     rt = RUNTIME.get("current")
     if rt is not None:
+        rt.test_started = time.time()
         rt.reseed()
         rt.divide_limits()
         settings = gc_tuning.tune()  # last before the users spawn: what lives now, lives on
@@ -310,7 +317,12 @@ def _on_quit(environment: Environment, **_: Any) -> None:
 
 
 def _close_run(environment: Environment, rt: Runtime) -> None:
-    """This process's last acts: its outcomes, records and counts into the run directory."""
+    """This process's last acts: its outcomes, records and counts into the run directory.
+    Locust fires ``quitting`` before it stops the users when it shuts down on a signal: they
+    are stopped first, so no request is sent once the records are closed."""
+    runner = environment.runner
+    if runner is not None and runner.state in ("spawning", "running"):
+        runner.stop()
     if not isinstance(environment.runner, WorkerRunner):  # a local runner: its own stats
         LOCUST_COUNTED.update(
             {name: entry.num_requests for (name, _), entry in environment.stats.entries.items()}

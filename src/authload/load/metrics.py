@@ -252,6 +252,7 @@ class LoadMetrics:
                 reason = outcome.removeprefix(SESSION_LOST)
                 self._add("lost:" + key, count, self.sessions_lost.labels(*run, reason))
         self._add("waited", rt.arrivals.counts.waited, self.arrivals_waited.labels(*run))
+        self.dropped_arrivals.labels(*run)  # exported from the start, at 0 until one drops
         durations = rt.state.durations
         while durations:
             flow, seconds = durations.popleft()

@@ -52,6 +52,7 @@ class Runtime:
             raise RuntimeError("no test accounts for this target")
         self.state = SharedState()
         self.arrivals = Arrivals(self.scenario.load, self.state)  # open model
+        self.test_started = 0.0  # when this process's test started (Locust's test_start)
         self.rng = random.Random()
         self.reseed()
         retry = self.scenario.retry
@@ -102,8 +103,9 @@ class Runtime:
         flow: str,
         account: TestAccount | None = None,
         t_intended: float | None = None,
+        queued: bool = False,
     ) -> Journey:
-        ctx = FlowContext(flow, f"{self.worker}-{next(self._journeys)}", t_intended)
+        ctx = FlowContext(flow, f"{self.worker}-{next(self._journeys)}", t_intended, queued)
         return Journey(
             client,
             self.codes,

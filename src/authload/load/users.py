@@ -44,6 +44,14 @@ class JourneyUser(FastHttpUser):
         super().__init__(environment)
         self.api = rt.client(self.client)
 
+    def stop(self, force: bool = False) -> bool:
+        """Locust stops this user (fewer users in the next stage, or the test's end): noted,
+        so that after the stop's grace its journey starts no request and none is in flight
+        when Locust's stop timeout runs out (see :class:`~authload.load.clients.StopGate`)."""
+        self.api.user_stop.begin()
+        stopped: bool = super().stop(force)
+        return stopped
+
     def wait_time(self) -> float:
         rt = runtime()
         return sample_ms(rt.scenario.think_time, rt.rng) / 1000.0
@@ -96,9 +104,13 @@ class ArrivalUser(FastHttpUser):
         flows = [f for f, w in rt.scenario.mix.items() if w > 0]
         weights = [rt.scenario.mix[f] for f in flows]
         index, processes = rt.share()
-        arrivals, load, start = rt.arrivals, rt.scenario.load, time.time()
+        # the schedule counts from the test's start, as the shape that ends it does, not from
+        # this dispatcher's (later) start: its last arrivals are due before the load ends
+        arrivals, load, start = rt.arrivals, rt.scenario.load, rt.test_started or time.time()
         for due in arrival_times(load, start, processes, index):
             sleep_until(due)
+            if _past_the_stop(rt, due):
+                break
             flow = rt.rng.choices(flows, weights=weights)[0]
             stage = stage_at(load, due - start)
             arrivals.arrive(due, stage or 0, flow, partial(self._journey, rt, flow))
@@ -106,5 +118,18 @@ class ArrivalUser(FastHttpUser):
         while True:  # the schedule is done: wait, stoppable at once, for the shape to end
             self.wait()
 
-    def _journey(self, rt: Runtime, flow: str, due: float) -> None:
-        run_journey(flow, rt.journey(self.api, flow, t_intended=due))
+    def _journey(self, rt: Runtime, flow: str, due: float, queued: bool) -> None:
+        run_journey(flow, rt.journey(self.api, flow, t_intended=due, queued=queued))
+
+
+STOP_DUE_S = 1.0  # arrivals due this long after the test began to stop are still sent
+
+
+def _past_the_stop(rt: Runtime, due: float) -> bool:
+    """Whether the test began to stop before this arrival was due (an abort, a Ctrl-C): no
+    more arrivals then. At the load's natural end the shape stops the test within a moment
+    of the last arrival's due time (its clock starts a little before this process's), so
+    those due within :data:`STOP_DUE_S` of the stop are still sent: the planned arrivals,
+    all of them."""
+    since = rt.gate.stopping_since
+    return since is not None and due > since + STOP_DUE_S

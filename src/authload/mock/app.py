@@ -150,6 +150,8 @@ class MockApp:
                 except ApiError as error:  # a refusal takes the service its time too
                     reply = render_error(error, route.style)
                 delay = behaviour.added_latency_s(name) + added_ms / 1000.0
+                if added_ms > 0:  # latency faults delayed this answer (counted once)
+                    mock.metrics.child(mock.metrics.faults_applied, name, "latency").inc()
                 if delay > 0:
                     await asyncio.sleep(delay)
         except Shed as shed:

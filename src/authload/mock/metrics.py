@@ -66,7 +66,7 @@ class MockMetrics:
         )
         self.faults_applied = Counter(
             names.MOCK_FAULTS_APPLIED,
-            "Requests a fault hit",
+            "Requests a fault hit (latency: answers it delayed)",
             [names.ENDPOINT, names.KIND],
             registry=r,
         )

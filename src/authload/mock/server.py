@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -17,6 +15,7 @@ from typing import Any
 import httpx
 import uvicorn
 
+from authload.children import die_with_parent
 from authload.errors import InputError, MockStartError, ProfileError
 from authload.mock.app import MockApp, create_app
 from authload.mock.core import Mock
@@ -101,16 +100,6 @@ def _export(settings: MockSettings) -> None:
             os.environ[f"AUTHLOAD_MOCK_{name.upper()}"] = str(value)
 
 
-def _die_with_parent() -> None:
-    """In the mock's child process (Linux): it gets SIGTERM when the process that started it
-    dies, so a mock in a session of its own is never left behind."""
-    import ctypes
-
-    pr_set_pdeathsig = 1
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
-
-
 class EmbeddedMock:
     """A mock in a child process on a free 127.0.0.1 port, stopped on exit.
 
@@ -148,7 +137,7 @@ class EmbeddedMock:
                 stdout=self._log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # a Ctrl-C stops the run, which then stops the mock
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         finally:
             sock.close()
