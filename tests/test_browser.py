@@ -2,15 +2,15 @@
 opens `authload run --ui`'s page on 127.0.0.1, starts the test by clicking, watches the
 authload tab's SLO table update, stops the test, and follows the UI's link to the report.
 
-Skipped only when ``chromium`` or ``chromedriver`` is not installed (Debian packages
-``chromium`` and ``chromium-driver``). ``AUTHLOAD_UI_SCREENSHOT=FILE`` also saves the
-authload tab as a PNG (the README's picture is made so).
+Both programs come from the Debian packages ``chromium`` and ``chromium-driver``, found or
+installed before the session as the tests' other programs are (``tests/tools.py``).
+``AUTHLOAD_UI_SCREENSHOT=FILE`` also saves the authload tab as a PNG (the README's picture is
+made so).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,26 +24,27 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
+from tests.tools import tool_path
 from tests.ui_runs import SHORT, ui_run
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.tools("chromium", "chromedriver"),
+]
 
 T = TypeVar("T")
-CHROMIUM = shutil.which("chromium")
-CHROMEDRIVER = shutil.which("chromedriver")
 SCREENSHOT_ENV = "AUTHLOAD_UI_SCREENSHOT"
 
 
 @pytest.fixture
 def browser() -> Iterator[WebDriver]:
-    if CHROMIUM is None or CHROMEDRIVER is None:
-        pytest.skip("needs Debian's chromium and chromium-driver (chromium, chromedriver)")
     options = Options()
-    options.binary_location = CHROMIUM
+    options.binary_location = tool_path("chromium")
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
         options.add_argument(arg)
     options.add_argument("--window-size=1280,1000")
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver = webdriver.Chrome(service=Service(tool_path("chromedriver")), options=options)
     driver.set_page_load_timeout(30)
     try:
         yield driver
