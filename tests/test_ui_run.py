@@ -143,6 +143,22 @@ def test_a_ui_run_with_two_processes_ends_every_process_with_the_test(tmp_path: 
     assert run.summary["verdict"] == "pass"
 
 
+def test_ctrl_c_before_the_start_ends_the_ui_run_at_once(tmp_path: Path) -> None:
+    with ui_run(tmp_path) as ui:
+        ui.wait_up()
+        ui.interrupt()
+        started = time.monotonic()
+        code = ui.wait_exit(30)
+        took = time.monotonic() - started
+    assert code == 3, ui.describe()
+    assert took < 15, took  # not the stop's bound: no test was running
+    run = _finished(ui.run_dir, code)
+    assert run.manifest["status"] == "aborted"
+    assert run.manifest["ui"]["started_by_user"] is False
+    (abort,) = [e for e in run.events if e["kind"] == "abort"]
+    assert abort["reason"] == "interrupted (Ctrl-C), before the test started"
+
+
 def test_ui_with_remote_workers_is_refused_before_anything(tmp_path: Path) -> None:
     path = tmp_path / "scenario.yaml"
     path.write_text(SHORT, encoding="utf-8")

@@ -38,7 +38,7 @@ from authload.load import live_view
 from authload.load.live_view import Moment, UiRun
 from authload.load.mock_peek import MockPeek
 from authload.load.shapes import stage_at
-from authload.results import append_event
+from authload.results import ABORT_FILE, append_event
 from authload.runconfig import RunConfig
 from authload.ui import MANUAL_EVENT, REPORT_PATH, STATE_PATH, UI_ENV, WRITING, waiting_page
 
@@ -65,6 +65,7 @@ def install(environment: Environment, config: RunConfig) -> None:
     app.before_request(partial(_guard, environment, config, ui))
     environment.events.test_start.add_listener(partial(_on_start, ui=ui))
     environment.events.test_stop.add_listener(partial(_on_stop, ui=ui))
+    gevent.spawn(_abort_before_start, environment, config, ui)
 
 
 def _view(
@@ -224,6 +225,24 @@ def _on_stop(*, environment: Environment, ui: UiRun, **_: Any) -> None:
     if not ui.quitting:
         ui.quitting = True
         gevent.spawn_later(QUIT_AFTER_STOP_S, _quit, environment)
+
+
+def _abort_before_start(environment: Environment, config: RunConfig, ui: UiRun) -> None:
+    """Until the user starts the test, the runner's request to abort (Ctrl-C, the embedded
+    mock's death: ``ABORT_FILE``) ends Locust at once; from the start, the run's watcher
+    reads it (:mod:`authload.load.progress`)."""
+    while ui.started is None:
+        try:
+            reason = (config.run_dir / ABORT_FILE).read_text(encoding="utf-8").strip()
+        except OSError:
+            gevent.sleep(0.5)
+            continue
+        reason = f"{reason or 'asked to abort'}, before the test started"
+        append_event(config.run_dir, {"t": time.time(), "kind": "abort", "reason": reason})
+        print(f"authload: aborting: {reason}", file=sys.stderr, flush=True)
+        ui.stopped = ui.stopped or time.time()
+        _quit(environment)
+        return
 
 
 def _quit(environment: Environment) -> None:
