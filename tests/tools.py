@@ -53,6 +53,8 @@ TOOLS = {
         Tool("promtool", "prometheus"),
         Tool("prometheus", "prometheus"),
         Tool("prometheus-pushgateway", "prometheus-pushgateway"),
+        Tool("chromium", "chromium"),
+        Tool("chromedriver", "chromium-driver"),
     )
 }
 

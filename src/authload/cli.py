@@ -112,6 +112,11 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _seconds_or_none(text: str) -> float:
+    """Finite seconds, 0 or more."""
+    return 0.0 if text.strip() in ("0", "0.0") else _seconds(text)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="authload", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -171,6 +176,17 @@ def _parser() -> argparse.ArgumentParser:
         default=300,
         metavar="SECONDS",
         help="give up when the workers have not all connected by then (default 300)",
+    )
+    web = run.add_argument_group("Locust's web UI in front of the run (instead of headless)")
+    web.add_argument("--ui", action="store_true", help="start the test from Locust's web UI")
+    web.add_argument("--ui-host", default="127.0.0.1", help="where the UI listens (127.0.0.1)")
+    web.add_argument("--ui-port", type=_port, default=8089, help="the UI's port (8089)")
+    web.add_argument(
+        "--ui-linger",
+        type=_seconds_or_none,
+        default=300.0,
+        metavar="SECONDS",
+        help="serve the report there this long after the run (default 300; Ctrl-C ends it)",
     )
     run.add_argument(
         "--pushgateway",
@@ -435,23 +451,37 @@ def _run(args: argparse.Namespace) -> int:
         master = MasterOptions(
             args.expect_workers, args.master_bind_host, args.master_port, args.workers_timeout
         )
-    result = run(
-        args.scenario,
-        target_name=args.target,
-        out=args.out,
-        processes=args.processes,
-        duration_s=args.duration,
-        confirm=args.confirm,
-        targets_file=args.targets,
-        pushgateway=args.pushgateway,
-        master=master,
-    )
-    print(f"run directory: {result.run_dir}")
-    _print_summary(result.summary)
-    print(f"verdict: {result.verdict.upper()}")
-    from authload.verdict_formats.commands import for_run
+    ui = None
+    if args.ui:
+        from authload.ui import UiOptions, UiSession
 
-    for_run(destinations, result.run_dir, result.summary)
+        ui = UiSession(UiOptions(args.ui_host, args.ui_port, args.ui_linger))
+    try:
+        result = run(
+            args.scenario,
+            target_name=args.target,
+            out=args.out,
+            processes=args.processes,
+            duration_s=args.duration,
+            confirm=args.confirm,
+            targets_file=args.targets,
+            pushgateway=args.pushgateway,
+            master=master,
+            ui=ui,
+        )
+        print(f"run directory: {result.run_dir}")
+        _print_summary(result.summary)
+        for note in ui.notes() if ui is not None else []:
+            print(f"note: {note}")
+        print(f"verdict: {result.verdict.upper()}", flush=True)
+        from authload.verdict_formats.commands import for_run
+
+        for_run(destinations, result.run_dir, result.summary)
+        if ui is not None:
+            ui.linger()
+    finally:
+        if ui is not None:
+            ui.close()
     return result.exit_code
 
 

@@ -85,6 +85,7 @@ from authload.running_mock import (
 from authload.scenario import Scenario
 from authload.scenario_file import load_scenario
 from authload.targets import Target, check_safety, resolve_target
+from authload.ui import UI_ENV, UiSession
 
 LOCUSTFILE = Path(__file__).parent / "load" / "locustfile.py"
 GRACE_S = 120.0  # beyond the scenario's duration before the run is killed
@@ -124,14 +125,18 @@ def run(
     targets_file: str | Path | None = None,
     pushgateway: str | None = None,
     master: MasterOptions | None = None,
+    ui: UiSession | None = None,
 ) -> RunResult:
-    """``master``: a distributed run, Locust's master here and its workers elsewhere."""
+    """``master``: a distributed run, Locust's master here and its workers elsewhere.
+    ``ui``: Locust's web UI in front instead of headless (:mod:`authload.ui`)."""
     scenario = load_scenario(scenario_path)
     if duration_s is not None:
         scenario = scenario.with_duration(duration_s)
     if processes < 1:
         raise TargetError("--processes must be at least 1")
     _check_master(master, processes)
+    if ui is not None:
+        _check_ui(ui, master)
     target = resolve_target(target_name or scenario.target, targets_file)
     if master is not None and target.embedded:
         raise TargetError(
@@ -154,7 +159,7 @@ def run(
     run_dir = _new_run_dir(Path(out), scenario.name)
     print(f"authload: run directory {run_dir}", file=sys.stderr, flush=True)
     try:
-        return _conduct(run_dir, scenario, target, processes, master, pushgateway)
+        return _conduct(run_dir, scenario, target, processes, master, pushgateway, ui)
     except OSError as exc:
         if exc.errno != errno.ENOSPC:
             raise
@@ -171,6 +176,7 @@ def _conduct(
     processes: int,
     master: MasterOptions | None,
     pushgateway: str | None,
+    ui: UiSession | None = None,
 ) -> RunResult:
     """The run in its directory: the load, then the records merged, summary and report."""
     manifest = _manifest(scenario, target, processes if master is None else master.workers)
@@ -183,7 +189,9 @@ def _conduct(
         }
     write_json(run_dir / MANIFEST_FILE, manifest)
     try:
-        exit_status, aborted, mock_stats = _execute(scenario, target, processes, run_dir, master)
+        exit_status, aborted, mock_stats = _execute(
+            scenario, target, processes, run_dir, master, ui
+        )
         status = "aborted" if aborted else ("completed" if exit_status == 0 else "error")
     except BaseException as exc:
         _keep_what_failed(run_dir, manifest, exc)
@@ -206,6 +214,7 @@ def _conduct(
         torn_spools=finalized.torn,
         died=_died(run_dir, finalized.unclosed),
         workers=_workers(run_dir),
+        **(ui.manifest_fields(run_dir) if ui is not None else {}),
     )
     write_json(run_dir / MANIFEST_FILE, manifest)
     return _conclude(run_dir, scenario, target, status, pushgateway)
@@ -284,6 +293,22 @@ def _apply_limits(scenario: Scenario, target: Target) -> Scenario:
     return scenario if rule == scenario.abort else scenario.model_copy(update={"abort": rule})
 
 
+def _test_accounts(target: Target, remote: bool) -> list[TestAccount]:
+    """The target's configured accounts, with passwords from this environment (none for
+    remote workers: they read their own)."""
+    return [
+        TestAccount(
+            phone=a.phone,
+            inn=a.inn,
+            lkfl_password=None if remote else os.environ.get(a.lkfl_password_env or "", None),
+            call_password=a.call_password,
+            sms_code=a.sms_code,
+            lkfl_password_env=a.lkfl_password_env,
+        )
+        for a in target.accounts
+    ]
+
+
 def _run_limits(target: Target) -> RunLimits:
     """The target's limits the Locust processes enforce while the run goes."""
     limits = target.limits
@@ -317,19 +342,29 @@ def _execute(
     processes: int,
     run_dir: Path,
     master: MasterOptions | None = None,
+    ui: UiSession | None = None,
 ) -> tuple[int, bool, dict[str, Any] | None]:
     if not target.embedded:
         gigma_url, mobile_url = target.urls()
         if not target.mock:
             secrets = None if master is not None else target.secrets()
             code = _locust(
-                scenario, target, processes, run_dir, gigma_url, mobile_url, None, secrets, master
+                scenario,
+                target,
+                processes,
+                run_dir,
+                gigma_url,
+                mobile_url,
+                None,
+                secrets,
+                master,
+                ui=ui,
             )
             return code, _aborted(run_dir), None
         running = RunningMock.begin(target, scenario, run_dir)
         secrets = None if master is not None else running_mock_secrets(target)
         urls = (gigma_url, mobile_url, running.url)
-        code = _locust(scenario, target, processes, run_dir, *urls, secrets, master)
+        code = _locust(scenario, target, processes, run_dir, *urls, secrets, master, ui=ui)
         return code, _aborted(run_dir), running.end(run_dir)
     env = {f"AUTHLOAD_MOCK_{k.upper()}": str(v) for k, v in scenario.mock.settings.items()}
     args = _behaviour_args(scenario, run_dir)
@@ -349,6 +384,7 @@ def _execute(
             (settings.app_token, settings.client_secret),
             clock_of=mock.url,
             watch=lambda: _mock_died(mock),
+            ui=ui,
         )
         return code, _aborted(run_dir), _embedded_mock_stats(mock, run_dir)
 
@@ -397,6 +433,7 @@ def _locust(
     master: MasterOptions | None = None,
     clock_of: str | None = None,
     watch: Callable[[], str | None] | None = None,
+    ui: UiSession | None = None,
 ) -> int:
     """Run Locust to the end: here alone, with ``processes`` local workers, or as the master
     of remote workers (``master``; they read secrets and passwords from their environment,
@@ -404,17 +441,6 @@ def _locust(
     windows then count from the test's start. ``watch``: asked twice a second while Locust
     runs; a reason it gives stops the run as aborted (Locust is told to shut down, so every
     process closes its records)."""
-    accounts = [
-        TestAccount(
-            phone=a.phone,
-            inn=a.inn,
-            lkfl_password=None if master else os.environ.get(a.lkfl_password_env or "", None),
-            call_password=a.call_password,
-            sms_code=a.sms_code,
-            lkfl_password_env=a.lkfl_password_env,
-        )
-        for a in target.accounts
-    ]
     config = RunConfig(
         scenario,
         run_dir,
@@ -423,7 +449,7 @@ def _locust(
         mobile_url,
         mock_url,
         processes if master is None else master.workers,
-        accounts,
+        _test_accounts(target, remote=master is not None),
         remote_workers=master is not None,
         app_token_env=target.app_token_env,
         client_secret_env=target.client_secret_env,
@@ -439,7 +465,7 @@ def _locust(
             "locust",
             "-f",
             str(LOCUSTFILE),
-            "--headless",
+            *(["--headless"] if ui is None else ui.options.locust_args()),
             *_locust_reports(run_dir, partial=master is not None or processes > 1),
             "--only-summary",
             "--loglevel",
@@ -489,6 +515,8 @@ def _locust(
             env.update({APP_TOKEN_ENV: secrets[0], CLIENT_SECRET_ENV: secrets[1]})
         if clock_of is not None:
             env[MOCK_CLOCK_ENV] = clock_of
+        if ui is not None:
+            env[UI_ENV] = "1"
         wait_s = scenario.duration_s + GRACE_S + (master.timeout_s if master else 0)
         started = time.monotonic()
         forked: dict[int, Any] | None = {} if master is None and processes > 1 else None
@@ -502,8 +530,11 @@ def _locust(
             preexec_fn=die_with_parent,  # this process killed: Locust stops, records closed
         )
         append_event(run_dir, {"kind": "locust", "host": socket.gethostname(), "pid": proc.pid})
+        check = _aborter(proc, run_dir, watch)
+        if ui is not None:  # no deadline until the user starts the test
+            check, wait_s = ui.watching(check, run_dir, wait_s), math.inf
         try:
-            code = _wait_locust(proc, wait_s, forked, _aborter(proc, run_dir, watch))
+            code = _wait_locust(proc, wait_s, forked, check)
         except subprocess.TimeoutExpired:
             _kill_group(proc)
             raise AuthloadError(
@@ -513,6 +544,8 @@ def _locust(
         except KeyboardInterrupt:
             code = _interrupted(proc, run_dir, scenario)
         (run_dir / ABORT_FILE).unlink(missing_ok=True)
+        if ui is not None:
+            ui.serve_report(run_dir)
         if forked:
             _await_forked(forked, scenario)
         if master is not None:
@@ -628,6 +661,14 @@ def _await_forked(forked: dict[int, Any], scenario: Scenario) -> None:
             file=sys.stderr,
             flush=True,
         )
+
+
+def _check_ui(ui: UiSession, master: MasterOptions | None) -> None:
+    if master is not None:
+        raise InputError(
+            "--ui with --expect-workers is not supported: the UI runs with --processes N"
+        )
+    ui.options.check()
 
 
 def _check_master(master: MasterOptions | None, processes: int) -> None:

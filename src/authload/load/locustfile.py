@@ -102,6 +102,10 @@ SPOOL: dict[str, recorder.RecordSpool] = {}  # "current": this process's record 
 @events.init.add_listener
 def _on_init(environment: Environment, **_: Any) -> None:
     metrics.register(environment, port=metrics_endpoint.port_from_env())
+    if CONFIG is not None and environment.web_ui is not None:  # Locust's UI: authload's tab
+        from authload.load import web_ui
+
+        web_ui.install(environment, CONFIG)
     runner = environment.runner
     if isinstance(runner, MasterRunner):
         live_counts.gather_on(environment)

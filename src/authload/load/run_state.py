@@ -54,7 +54,7 @@ if TYPE_CHECKING:
 
     from authload.runconfig import RunConfig
 
-__all__ = ["RunState", "error_budgets", "slo_met"]
+__all__ = ["RunState", "error_budgets", "slo_live", "slo_met"]
 
 
 def _entry(stats: Any, endpoint: str) -> Any:
@@ -82,15 +82,21 @@ def slo_met(slo: str, stats: Any, elapsed_s: float) -> bool | None:
     authload's own counts (:mod:`authload.load.live_counts`) show it; None when it cannot be
     judged live (a latency of the expected answers alone, a journey's duration, a
     revocation time: those are judged from the records at the end)."""
+    return slo_live(slo, stats, elapsed_s)[1]
+
+
+def slo_live(slo: str, stats: Any, elapsed_s: float) -> tuple[float | None, bool | None]:
+    """The SLO's value so far in its unit (ms, percent, per second; None before its first
+    request or journey, or when not judged live) and whether it is met (:func:`slo_met`)."""
     spec = parse_slo(slo)
     if spec.family == JOURNEYS:
-        return _journeys_met(spec, live_counts.totals()) if spec.is_share else None
+        return _journeys_live(spec, live_counts.totals()) if spec.is_share else (None, None)
     if spec.family != REQUESTS or spec.latency_filter is not None:
-        return None
+        return None, None
     entry = _entry(stats, spec.endpoint)
     requests = int(entry.num_requests) if entry is not None else 0
     if requests == 0:
-        return True  # nothing measured yet: nothing broken so far
+        return None, True  # nothing measured yet: nothing broken so far
     value: float
     if spec.stat == "error_rate":
         filter_name = spec.filter or DEFAULT_FILTER
@@ -99,10 +105,10 @@ def slo_met(slo: str, stats: Any, elapsed_s: float) -> bool | None:
             if filter_name == DEFAULT_FILTER
             else _failures(stats, spec.endpoint, filter_name)
         )
-        return spec.error_rate_met(failed, requests)
+        return 100.0 * failed / requests, spec.error_rate_met(failed, requests)
     if spec.stat == "rate":
         if elapsed_s <= 0:
-            return True
+            return None, True
         value = requests / elapsed_s
     elif spec.stat == "max":
         value = float(entry.max_response_time)
@@ -110,10 +116,10 @@ def slo_met(slo: str, stats: Any, elapsed_s: float) -> bool | None:
         value = float(entry.avg_response_time)
     else:
         value = float(entry.get_response_time_percentile(PERCENTILES[spec.stat]))
-    return spec.met(value)
+    return value, spec.met(value)
 
 
-def _journeys_met(spec: SloSpec, counts: live_counts.LiveCounts) -> bool:
+def _journeys_live(spec: SloSpec, counts: live_counts.LiveCounts) -> tuple[float | None, bool]:
     """A journey share so far, from the outcomes counted (``flow:outcome``) and arrivals."""
     if spec.stat == "dropped":
         hits, total = counts.arrivals.dropped, counts.arrivals.due
@@ -130,7 +136,9 @@ def _journeys_met(spec: SloSpec, counts: live_counts.LiveCounts) -> bool:
                 hits += n if outcome.startswith(LOST_PREFIXES) else 0
         if spec.endpoint == "*":
             total += counts.arrivals.dropped
-    return True if total == 0 else spec.error_rate_met(hits, total)
+    if total == 0:
+        return None, True
+    return 100.0 * hits / total, spec.error_rate_met(hits, total)
 
 
 def error_budgets(slos: Iterable[str]) -> dict[str, float]:
