@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from tests.runs import Run, run_scenario
+from tests.test_run import STORM
 
 pytestmark = pytest.mark.integration
 
@@ -226,28 +227,12 @@ def test_with_two_processes_every_count_printed_or_written_equals_the_records(
     assert float(first.split("rps")[1].split()[0]) > 0, first
 
 
-FAMILY = """
-name: family-revocation
-seed: 9
-accounts: {count: 3000}
-mix: {sms: 1, lkfl: 1}
-load:
-  model: closed
-  stages: [{duration_s: 7, users: 6, spawn_rate: 6}]
-think_time: {dist: fixed, ms: 50}
-flows:
-  sms: {typo_share: 0, refreshes: [0, 0]}
-  lkfl: {wrong_password_share: 0}
-events:
-  - {kind: refresh_storm, at_s: 4, sessions: 60, window_s: 1}
-retry: {policy: retry_after, max_attempts: 2, base_ms: 20, cap_ms: 100}
-abort: null
-mock:
-  settings: {reuse_revokes_family: true}
-  behaviour:
-    faults:
-      - {name: lost-answers, kind: reset, endpoints: [mobile.refresh], fraction: 0.3}
-"""
+# the lost-answers storm of test_run, on a mock that revokes the family on a reuse
+FAMILY = (
+    STORM.replace("STORM_SESSIONS", "60")
+    .replace("name: storm-lost-answers", "name: family-revocation")
+    .replace("mock:\n", "mock:\n  settings: {reuse_revokes_family: true}\n")
+)
 
 
 @pytest.mark.slow
