@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-import pandas as pd
-
 from authload.analysis.journeys import revocation_summary
 from authload.analysis.offered import shortfalls
+from authload.analysis.query import Journeys
 from authload.scenario import Load
 
 FAIL, INVALID = "fail", "invalid"
@@ -29,7 +28,7 @@ class RunFacts:
     """What the gates read: the run's journeys, its count reconciliation, the processes that
     died (manifest), its events and planned load and, on a mock, the mock's counters."""
 
-    journeys: pd.DataFrame
+    journeys: Journeys
     reconciliation: dict[str, Any]
     died: list[dict[str, Any]]
     mock_stats: dict[str, Any] | None

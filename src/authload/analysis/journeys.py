@@ -2,7 +2,10 @@
 each took, from its intended start (open model: the arrival's due time) or its start (closed
 model) to its end; open-model arrivals that never started count as failed journeys
 (``dropped``). And per token revoked by a logout from all devices, the time until the
-service first refused it."""
+service first refused it.
+
+The figures are DuckDB aggregates over ``journeys.parquet`` (:mod:`authload.analysis.query`).
+"""
 
 from __future__ import annotations
 
@@ -11,107 +14,125 @@ from typing import Any
 
 import pandas as pd
 
-from authload.analysis.stats import PERCENTILES, percentile
+from authload.analysis.query import Journeys, JourneysLike, as_journeys, quantiles
 from authload.results import (
     DROPPED,
     JOURNEY,
-    JOURNEY_SCHEMA,
     LOST_PREFIXES,
     NEVER_REVOKED,
     OK_OUTCOMES,
     REVOCATION,
     REVOKED_AT_ONCE,
     STOPPED,
-    read_journeys,
 )
+from authload.slo_grammar import PERCENTILES
 
 __all__ = [
+    "IN_SCOPE",
+    "LOST",
+    "OK",
     "journey_scope",
     "journey_summary",
     "load_journeys",
     "revocation_summary",
-    "revocations",
-    "session_lost_mask",
+    "scope_where",
 ]
 
 
+def _sql_list(values: Any) -> str:
+    return ", ".join("'" + str(v).replace("'", "''") + "'" for v in sorted(values))
+
+
+#: SQL conditions on a journey row.
+IN_SCOPE = f"kind = '{JOURNEY}' AND outcome <> '{STOPPED}'"  # ended or never started
+OK = f"outcome IN ({_sql_list(OK_OUTCOMES)})"
+LOST = " OR ".join(f"starts_with(outcome, '{p}')" for p in LOST_PREFIXES)
+_STARTED = f"outcome <> '{DROPPED}'"
+
+
 def load_journeys(run_dir: Path) -> pd.DataFrame:
-    """The run's journey records with ``duration_ms`` (t_end - t_start)."""
-    return _with_duration(read_journeys(run_dir).to_pandas())
+    """The run's journey records with ``duration_ms`` (t_end - t_start), as one pandas frame:
+    for notebooks; the analysis queries :class:`~authload.analysis.query.Journeys`."""
+    return Journeys.of_run(run_dir).frame()
 
 
-def _with_duration(frame: pd.DataFrame) -> pd.DataFrame:
-    frame["duration_ms"] = (frame["t_end"] - frame["t_start"]) * 1000.0
-    return frame
+def scope_where(flow: str) -> tuple[str, list[Any]]:
+    """The SQL condition (and its parameters) of the journeys of ``flow`` (``*``: every
+    flow) that ended or never started; not those the test's end cut short, nor revocations."""
+    return (IN_SCOPE, []) if flow == "*" else (f"{IN_SCOPE} AND flow = ?", [flow])
 
 
-def _none_kept() -> pd.DataFrame:
-    return _with_duration(JOURNEY_SCHEMA.empty_table().to_pandas())
+def journey_scope(journeys: JourneysLike, flow: str) -> pd.DataFrame:
+    """The journeys of :func:`scope_where` as a pandas frame."""
+    where, params = scope_where(flow)
+    return as_journeys(journeys).frame(where=where, params=params)
 
 
-def journey_scope(journeys: pd.DataFrame | None, flow: str) -> pd.DataFrame:
-    """The journeys of ``flow`` (``*``: every flow) that ended or never started; not those
-    the test's end cut short, nor revocations."""
-    if journeys is None:
-        journeys = _none_kept()
-    scope = journeys[(journeys["kind"] == JOURNEY) & (journeys["outcome"] != STOPPED)]
-    return scope if flow == "*" else scope[scope["flow"] == flow]
+def journey_summary(journeys: JourneysLike) -> dict[str, dict[str, Any]]:
+    """Per flow and over all (``*``): journeys, ok, success rate (dropped arrivals count as
+    failed), dropped, sessions lost, how many waited for a free place and the longest wait,
+    and duration percentiles (ms) of the journeys that started."""
+    frame = as_journeys(journeys).sql(
+        f"""SELECT flow, grouping(flow) = 1 AS grouped, count(*) AS count,
+            count(*) FILTER (WHERE {OK}) AS ok,
+            count(*) FILTER (WHERE NOT ({_STARTED})) AS dropped,
+            count(*) FILTER (WHERE {LOST}) AS sessions_lost,
+            count(*) FILTER (WHERE coalesce(waited_ms, 0) > 0) AS waited,
+            max(waited_ms) FILTER (WHERE waited_ms > 0) AS max_wait_ms,
+            {quantiles("duration_ms", list(PERCENTILES.values()), _STARTED)} AS q,
+            max(duration_ms) FILTER (WHERE {_STARTED}) AS max
+        FROM {{journeys}} WHERE {IN_SCOPE} GROUP BY ROLLUP (flow) ORDER BY grouped, flow"""
+    )
+    rows = {("*" if r["grouped"] else str(r["flow"])): _row(r) for _, r in frame.iterrows()}
+    return {k: v for k, v in rows.items() if k != "*"} | {"*": rows.get("*", _row(None))}
 
 
-def revocations(journeys: pd.DataFrame | None) -> pd.DataFrame:
-    if journeys is None:
-        journeys = _none_kept()
-    return journeys[journeys["kind"] == REVOCATION]
-
-
-def session_lost_mask(journeys: pd.DataFrame) -> pd.Series:
-    return journeys["outcome"].astype(str).str.startswith(LOST_PREFIXES)
-
-
-def _row(scope: pd.DataFrame) -> dict[str, Any]:
-    n = len(scope)
-    ok = int(scope["outcome"].isin(OK_OUTCOMES).sum())
-    waited = scope["waited_ms"].fillna(0.0) if "waited_ms" in scope else pd.Series(dtype=float)
-    started = scope[scope["outcome"] != DROPPED]["duration_ms"]
+def _row(row: pd.Series | None) -> dict[str, Any]:
+    n = 0 if row is None else int(row["count"])
+    ok = 0 if row is None else int(row["ok"])
+    q = _quantiles(None if row is None else row["q"])
     return {
         "count": n,
         "ok": ok,
         "success_rate": ok / n if n else None,
-        "dropped": int((scope["outcome"] == DROPPED).sum()),
-        "sessions_lost": int(session_lost_mask(scope).sum()),
-        "waited": int((waited > 0).sum()),
-        "max_wait_ms": float(waited.max()) if len(waited) and waited.max() > 0 else None,
-        **{name: _none(percentile(started, q)) for name, q in PERCENTILES.items()},
-        "max": _none(float(started.max())) if len(started) else None,
+        "dropped": 0 if row is None else int(row["dropped"]),
+        "sessions_lost": 0 if row is None else int(row["sessions_lost"]),
+        "waited": 0 if row is None else int(row["waited"]),
+        "max_wait_ms": None if row is None else _none(row["max_wait_ms"]),
+        **dict(zip(PERCENTILES, q, strict=True)),
+        "max": None if row is None else _none(row["max"]),
     }
 
 
-def journey_summary(journeys: pd.DataFrame) -> dict[str, dict[str, Any]]:
-    """Per flow and over all (``*``): journeys, ok, success rate (dropped arrivals count as
-    failed), dropped, sessions lost, how many waited for a free place and the longest wait,
-    and duration percentiles (ms) of the journeys that started."""
-    scope = journey_scope(journeys, "*")
-    rows = {str(flow): _row(group) for flow, group in scope.groupby("flow", sort=True)}
-    rows["*"] = _row(scope)
-    return rows
-
-
-def revocation_summary(journeys: pd.DataFrame) -> dict[str, Any] | None:
+def revocation_summary(journeys: JourneysLike) -> dict[str, Any] | None:
     """The revocation times (ms) of the tokens a logout from all devices revoked; None when
     no such logout happened."""
-    rows = revocations(journeys)
-    if rows.empty:
+    row = as_journeys(journeys).row(
+        f"""SELECT count(*) AS tokens,
+            count(*) FILTER (WHERE outcome <> '{REVOKED_AT_ONCE}') AS accepted,
+            count(*) FILTER (WHERE outcome = '{NEVER_REVOKED}') AS never_refused,
+            min(t_start) FILTER (WHERE outcome <> '{REVOKED_AT_ONCE}') AS first_accepted_t,
+            {quantiles("duration_ms", list(PERCENTILES.values()))} AS q,
+            max(duration_ms) AS max
+        FROM {{journeys}} WHERE kind = '{REVOCATION}'"""
+    )
+    if not row.get("tokens"):
         return None
-    accepted = rows[rows["outcome"] != REVOKED_AT_ONCE]
     return {
-        "tokens": len(rows),
-        "accepted_after_revocation": len(accepted),
-        "never_refused": int((rows["outcome"] == NEVER_REVOKED).sum()),
-        "first_accepted_t": float(accepted["t_start"].min()) if len(accepted) else None,
-        **{name: _none(percentile(rows["duration_ms"], q)) for name, q in PERCENTILES.items()},
-        "max": float(rows["duration_ms"].max()),
+        "tokens": int(row["tokens"]),
+        "accepted_after_revocation": int(row["accepted"]),
+        "never_refused": int(row["never_refused"]),
+        "first_accepted_t": _none(row["first_accepted_t"]),
+        **dict(zip(PERCENTILES, _quantiles(row["q"]), strict=True)),
+        "max": float(row["max"]),
     }
 
 
-def _none(value: float) -> float | None:
-    return None if value != value else value  # NaN: no data
+def _quantiles(value: Any) -> list[float | None]:
+    if not isinstance(value, list | tuple) and not hasattr(value, "__len__"):
+        return [None] * len(PERCENTILES)
+    return [_none(v) for v in value]
+
+
+def _none(value: Any) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)  # NULL, NaN: no data

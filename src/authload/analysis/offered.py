@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from authload.analysis.query import JourneysLike, Table, as_journeys, quantiles
 from authload.results import DROPPED, JOURNEY
 from authload.scenario import Load
 from authload.slo_grammar import EVENT_JOURNEYS
@@ -23,10 +24,12 @@ from authload.slo_grammar import EVENT_JOURNEYS
 SETTLE_S = 5.0  # after a stage's ramp: Locust's master learns the workers' users with delay
 SUSTAINED = 2  # samples (5 s apart) short of the plan that make a shortfall
 ARRIVAL_SLACK = 0.01  # arrivals a stage may miss (timing at the very end of the load)
+#: SQL: the journeys the open model's arrivals started (not the timed events' own).
+ARRIVALS = f"kind = '{JOURNEY}' AND flow NOT IN ({', '.join(repr(f) for f in EVENT_JOURNEYS)})"
 
 
 def shortfalls(
-    load: Load, events: list[dict[str, Any]], journeys: pd.DataFrame, died: list[dict[str, Any]]
+    load: Load, events: list[dict[str, Any]], journeys: JourneysLike, died: list[dict[str, Any]]
 ) -> list[str]:
     """Each stage that was not offered as planned, said for a person (times from the load's
     start)."""
@@ -35,7 +38,7 @@ def shortfalls(
         return ["the load never started"]
     if load.model == "closed":
         return _closed(load, events, starts)
-    return _open(load, events, journeys, died, min(starts.values()))
+    return _open(load, events, as_journeys(journeys), died, min(starts.values()))
 
 
 def _closed(load: Load, events: list[dict[str, Any]], starts: dict[int, float]) -> list[str]:
@@ -64,7 +67,7 @@ def _closed(load: Load, events: list[dict[str, Any]], starts: dict[int, float]) 
 def _open(
     load: Load,
     events: list[dict[str, Any]],
-    journeys: pd.DataFrame,
+    journeys: Table,
     died: list[dict[str, Any]],
     origin: float,
 ) -> list[str]:
@@ -91,14 +94,14 @@ def _reported_dues(events: list[dict[str, Any]]) -> dict[int, int]:
 
 
 def _dead_journeys(
-    load: Load, journeys: pd.DataFrame, died: list[dict[str, Any]], origin: float
+    load: Load, journeys: Table, died: list[dict[str, Any]], origin: float
 ) -> dict[int, int]:
     """The journeys kept of the processes that died, by the stage they were due in."""
-    dead = {str(d["worker"]) for d in died}
-    if not dead or journeys.empty:
+    dead = sorted({str(d["worker"]) for d in died})
+    if not dead:
         return {}
-    arrivals = (journeys["kind"] == JOURNEY) & ~journeys["flow"].isin(EVENT_JOURNEYS)
-    mine = journeys[arrivals & journeys["worker"].isin(dead)]
+    marks = ", ".join("?" for _ in dead)
+    mine = journeys.frame(["t_start"], f"{ARRIVALS} AND worker IN ({marks})", dead)
     ends = pd.Series([s.duration_s for s in load.stages]).cumsum().tolist()
     counts: dict[int, int] = {}
     for t in mine["t_start"] - origin:
@@ -109,17 +112,21 @@ def _dead_journeys(
 
 
 def open_model_limit(
-    load: Load, journeys: pd.DataFrame, resources: pd.DataFrame, cpu_saturated: float
+    load: Load, journeys: JourneysLike, resources: pd.DataFrame, cpu_saturated: float
 ) -> str | None:
     """What limited an open-model run whose arrivals waited or were dropped: the generator
     (a Locust process at ``cpu_saturated`` % CPU or more), else the service (its journeys
     took so long that ``max_in_flight`` of them were in flight: rate x duration). None when
     no arrival waited or dropped."""
-    if load.model != "open" or journeys.empty:
+    if load.model != "open":
         return None
-    arrivals = journeys[(journeys["kind"] == JOURNEY) & ~journeys["flow"].isin(EVENT_JOURNEYS)]
-    waited = int((arrivals["waited_ms"].fillna(0) > 0).sum())
-    dropped = int((arrivals["outcome"] == DROPPED).sum())
+    arrivals = as_journeys(journeys).row(
+        f"""SELECT count(*) FILTER (WHERE coalesce(waited_ms, 0) > 0) AS waited,
+            count(*) FILTER (WHERE outcome = '{DROPPED}') AS dropped,
+            {quantiles("duration_ms", [0.95])} AS p95
+        FROM {{journeys}} WHERE {ARRIVALS}"""
+    )
+    waited, dropped = int(arrivals.get("waited") or 0), int(arrivals.get("dropped") or 0)
     if not waited and not dropped:
         return None
     what = f"{waited} arrivals waited for a free place and {dropped} were dropped"
@@ -130,7 +137,7 @@ def open_model_limit(
             f"{what}: the generator was the limit (a Locust process at {busiest:.0f}% CPU); "
             f"add processes or workers"
         )
-    slow = float(arrivals["duration_ms"].quantile(0.95)) / 1000.0
+    slow = float(arrivals["p95"][0]) / 1000.0
     return (
         f"{what}: the service was the limit: its journeys took up to {slow:.1f} s (p95), so "
         f"max_in_flight ({load.max_in_flight} per process) filled (Locust at most "

@@ -15,43 +15,66 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
-from authload.analysis.journeys import journey_scope, revocations, session_lost_mask
-from authload.analysis.stats import PERCENTILES, percentile
-from authload.results import DROPPED, OK_OUTCOMES
+from authload.analysis.journeys import LOST, OK, scope_where
+from authload.analysis.query import (
+    JourneysLike,
+    RecordsLike,
+    Table,
+    as_journeys,
+    as_records,
+    quantiles,
+)
+from authload.results import DROPPED, REVOCATION
 from authload.slo_grammar import (
     JOURNEYS,
-    REVOCATION,
     ErrorFilter,
     LatencyFilter,
     SloSpec,
     parse_slo,
 )
+from authload.slo_grammar import (
+    REVOCATION as REVOCATION_FAMILY,
+)
 
 
-def latency_mask(records: pd.DataFrame, selected: LatencyFilter) -> pd.Series:
-    """The attempts a latency filter selects (the rule of :meth:`LatencyFilter.selects`)."""
-    mask = pd.Series(True, index=records.index)
+def latency_where(selected: LatencyFilter) -> str:
+    """The SQL condition of the attempts a latency filter selects (the rule of
+    :meth:`LatencyFilter.selects`)."""
+    parts = ["TRUE"]
     if selected.expected is not None:
-        mask &= records["error"].isna() == selected.expected
+        parts.append("error IS NULL" if selected.expected else "error IS NOT NULL")
     if selected.kinds is not None:
-        mask &= records["error"].isin(selected.kinds)
+        parts.append(f"error IN ({_strings(selected.kinds)})")
     if selected.statuses is not None:
-        mask &= records["status"].between(*selected.statuses)
-    return mask
+        parts.append(f"status BETWEEN {int(selected.statuses[0])} AND {int(selected.statuses[1])}")
+    return " AND ".join(parts)
+
+
+def error_where(selected: ErrorFilter) -> str:
+    """The SQL condition of the records an ``error_rate`` filter counts as failed (the rule
+    of :meth:`ErrorFilter.selects`: an error, of the filter's kinds and status range if
+    given)."""
+    parts = ["error IS NOT NULL"]
+    if selected.kinds is not None:
+        parts.append(f"error IN ({_strings(selected.kinds)})")
+    if selected.statuses is not None:
+        parts.append(f"status BETWEEN {int(selected.statuses[0])} AND {int(selected.statuses[1])}")
+    return " AND ".join(parts)
 
 
 def error_mask(records: pd.DataFrame, selected: ErrorFilter) -> pd.Series:
-    """The records an ``error_rate`` filter counts as failed (the rule of
-    :meth:`ErrorFilter.selects`: an error, of the filter's kinds and status range if given)."""
-    mask = records["error"].notna()
-    if selected.kinds is not None:
-        mask &= records["error"].isin(selected.kinds)
-    if selected.statuses is not None:
-        mask &= records["status"].between(*selected.statuses)
-    return mask
+    """Per record of a frame, whether ``selected`` counts it as failed (by
+    :func:`error_where`, so exactly as the SLOs count)."""
+    hits = as_records(records).sql(f"SELECT ({error_where(selected)}) AS hit FROM {{records}}")
+    return pd.Series(hits["hit"].fillna(False).to_numpy(dtype=bool), index=records.index)
+
+
+def _strings(values: Any) -> str:
+    return ", ".join("'" + str(v).replace("'", "''") + "'" for v in sorted(values))
 
 
 @dataclass(frozen=True)
@@ -65,77 +88,90 @@ class SloResult:
 
 def evaluate_slos(
     slos: list[str],
-    records: pd.DataFrame,
+    records: RecordsLike,
     duration_s: float,
-    journeys: pd.DataFrame | None = None,
+    journeys: JourneysLike = None,
 ) -> list[SloResult]:
     """``journeys``: the run's journey records; without them journey and revocation SLOs
     have no data."""
-    return [evaluate(slo, records, duration_s, journeys) for slo in slos]
+    table = as_records(records)
+    kept = as_journeys(journeys)
+    return [evaluate(slo, table, duration_s, kept) for slo in slos]
 
 
 def evaluate(
-    slo: str, records: pd.DataFrame, duration_s: float, journeys: pd.DataFrame | None = None
+    slo: str, records: RecordsLike, duration_s: float, journeys: JourneysLike = None
 ) -> SloResult:
     spec = parse_slo(slo)
     if spec.family == JOURNEYS:
-        return _journeys(slo, spec, journey_scope(journeys, spec.endpoint))
-    if spec.family == REVOCATION:
-        return _latency(slo, spec, revocations(journeys)["duration_ms"])
-    scope = records if spec.endpoint == "*" else records[records["endpoint"] == spec.endpoint]
+        return _journeys(slo, spec, as_journeys(journeys))
+    if spec.family == REVOCATION_FAMILY:
+        where = f"kind = '{REVOCATION}'"
+        return _latency(slo, spec, as_journeys(journeys), "duration_ms", where, [])
+    where, params = ("TRUE", []) if spec.endpoint == "*" else ("endpoint = ?", [spec.endpoint])
+    table = as_records(records)
     if spec.stat == "error_rate":
-        return _error_rate(slo, spec, scope)
+        return _error_rate(slo, spec, table, where, params)
     if spec.latency_filter is not None:
-        scope = scope[latency_mask(scope, spec.latency_filter)]
-    value = _measure(spec.stat, scope, duration_s)
-    passed = not math.isnan(value) and spec.met(value)
-    return SloResult(slo, value, spec.threshold, passed, len(scope))
+        where = f"{where} AND {latency_where(spec.latency_filter)}"
+    if spec.stat == "rate":
+        n = _count(table, where, params)
+        value = n / duration_s if duration_s > 0 else math.nan
+        return SloResult(slo, value, spec.threshold, _met(spec, value), n)
+    return _latency(slo, spec, table, "latency_ms", where, params)  # every attempt
 
 
-def _journeys(slo: str, spec: SloSpec, scope: pd.DataFrame) -> SloResult:
+def _journeys(slo: str, spec: SloSpec, journeys: Table) -> SloResult:
     """A journey statistic: a share (success, sessions lost, dropped) or a duration."""
+    where, params = scope_where(spec.endpoint)
     if not spec.is_share:
-        return _latency(slo, spec, scope["duration_ms"])
-    n = len(scope)
+        return _latency(slo, spec, journeys, "duration_ms", where, params)
+    row = journeys.row(
+        f"SELECT count(*) AS n, count(*) FILTER (WHERE {_SHARES[spec.stat]}) AS hits "
+        f"FROM {{journeys}} WHERE {where}",
+        params,
+    )
+    n, hits = int(row["n"]), int(row["hits"])
     if not n:
         return SloResult(slo, math.nan, spec.threshold, False, 0)
-    hits = int(_share_mask(spec.stat, scope).sum())
     return SloResult(slo, 100.0 * hits / n, spec.threshold, spec.error_rate_met(hits, n), n)
 
 
-def _share_mask(stat: str, journeys: pd.DataFrame) -> pd.Series:
-    """The journeys a share statistic counts."""
-    if stat == "journey_success":
-        return journeys["outcome"].isin(OK_OUTCOMES)
-    if stat == "sessions_lost":
-        return session_lost_mask(journeys)
-    return journeys["outcome"] == DROPPED
+#: The journeys a share statistic counts.
+_SHARES = {"journey_success": OK, "sessions_lost": LOST, "dropped": f"outcome = '{DROPPED}'"}
 
 
-def _latency(slo: str, spec: SloSpec, durations: pd.Series) -> SloResult:
-    if spec.quantile is not None:
-        value = percentile(durations, spec.quantile)
-    else:
-        value = float(durations.mean()) if len(durations) else math.nan
-    passed = not math.isnan(value) and spec.met(value)
-    return SloResult(slo, value, spec.threshold, passed, len(durations))
+def _latency(
+    slo: str, spec: SloSpec, table: Table, column: str, where: str, params: list[Any]
+) -> SloResult:
+    """A percentile (``max`` is the 100th), or the mean, of ``column`` over the rows
+    ``where`` selects."""
+    stat = "avg({c})" if spec.quantile is None else quantiles("{c}", [spec.quantile])
+    row = table.row(
+        f"SELECT count(*) AS n, {stat.format(c=column)} AS v FROM {{{table.name}}} WHERE {where}",
+        params,
+    )
+    value = row["v"][0] if spec.quantile is not None and row["n"] else row["v"]
+    value = math.nan if value is None else float(value)
+    return SloResult(slo, value, spec.threshold, _met(spec, value), int(row["n"]))
 
 
-def _error_rate(slo: str, spec: SloSpec, scope: pd.DataFrame) -> SloResult:
-    attempts = len(scope)
+def _error_rate(slo: str, spec: SloSpec, table: Table, where: str, params: list[Any]) -> SloResult:
+    row = table.row(
+        f"SELECT count(*) AS n, count(*) FILTER (WHERE {error_where(spec.error_filter)}) "
+        f"AS failed FROM {{records}} WHERE {where}",
+        params,
+    )
+    attempts, failed = int(row["n"]), int(row["failed"])
     if not attempts:
         return SloResult(slo, math.nan, spec.threshold, False, 0)
-    failed = int(error_mask(scope, spec.error_filter).sum())
     passed = spec.error_rate_met(failed, attempts)
     return SloResult(slo, 100.0 * failed / attempts, spec.threshold, passed, attempts)
 
 
-def _measure(stat: str, scope: pd.DataFrame, duration_s: float) -> float:
-    if stat == "rate":
-        return len(scope) / duration_s if duration_s > 0 else float("nan")
-    latency = scope["latency_ms"]  # every attempt, answered or not
-    if stat == "max":
-        return float(latency.max()) if len(latency) else float("nan")
-    if stat == "mean":
-        return float(latency.mean()) if len(latency) else float("nan")
-    return percentile(latency, PERCENTILES[stat])
+def _count(table: Table, where: str, params: list[Any]) -> int:
+    return int(table.row(f"SELECT count(*) AS n FROM {{records}} WHERE {where}", params)["n"])
+
+
+def _met(spec: SloSpec, value: float) -> bool:
+    return not math.isnan(value) and spec.met(value)

@@ -10,13 +10,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from authload.analysis.gates import RunFacts, check_gates, verdict
-from authload.analysis.journeys import journey_summary, load_journeys, revocation_summary
+from authload.analysis.journeys import journey_summary, revocation_summary
 from authload.analysis.offered import open_model_limit
+from authload.analysis.query import Journeys, Records, RecordsLike, as_records
 from authload.analysis.slo import evaluate_slos
-from authload.analysis.stats import endpoint_summary, load_records
+from authload.analysis.stats import endpoint_summary
 from authload.results import (
     LOCUST_COUNTS_DIR,
     MANIFEST_FILE,
@@ -28,8 +27,8 @@ from authload.scenario import Scenario
 
 
 def summarize(run_dir: Path, scenario: Scenario, status: str) -> dict[str, Any]:
-    records = load_records(run_dir)
-    journeys = load_journeys(run_dir)
+    records = Records.of_run(run_dir)
+    journeys = Journeys.of_run(run_dir)
     mock = _mock_stats(run_dir)
     span = _span_s(records)
     slos = evaluate_slos(scenario.slos, records, span, journeys)
@@ -56,7 +55,7 @@ def summarize(run_dir: Path, scenario: Scenario, status: str) -> dict[str, Any]:
     }
 
 
-def _open_model_limit(run_dir: Path, scenario: Scenario, journeys: pd.DataFrame) -> str | None:
+def _open_model_limit(run_dir: Path, scenario: Scenario, journeys: Journeys) -> str | None:
     from authload.analysis.drift import Thresholds, read_resources  # (imports the report)
 
     resources = read_resources(run_dir)
@@ -136,11 +135,10 @@ def eviction_note(evicted: dict[str, int] | None) -> str | None:
     )
 
 
-def _span_s(records: pd.DataFrame) -> float:
-    if records.empty:
-        return 0.0
-    end = (records["t"] + records["latency_ms"] / 1000.0).max()
-    return float(end - records["t"].min())
+def _span_s(records: Records) -> float:
+    """From the first attempt's start to the last one's end (s)."""
+    row = records.row("SELECT max(t + latency_ms / 1000.0) - min(t) AS span FROM {records}")
+    return float(row.get("span") or 0.0)
 
 
 def _outcomes(run_dir: Path) -> dict[str, int]:
@@ -152,17 +150,20 @@ def _outcomes(run_dir: Path) -> dict[str, int]:
 
 
 def reconcile(
-    run_dir: Path, records: pd.DataFrame, mock_stats: dict[str, Any] | None
+    run_dir: Path, records: RecordsLike, mock_stats: dict[str, Any] | None
 ) -> dict[str, Any]:
     """Request counts per endpoint as the records, Locust and (on the mock) the mock saw them.
 
     Records and Locust count every attempt; the mock counts the requests it answered, so it is
     compared with the records that got an HTTP status.
     """
-    recorded = {str(k): int(v) for k, v in records.groupby("endpoint").size().items()}
-    answered = {
-        str(k): int(v) for k, v in records[records["status"] > 0].groupby("endpoint").size().items()
-    }
+    counts = as_records(records).sql(
+        "SELECT endpoint, count(*) AS n, count(*) FILTER (WHERE status > 0) AS answered "
+        "FROM {records} GROUP BY endpoint"
+    )
+    names = [str(name) for name in counts["endpoint"]]
+    recorded = dict(zip(names, counts["n"].astype(int), strict=True))
+    answered = dict(zip(names, counts["answered"].astype(int), strict=True))
     locust = _locust_counts(run_dir / LOCUST_COUNTS_DIR)
     mock = _mock_counts(mock_stats)
     rows = {}
