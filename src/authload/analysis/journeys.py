@@ -72,35 +72,32 @@ def journey_summary(journeys: JourneysLike) -> dict[str, dict[str, Any]]:
     """Per flow and over all (``*``): journeys, ok, success rate (dropped arrivals count as
     failed), dropped, sessions lost, how many waited for a free place and the longest wait,
     and duration percentiles (ms) of the journeys that started."""
-    frame = as_journeys(journeys).sql(
-        f"""SELECT flow, grouping(flow) = 1 AS grouped, count(*) AS count,
-            count(*) FILTER (WHERE {OK}) AS ok,
+    frame = as_journeys(journeys).per_group(
+        "flow",
+        f"""count(*) AS count, count(*) FILTER (WHERE {OK}) AS ok,
             count(*) FILTER (WHERE NOT ({_STARTED})) AS dropped,
             count(*) FILTER (WHERE {LOST}) AS sessions_lost,
             count(*) FILTER (WHERE coalesce(waited_ms, 0) > 0) AS waited,
             max(waited_ms) FILTER (WHERE waited_ms > 0) AS max_wait_ms,
             {quantiles("duration_ms", list(PERCENTILES.values()), _STARTED)} AS q,
-            max(duration_ms) FILTER (WHERE {_STARTED}) AS max
-        FROM {{journeys}} WHERE {IN_SCOPE} GROUP BY ROLLUP (flow) ORDER BY grouped, flow"""
+            max(duration_ms) FILTER (WHERE {_STARTED}) AS max""",
+        IN_SCOPE,
     )
-    rows = {("*" if r["grouped"] else str(r["flow"])): _row(r) for _, r in frame.iterrows()}
-    return {k: v for k, v in rows.items() if k != "*"} | {"*": rows.get("*", _row(None))}
+    return {str(row["flow"]): _row(row) for _, row in frame.iterrows()}
 
 
-def _row(row: pd.Series | None) -> dict[str, Any]:
-    n = 0 if row is None else int(row["count"])
-    ok = 0 if row is None else int(row["ok"])
-    q = _quantiles(None if row is None else row["q"])
+def _row(row: pd.Series) -> dict[str, Any]:
+    n, ok = int(row["count"]), int(row["ok"])
     return {
         "count": n,
         "ok": ok,
         "success_rate": ok / n if n else None,
-        "dropped": 0 if row is None else int(row["dropped"]),
-        "sessions_lost": 0 if row is None else int(row["sessions_lost"]),
-        "waited": 0 if row is None else int(row["waited"]),
-        "max_wait_ms": None if row is None else _none(row["max_wait_ms"]),
-        **dict(zip(PERCENTILES, q, strict=True)),
-        "max": None if row is None else _none(row["max"]),
+        "dropped": int(row["dropped"]),
+        "sessions_lost": int(row["sessions_lost"]),
+        "waited": int(row["waited"]),
+        "max_wait_ms": _none(row["max_wait_ms"]),
+        **dict(zip(PERCENTILES, _quantiles(row["q"]), strict=True)),
+        "max": _none(row["max"]),
     }
 
 

@@ -32,6 +32,7 @@ from authload.errors import ResultsError
 from authload.results import JOURNEY_SCHEMA, JOURNEYS_FILE, RECORD_SCHEMA, RECORDS_DIR, RECORDS_FILE
 
 __all__ = [
+    "ALL",
     "MEMORY_ENV",
     "Journeys",
     "JourneysLike",
@@ -43,9 +44,12 @@ __all__ = [
     "quantiles",
 ]
 
-#: The memory DuckDB may use before it spills to disk (DuckDB's units: "512MB", "2GB").
+#: The memory DuckDB may use (its units: "512MB", "2GB"); by default DuckDB's own, 80% of
+#: the machine's. Sorts, joins and grouping spill to disk past it; a percentile cannot: it
+#: holds its group's values (about 12 bytes each) until it is computed.
 MEMORY_ENV = "AUTHLOAD_ANALYSIS_MEMORY"
-DEFAULT_MEMORY = "512MB"
+#: The name of the overall row of :meth:`Table.per_group`.
+ALL = "*"
 
 #: Columns a frame of records may leave out (older runs, hand-built frames), and their value.
 _OPTIONAL: Mapping[str, str] = {
@@ -66,15 +70,16 @@ def _connect(in_order: bool = False) -> duckdb.DuckDBPyConnection:
     temporary directory (never the caller's working directory); ``in_order``: rows come out
     in the order they went in (for frames, small, whose answers line up with their rows)."""
     config: dict[str, Any] = {
-        "memory_limit": os.environ.get(MEMORY_ENV, DEFAULT_MEMORY),
         "threads": max(1, min(os.cpu_count() or 1, 4)),
         "preserve_insertion_order": in_order,
         "temp_directory": str(Path(tempfile.gettempdir()) / f"authload-duckdb-{os.getpid()}"),
     }
+    if os.environ.get(MEMORY_ENV):
+        config["memory_limit"] = os.environ[MEMORY_ENV]
     try:
         return duckdb.connect(":memory:", config=config)
     except duckdb.Error as exc:
-        raise ResultsError(f"{MEMORY_ENV}={config['memory_limit']!r}: {exc}") from exc
+        raise ResultsError(f"{MEMORY_ENV}={os.environ.get(MEMORY_ENV)!r}: {exc}") from exc
 
 
 class Table:
@@ -100,6 +105,18 @@ class Table:
         """The single row ``query`` answers, as a dict."""
         frame = self.sql(query, params)
         return {str(k): _plain(v) for k, v in frame.iloc[0].items()} if len(frame) else {}
+
+    def per_group(
+        self, by: str, aggregates: str, where: str = "TRUE", params: Sequence[Any] | None = None
+    ) -> pd.DataFrame:
+        """``aggregates`` per value of the column ``by`` (in order), then over every row
+        (``by`` = :data:`ALL`), of the rows ``where`` selects. Two queries rather than one
+        ``ROLLUP``: percentiles hold their values in memory, so the overall ones are not
+        held beside the groups'."""
+        rows = f"{aggregates} FROM {self.name} WHERE {where}"
+        groups = self.sql(f"SELECT {by}, {rows} GROUP BY {by} ORDER BY {by}", params)
+        total = self.sql(f"SELECT '{ALL}' AS {by}, {rows}", params)
+        return pd.concat([groups.astype({by: object}), total], ignore_index=True)
 
     def __len__(self) -> int:
         if self._count is None:

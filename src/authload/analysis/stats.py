@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from authload.analysis.query import Records, RecordsLike, as_records, quantiles
+from authload.analysis.query import ALL, Records, RecordsLike, as_records, quantiles
 from authload.slo_grammar import PERCENTILES
 
 __all__ = ["PERCENTILES", "endpoint_summary", "load_records", "percentile"]
@@ -45,69 +45,67 @@ def endpoint_summary(records: RecordsLike, duration_s: float) -> dict[str, dict[
     attempt; None without attempts), error rate, errors by kind, statuses, retries, and
     ``ok``: count and p50, p95, p99 of the expected answers alone."""
     table = as_records(records)
-    figures = _figures(table)
+    figures = table.per_group("endpoint", _FIGURES)
+    expected = table.per_group("endpoint", _OK_FIGURES, _EXPECTED)
+    ok_rows = {str(row["endpoint"]): row for _, row in expected.iterrows()}
     errors = _tallies(table, "error", "error IS NOT NULL")
     statuses = _tallies(table, "status", "TRUE")
     summary = {}
     for _, row in figures.iterrows():
-        name = "*" if row["endpoint"] is None or row["grouped"] else str(row["endpoint"])
-        summary[name] = _row(row, duration_s, errors.get(name, {}), statuses.get(name, {}))
-    if "*" not in summary:  # no records: the overall row still says so
-        summary["*"] = _row(None, duration_s, {}, {})
-    ordered = {k: summary[k] for k in sorted(summary) if k != "*"} | {"*": summary["*"]}
-    return {name: {k: _none_if_nan(v) for k, v in row.items()} for name, row in ordered.items()}
+        name = str(row["endpoint"])
+        tallies = (errors.get(name, {}), statuses.get(name, {}))
+        summary[name] = _row(row, ok_rows.get(name), duration_s, *tallies)
+    return {name: {k: _none_if_nan(v) for k, v in row.items()} for name, row in summary.items()}
 
 
-def _figures(table: Records) -> pd.DataFrame:
-    """One row per endpoint and one over all (``grouped``), in one pass."""
-    qs = list(PERCENTILES.values())
-    ok_qs = [PERCENTILES[name] for name in _OK_STATS]
-    return table.sql(
-        f"""SELECT endpoint, grouping(endpoint) = 1 AS grouped, count(*) AS count,
-            {quantiles("latency_ms", qs)} AS q, max(latency_ms) AS max,
-            avg(latency_ms) AS mean, count(error) AS failed,
-            count(*) FILTER (WHERE attempt > 1) AS retries,
-            count(*) FILTER (WHERE {_EXPECTED}) AS ok_count,
-            {quantiles("latency_ms", ok_qs, _EXPECTED)} AS ok_q
-        FROM {{records}} GROUP BY ROLLUP (endpoint)"""
-    )
+_FIGURES = (
+    f"count(*) AS count, {quantiles('latency_ms', list(PERCENTILES.values()))} AS q, "
+    "max(latency_ms) AS max, avg(latency_ms) AS mean, count(error) AS failed, "
+    "count(*) FILTER (WHERE attempt > 1) AS retries"
+)
+_OK_FIGURES = (
+    f"count(*) AS count, {quantiles('latency_ms', [PERCENTILES[s] for s in _OK_STATS])} AS q"
+)
 
 
 def _tallies(table: Records, column: str, where: str) -> dict[str, dict[str, int]]:
     """Per endpoint (and ``*``): how many records have each value of ``column``, most
     frequent first (for statuses: in status order)."""
     frame = table.sql(
-        f"""SELECT endpoint, grouping(endpoint) = 1 AS grouped, {column} AS value,
-            count(*) AS n FROM {{records}} WHERE {where}
-        GROUP BY GROUPING SETS ((endpoint, {column}), ({column}))"""
+        f"""SELECT coalesce(endpoint, '{ALL}') AS endpoint, {column} AS value, count(*) AS n
+        FROM {{records}} WHERE {where} GROUP BY GROUPING SETS ((endpoint, {column}), ({column}))"""
     )
-    order = ["value"] if column == "status" else ["n", "value"]
-    frame = frame.sort_values(order, ascending=[column == "status"] + [True] * (len(order) - 1))
+    if column == "status":
+        frame = frame.sort_values("value")
+    else:
+        frame = frame.sort_values(["n", "value"], ascending=[False, True])
     result: dict[str, dict[str, int]] = {}
-    for _, row in frame.iterrows():
-        name = "*" if row["grouped"] else str(row["endpoint"])
-        result.setdefault(name, {})[str(row["value"])] = int(row["n"])
+    for name, value, n in zip(frame["endpoint"], frame["value"], frame["n"], strict=True):
+        result.setdefault(str(name), {})[str(value)] = int(n)
     return result
 
 
 def _row(
-    row: pd.Series | None, duration_s: float, errors: dict[str, int], statuses: dict[str, int]
+    row: pd.Series,
+    ok: pd.Series | None,
+    duration_s: float,
+    errors: dict[str, int],
+    statuses: dict[str, int],
 ) -> dict[str, Any]:
-    count = 0 if row is None else int(row["count"])
-    q = _list(None if row is None else row["q"], len(PERCENTILES))
-    ok_q = _list(None if row is None else row["ok_q"], len(_OK_STATS))
+    count = int(row["count"])
+    ok_q = _list(None if ok is None else ok["q"], len(_OK_STATS))
     return {
         "count": count,
         "rate_per_s": count / duration_s if duration_s > 0 else float("nan"),
-        **dict(zip(PERCENTILES, q, strict=True)),
-        "max": _float(None if row is None else row["max"]),
-        "mean": _float(None if row is None else row["mean"]),
-        "error_rate": int(row["failed"]) / count if row is not None and count else 0.0,
+        **dict(zip(PERCENTILES, _list(row["q"], len(PERCENTILES)), strict=True)),
+        "max": _float(row["max"]),
+        "mean": _float(row["mean"]),
+        "error_rate": int(row["failed"]) / count if count else 0.0,
         "errors": errors,
         "statuses": statuses,
-        "retries": 0 if row is None else int(row["retries"]),
+        "retries": int(row["retries"]),
         "ok": {
-            "count": 0 if row is None else int(row["ok_count"]),
+            "count": 0 if ok is None else int(ok["count"]),
             **{name: _none_if_nan(v) for name, v in zip(_OK_STATS, ok_q, strict=True)},
         },
     }
