@@ -62,7 +62,7 @@ from authload.scenario_file import load_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = ROOT / "scenarios" / "release-gate.yaml"
-GENERATOR_VERSION = 1  # part of the cache key: bump when the content changes
+GENERATOR_VERSION = 2  # part of the cache key: bump when the content changes
 MARKER = ".synthetic.json"  # written last: the directory is complete
 CHUNK_ROWS = 1_000_000
 DEFAULT_RATE = 2500.0
@@ -274,8 +274,8 @@ def _answers(rng: np.random.Generator, endpoint: Ints, t: Floats, windows: Windo
     latency[shed] = _lognormal(rng, 3.0, 12.0, int(shed.sum()))
     nbytes[shed] = 95
     hang = windows.inside(windows.hang, t)
-    lost = hang & (rng.random(n) < HANG[2])
     latency[hang] *= 2.0
+    lost = (hang & (rng.random(n) < HANG[2])) | (latency >= TIMEOUT_MS)  # the client gives up
     status[lost], error[lost], retry_after[lost] = 0, TIMEOUT, np.nan
     latency[lost], nbytes[lost] = TIMEOUT_MS, 0
     latency = np.round(latency, 3)
