@@ -152,21 +152,22 @@ def run_child(cmd: list[str], log: Path, limits: Limits) -> Measure:
     other = max(0.0, (_busy_s() - busy0 - cpu) / wall * 100.0) if wall > 0 else 0.0
     peak = usage.ru_maxrss / 1024.0
     if reason:
-        state = "timeout" if reason.startswith("timeout") else "killed"
-        return Measure(wall, cpu, peak, None, state, other, reason)
+        state, note = reason.split(": ", 1)
+        return Measure(wall, cpu, peak, None, state, other, note)
     state = "ok" if code == 0 else "failed"
     return Measure(wall, cpu, peak, code, state, other, "" if code == 0 else _tail(log))
 
 
 def _why_kill(pid: int, elapsed: float, limits: Limits) -> str:
+    """Why to kill the child now ("timeout: ..." or "killed: ..."), else ""."""
     if elapsed > limits.timeout_s:
-        return f"timeout after {limits.timeout_s:g} s"
+        return f"timeout: after {limits.timeout_s:g} s"
     rss = _rss_mb(pid)
     if rss > limits.max_rss_mb:
-        return f"killed at {rss:.0f} MB RSS (--max-rss-mb {limits.max_rss_mb:g})"
+        return f"killed: at {rss:.0f} MB RSS (--max-rss-mb {limits.max_rss_mb:g})"
     available = _available_mb()
     if available < limits.min_available_mb:
-        return f"killed: the machine had {available:.0f} MB available (RSS {rss:.0f} MB)"
+        return f"killed: the machine had {available:.0f} MB available, the child {rss:.0f} MB"
     return ""
 
 
@@ -245,6 +246,11 @@ def run_steps(args: argparse.Namespace, size: Size, logs: Path) -> None:
         _say(f"{size.label}: summary (not measured: the report needs summary.json)")
         run_child(step_command("summary", size, logs / "summary.json"), logs / "pre.log", limits)
     for step in args.steps:
+        summary = size.steps.get("summary")
+        if step == "report" and summary is not None and not summary.ok:
+            note = "the summary did not finish (no summary.json)"
+            size.steps[step] = Measure(0.0, 0.0, 0.0, None, "skipped", 0.0, note)
+            continue
         _say(f"{size.label}: {STEP_NAMES[step]} ...")
         out = logs / f"{step}-{size.label}.json"
         log = logs / f"{step}-{size.label}.log"
@@ -354,11 +360,12 @@ def _combined(size: Size) -> Measure | None:
     s, r = size.steps.get("summary"), size.steps.get("report")
     if s is None or r is None:
         return None
-    status = next((x for x in ("killed", "timeout", "failed") if x in (s.status, r.status)), "ok")
+    worst = ("killed", "timeout", "failed", "skipped")
+    status = next((x for x in worst if x in (s.status, r.status)), "ok")
     wall = s.wall_s + r.wall_s
     other = (s.other_pct * s.wall_s + r.other_pct * r.wall_s) / max(wall, 1e-9)
     peak = max(s.peak_rss_mb, r.peak_rss_mb)
-    note = "" if status == "ok" else "a step did not finish"
+    note = "" if status == "ok" else f"{'summary' if not s.ok else 'report'}: {status}"
     return Measure(wall, s.cpu_s + r.cpu_s, peak, None, status, other, note)
 
 
@@ -380,12 +387,16 @@ def steps_table(sizes: list[Size]) -> list[str]:
             judged = step in ("summary", "report", "both")
             wall = _ratio(m.wall_s, peer, m.ok, "wall_s") if judged else ""
             rss = _ratio(m.peak_rss_mb, peer, m.ok, "peak_rss_mb") if judged else ""
-            result = _result(step, m) if step != "both" else ("" if m.ok else "a step failed")
+            result = _result(step, m) if step != "both" else ("" if m.ok else m.note)
             if m.other_pct > DISTURBED_PCT:
                 result += " (DISTURBED)"
+            figures = (
+                f"{m.wall_s:>8.1f}{m.cpu_s:>8.1f}{m.peak_rss_mb:>13.0f}{m.other_pct:>6.0f}%"
+                if m.status != "skipped"
+                else f"{'-':>8}{'-':>8}{'-':>13}{'-':>7}"
+            )
             lines.append(
-                f"{size.label:>6}  {name:<15}{m.wall_s:>8.1f}{m.cpu_s:>8.1f}"
-                f"{m.peak_rss_mb:>13.0f}{m.other_pct:>6.0f}%{wall:>13}{rss:>12}  {result}".rstrip()
+                f"{size.label:>6}  {name:<15}{figures}{wall:>13}{rss:>12}  {result}".rstrip()
             )
     return lines
 
@@ -448,9 +459,9 @@ def _rss_goal(name: str, m: Measure | None, limit: float) -> Goal:
 
 
 def goal_lines(found: list[Goal]) -> list[str]:
-    lines = [f"{'goal':<32}{'measured':>12}  {'goal':<28}verdict"]
+    lines = [f"{'goal':<32}{'measured':>12}  {'goal':<34}verdict"]
     for g in found:
-        lines.append(f"{g.name:<32}{g.measured:>12}  {g.goal:<28}{g.verdict}")
+        lines.append(f"{g.name:<32}{g.measured:>12}  {g.goal:<34}{g.verdict}")
     return lines
 
 
@@ -523,8 +534,9 @@ def differences(got: dict[str, Any], want: dict[str, Any]) -> list[str]:
     if got["windows"] != want["windows"]:
         theirs = {w[0]: w for w in want["windows"]}
         for w in got["windows"]:
-            if theirs.get(w[0]) != w:
-                wrong.append(f"window {w[0]} (count, p99): {w[1:]}, numpy {theirs.get(w[0])}")
+            other = theirs.get(w[0])
+            if other != w:
+                wrong.append(f"window {w[0]} (count, p99): {w[1:]}, numpy {other and other[1:]}")
         if len(got["windows"]) != len(want["windows"]):
             wrong.append(f"{len(got['windows'])} windows, numpy {len(want['windows'])}")
     return wrong

@@ -166,3 +166,14 @@ def test_every_engine_finds_numpys_nearest_rank(made: tuple[Path, dict[str, Any]
 )
 def test_sizes_are_read_either_way(text: str, rows: int) -> None:
     assert synthetic.parse_rows(text) == rows
+
+
+def test_a_figure_off_by_anything_is_a_mismatch() -> None:
+    scale = _bench_module("report_scale")
+    want = {"endpoints": {"*": {"count": 3, "p99": 5.0}}, "windows": [[0, 3, 5.0]]}
+    assert scale.differences(want, want) == []
+    got = {"endpoints": {"*": {"count": 3, "p99": 5.000001}}, "windows": [[0, 3, 4.0]]}
+    assert scale.differences(got, want) == [
+        "* p99: 5.000001, numpy 5.0",
+        "window 0 (count, p99): [3, 4.0], numpy [3, 5.0]",
+    ]
