@@ -5,8 +5,9 @@
     report_engines.py naive REQUESTS OUT        pd.read_parquet + groupby quantile (the peer)
     report_engines.py ENGINE REQUESTS OUT       the exact figures with ENGINE
 
-ENGINE is ``duckdb``, ``polars``, ``pyarrow``, ``pandas`` or ``numpy`` (the reference). The
-figures: nearest-rank p50, p90, p95, p99, p99.9 and max of ``latency_ms`` per endpoint and
+ENGINE is ``duckdb`` (``quantile_disc``), ``duckdb-counts`` (the same ranks from the counts
+of each distinct latency), ``polars``, ``pyarrow``, ``pandas`` or ``numpy`` (the reference).
+The figures: nearest-rank p50, p90, p95, p99, p99.9 and max of ``latency_ms`` per endpoint and
 over all (``*``), and p99 per 60 s window of the answered requests (status > 0), windows
 counted from the first record's ``t``, as authload's timeline cuts them. Nearest rank: the
 value at sorted index ceil(n q) - 1, numpy's ``method="inverted_cdf"``. Each writes OUT as
@@ -15,12 +16,13 @@ JSON (floats exact: JSON keeps every bit of a float).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +57,10 @@ def _nearest_rank(ordered: Floats, q: float) -> float:
 # --- engines ------------------------------------------------------------------------------
 
 
-def duckdb_figures(path: Path) -> Figures:
+@contextlib.contextmanager
+def _duckdb() -> Iterator[Any]:
+    """A DuckDB connection with the bench's memory limit and threads, spilling to a
+    scratch directory removed afterwards."""
     import duckdb
 
     scratch = tempfile.mkdtemp(prefix="report_scale-duckdb-")
@@ -64,7 +69,19 @@ def duckdb_figures(path: Path) -> Figures:
         con.execute(f"SET memory_limit = '{DUCKDB_MEMORY}'")
         con.execute(f"SET threads = {DUCKDB_THREADS}")
         con.execute(f"SET temp_directory = '{scratch}'")
-        qs = ", ".join(repr(q) for q in QUANTILES.values())
+        yield con
+        con.close()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+_WINDOW = f"CAST(floor((r.t - s.t0) / {WINDOW_S!r}) AS BIGINT)"
+
+
+def duckdb_figures(path: Path) -> Figures:
+    """``quantile_disc``: DuckDB's nearest rank."""
+    qs = ", ".join(repr(q) for q in QUANTILES.values())
+    with _duckdb() as con:
         rows = con.execute(
             f"""SELECT CASE WHEN grouping(endpoint) = 1 THEN '*' ELSE endpoint END,
                        count(*), quantile_disc(latency_ms, [{qs}]), max(latency_ms)
@@ -73,14 +90,61 @@ def duckdb_figures(path: Path) -> Figures:
         ).fetchall()
         windows = con.execute(
             f"""WITH s AS (SELECT min(t) AS t0 FROM read_parquet($1))
-                SELECT CAST(floor((r.t - s.t0) / {WINDOW_S!r}) AS BIGINT) AS w, count(*),
-                       quantile_disc(r.latency_ms, {WINDOW_Q!r})
+                SELECT {_WINDOW} AS w, count(*), quantile_disc(r.latency_ms, {WINDOW_Q!r})
                 FROM read_parquet($1) AS r, s WHERE r.status > 0 GROUP BY w""",
             [str(path)],
         ).fetchall()
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
     endpoints = {str(name): _row(int(n), list(qv), float(top)) for name, n, qv, top in rows}
+    return _figures(endpoints, [[int(w), int(n), float(p)] for w, n, p in windows])
+
+
+def _picked(total: str) -> str:
+    """SQL: each quantile as the smallest value whose running count reaches its rank."""
+    rank = "greatest(ceil(CAST({total} AS DOUBLE) * {q!r}), 1)"
+    return ", ".join(
+        f"min(latency_ms) FILTER (WHERE below >= {rank.format(total=total, q=q)})"
+        for q in QUANTILES.values()
+    )
+
+
+def duckdb_counts_figures(path: Path) -> Figures:
+    """The same nearest rank from counts: latencies are recorded to 0.001 ms, so a group
+    holds far fewer distinct values than rows; counting them is an ordinary aggregate, which
+    DuckDB spills to disk, where ``quantile_disc`` keeps every value of a group in memory."""
+    with _duckdb() as con:
+        rows = con.execute(
+            f"""WITH counted AS (
+                    SELECT endpoint, latency_ms, count(*) AS n FROM read_parquet(?) GROUP BY ALL),
+                pooled AS (
+                    SELECT * FROM counted
+                    UNION ALL SELECT '*', latency_ms, sum(n) FROM counted GROUP BY latency_ms),
+                ranked AS (
+                    SELECT endpoint, latency_ms,
+                           sum(n) OVER (PARTITION BY endpoint ORDER BY latency_ms) AS below,
+                           sum(n) OVER (PARTITION BY endpoint) AS total
+                    FROM pooled)
+                SELECT endpoint, max(total), {_picked("total")}, max(latency_ms)
+                FROM ranked GROUP BY endpoint""",
+            [str(path)],
+        ).fetchall()
+        windows = con.execute(
+            f"""WITH s AS (SELECT min(t) AS t0 FROM read_parquet($1)),
+                counted AS (
+                    SELECT {_WINDOW} AS w, r.latency_ms, count(*) AS n
+                    FROM read_parquet($1) AS r, s WHERE r.status > 0 GROUP BY ALL),
+                ranked AS (
+                    SELECT w, latency_ms,
+                           sum(n) OVER (PARTITION BY w ORDER BY latency_ms) AS below,
+                           sum(n) OVER (PARTITION BY w) AS total
+                    FROM counted)
+                SELECT w, max(total), min(latency_ms) FILTER (
+                    WHERE below >= ceil(CAST(total AS DOUBLE) * {WINDOW_Q!r}))
+                FROM ranked GROUP BY w""",
+            [str(path)],
+        ).fetchall()
+    endpoints = {
+        str(r[0]): _row(int(r[1]), [float(v) for v in r[2:-1]], float(r[-1])) for r in rows
+    }
     return _figures(endpoints, [[int(w), int(n), float(p)] for w, n, p in windows])
 
 
@@ -219,6 +283,7 @@ def numpy_figures(path: Path) -> Figures:
 
 ENGINES: dict[str, Callable[[Path], Figures]] = {
     "duckdb": duckdb_figures,
+    "duckdb-counts": duckdb_counts_figures,
     "polars": polars_figures,
     "pyarrow": pyarrow_figures,
     "pandas": pandas_figures,

@@ -53,7 +53,7 @@ STEP_NAMES = {
     "compare": "self-compare",
     "pandas": "naive pandas",
 }
-ENGINE_ORDER = ("duckdb", "polars", "pyarrow", "pandas")
+ENGINE_ORDER = ("duckdb", "duckdb-counts", "polars", "pyarrow", "pandas")
 REPORT_FILE = "report.html"
 GiB = 1024.0
 TEN_M, HUNDRED_M = 10_000_000, 100_000_000
@@ -177,11 +177,13 @@ def _kill(pid: int) -> None:
 
 
 def _tail(log: Path, lines: int = 3) -> str:
+    """The error a failed child printed last, else its last lines."""
     try:
-        text = log.read_text(errors="replace").strip().splitlines()
+        text = [ln.strip() for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
     except OSError:
         return ""
-    return " | ".join(line.strip() for line in text[-lines:])
+    errors = [ln for ln in text if "Error" in ln or "Exception" in ln or "error:" in ln]
+    return errors[-1] if errors else " | ".join(text[-lines:])
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
@@ -635,7 +637,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         nargs="?",
         const=",".join(ENGINE_ORDER),
         type=_names(ENGINE_ORDER),
-        help="the engine comparison instead: duckdb,polars,pyarrow,pandas (all)",
+        help="the engine comparison instead: duckdb,duckdb-counts,polars,pyarrow,pandas (all)",
     )
     p.add_argument(
         "--check-rows",
