@@ -545,14 +545,14 @@ def differences(got: dict[str, Any], want: dict[str, Any]) -> list[str]:
 
 
 def engines_table(runs: list[EngineRun]) -> list[str]:
-    head = f"{'rows':>6}  {'engine':<10}{'wall s':>8}{'cpu s':>8}{'peak RSS MB':>13}{'other':>7}"
+    head = f"{'rows':>6}  {'engine':<14}{'wall s':>8}{'cpu s':>8}{'peak RSS MB':>13}{'other':>7}"
     lines = [f"{head}  check"]
     for run in runs:
         m = run.measure
         state = "" if m.ok else f"  {m.status.upper()}: {m.note}"[:140]
         state += " (DISTURBED)" if m.other_pct > DISTURBED_PCT else ""
         lines.append(
-            f"{rows_label(run.rows):>6}  {run.engine:<10}{m.wall_s:>8.1f}{m.cpu_s:>8.1f}"
+            f"{rows_label(run.rows):>6}  {run.engine:<14}{m.wall_s:>8.1f}{m.cpu_s:>8.1f}"
             f"{m.peak_rss_mb:>13.0f}{m.other_pct:>6.0f}%  {run.check}{state}"
         )
     return lines
@@ -740,7 +740,7 @@ def engines_mode(args: argparse.Namespace, logs: Path) -> int:
         print(f"\n!!! MISMATCH: {run.engine} at {rows_label(run.rows)} differs from the reference:")
         for line in run.measure.data.get("mismatches", [])[:20]:
             print(f"!!!   {line}")
-    shown = sorted((r for r in runs if r.figures), key=lambda r: (r.engine == "duckdb", r.rows))
+    shown = sorted((r for r in runs if r.figures), key=lambda r: (r.rows, "duckdb" in r.engine))
     if shown:
         largest = shown[-1]
         print()
