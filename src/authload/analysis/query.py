@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any, TypeAlias
 
 import duckdb
-import numpy as np
 import pandas as pd
 
 from authload.errors import ResultsError
@@ -94,17 +93,27 @@ class Table:
 
     def sql(self, query: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
         """The answer of ``query`` (``{name}`` names this table) as a pandas frame."""
-        text = query.replace("{" + self.name + "}", self.name)
         try:
-            frame: pd.DataFrame = self._con.execute(text, params or []).df()
+            frame: pd.DataFrame = self._execute(query, params).df()
         except duckdb.Error as exc:
             raise ResultsError(f"{self.source}: {exc}") from exc
         return frame
 
     def row(self, query: str, params: Sequence[Any] | None = None) -> dict[str, Any]:
-        """The single row ``query`` answers, as a dict."""
-        frame = self.sql(query, params)
-        return {str(k): _plain(v) for k, v in frame.iloc[0].items()} if len(frame) else {}
+        """The single row ``query`` answers, as a dict of Python values: None for NULL (a
+        pandas frame would make a NULL number NaN); {} for no row."""
+        try:
+            result = self._execute(query, params)
+            values = result.fetchone()
+        except duckdb.Error as exc:
+            raise ResultsError(f"{self.source}: {exc}") from exc
+        if values is None:
+            return {}
+        names = [str(column[0]) for column in result.description or []]
+        return dict(zip(names, values, strict=True))
+
+    def _execute(self, query: str, params: Sequence[Any] | None) -> duckdb.DuckDBPyConnection:
+        return self._con.execute(query.replace("{" + self.name + "}", self.name), params or [])
 
     def per_group(
         self, by: str, aggregates: str, where: str = "TRUE", params: Sequence[Any] | None = None
@@ -237,12 +246,3 @@ def quantiles(column: str, qs: Sequence[float], where: str | None = None) -> str
     listed = ", ".join(repr(float(q)) for q in qs)
     filtered = f" FILTER (WHERE {where})" if where else ""
     return f"quantile_disc({column}, [{listed}]){filtered}"
-
-
-def _plain(value: Any) -> Any:
-    """A numpy scalar or pandas NA as the plain Python value JSON and comparisons expect."""
-    if value is None or value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
