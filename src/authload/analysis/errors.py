@@ -5,6 +5,10 @@ sessions, the latency spectrum.
 Latency figures are of every attempt (one with no answer counts the time until it failed), as
 in :func:`authload.analysis.stats.endpoint_summary`; percentiles are nearest-rank. Operations are
 identified by (``worker``, ``op_id``), as op ids are counted per process.
+
+Everything is a DuckDB aggregate over the records (:mod:`authload.analysis.query`), per window
+or per endpoint, except :func:`retry_after_honoured` and :func:`latency_from_intended`, which
+answer per record.
 """
 
 from __future__ import annotations
@@ -15,17 +19,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from authload.analysis.query import Records, RecordsLike, as_records, quantiles
 from authload.analysis.stats import PERCENTILES
 from authload.analysis.timeline import (
+    ANSWERED,
+    FAILED,
     Bools,
     Floats,
-    Ints,
-    Windows,
-    attempts,
-    grouped_percentiles,
-    op_keys,
-    status_mask,
-    timeline,
+    Windowing,
+    multi_attempts,
+    per_window,
+    share,
 )
 
 __all__ = [
@@ -36,6 +40,7 @@ __all__ = [
     "error_bursts",
     "latency_comparison",
     "latency_from_intended",
+    "latency_spectra",
     "latency_spectrum",
     "recovery_times",
     "retry_after_honoured",
@@ -49,9 +54,17 @@ HONOUR_SLACK_S = 0.05
 #: Event intervals :func:`recovery_times` looks at by default.
 RECOVERY_KINDS = ("fault", "refresh_storm", "mass_logout")
 
-_BURST_STATUSES = ("5xx", "503", "errors")
+_BURST_FAILED = {"5xx": "status BETWEEN 500 AND 599", "503": "status = 503", "errors": FAILED}
+_BURST_STATUSES = tuple(_BURST_FAILED)
 _BURST_COLUMNS = ["start", "end", "duration_s", "peak_rate", "errors", "endpoints"]
 _COMPARED = {**{k: PERCENTILES[k] for k in ("p50", "p90", "p99", "p99.9")}, "max": 1.0}
+#: The distinct operations of the records selected.
+_OPERATIONS = (
+    "count(*) FILTER (WHERE op_id IS NULL) "
+    "+ count(DISTINCT (worker, op_id)) FILTER (WHERE op_id IS NOT NULL)"
+)
+#: The records in their order, numbered (``pos``), for answers per record.
+_NUMBERED = "SELECT row_number() OVER () AS pos, * FROM {records}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -59,7 +72,7 @@ _COMPARED = {**{k: PERCENTILES[k] for k in ("p50", "p90", "p99", "p99.9")}, "max
 
 
 def error_bursts(
-    records: pd.DataFrame, window_s: float = 1.0, threshold: float = 0.05, statuses: str = "5xx"
+    records: RecordsLike, window_s: float = 1.0, threshold: float = 0.05, statuses: str = "5xx"
 ) -> pd.DataFrame:
     """Maximal runs of consecutive windows in which the share of failed requests exceeds
     ``threshold``; failed means a 5xx (``statuses="5xx"``), a 503 (``"503"``) or any error
@@ -68,40 +81,49 @@ def error_bursts(
     ``endpoints`` (sorted, those that failed in it). An empty window ends a burst."""
     if statuses not in _BURST_STATUSES:
         raise ValueError(f"statuses must be one of {_BURST_STATUSES}, not {statuses!r}")
-    w = Windows.of(records, window_s)
-    bad = _failed(w.records, statuses)
-    failed, requests = w.counts(bad), w.counts()
+    table = as_records(records)
+    windows = Windowing.of(table, window_s)
+    cells = table.sql(
+        f"""WITH r AS ({windows.records()}) SELECT w, endpoint, count(*) AS requests,
+            count(*) FILTER (WHERE {_BURST_FAILED[statuses]}) AS failed
+        FROM r GROUP BY w, endpoint""",
+        windows.params,
+    )
+    index = cells["w"].to_numpy(dtype=np.int64)
+    count = int(index.max()) + 1 if len(index) else 0
+    failed, requests = (
+        np.bincount(index, weights=cells[c].to_numpy(dtype=float), minlength=count).astype(np.int64)
+        for c in ("failed", "requests")
+    )
     hot = (requests > 0) & (failed / np.maximum(requests, 1) > threshold)
-    burst = np.where(hot, np.cumsum(hot & ~np.r_[False, hot[:-1]]) - 1, -1)
     if not hot.any():
         return pd.DataFrame(columns=_BURST_COLUMNS)
-    per_window = pd.DataFrame({"burst": burst, "t0": w.t0(), "failed": failed})[hot]
+    burst = np.where(hot, np.cumsum(hot & ~np.r_[False, hot[:-1]]) - 1, -1)
+    t0 = windows.start + np.arange(count, dtype=float) * windows.width
+    per_window = pd.DataFrame({"burst": burst, "t0": t0, "failed": failed})[hot]
+    failing = cells[(cells["failed"] > 0).to_numpy() & hot[index]]
+    return _bursts(per_window, failing, burst, windows.width)
+
+
+def _bursts(
+    per_window: pd.DataFrame, failing: pd.DataFrame, burst: Any, width: float
+) -> pd.DataFrame:
+    """One row per burst from its hot windows and the (window, endpoint) cells that failed."""
     grouped = per_window.groupby("burst")
     start = grouped["t0"].min()
-    end = grouped["t0"].max() + w.width
-    of_record = burst[w.index[bad]]
-    names = pd.Series(w.records["endpoint"].to_numpy()[bad][of_record >= 0])
-    unique = names.groupby(of_record[of_record >= 0]).unique()
-    endpoints = unique.map(lambda found: sorted(map(str, found)))
+    end = grouped["t0"].max() + width
+    names = failing["endpoint"].groupby(burst[failing["w"].to_numpy(dtype=np.int64)]).unique()
     frame = pd.DataFrame(
         {
             "start": start,
             "end": end,
             "duration_s": end - start,
-            "peak_rate": grouped["failed"].max() / w.width,
+            "peak_rate": grouped["failed"].max() / width,
             "errors": grouped["failed"].sum(),
-            "endpoints": endpoints,
+            "endpoints": names.map(lambda found: sorted(map(str, found))),
         }
     )
     return frame.reset_index(drop=True)
-
-
-def _failed(records: pd.DataFrame, statuses: str) -> Bools:
-    if statuses == "5xx":
-        return status_mask(records, 500, 599)
-    if statuses == "503":
-        return status_mask(records, 503, 503)
-    return records["error"].notna().to_numpy(dtype=bool)
 
 
 @dataclass(frozen=True)
@@ -119,7 +141,7 @@ DEFAULT_TOLERANCE = RecoveryTolerance()
 
 
 def recovery_times(
-    records: pd.DataFrame,
+    records: RecordsLike,
     events: pd.DataFrame,
     window_s: float = 1.0,
     tolerance: RecoveryTolerance = DEFAULT_TOLERANCE,
@@ -141,7 +163,7 @@ def recovery_times(
     baseline). Columns ``kind``, ``label``, ``start``, ``event_end``, ``recovered_at``,
     ``recovery_s``, ``baseline_error_rate``, ``baseline_p99``.
     """
-    tl = timeline(records, window_s)
+    tl = _health(as_records(records), window_s)
     chosen = events[events["kind"].isin(kinds) & events["end"].notna()]
     spans = list(zip(chosen["start"].astype(float), chosen["end"].astype(float), strict=True))
     rows = []
@@ -159,6 +181,21 @@ def recovery_times(
         )
     columns = ["kind", "label", "start", "event_end", "recovered_at", "recovery_s"]
     return pd.DataFrame(rows, columns=[*columns, "baseline_error_rate", "baseline_p99"])
+
+
+def _health(table: Records, window_s: float) -> pd.DataFrame:
+    """Per window of the run, as :func:`~authload.analysis.timeline.timeline` has them:
+    ``t0``, ``requests``, ``error_rate`` and ``p99``."""
+    windows = Windowing.of(table, window_s)
+    frame = per_window(table, windows, {"failed": FAILED}, {"p99": 0.99}, ANSWERED)
+    return pd.DataFrame(
+        {
+            "t0": windows.t0(frame),
+            "requests": frame["requests"].to_numpy(dtype=np.int64),
+            "error_rate": share(frame["failed"], frame["requests"]),
+            "p99": frame["p99"].to_numpy(dtype=float),
+        }
+    )
 
 
 def _recovery(
@@ -211,22 +248,27 @@ def _first_run(flags: Bools, first: int, length: int) -> int | None:
 # retries
 
 
-def retry_after_honoured(records: pd.DataFrame) -> pd.DataFrame:
+def _retried(source: str, multi: str) -> str:
+    """SQL of the Retry-After answers among the records ``source`` selects that their
+    operation retried, with ``waited_s``: from the answer (t + latency) to the start of the
+    operation's next attempt (its earliest record with the next attempt number). Both are
+    records of :data:`~authload.analysis.timeline.MULTI` (``multi``)."""
+    return f"""SELECT a.*, n.t_next - (a.t + a.latency_ms / 1000) AS waited_s
+        FROM ({source}) a JOIN (
+            SELECT worker, op_id, attempt, min(t) AS t_next FROM {multi} GROUP BY ALL
+        ) n ON n.worker = a.worker AND n.op_id = a.op_id AND n.attempt = a.attempt + 1
+        WHERE a.retry_after_s IS NOT NULL"""
+
+
+def retry_after_honoured(records: RecordsLike) -> pd.DataFrame:
     """Each answer with a Retry-After that its operation retried: ``op_id``, ``endpoint``,
     ``retry_after_s``, ``waited_s`` (from this attempt's end, t + latency, to the next
     attempt's start), ``honoured`` (waited at least Retry-After less ``HONOUR_SLACK_S``),
     ``worker``, ``attempt``; in record order."""
-    keys = op_keys(records)
-    attempt = attempts(records)
-    carried = records["retry_after_s"].notna().to_numpy()
-    left = pd.DataFrame({"key": keys[carried], "next": attempt[carried] + 1})
-    left["row"] = np.flatnonzero(carried)
-    right = pd.DataFrame({"key": keys, "next": attempt, "t_next": records["t"].to_numpy()})
-    merged = left.merge(right.drop_duplicates(["key", "next"]), on=["key", "next"], how="inner")
-    rows = records.iloc[merged["row"].to_numpy()]
-    end = rows["t"].to_numpy(dtype=float) + rows["latency_ms"].to_numpy(dtype=float) / 1000
-    waited = merged["t_next"].to_numpy(dtype=float) - end
+    table = as_records(records)
+    rows = table.sql(f"{_retried(_NUMBERED, multi_attempts(table))} ORDER BY pos")
     retry_after = rows["retry_after_s"].to_numpy(dtype=float)
+    waited = rows["waited_s"].to_numpy(dtype=float)
     return pd.DataFrame(
         {
             "op_id": rows["op_id"].to_numpy(),
@@ -234,31 +276,41 @@ def retry_after_honoured(records: pd.DataFrame) -> pd.DataFrame:
             "retry_after_s": retry_after,
             "waited_s": waited,
             "honoured": waited >= retry_after - HONOUR_SLACK_S,
-            "worker": rows["worker"].to_numpy() if "worker" in rows.columns else None,
-            "attempt": attempt[merged["row"].to_numpy()],
+            "worker": rows["worker"].to_numpy(),
+            "attempt": rows["attempt"].to_numpy(dtype=np.int64),
         }
     )
 
 
-def retry_summary(records: pd.DataFrame) -> dict[str, int | float | None]:
+def retry_summary(records: RecordsLike) -> dict[str, int | float | None]:
     """``operations``, ``attempts``, ``amplification`` (attempts per operation),
     ``retried_ops`` (with more than one attempt), ``shed_503`` (503 answers),
     ``shed_503_with_retry_after`` and ``retry_after_honoured_share`` (of the Retry-After
     answers that were retried, see :func:`retry_after_honoured`); None where undefined."""
-    keys = op_keys(records)
-    operations = int(pd.unique(keys).size)
-    shed = status_mask(records, 503, 503)
-    honoured = retry_after_honoured(records)["honoured"]
+    table = as_records(records)
+    multi = multi_attempts(table)
+    row = table.row(
+        f"""SELECT count(*) AS attempts,
+            count(*) FILTER (WHERE status = 503) AS shed,
+            count(*) FILTER (WHERE status = 503 AND retry_after_s IS NOT NULL) AS shed_ra,
+            (SELECT count(*) - count(DISTINCT (worker, op_id)) FROM {multi}) AS repeats,
+            (SELECT {_OPERATIONS} FROM {{records}} WHERE attempt > 1) AS retried,
+            (SELECT count(*) FROM ({_retried(f"SELECT * FROM {multi}", multi)})) AS answers,
+            (SELECT count(*) FROM ({_retried(f"SELECT * FROM {multi}", multi)})
+                WHERE waited_s >= retry_after_s - $1) AS honoured
+        FROM {{records}}""",
+        [HONOUR_SLACK_S],
+    )
+    attempts, answers = int(row["attempts"]), int(row["answers"])
+    operations = attempts - int(row["repeats"])  # each operation's records but one are repeats
     return {
         "operations": operations,
-        "attempts": len(records),
-        "amplification": len(records) / operations if operations else None,
-        "retried_ops": int(pd.unique(keys[attempts(records) > 1]).size),
-        "shed_503": int(shed.sum()),
-        "shed_503_with_retry_after": int(
-            (shed & records["retry_after_s"].notna().to_numpy()).sum()
-        ),
-        "retry_after_honoured_share": float(honoured.mean()) if len(honoured) else None,
+        "attempts": attempts,
+        "amplification": attempts / operations if operations else None,
+        "retried_ops": int(row["retried"]),
+        "shed_503": int(row["shed"]),
+        "shed_503_with_retry_after": int(row["shed_ra"]),
+        "retry_after_honoured_share": int(row["honoured"]) / answers if answers else None,
     }
 
 
@@ -266,7 +318,7 @@ def retry_summary(records: pd.DataFrame) -> dict[str, int | float | None]:
 # coordinated omission
 
 
-def latency_from_intended(records: pd.DataFrame) -> pd.Series:
+def latency_from_intended(records: RecordsLike) -> pd.Series:
     """Latency (ms) counted from when the operation was due, so that a late start (the
     coordinated omission of a saturated client) is not hidden; ``latency_ms`` where no
     ``t_intended`` (closed model).
@@ -277,67 +329,88 @@ def latency_from_intended(records: pd.DataFrame) -> pd.Series:
     journey's first request: its latency is counted from there, so the journey's start lag
     carries over to it but not the calls and think times before it. A retried operation is
     counted from its first attempt's due time, as the user waits for the whole operation.
+
+    One value per record, in record order: for a frame or a short run; the report asks
+    :func:`latency_comparison` for the figures instead.
     """
-    measured = records["latency_ms"].astype(float)
-    if "t_intended" not in records.columns:
-        return measured.rename("latency_from_intended_ms")
-    t = records["t"].astype(float)
-    end = t + measured / 1000
-    op_first = t.groupby(op_keys(records)).transform("min")
-    journey_first = op_first
-    if "flow_id" in records.columns:
-        journey_first = t.groupby(records["flow_id"]).transform("min").fillna(op_first)
-    due = records["t_intended"].astype(float) + (op_first - journey_first)
-    corrected = ((end - due) * 1000).where(due.notna(), measured)
-    return corrected.rename("latency_from_intended_ms")
+    table = as_records(records)
+    values = table.sql(f"SELECT intended FROM ({_intended(table, _NUMBERED)}) ORDER BY pos")
+    return pd.Series(
+        values["intended"].to_numpy(dtype=float),
+        index=records.index if isinstance(records, pd.DataFrame) else None,
+        name="latency_from_intended_ms",
+    )
 
 
-def latency_comparison(records: pd.DataFrame) -> pd.DataFrame:
+def _intended(table: Records, source: str) -> str:
+    """SQL of the records ``source`` selects with ``intended``, their latency from the
+    intended start (:func:`latency_from_intended`)."""
+    if not table.row("SELECT bool_or(t_intended IS NOT NULL) AS due FROM {records}").get("due"):
+        return f"SELECT *, latency_ms AS intended FROM ({source})"
+    op_first = "coalesce(f.first, r.t)"  # the first attempt's start
+    return f"""SELECT r.*, CASE WHEN r.t_intended IS NULL THEN r.latency_ms
+            ELSE ((r.t + r.latency_ms / 1000)
+                - (r.t_intended + ({op_first} - coalesce(j.first, {op_first})))) * 1000
+            END AS intended
+        FROM ({source}) r
+        LEFT JOIN (SELECT worker, op_id, min(t) AS first FROM {multi_attempts(table)}
+            GROUP BY ALL) f ON f.worker = r.worker AND f.op_id = r.op_id
+        LEFT JOIN (SELECT flow_id, min(t) AS first FROM {{records}} WHERE flow_id IS NOT NULL
+            GROUP BY flow_id) j ON j.flow_id = r.flow_id"""
+
+
+def latency_comparison(records: RecordsLike) -> pd.DataFrame:
     """Per endpoint (sorted) and over all (``*``): ``count`` of attempts and, side by side,
     ``measured_<stat>`` and ``intended_<stat>`` (:func:`latency_from_intended`) for p50, p90,
     p99, p99.9 and max, in ms."""
-    codes, names = pd.factorize(records["endpoint"].to_numpy(), sort=True)
-    measured = records["latency_ms"].to_numpy(dtype=float)
-    intended = latency_from_intended(records).to_numpy(dtype=float)
-    index = [*map(str, names), "*"]
-    columns: dict[str, Any] = {"count": [*np.bincount(codes, minlength=len(names)), len(codes)]}
-    by_name = {"measured": measured, "intended": intended}
-    stats = {
-        side: _per_endpoint(codes.astype(np.int64), values, len(names))
-        for side, values in by_name.items()
-    }
-    for stat in _COMPARED:
-        for side in by_name:
-            columns[f"{side}_{stat}"] = stats[side][stat]
+    table = as_records(records)
+    source = _intended(table, "SELECT * FROM {records}")
+    qs = list(_COMPARED.values())
+    figures = (
+        f"count(*) AS n, {quantiles('latency_ms', qs)} AS measured, "
+        f"{quantiles('intended', qs)} AS intended"
+    )
+    by_endpoint = table.sql(f"SELECT endpoint, {figures} FROM ({source}) GROUP BY endpoint")
+    overall = table.sql(f"SELECT {figures} FROM ({source})")  # apart: half the values held
+    rows = pd.concat([by_endpoint.sort_values("endpoint"), overall], ignore_index=True)
+    columns: dict[str, Any] = {"count": rows["n"].to_numpy(dtype=np.int64)}
+    for i, stat in enumerate(_COMPARED):
+        for side in ("measured", "intended"):
+            columns[f"{side}_{stat}"] = [_item(v, i) for v in rows[side]]
+    index = [*map(str, by_endpoint["endpoint"].sort_values()), "*"]
     return pd.DataFrame(columns, index=pd.Index(index, name="endpoint"))
 
 
-def _per_endpoint(codes: Ints, values: Floats, count: int) -> dict[str, Floats]:
-    each = grouped_percentiles(codes, values, count, _COMPARED)
-    overall = grouped_percentiles(np.zeros(len(values), dtype=np.int64), values, 1, _COMPARED)
-    return {k: np.concatenate([each[k], overall[k]]) for k in _COMPARED}
+def _item(values: Any, i: int) -> float:
+    """Item ``i`` of a quantile list from DuckDB; NaN for no list (no values)."""
+    if not isinstance(values, list | tuple | np.ndarray):
+        return float("nan")
+    return float(values[i])
 
 
 # ---------------------------------------------------------------------------------------------
 # shedding, sessions, spectrum
 
 
-def shedding_quality(records: pd.DataFrame, window_s: float = 1.0) -> pd.DataFrame:
+def shedding_quality(records: RecordsLike, window_s: float = 1.0) -> pd.DataFrame:
     """Per window: ``t0``, ``t_s``, ``offered`` (operations started per s: first attempts),
     ``goodput`` (as in :func:`~authload.analysis.timeline.timeline`), ``shed`` (503 answers
     per s) and ``p99_503_ms`` (how fast the 503s themselves came; NaN when none). A service
     that sheds well keeps goodput near its capacity and answers its 503s fast."""
-    tl = timeline(records, window_s)
-    w = Windows.of(records, window_s)
-    shed = status_mask(w.records, 503, 503)
+    table = as_records(records)
+    windows = Windowing.of(table, window_s)
+    shed = "status = 503"
+    counts = {"first": "attempt = 1", "shed": shed}
+    frame = per_window(table, windows, counts, {"p99": 0.99}, shed, operations=True)
+    t0 = windows.t0(frame)
     return pd.DataFrame(
         {
-            "t0": tl["t0"],
-            "t_s": tl["t_s"],
-            "offered": w.counts(attempts(w.records) == 1) / w.width,
-            "goodput": tl["goodput"],
-            "shed": w.counts(shed) / w.width,
-            "p99_503_ms": w.percentiles(shed, {"p99": 0.99})["p99"],
+            "t0": t0,
+            "t_s": t0 - windows.start,
+            "offered": frame["first"].to_numpy(dtype=np.int64) / windows.width,
+            "goodput": frame["good"].to_numpy(dtype=np.int64) / windows.width,
+            "shed": frame["shed"].to_numpy(dtype=np.int64) / windows.width,
+            "p99_503_ms": frame["p99"].to_numpy(dtype=float),
         }
     )
 
@@ -356,20 +429,49 @@ def sessions_lost(events: list[dict[str, Any]]) -> dict[str, int]:
     return dict(sorted(lost.items()))
 
 
-def latency_spectrum(records: pd.DataFrame, endpoint: str | None = None) -> pd.DataFrame:
+def latency_spectrum(records: RecordsLike, endpoint: str | None = None) -> pd.DataFrame:
     """The latency spectrum of every attempt as HdrHistogram plots it: ``percentile``
     (0 to 100) and ``latency_ms`` (nearest-rank). The grid has ten steps per decade of the
     tail: 0, 10, ..., 90, then 90, 91, ..., 99, then 99, 99.1, ..., 99.9, and so on while a
     decade's tail still holds a request, and ends with 100 (the maximum)."""
-    if endpoint is not None:
-        records = records[records["endpoint"] == endpoint]
-    values = np.sort(records["latency_ms"].to_numpy(dtype=float))
-    n = len(values)
+    table = as_records(records)
+    where, params = ("TRUE", []) if endpoint is None else ("endpoint = ?", [endpoint])
+    return _spectra(table, "'*'", where, params).get("*", _spectrum(0, None, np.empty(0)))
+
+
+def latency_spectra(records: RecordsLike) -> dict[str, pd.DataFrame]:
+    """The latency spectrum over all endpoints (``*``) and of each endpoint (sorted)."""
+    table = as_records(records)
+    by_endpoint = _spectra(table, "endpoint")  # a query apart: one group's values at a time
+    return {"*": latency_spectrum(table)} | {
+        str(name): by_endpoint[name] for name in sorted(by_endpoint, key=str)
+    }
+
+
+def _spectra(
+    table: Records, key: str, where: str = "TRUE", params: list[Any] | None = None
+) -> dict[Any, pd.DataFrame]:
+    """The spectrum of the records ``where`` selects per value of ``key`` (SQL), in one
+    pass: every group's grid is part of the grid of the whole table's count."""
+    grid = _spectrum_grid(max(len(table), 1))
+    frame = table.sql(
+        f"""SELECT {key} AS key, count(*) AS n, {quantiles("latency_ms", list(grid))} AS q
+        FROM {{records}} WHERE {where} GROUP BY ALL""",
+        params,
+    )
+    return {
+        key: _spectrum(int(n), values, grid)
+        for key, n, values in zip(frame["key"], frame["n"], frame["q"], strict=True)
+    }
+
+
+def _spectrum(n: int, values: Any, grid: Floats) -> pd.DataFrame:
+    """The spectrum of ``n`` values from their quantiles ``values`` on ``grid``."""
     if n == 0:
         return pd.DataFrame({"percentile": np.empty(0), "latency_ms": np.empty(0)})
-    grid = _spectrum_grid(n)
-    rank = np.clip(np.ceil(n * grid - 1), 0, n - 1).astype(np.int64)
-    return pd.DataFrame({"percentile": np.round(grid * 100, 10), "latency_ms": values[rank]})
+    own = _spectrum_grid(n)
+    picked = np.asarray(values, dtype=float)[np.searchsorted(grid, own)]
+    return pd.DataFrame({"percentile": np.round(own * 100, 10), "latency_ms": picked})
 
 
 def _spectrum_grid(n: int) -> Floats:

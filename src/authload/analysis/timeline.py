@@ -5,6 +5,11 @@ start), every window in between included, so a quiet window is a row of zeros, n
 A record belongs to the window its attempt started in (``t``). Percentiles are nearest-rank,
 exactly as :func:`authload.analysis.stats.percentile` computes them, of the answered requests
 (status > 0) of the window.
+
+The figures are DuckDB aggregates grouped by window (:mod:`authload.analysis.query`): the
+answer has one row per window, whatever the run's length. Operations are (``worker``,
+``op_id``), as op ids are counted per process; a record without an op id is an operation of
+its own.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+
+from authload.analysis.query import Records, RecordsLike, as_records, quantiles
 
 __all__ = ["event_windows", "fault_windows", "timeline"]
 
@@ -53,61 +60,25 @@ Ints = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]
 Bools = npt.NDArray[np.bool_]
 
+#: SQL conditions on a record.
+ANSWERED = "status > 0"
+FAILED = "error IS NOT NULL"
+OK_STATUS = "status BETWEEN 200 AND 299"
+
+_COUNTS = {
+    "ok": OK_STATUS,
+    "s4xx": "status BETWEEN 400 AND 499",
+    "s429": "status = 429",
+    "s5xx": "status BETWEEN 500 AND 599",
+    "s503": "status = 503",
+    "no_answer": f"NOT ({ANSWERED})",
+    **{f"err_{kind}": f"error = '{kind}'" for kind in _ERROR_KINDS},
+    "failed": FAILED,
+}
+
 
 # ---------------------------------------------------------------------------------------------
 # windows
-
-
-@dataclass(frozen=True)
-class Windows:
-    """Records cut into windows: ``index`` is each record's window, ``count`` the windows."""
-
-    records: pd.DataFrame
-    index: Ints
-    start: float
-    width: float
-    count: int
-
-    @classmethod
-    def of(
-        cls,
-        records: pd.DataFrame,
-        window_s: float,
-        start: float | None = None,
-        endpoint: str | None = None,
-    ) -> Windows:
-        check_window(window_s)
-        if start is None:  # the run's first record, whatever the endpoint: windows align
-            start = float(records["t"].min()) if len(records) else 0.0
-        if endpoint is not None:
-            records = records[records["endpoint"] == endpoint]
-        t = records["t"].to_numpy(dtype=float)
-        keep = t >= start
-        if not keep.all():
-            records, t = records[keep], t[keep]
-        index = np.floor((t - start) / window_s).astype(np.int64)
-        count = int(index.max()) + 1 if len(index) else 0
-        return cls(records, index, float(start), float(window_s), count)
-
-    def t0(self) -> Floats:
-        return self.start + np.arange(self.count, dtype=float) * self.width
-
-    def counts(self, mask: Bools | None = None) -> Ints:
-        """Records per window, or only those where ``mask`` holds."""
-        index = self.index if mask is None else self.index[mask]
-        return np.bincount(index, minlength=self.count).astype(np.int64)
-
-    def percentiles(self, mask: Bools, quantiles: Mapping[str, float]) -> dict[str, Floats]:
-        """Nearest-rank percentiles of ``latency_ms`` per window over the rows in ``mask``."""
-        values = self.records["latency_ms"].to_numpy(dtype=float)[mask]
-        return grouped_percentiles(self.index[mask], values, self.count, quantiles)
-
-    def distinct(self, keys: Ints) -> Ints:
-        """Distinct ``keys`` per window."""
-        pairs = pd.DataFrame({"w": self.index, "k": keys}).drop_duplicates()
-        return np.bincount(pairs["w"].to_numpy(dtype=np.int64), minlength=self.count).astype(
-            np.int64
-        )
 
 
 def check_window(window_s: float) -> None:
@@ -115,6 +86,130 @@ def check_window(window_s: float) -> None:
         raise ValueError(
             f"window_s must be from {MIN_WINDOW_S:g} to {MAX_WINDOW_S:g} s, not {window_s!r}"
         )
+
+
+def first_t(table: Records) -> float:
+    """When the first record's attempt started (unix s); 0.0 without records."""
+    first = table.row("SELECT min(t) AS t FROM {records}").get("t")
+    return 0.0 if first is None else float(first)
+
+
+@dataclass(frozen=True)
+class Windowing:
+    """Windows of ``width`` s from ``start`` (unix s) over the records from ``start`` on (of
+    ``endpoint`` only, if given)."""
+
+    start: float
+    width: float
+    endpoint: str | None = None
+
+    @classmethod
+    def of(
+        cls,
+        table: Records,
+        window_s: float,
+        start: float | None = None,
+        endpoint: str | None = None,
+    ) -> Windowing:
+        check_window(window_s)
+        if start is None:  # the run's first record, whatever the endpoint: windows align
+            start = first_t(table)
+        return cls(float(start), float(window_s), endpoint)
+
+    @property
+    def params(self) -> list[Any]:
+        """The parameters of :meth:`records` (and of any query built on it)."""
+        return [self.start, self.width, *([] if self.endpoint is None else [self.endpoint])]
+
+    def records(self, source: str = "{records}") -> str:
+        """SQL of the windowed records of ``source``, each with its window ``w``: computed in
+        DOUBLE as floor((t - start) / width), so a record on a window's edge falls where
+        numpy put it."""
+        where = "" if self.endpoint is None else " AND endpoint = $3"
+        return (
+            f"SELECT *, CAST(floor((t - $1) / $2) AS BIGINT) AS w FROM {source} "
+            f"WHERE t >= $1{where}"
+        )
+
+    def t0(self, frame: pd.DataFrame) -> Floats:
+        """The start (unix s) of each window of ``frame`` (column ``w``)."""
+        return self.start + frame["w"].to_numpy(dtype=float) * self.width
+
+
+#: The records of the operations with more than one record (their attempts), a temporary
+#: table made once per :class:`Records`: a few percent of a run's records, where the
+#: questions about an operation's attempts need the operation's other records. An operation
+#: with one record is its own first and last attempt.
+MULTI = "multi_attempt_records"
+
+
+def multi_attempts(table: Records) -> str:
+    """The name of the :data:`MULTI` table of ``table``, made on first use."""
+    table.sql(
+        f"""CREATE TEMP TABLE IF NOT EXISTS {MULTI} AS SELECT * FROM {{records}}
+        SEMI JOIN (SELECT worker, op_id FROM {{records}} WHERE op_id IS NOT NULL
+            GROUP BY worker, op_id HAVING count(*) > 1) USING (worker, op_id)"""
+    )
+    return MULTI
+
+
+#: Per window, over the windowed records of :data:`MULTI` (``m``): its records, 2xx
+#: answers, operations, and operations whose last attempt there (highest attempt, then
+#: latest) got a 2xx.
+_MULTI_FIGURES = f"""SELECT w, count(*) AS records, count(*) FILTER (WHERE ok) AS ok,
+        count(DISTINCT (worker, op_id)) AS ops, count(*) FILTER (WHERE ok AND last) AS good
+    FROM (SELECT w, worker, op_id, {OK_STATUS} AS ok, row_number() OVER (
+        PARTITION BY worker, op_id ORDER BY attempt DESC, t DESC) = 1 AS last FROM m)
+    GROUP BY w"""
+
+
+def per_window(
+    table: Records,
+    windows: Windowing,
+    counts: Mapping[str, str],
+    percentiles: Mapping[str, float] | None = None,
+    of: str = "TRUE",
+    operations: bool = False,
+) -> pd.DataFrame:
+    """One row per window from the first to the last holding a record, quiet ones included:
+    ``w``, ``requests``, and per name of ``counts`` the records its condition selects;
+    per name of ``percentiles`` (quantiles) the nearest-rank latency of the records ``of``
+    selects (NaN when none). With ``operations``: ``ops``, the operations with a record in
+    the window, and ``good``, those whose last attempt got a 2xx, in that attempt's window.
+    """
+    counted = {**({"ok": OK_STATUS} if operations else {}), **counts}
+    aggregates = ["count(*) AS requests"]
+    aggregates += [f'count(*) FILTER (WHERE {c}) AS "{n}"' for n, c in counted.items()]
+    columns = [f'coalesce(a."{n}", 0) AS "{n}"' for n in ["requests", *counted]]
+    if percentiles:
+        aggregates.append(f"{quantiles('latency_ms', list(percentiles.values()), of)} AS q")
+        columns += [f'a.q[{i}] AS "{name}"' for i, name in enumerate(percentiles, start=1)]
+    ctes = [
+        f"r AS ({windows.records()})",
+        f"a AS (SELECT w, {', '.join(aggregates)} FROM r GROUP BY w)",
+    ]
+    joins = ""
+    if operations:
+        multi = multi_attempts(table)
+        ctes += [f"m AS ({windows.records(multi)})", f"o AS ({_MULTI_FIGURES})"]
+        joins = " LEFT JOIN o USING (w)"
+        columns += [  # an operation with one record counts once, on its own
+            "coalesce(a.requests, 0) - coalesce(o.records, 0) + coalesce(o.ops, 0) AS ops",
+            "coalesce(a.ok, 0) - coalesce(o.ok, 0) + coalesce(o.good, 0) AS good",
+        ]
+    ctes.append("g AS (SELECT unnest(range(coalesce(max(w) + 1, 0))) AS w FROM a)")
+    return table.sql(
+        f"""WITH {", ".join(ctes)}
+        SELECT w, {", ".join(columns)} FROM g LEFT JOIN a USING (w){joins} ORDER BY w""",
+        windows.params,
+    )
+
+
+def share(part: Any, whole: Any) -> Floats:
+    """part / whole, NaN where whole is 0."""
+    part, whole = np.asarray(part, dtype=np.int64), np.asarray(whole, dtype=np.int64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(whole > 0, part / np.maximum(whole, 1), np.nan)
 
 
 def grouped_percentiles(
@@ -137,53 +232,12 @@ def grouped_percentiles(
     return result
 
 
-def op_keys(records: pd.DataFrame) -> Ints:
-    """One integer per logical operation: (worker, op_id), as op ids are counted per process.
-    A record without an op id is an operation of its own."""
-    n = len(records)
-    if "op_id" not in records.columns:
-        return np.arange(n, dtype=np.int64)
-    op = pd.to_numeric(records["op_id"])
-    missing = op.isna().to_numpy()
-    ids: Ints = op.fillna(0).to_numpy(dtype=np.int64)
-    if "worker" in records.columns:
-        workers: Ints = np.asarray(pd.factorize(records["worker"])[0], dtype=np.int64)
-    else:
-        workers = np.zeros(n, dtype=np.int64)
-    keys: Ints = workers * (int(ids.max(initial=0)) + 1) + ids
-    keys[missing] = -1 - np.arange(int(missing.sum()), dtype=np.int64)
-    return keys
-
-
-def last_attempts(records: pd.DataFrame, keys: Ints) -> Bools:
-    """Whether each record is its operation's last attempt (highest attempt, then latest)."""
-    n = len(records)
-    attempt = attempts(records)
-    order = np.lexsort((records["t"].to_numpy(dtype=float), attempt, keys))
-    last = np.ones(n, dtype=bool)
-    sorted_keys = keys[order]
-    last[order[:-1]] = sorted_keys[:-1] != sorted_keys[1:]
-    return last
-
-
-def status_mask(records: pd.DataFrame, low: int, high: int) -> Bools:
-    status = records["status"].to_numpy(dtype=np.int64)
-    return (status >= low) & (status <= high)
-
-
-def attempts(records: pd.DataFrame) -> Ints:
-    """Each record's attempt number (1 where the records have none)."""
-    if "attempt" not in records.columns:
-        return np.ones(len(records), dtype=np.int64)
-    return records["attempt"].to_numpy(dtype=np.int64)
-
-
 # ---------------------------------------------------------------------------------------------
 # timeline
 
 
 def timeline(
-    records: pd.DataFrame,
+    records: RecordsLike,
     window_s: float = 1.0,
     start: float | None = None,
     endpoint: str | None = None,
@@ -199,41 +253,23 @@ def timeline(
     that endpoint's records, in the windows of the whole run. ``window_s`` must be from 1 to
     60 s.
     """
-    w = Windows.of(records, window_s, start, endpoint)
-    frame = w.records
-    requests = w.counts()
-    error = frame["error"]
-    answered = frame["status"].to_numpy(dtype=np.int64) > 0
-    keys = op_keys(frame)
-    ok = status_mask(frame, 200, 299)
+    table = as_records(records)
+    windows = Windowing.of(table, window_s, start, endpoint)
+    frame = per_window(table, windows, _COUNTS, _TIMELINE_PERCENTILES, ANSWERED, operations=True)
+    requests = frame["requests"].to_numpy(dtype=np.int64)
+    t0 = windows.t0(frame)
     columns: dict[str, Any] = {
-        "t0": w.t0(),
-        "t_s": w.t0() - w.start,
+        "t0": t0,
+        "t_s": t0 - windows.start,
         "requests": requests,
-        "rate": requests / w.width,
-        **w.percentiles(answered, _TIMELINE_PERCENTILES),
-        "ok": w.counts(ok),
-        "s4xx": w.counts(status_mask(frame, 400, 499)),
-        "s429": w.counts(status_mask(frame, 429, 429)),
-        "s5xx": w.counts(status_mask(frame, 500, 599)),
-        "s503": w.counts(status_mask(frame, 503, 503)),
-        "no_answer": w.counts(~answered),
-        **{f"err_{k}": w.counts(_is(error, k)) for k in _ERROR_KINDS},
-        "error_rate": _share(w.counts(error.notna().to_numpy()), requests),
-        "attempts_per_op": _share(requests, w.distinct(keys)),
-        "goodput": w.counts(ok & last_attempts(frame, keys)) / w.width,
+        "rate": requests / windows.width,
+        **{name: frame[name].to_numpy(dtype=float) for name in _TIMELINE_PERCENTILES},
+        **{name: frame[name].to_numpy(dtype=np.int64) for name in _COUNTS if name != "failed"},
+        "error_rate": share(frame["failed"], requests),
+        "attempts_per_op": share(requests, frame["ops"]),
+        "goodput": frame["good"].to_numpy(dtype=np.int64) / windows.width,
     }
     return pd.DataFrame(columns, columns=TIMELINE_COLUMNS)
-
-
-def _is(column: pd.Series, value: str) -> Bools:
-    return (column == value).to_numpy(dtype=bool, na_value=False)
-
-
-def _share(part: Ints, whole: Ints) -> Floats:
-    """part / whole, NaN where whole is 0."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(whole > 0, part / np.maximum(whole, 1), np.nan)
 
 
 # ---------------------------------------------------------------------------------------------
