@@ -15,6 +15,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from authload.analysis.errors import (
     RECOVERY_KINDS,
     error_bursts,
     latency_comparison,
-    latency_spectrum,
+    latency_spectra,
     recovery_times,
     retry_summary,
     sessions_lost,
@@ -38,7 +39,7 @@ from authload.analysis.figures import (
     throughput_latency_figure,
 )
 from authload.analysis.page import document, escape, frame_table, img, num, pairs, table
-from authload.analysis.stats import load_records
+from authload.analysis.query import Records
 from authload.analysis.summary import summary_notes
 from authload.analysis.timeline import event_windows, fault_windows, timeline
 from authload.errors import ResultsError
@@ -77,33 +78,42 @@ _GATE_HEAD = ("gate", "severity", "result", "evidence")
 
 @dataclass(frozen=True)
 class RunData:
-    """Everything a report reads from a run directory."""
+    """Everything a report reads from a run directory; the records stay in their Parquet
+    file, queried (:class:`~authload.analysis.query.Records`)."""
 
     run_dir: Path
     manifest: dict[str, Any]
     summary: dict[str, Any]
-    records: pd.DataFrame
+    records: Records
     events: list[dict[str, Any]]
     fault_history: list[dict[str, Any]]  # empty without mock_faults.json
+
+    @cached_property
+    def _bounds(self) -> dict[str, Any]:
+        """The first request's start, the last one's end, whether any had an intended start."""
+        return self.records.row(
+            "SELECT min(t) AS start, max(t + latency_ms / 1000.0) AS end, "
+            "bool_or(t_intended IS NOT NULL) AS intended FROM {records}"
+        )
 
     @property
     def start_t(self) -> float:
         """The origin of the time axis (unix s): the first request, else the run's start."""
         if len(self.records):
-            return float(self.records["t"].min())
+            return float(self._bounds["start"])
         return _iso_t(self.manifest.get("start")) or 0.0
 
     @property
     def end_t(self) -> float:
         """When the last request ended (unix s), else the run's end."""
         if len(self.records):
-            return float((self.records["t"] + self.records["latency_ms"] / 1000.0).max())
+            return float(self._bounds["end"])
         return _iso_t(self.manifest.get("end")) or self.start_t
 
     @property
     def open_model(self) -> bool:
         load = self.manifest.get("scenario", {}).get("load", {})
-        return bool(load.get("model") == "open" or self.records["t_intended"].notna().any())
+        return bool(load.get("model") == "open" or self._bounds.get("intended"))
 
     def since_start(self, frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
         """``frame`` with its time ``columns`` (unix s) as seconds since :attr:`start_t`."""
@@ -139,7 +149,7 @@ def load_run(run_dir: str | Path) -> RunData:
         run_dir=path,
         manifest=dict(read_json(path / MANIFEST_FILE)),
         summary=dict(read_json(path / SUMMARY_FILE)),
-        records=load_records(path),
+        records=Records.of_run(path),
         events=read_events(path),
         fault_history=list(history),
     )
@@ -152,14 +162,6 @@ def newest_run(runs_dir: str | Path = "runs", back: int = 0) -> Path:
     if len(runs) <= back:
         raise ResultsError(f"{runs_dir}: fewer than {back + 1} run directories")
     return runs[-1 - back]
-
-
-def latency_spectra(records: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """The latency spectrum over all endpoints (``*``) and of each endpoint."""
-    spectra = {"*": latency_spectrum(records)}
-    for name in sorted(records["endpoint"].unique()):
-        spectra[str(name)] = latency_spectrum(records, endpoint=str(name))
-    return spectra
 
 
 def window_for(span_s: float) -> float:
