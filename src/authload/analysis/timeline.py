@@ -141,12 +141,14 @@ class Windowing:
 #: questions about an operation's attempts need the operation's other records. An operation
 #: with one record is its own first and last attempt.
 MULTI = "multi_attempt_records"
+_MULTI_COLUMNS = "t, endpoint, status, latency_ms, retry_after_s, op_id, attempt, worker"
 
 
 def multi_attempts(table: Records) -> str:
-    """The name of the :data:`MULTI` table of ``table``, made on first use."""
+    """The name of the :data:`MULTI` table of ``table`` (columns :data:`_MULTI_COLUMNS`),
+    made on first use."""
     table.sql(
-        f"""CREATE TEMP TABLE IF NOT EXISTS {MULTI} AS SELECT * FROM {{records}}
+        f"""CREATE TEMP TABLE IF NOT EXISTS {MULTI} AS SELECT {_MULTI_COLUMNS} FROM {{records}}
         SEMI JOIN (SELECT worker, op_id FROM {{records}} WHERE op_id IS NOT NULL
             GROUP BY worker, op_id HAVING count(*) > 1) USING (worker, op_id)"""
     )
