@@ -290,14 +290,14 @@ def retry_summary(records: RecordsLike) -> dict[str, int | float | None]:
     table = as_records(records)
     multi = multi_attempts(table)
     row = table.row(
-        f"""SELECT count(*) AS attempts,
+        f"""WITH h AS ({_retried(f"SELECT * FROM {multi}", multi)})
+        SELECT count(*) AS attempts,
             count(*) FILTER (WHERE status = 503) AS shed,
             count(*) FILTER (WHERE status = 503 AND retry_after_s IS NOT NULL) AS shed_ra,
             (SELECT count(*) - count(DISTINCT (worker, op_id)) FROM {multi}) AS repeats,
             (SELECT {_OPERATIONS} FROM {{records}} WHERE attempt > 1) AS retried,
-            (SELECT count(*) FROM ({_retried(f"SELECT * FROM {multi}", multi)})) AS answers,
-            (SELECT count(*) FROM ({_retried(f"SELECT * FROM {multi}", multi)})
-                WHERE waited_s >= retry_after_s - $1) AS honoured
+            (SELECT count(*) FROM h) AS answers,
+            (SELECT count(*) FROM h WHERE waited_s >= retry_after_s - $1) AS honoured
         FROM {{records}}""",
         [HONOUR_SLACK_S],
     )
