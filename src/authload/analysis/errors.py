@@ -24,6 +24,7 @@ from authload.analysis.stats import PERCENTILES
 from authload.analysis.timeline import (
     ANSWERED,
     FAILED,
+    NUMBERED,
     Bools,
     Floats,
     Windowing,
@@ -63,8 +64,6 @@ _OPERATIONS = (
     "count(*) FILTER (WHERE op_id IS NULL) "
     "+ count(DISTINCT (worker, op_id)) FILTER (WHERE op_id IS NOT NULL)"
 )
-#: The records in their order, numbered (``pos``), for answers per record.
-_NUMBERED = "SELECT row_number() OVER () AS pos, * FROM {records}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -251,11 +250,11 @@ def _first_run(flags: Bools, first: int, length: int) -> int | None:
 def _retried(source: str, multi: str) -> str:
     """SQL of the Retry-After answers among the records ``source`` selects that their
     operation retried, with ``waited_s``: from the answer (t + latency) to the start of the
-    operation's next attempt (its earliest record with the next attempt number). Both are
+    operation's next attempt (its first record with the next attempt number). Both are
     records of :data:`~authload.analysis.timeline.MULTI` (``multi``)."""
     return f"""SELECT a.*, n.t_next - (a.t + a.latency_ms / 1000) AS waited_s
         FROM ({source}) a JOIN (
-            SELECT worker, op_id, attempt, min(t) AS t_next FROM {multi} GROUP BY ALL
+            SELECT worker, op_id, attempt, arg_min(t, pos) AS t_next FROM {multi} GROUP BY ALL
         ) n ON n.worker = a.worker AND n.op_id = a.op_id AND n.attempt = a.attempt + 1
         WHERE a.retry_after_s IS NOT NULL"""
 
@@ -266,7 +265,7 @@ def retry_after_honoured(records: RecordsLike) -> pd.DataFrame:
     attempt's start), ``honoured`` (waited at least Retry-After less ``HONOUR_SLACK_S``),
     ``worker``, ``attempt``; in record order."""
     table = as_records(records)
-    rows = table.sql(f"{_retried(_NUMBERED, multi_attempts(table))} ORDER BY pos")
+    rows = table.sql(f"{_retried(NUMBERED, multi_attempts(table))} ORDER BY pos")
     retry_after = rows["retry_after_s"].to_numpy(dtype=float)
     waited = rows["waited_s"].to_numpy(dtype=float)
     return pd.DataFrame(
@@ -334,7 +333,7 @@ def latency_from_intended(records: RecordsLike) -> pd.Series:
     :func:`latency_comparison` for the figures instead.
     """
     table = as_records(records)
-    values = table.sql(f"SELECT intended FROM ({_intended(table, _NUMBERED)}) ORDER BY pos")
+    values = table.sql(f"SELECT intended FROM ({_intended(table, NUMBERED)}) ORDER BY pos")
     return pd.Series(
         values["intended"].to_numpy(dtype=float),
         index=records.index if isinstance(records, pd.DataFrame) else None,

@@ -142,15 +142,19 @@ class Windowing:
 #: with one record is its own first and last attempt.
 MULTI = "multi_attempt_records"
 _MULTI_COLUMNS = "t, endpoint, status, latency_ms, retry_after_s, op_id, attempt, worker"
+#: The records in their order, numbered from 1 (``pos``): of two records alike, the later
+#: one is the operation's last attempt, the earlier one its next.
+NUMBERED = "SELECT row_number() OVER () AS pos, * FROM {records}"
 
 
 def multi_attempts(table: Records) -> str:
-    """The name of the :data:`MULTI` table of ``table`` (columns :data:`_MULTI_COLUMNS`),
-    made on first use."""
+    """The name of the :data:`MULTI` table of ``table`` (``pos`` and
+    :data:`_MULTI_COLUMNS`), made on first use."""
     table.sql(
-        f"""CREATE TEMP TABLE IF NOT EXISTS {MULTI} AS SELECT {_MULTI_COLUMNS} FROM {{records}}
-        SEMI JOIN (SELECT worker, op_id FROM {{records}} WHERE op_id IS NOT NULL
-            GROUP BY worker, op_id HAVING count(*) > 1) USING (worker, op_id)"""
+        f"""CREATE TEMP TABLE IF NOT EXISTS {MULTI} AS SELECT pos, {_MULTI_COLUMNS}
+        FROM ({NUMBERED}) SEMI JOIN (SELECT worker, op_id FROM {{records}}
+            WHERE op_id IS NOT NULL GROUP BY worker, op_id HAVING count(*) > 1)
+        USING (worker, op_id)"""
     )
     return MULTI
 
@@ -161,7 +165,8 @@ def multi_attempts(table: Records) -> str:
 _MULTI_FIGURES = f"""SELECT w, count(*) AS records, count(*) FILTER (WHERE ok) AS ok,
         count(DISTINCT (worker, op_id)) AS ops, count(*) FILTER (WHERE ok AND last) AS good
     FROM (SELECT w, worker, op_id, {OK_STATUS} AS ok, row_number() OVER (
-        PARTITION BY worker, op_id ORDER BY attempt DESC, t DESC) = 1 AS last FROM m)
+        PARTITION BY worker, op_id ORDER BY attempt DESC, t DESC, pos DESC) = 1 AS last
+        FROM m)
     GROUP BY w"""
 
 
