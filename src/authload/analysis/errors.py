@@ -370,13 +370,15 @@ def latency_comparison(records: RecordsLike) -> pd.DataFrame:
         f"{quantiles('intended', qs)} AS intended"
     )
     by_endpoint = table.sql(f"SELECT endpoint, {figures} FROM ({source}) GROUP BY endpoint")
-    overall = table.sql(f"SELECT {figures} FROM ({source})")  # apart: half the values held
-    rows = pd.concat([by_endpoint.sort_values("endpoint"), overall], ignore_index=True)
-    columns: dict[str, Any] = {"count": rows["n"].to_numpy(dtype=np.int64)}
+    overall = table.sql(f"SELECT {figures} FROM ({source})")  # apart: one group's values held
+    parts = (by_endpoint.sort_values("endpoint"), overall)
+    columns: dict[str, Any] = {
+        "count": np.concatenate([part["n"].to_numpy(dtype=np.int64) for part in parts])
+    }
     for i, stat in enumerate(_COMPARED):
         for side in ("measured", "intended"):
-            columns[f"{side}_{stat}"] = [_item(v, i) for v in rows[side]]
-    index = [*map(str, by_endpoint["endpoint"].sort_values()), "*"]
+            columns[f"{side}_{stat}"] = [_item(v, i) for part in parts for v in part[side]]
+    index = [*map(str, parts[0]["endpoint"]), "*"]
     return pd.DataFrame(columns, index=pd.Index(index, name="endpoint"))
 
 

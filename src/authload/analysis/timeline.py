@@ -142,8 +142,9 @@ class Windowing:
 #: with one record is its own first and last attempt.
 MULTI = "multi_attempt_records"
 _MULTI_COLUMNS = "t, endpoint, status, latency_ms, retry_after_s, op_id, attempt, worker"
-#: The records in their order, numbered from 1 (``pos``): of two records alike, the later
-#: one is the operation's last attempt, the earlier one its next.
+#: The records numbered in their order (``pos``): of two records of an operation alike in
+#: attempt number (and start), the later is its last attempt and the earlier its next one,
+#: as the numpy code took them.
 NUMBERED = "SELECT row_number() OVER () AS pos, * FROM {records}"
 
 
@@ -224,7 +225,8 @@ def grouped_percentiles(
 ) -> dict[str, Floats]:
     """Nearest-rank percentiles per group (0 to ``count`` - 1), NaN for an empty group: the
     value at sorted index ceil(n q - 1), exactly as numpy's ``inverted_cdf`` (and so
-    :func:`~authload.analysis.stats.percentile`) picks it."""
+    :func:`~authload.analysis.stats.percentile`) picks it. For arrays in memory (drift's
+    windows); queries use :func:`~authload.analysis.query.quantiles`."""
     order = np.lexsort((values, groups))
     ordered = values[order]
     sizes = np.bincount(groups, minlength=count)
