@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from authload.analysis.query import Records, RecordsLike, as_records, quantiles
+from authload.analysis.query import ALL, Records, RecordsLike, as_records, quantiles
 from authload.analysis.stats import PERCENTILES
 from authload.analysis.timeline import (
     ANSWERED,
@@ -363,23 +363,18 @@ def latency_comparison(records: RecordsLike) -> pd.DataFrame:
     ``measured_<stat>`` and ``intended_<stat>`` (:func:`latency_from_intended`) for p50, p90,
     p99, p99.9 and max, in ms."""
     table = as_records(records)
-    source = _intended(table, "SELECT * FROM {records}")
     qs = list(_COMPARED.values())
-    figures = (
+    frame = table.per_group(
+        "endpoint",
         f"count(*) AS n, {quantiles('latency_ms', qs)} AS measured, "
-        f"{quantiles('intended', qs)} AS intended"
+        f"{quantiles('intended', qs)} AS intended",
+        source=_intended(table, "SELECT * FROM {records}"),
     )
-    by_endpoint = table.sql(f"SELECT endpoint, {figures} FROM ({source}) GROUP BY endpoint")
-    overall = table.sql(f"SELECT {figures} FROM ({source})")  # apart: one group's values held
-    parts = (by_endpoint.sort_values("endpoint"), overall)
-    columns: dict[str, Any] = {
-        "count": np.concatenate([part["n"].to_numpy(dtype=np.int64) for part in parts])
-    }
+    columns: dict[str, Any] = {"count": frame["n"].to_numpy(dtype=np.int64)}
     for i, stat in enumerate(_COMPARED):
         for side in ("measured", "intended"):
-            columns[f"{side}_{stat}"] = [_item(v, i) for part in parts for v in part[side]]
-    index = [*map(str, parts[0]["endpoint"]), "*"]
-    return pd.DataFrame(columns, index=pd.Index(index, name="endpoint"))
+            columns[f"{side}_{stat}"] = [_item(v, i) for v in frame[side]]
+    return pd.DataFrame(columns, index=pd.Index(list(map(str, frame["endpoint"])), name="endpoint"))
 
 
 def _item(values: Any, i: int) -> float:
@@ -436,34 +431,28 @@ def latency_spectrum(records: RecordsLike, endpoint: str | None = None) -> pd.Da
     tail: 0, 10, ..., 90, then 90, 91, ..., 99, then 99, 99.1, ..., 99.9, and so on while a
     decade's tail still holds a request, and ends with 100 (the maximum)."""
     table = as_records(records)
+    grid = _spectrum_grid(max(len(table), 1))
     where, params = ("TRUE", []) if endpoint is None else ("endpoint = ?", [endpoint])
-    return _spectra(table, "'*'", where, params).get("*", _spectrum(0, None, np.empty(0)))
+    row = table.row(f"SELECT {_spectrum_figures(grid)} FROM {{records}} WHERE {where}", params)
+    return _spectrum(int(row["n"]), row["q"], grid)
 
 
 def latency_spectra(records: RecordsLike) -> dict[str, pd.DataFrame]:
     """The latency spectrum over all endpoints (``*``) and of each endpoint (sorted)."""
     table = as_records(records)
-    by_endpoint = _spectra(table, "endpoint")  # a query apart: one group's values at a time
-    return {"*": latency_spectrum(table)} | {
-        str(name): by_endpoint[name] for name in sorted(by_endpoint, key=str)
-    }
-
-
-def _spectra(
-    table: Records, key: str, where: str = "TRUE", params: list[Any] | None = None
-) -> dict[Any, pd.DataFrame]:
-    """The spectrum of the records ``where`` selects per value of ``key`` (SQL), in one
-    pass: every group's grid is part of the grid of the whole table's count."""
     grid = _spectrum_grid(max(len(table), 1))
-    frame = table.sql(
-        f"""SELECT {key} AS key, count(*) AS n, {quantiles("latency_ms", list(grid))} AS q
-        FROM {{records}} WHERE {where} GROUP BY ALL""",
-        params,
-    )
-    return {
-        key: _spectrum(int(n), values, grid)
-        for key, n, values in zip(frame["key"], frame["n"], frame["q"], strict=True)
+    frame = table.per_group("endpoint", _spectrum_figures(grid))
+    spectra = {
+        str(name): _spectrum(int(n), values, grid)
+        for name, n, values in zip(frame["endpoint"], frame["n"], frame["q"], strict=True)
     }
+    return {ALL: spectra.pop(ALL)} | spectra
+
+
+def _spectrum_figures(grid: Floats) -> str:
+    """The count and the quantiles on ``grid``: every count's own grid (:func:`_spectrum_grid`)
+    is part of a larger count's, so one grid, the whole table's, serves every group."""
+    return f"count(*) AS n, {quantiles('latency_ms', list(grid))} AS q"
 
 
 def _spectrum(n: int, values: Any, grid: Floats) -> pd.DataFrame:

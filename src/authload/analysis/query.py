@@ -116,13 +116,18 @@ class Table:
         return self._con.execute(query.replace("{" + self.name + "}", self.name), params or [])
 
     def per_group(
-        self, by: str, aggregates: str, where: str = "TRUE", params: Sequence[Any] | None = None
+        self,
+        by: str,
+        aggregates: str,
+        where: str = "TRUE",
+        params: Sequence[Any] | None = None,
+        source: str | None = None,
     ) -> pd.DataFrame:
         """``aggregates`` per value of the column ``by`` (in order), then over every row
-        (``by`` = :data:`ALL`), of the rows ``where`` selects. Two queries rather than one
-        ``ROLLUP``: percentiles hold their values in memory, so the overall ones are not
-        held beside the groups'."""
-        rows = f"{aggregates} FROM {self.name} WHERE {where}"
+        (``by`` = :data:`ALL`), of the rows ``where`` selects (of this table, or of the query
+        ``source`` over it). Two queries rather than one ``ROLLUP``: percentiles hold their
+        values in memory, so the overall ones are not held beside the groups'."""
+        rows = f"{aggregates} FROM {self.name if source is None else f'({source})'} WHERE {where}"
         groups = self.sql(f"SELECT {by}, {rows} GROUP BY {by} ORDER BY {by}", params)
         total = self.sql(f"SELECT '{ALL}' AS {by}, {rows}", params)
         return pd.concat([groups.astype({by: object}), total], ignore_index=True)
