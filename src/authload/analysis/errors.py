@@ -25,6 +25,8 @@ from authload.analysis.timeline import (
     ANSWERED,
     FAILED,
     NUMBERED,
+    SHED,
+    STATUS_5XX,
     Bools,
     Floats,
     Windowing,
@@ -55,7 +57,7 @@ HONOUR_SLACK_S = 0.05
 #: Event intervals :func:`recovery_times` looks at by default.
 RECOVERY_KINDS = ("fault", "refresh_storm", "mass_logout")
 
-_BURST_FAILED = {"5xx": "status BETWEEN 500 AND 599", "503": "status = 503", "errors": FAILED}
+_BURST_FAILED = {"5xx": STATUS_5XX, "503": SHED, "errors": FAILED}
 _BURST_STATUSES = tuple(_BURST_FAILED)
 _BURST_COLUMNS = ["start", "end", "duration_s", "peak_rate", "errors", "endpoints"]
 _COMPARED = {**{k: PERCENTILES[k] for k in ("p50", "p90", "p99", "p99.9")}, "max": 1.0}
@@ -291,8 +293,8 @@ def retry_summary(records: RecordsLike) -> dict[str, int | float | None]:
     row = table.row(
         f"""WITH h AS ({_retried(f"SELECT * FROM {multi}", multi)})
         SELECT count(*) AS attempts,
-            count(*) FILTER (WHERE status = 503) AS shed,
-            count(*) FILTER (WHERE status = 503 AND retry_after_s IS NOT NULL) AS shed_ra,
+            count(*) FILTER (WHERE {SHED}) AS shed,
+            count(*) FILTER (WHERE {SHED} AND retry_after_s IS NOT NULL) AS shed_ra,
             (SELECT count(*) - count(DISTINCT (worker, op_id)) FROM {multi}) AS repeats,
             (SELECT {_OPERATIONS} FROM {{records}} WHERE attempt > 1) AS retried,
             (SELECT count(*) FROM h) AS answers,
@@ -395,9 +397,8 @@ def shedding_quality(records: RecordsLike, window_s: float = 1.0) -> pd.DataFram
     that sheds well keeps goodput near its capacity and answers its 503s fast."""
     table = as_records(records)
     windows = Windowing.of(table, window_s)
-    shed = "status = 503"
-    counts = {"first": "attempt = 1", "shed": shed}
-    frame = per_window(table, windows, counts, {"p99": 0.99}, shed, operations=True)
+    counts = {"first": "attempt = 1", "shed": SHED}
+    frame = per_window(table, windows, counts, {"p99": 0.99}, SHED, operations=True)
     t0 = windows.t0(frame)
     return pd.DataFrame(
         {

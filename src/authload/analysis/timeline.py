@@ -64,13 +64,15 @@ Bools = npt.NDArray[np.bool_]
 ANSWERED = "status > 0"
 FAILED = "error IS NOT NULL"
 OK_STATUS = "status BETWEEN 200 AND 299"
+STATUS_5XX = "status BETWEEN 500 AND 599"
+SHED = "status = 503"  # the service shed the request
 
 _COUNTS = {
     "ok": OK_STATUS,
     "s4xx": "status BETWEEN 400 AND 499",
     "s429": "status = 429",
-    "s5xx": "status BETWEEN 500 AND 599",
-    "s503": "status = 503",
+    "s5xx": STATUS_5XX,
+    "s503": SHED,
     "no_answer": f"NOT ({ANSWERED})",
     **{f"err_{kind}": f"error = '{kind}'" for kind in _ERROR_KINDS},
     "failed": FAILED,
