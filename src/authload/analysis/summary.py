@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from authload.analysis.drift import Thresholds, read_resources
 from authload.analysis.gates import RunFacts, check_gates, verdict
 from authload.analysis.journeys import journey_summary, revocation_summary
 from authload.analysis.offered import open_model_limit
@@ -56,8 +57,6 @@ def summarize(run_dir: Path, scenario: Scenario, status: str) -> dict[str, Any]:
 
 
 def _open_model_limit(run_dir: Path, scenario: Scenario, journeys: Journeys) -> str | None:
-    from authload.analysis.drift import Thresholds, read_resources  # (imports the report)
-
     resources = read_resources(run_dir)
     return open_model_limit(scenario.load, journeys, resources, Thresholds().cpu_saturated)
 
