@@ -18,11 +18,12 @@ Measured against Polars' streaming engine, pyarrow compute and plain pandas by
 
 from __future__ import annotations
 
+import itertools
 import os
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any, Self, TypeAlias
 
 import duckdb
 import numpy as np
@@ -41,6 +42,7 @@ __all__ = [
     "Table",
     "as_journeys",
     "as_records",
+    "between",
     "exact_quantiles",
     "quantiles",
     "window_index",
@@ -52,6 +54,8 @@ __all__ = [
 MEMORY_ENV = "AUTHLOAD_ANALYSIS_MEMORY"
 #: The name of the overall row of :meth:`Table.per_group`.
 ALL = "*"
+
+_SELECTIONS = itertools.count(1)
 
 #: Columns a frame of records may leave out (older runs, hand-built frames), and their value.
 _OPTIONAL: Mapping[str, str] = {
@@ -90,15 +94,22 @@ class Table:
     """One table of a run (records or journeys) as the view ``name`` of its own connection.
     Queries name the table by ``{name}`` and get pandas frames back."""
 
-    def __init__(self, connection: duckdb.DuckDBPyConnection, name: str, source: str) -> None:
+    def __init__(
+        self,
+        connection: duckdb.DuckDBPyConnection,
+        name: str,
+        source: str,
+        view: str | None = None,
+    ) -> None:
         self._con = connection
         self.name = name
         self.source = source  # where the rows come from, for messages
+        self._view = view or name  # what ``{name}`` stands for in a query
         self._count: int | None = None
 
     def sql(self, query: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
         """The answer of ``query`` (``{name}`` names this table) as a pandas frame."""
-        text = query.replace("{" + self.name + "}", self.name)
+        text = query.replace("{" + self.name + "}", self._view)
         try:
             frame: pd.DataFrame = self._con.execute(text, params or []).df()
         except duckdb.Error as exc:
@@ -131,12 +142,12 @@ class Table:
     @property
     def columns(self) -> list[str]:
         """The table's column names, in order."""
-        described = self._con.execute(f"DESCRIBE SELECT * FROM {self.name}").fetchall()
+        described = self._con.execute(f"DESCRIBE SELECT * FROM {self._view}").fetchall()
         return [str(row[0]) for row in described]
 
     def __len__(self) -> int:
         if self._count is None:
-            self._count = int(self.sql(f"SELECT count(*) AS n FROM {self.name}")["n"].iloc[0])
+            self._count = int(self.sql(f"SELECT count(*) AS n FROM {self._view}")["n"].iloc[0])
         return self._count
 
     @property
@@ -152,7 +163,14 @@ class Table:
         """Rows as a pandas frame: only for what is known to be small (a notebook's run, a
         window, a selection), never a whole long run."""
         names = ", ".join(f'"{c}"' for c in columns) if columns else "*"
-        return self.sql(f"SELECT {names} FROM {self.name} WHERE {where}", params)
+        return self.sql(f"SELECT {names} FROM {self._view} WHERE {where}", params)
+
+    def selection(self, condition: str) -> Self:
+        """The rows ``condition`` (SQL, its values written in: :func:`between`) selects, as a
+        table of their own that queries name as this one (a step's measured window)."""
+        view = f"{self._view}_{next(_SELECTIONS)}"
+        self._con.execute(f"CREATE VIEW {view} AS SELECT * FROM {self._view} WHERE {condition}")
+        return type(self)(self._con, self.name, self.source, view)
 
 
 class Records(Table):
@@ -296,6 +314,11 @@ def quantiles(column: str, qs: Sequence[float], where: str | None = None) -> str
     return f"quantile_disc({column}, [{listed}]){filtered}"
 
 
+def between(column: str, low: float, high: float) -> str:
+    """SQL: ``column`` from ``low`` (included) to ``high`` (excluded)."""
+    return f"{column} >= {_double(low)} AND {column} < {_double(high)}"
+
+
 def window_index(start: float, width: float, column: str = "t") -> str:
     """SQL for the window of ``width`` s from ``start`` (0 the first, negative before it)
     that ``column`` (unix s) falls in: floor((column - start) / width), the same double
@@ -340,7 +363,7 @@ def exact_quantiles(
         qs=", ".join(f"({i}, {_double(q)})" for i, q in enumerate(qs)),
         same=" AND ".join(f"r.{name} IS NOT DISTINCT FROM s.{name}" for name in keys),
         ranked=", ".join(f"r.{name}" for name in keys),
-        table=table.name,
+        table="{" + table.name + "}",
     )
     frame = table.sql(query, params)
     return frame if groups else frame.drop(columns=["_all"])
@@ -389,7 +412,7 @@ def _bucket(column: str) -> str:
 
 
 def _double(value: float) -> str:
-    return f"{float(value)!r}::DOUBLE"
+    return f"'{float(value)!r}'::DOUBLE"  # as text: exact, and nan or inf too
 
 
 def _plain(value: Any) -> Any:
