@@ -42,6 +42,9 @@ only complete windows count, and a window enters an endpoint's fit only with at 
 a fit needs :data:`MIN_WINDOWS` (8) such windows. Runs shorter than :data:`MIN_SPAN_S`
 (60 s) are not analysed. Drift looks for change over time at steady load: a scenario whose
 load itself changes after the warm-up moves the figures too.
+
+The window figures and the budgets' counts are DuckDB aggregates over the records
+(:mod:`authload.analysis.query`): exact, and in bounded memory however long the run.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ from authload.analysis.query import (
     Records,
     RecordsLike,
     as_records,
+    between,
     exact_quantiles,
     window_index,
 )
@@ -134,17 +138,16 @@ def window_series(records: RecordsLike, start: float, end: float, window_s: floa
         return pd.DataFrame(columns=SERIES_COLUMNS)
     table = as_records(records)
     keys = {"endpoint": "endpoint", "w": window_index(start, window_s)}
-    span = ("t >= ? AND t < ?", [start, start + count * window_s])
+    span = between("t", start, start + count * window_s)
     counts = table.sql(
         f"""SELECT endpoint, {keys["w"]} AS w, count(*) AS attempts,
             count(*) FILTER (WHERE status > 0) AS answered, count(error) AS failed
-        FROM {{records}} WHERE {span[0]} GROUP BY ALL""",
-        span[1],
+        FROM {{records}} WHERE {span} GROUP BY ALL"""
     )
     if counts.empty:
         return pd.DataFrame(columns=SERIES_COLUMNS)
     qs = list(LATENCY_METRICS.values())
-    pct = exact_quantiles(table, "latency_ms", qs, keys, f"{span[0]} AND status > 0", span[1])
+    pct = exact_quantiles(table, "latency_ms", qs, keys, f"{span} AND status > 0")
     names = sorted(counts["endpoint"].astype(str).unique())
     grid = pd.MultiIndex.from_product([names, range(count)], names=["endpoint", "w"])
     figures = counts.astype({"endpoint": str}).set_index(["endpoint", "w"]).reindex(grid)
@@ -324,8 +327,9 @@ def _extent(table: Records) -> tuple[float | None, float | None, list[str]]:
         "SELECT min(t) AS first, max(t + latency_ms / 1000.0) AS last, "
         "list(DISTINCT endpoint) AS endpoints FROM {records}"
     )
-    endpoints = sorted(str(e) for e in row["endpoints"] if e is not None)
-    return row["first"], row["last"], endpoints
+    if pd.isna(row["first"]):  # NULL: no records
+        return None, None, []
+    return float(row["first"]), float(row["last"]), sorted(map(str, row["endpoints"]))
 
 
 def _notes(
