@@ -1,6 +1,7 @@
 """Capacity maths: judging one step of a capacity search, the search's next step, the knee,
-the first SLO to break, and the Universal Scalability Law fit. Pure: numbers and frames in,
-numbers out; no I/O, no printing (``authload.capacity`` runs the steps, the CLI prints).
+the first SLO to break, and the Universal Scalability Law fit. Numbers and records in (a
+step run's :class:`~authload.analysis.query.Records`, queried where they lie, or a frame),
+numbers out; no printing (``authload.capacity`` runs the steps, the CLI prints).
 
 A step is judged on its measured window only (warm-up excluded): the scenario's SLOs
 (:func:`authload.analysis.slo.evaluate_slos`) on the window's records, plus two checks that
