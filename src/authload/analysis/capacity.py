@@ -21,7 +21,14 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats  # type: ignore[import-untyped]
 
-from authload.analysis.query import Records, RecordsLike, as_records, between, exact_quantiles
+from authload.analysis.query import (
+    ANSWERED,
+    Records,
+    RecordsLike,
+    as_records,
+    between,
+    exact_quantiles,
+)
 from authload.analysis.slo import evaluate, evaluate_slos
 from authload.slo_grammar import REQUESTS, parse_slo
 
@@ -226,7 +233,7 @@ def _outcome(
 def _steadiness(window: Records, start: float, end: float) -> tuple[bool, str]:
     third = (end - start) / 3.0
     first, last = between("t", start, start + third), between("t", end - third, end)
-    thirds = f"CASE WHEN status > 0 AND {first} THEN 0 WHEN status > 0 AND {last} THEN 2 END"
+    thirds = f"CASE WHEN {ANSWERED} AND {first} THEN 0 WHEN {ANSWERED} AND {last} THEN 2 END"
     answered = window.sql(f"SELECT {thirds} AS g, count(*) AS n FROM {{records}} GROUP BY g")
     sizes = {
         int(g): int(n) for g, n in zip(answered["g"], answered["n"], strict=True) if not pd.isna(g)

@@ -60,6 +60,7 @@ import numpy as np
 import pandas as pd
 
 from authload.analysis.query import (
+    ANSWERED,
     Records,
     RecordsLike,
     as_records,
@@ -141,13 +142,13 @@ def window_series(records: RecordsLike, start: float, end: float, window_s: floa
     span = between("t", start, start + count * window_s)
     counts = table.sql(
         f"""SELECT endpoint, {keys["w"]} AS w, count(*) AS attempts,
-            count(*) FILTER (WHERE status > 0) AS answered, count(error) AS failed
+            count(*) FILTER (WHERE {ANSWERED}) AS answered, count(error) AS failed
         FROM {{records}} WHERE {span} GROUP BY ALL"""
     )
     if counts.empty:
         return pd.DataFrame(columns=SERIES_COLUMNS)
     qs = list(LATENCY_METRICS.values())
-    pct = exact_quantiles(table, "latency_ms", qs, keys, f"{span} AND status > 0")
+    pct = exact_quantiles(table, "latency_ms", qs, keys, f"{span} AND {ANSWERED}")
     names = sorted(counts["endpoint"].astype(str).unique())
     grid = pd.MultiIndex.from_product([names, range(count)], names=["endpoint", "w"])
     figures = counts.astype({"endpoint": str}).set_index(["endpoint", "w"]).reindex(grid)

@@ -34,6 +34,7 @@ from authload.results import JOURNEY_SCHEMA, JOURNEYS_FILE, RECORD_SCHEMA, RECOR
 
 __all__ = [
     "ALL",
+    "ANSWERED",
     "MEMORY_ENV",
     "Journeys",
     "JourneysLike",
@@ -47,6 +48,9 @@ __all__ = [
     "quantiles",
     "window_index",
 ]
+
+#: SQL: the records of attempts that got an answer (an HTTP status; 0: timeout, connect, reset).
+ANSWERED = "status > 0"
 
 #: The memory DuckDB may use (its units: "512MB", "2GB"); by default DuckDB's own, 80% of
 #: the machine's. Sorts, joins and grouping spill to disk past it; a percentile cannot: it

@@ -14,7 +14,7 @@ from authload.analysis.drift import Thresholds, read_resources
 from authload.analysis.gates import RunFacts, check_gates, verdict
 from authload.analysis.journeys import journey_summary, revocation_summary
 from authload.analysis.offered import open_model_limit
-from authload.analysis.query import Journeys, Records, RecordsLike, as_records
+from authload.analysis.query import ANSWERED, Journeys, Records, RecordsLike, as_records
 from authload.analysis.slo import evaluate_slos
 from authload.analysis.stats import endpoint_summary
 from authload.results import (
@@ -157,7 +157,7 @@ def reconcile(
     compared with the records that got an HTTP status.
     """
     counts = as_records(records).sql(
-        "SELECT endpoint, count(*) AS n, count(*) FILTER (WHERE status > 0) AS answered "
+        f"SELECT endpoint, count(*) AS n, count(*) FILTER (WHERE {ANSWERED}) AS answered "
         "FROM {records} GROUP BY endpoint"
     )
     names = [str(name) for name in counts["endpoint"]]
