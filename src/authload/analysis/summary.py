@@ -137,7 +137,8 @@ def eviction_note(evicted: dict[str, int] | None) -> str | None:
 def _span_s(records: Records) -> float:
     """From the first attempt's start to the last one's end (s)."""
     row = records.row("SELECT max(t + latency_ms / 1000.0) - min(t) AS span FROM {records}")
-    return float(row.get("span") or 0.0)
+    span = row.get("span")
+    return 0.0 if span is None or math.isnan(span) else float(span)  # NULL (NaN): no records
 
 
 def _outcomes(run_dir: Path) -> dict[str, int]:
