@@ -123,3 +123,13 @@ def test_pooled_runs_keep_their_operations_apart(tmp_path: Path) -> None:
     with pytest.raises(ResultsError, match="unknown columns"):
         Records.of_run(first, columns=["nope"])
     assert Journeys.of_runs([first, second]).empty  # runs without journey records
+
+
+def test_a_selection_is_queried_as_the_table_itself() -> None:
+    records = Records.of_frame(_frame(1000, 3))
+    window = records.selection("t >= 50")
+    assert window.name == records.name == "records"
+    assert len(window) == int((records.frame()["t"] >= 50).sum())
+    assert window.frame()["t"].min() >= 50
+    per_endpoint = window.per_group("endpoint", "count(*) AS n")
+    assert per_endpoint["n"].iloc[-1] == len(window)

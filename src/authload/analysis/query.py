@@ -136,7 +136,7 @@ class Table:
         (``by`` = :data:`ALL`), of the rows ``where`` selects. Two queries rather than one
         ``ROLLUP``: percentiles hold their values in memory, so the overall ones are not
         held beside the groups'."""
-        rows = f"{aggregates} FROM {self.name} WHERE {where}"
+        rows = f"{aggregates} FROM {self._view} WHERE {where}"
         groups = self.sql(f"SELECT {by}, {rows} GROUP BY {by} ORDER BY {by}", params)
         total = self.sql(f"SELECT '{ALL}' AS {by}, {rows}", params)
         return pd.concat([groups.astype({by: object}), total], ignore_index=True)
