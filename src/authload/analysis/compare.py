@@ -146,8 +146,8 @@ TAIL_RESAMPLES = 10  # resamples in each tail of an interval, at least
 SAMPLE_SIZE = 200_000  # latencies of one endpoint an interval resamples, at most
 
 #: The record columns a comparison reads: ``worker`` and ``op_id`` (an operation) only for
-#: amplification, ``attempt`` and ``t`` only to tell records apart in a sample.
-COLUMNS = ("endpoint", "status", "latency_ms", "error", "worker", "op_id", "attempt", "t")
+#: amplification, ``t`` only to tell records apart in a sample.
+COLUMNS = ("endpoint", "status", "latency_ms", "error", "worker", "op_id", "t")
 REQUIRED_COLUMNS = COLUMNS[:4]
 OPERATION_COLUMNS = ("worker", "op_id")
 
@@ -868,7 +868,8 @@ def _resampled_percentile(
 
 
 def _rank(n: int, q: float) -> int:
-    """The 0-based index :func:`percentile` takes in n sorted values."""
+    """The 0-based index a nearest-rank percentile takes in n sorted values
+    (:func:`authload.analysis.stats.percentile`)."""
     return int(np.quantile(np.arange(n), q, method="inverted_cdf"))
 
 
