@@ -470,19 +470,17 @@ def _journey_counts(journeys: Journeys) -> dict[str, dict[str, int]]:
     """Per flow and over all (``*``), of the journeys that ended or never started: how many
     (``journeys``), ``failed`` (dropped arrivals too), open-model ``arrivals`` (queued or
     dropped), ``dropped`` and ``queued``."""
-    frame = journeys.sql(
-        f"""SELECT flow, grouping(flow) = 1 AS grouped, count(*) AS journeys,
-            count(*) - count(*) FILTER (WHERE {OK}) AS failed,
+    frame = journeys.per_group(
+        "flow",
+        f"""count(*) AS journeys, count(*) - count(*) FILTER (WHERE {OK}) AS failed,
             count(*) FILTER (WHERE waited_ms IS NOT NULL OR {DROPPED_ARRIVAL}) AS arrivals,
             count(*) FILTER (WHERE {DROPPED_ARRIVAL}) AS dropped,
-            count(waited_ms) AS queued
-        FROM {{journeys}} WHERE {IN_SCOPE} GROUP BY ROLLUP (flow)"""
+            count(waited_ms) AS queued""",
+        IN_SCOPE,
     )
-    counts = {
-        "*" if row["grouped"] else str(row["flow"]): {k: int(row[k]) for k in _JOURNEY_COUNTS}
-        for _, row in frame.iterrows()
+    return {
+        str(row["flow"]): {k: int(row[k]) for k in _JOURNEY_COUNTS} for _, row in frame.iterrows()
     }
-    return {"*": dict.fromkeys(_JOURNEY_COUNTS, 0)} | counts
 
 
 _JOURNEY_COUNTS = ("journeys", "failed", "arrivals", "dropped", "queued")
@@ -624,17 +622,8 @@ def endpoint_figures(records: RecordsLike) -> pd.DataFrame:
 
 def _attempts(records: Records) -> dict[str, tuple[int, int]]:
     """Per endpoint and over all: (attempts, those with an error)."""
-    frame = records.sql(
-        "SELECT endpoint, grouping(endpoint) = 1 AS grouped, count(*) AS attempts, "
-        "count(error) AS errors FROM {records} GROUP BY ROLLUP (endpoint)"
-    )
-    counts = {_group(r): (int(r["attempts"]), int(r["errors"])) for _, r in frame.iterrows()}
-    return {"*": (0, 0)} | counts
-
-
-def _group(row: pd.Series) -> str:
-    """The name of a row grouped by endpoint: the endpoint, or ``*`` for all of them."""
-    return "*" if row["grouped"] else str(row["endpoint"])
+    frame = records.per_group("endpoint", "count(*) AS attempts, count(error) AS errors")
+    return {str(r["endpoint"]): (int(r["attempts"]), int(r["errors"])) for _, r in frame.iterrows()}
 
 
 def _points(records: Records) -> dict[str, dict[str, float]]:
@@ -642,7 +631,9 @@ def _points(records: Records) -> dict[str, dict[str, float]]:
     qs = [PERCENTILES[stat] for stat in LATENCY_STATS]
     frame = exact_quantiles(records, "latency_ms", qs, {"endpoint": "endpoint"}, overall=True)
     return {
-        _group(row): dict(zip(LATENCY_STATS, map(float, row["q"]), strict=True))
+        "*" if row["grouped"] else str(row["endpoint"]): dict(
+            zip(LATENCY_STATS, map(float, row["q"]), strict=True)
+        )
         for _, row in frame.iterrows()
     }
 
