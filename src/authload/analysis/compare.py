@@ -73,6 +73,7 @@ sampled row errs towards ``no significant change``.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import zlib
@@ -640,14 +641,23 @@ def _points(records: Records) -> dict[str, dict[str, float]]:
 
 def _operations(records: Records, rows: int) -> dict[str, _Operations]:
     """Per endpoint and over all: how many operations made each number of attempts.
-    Counted a slice of operation ids at a time (a run's records: one operation each,
-    mostly): small aggregates are faster than one that holds every operation."""
+
+    A run's records are one operation each, mostly, so one aggregate would hold about as
+    many groups as records: they are counted a range of operation ids at a time instead.
+    Each process numbers its operations from 0 and writes its records in order, so a
+    range's records lie in a few row groups, and the others are skipped by their
+    statistics."""
+    ids = records.row("SELECT min(op_id) AS low, max(op_id) AS high FROM {records}")
+    if pd.isna(ids["low"]):  # no operation ids
+        return {"*": _histogram(pd.Series(dtype=np.int64))}
     passes = max(1, min(_MAX_PASSES, math.ceil(rows / _OPERATIONS_PER_PASS)))
+    width = (int(ids["high"]) - int(ids["low"])) // passes + 1
     query = """SELECT endpoint, size, count(*) AS n
-        FROM (SELECT endpoint, worker, op_id, count(*) AS size FROM {{records}}
-              WHERE op_id IS NOT NULL AND hash(op_id) % {passes} = {k} GROUP BY ALL)
+        FROM (SELECT endpoint, worker, op_id, count(*) AS size FROM {records}
+              WHERE op_id >= ? AND op_id < ? GROUP BY ALL)
         GROUP BY ALL"""
-    frame = pd.concat([records.sql(query.format(passes=passes, k=k)) for k in range(passes)])
+    bounds = [int(ids["low"]) + k * width for k in range(passes + 1)]
+    frame = pd.concat([records.sql(query, [a, b]) for a, b in itertools.pairwise(bounds)])
     per_endpoint = frame.astype({"endpoint": str}).groupby(["endpoint", "size"])["n"].sum()
     found = {
         str(name): _histogram(part.droplevel("endpoint"))
@@ -656,8 +666,8 @@ def _operations(records: Records, rows: int) -> dict[str, _Operations]:
     return found | {"*": _histogram(per_endpoint.groupby(level="size").sum())}
 
 
-_OPERATIONS_PER_PASS = 2_000_000
-_MAX_PASSES = 32
+_OPERATIONS_PER_PASS = 1_000_000
+_MAX_PASSES = 128
 
 
 def _histogram(counts: pd.Series) -> _Operations:
