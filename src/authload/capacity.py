@@ -252,7 +252,7 @@ class _Search:
 
     def _step(self, level: float, chosen_by: str) -> dict[str, Any]:
         from authload.analysis.capacity import judge_step, step_window
-        from authload.analysis.stats import load_records
+        from authload.analysis.query import Records
         from authload.runner import run
 
         options = self.options
@@ -294,7 +294,7 @@ class _Search:
             self.steps.append(step)
             self._say(f"step {index}: {result.verdict.upper()}: {'; '.join(reasons)}")
             return step
-        records = load_records(result.run_dir)
+        records = Records.of_run(result.run_dir)
         start, end = step_window(
             records,
             options.warmup_s,

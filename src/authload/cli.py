@@ -614,22 +614,22 @@ def _compare(args: argparse.Namespace) -> int:
 
     _check_comparison_options(args)
     destinations = _destinations(args)
-    from authload.analysis.journeys import load_journeys
+    from authload.analysis.query import Journeys
 
     try:
         base, candidate = load_run_records(args.base), load_run_records(args.candidate)
-        journeys = (load_journeys(Path(args.base)), load_journeys(Path(args.candidate)))
+        journeys = (Journeys.of_run(Path(args.base)), Journeys.of_run(Path(args.candidate)))
+        result = compare_runs(
+            base,
+            candidate,
+            tolerance=args.tolerance,
+            confidence=args.confidence,
+            error_tolerance_pp=args.error_tolerance,
+            floor_ms=args.floor,
+            journeys=journeys,
+        )
     except ResultsError as exc:  # a directory that is not a (finished) run is bad input
         raise InputError(str(exc)) from exc
-    result = compare_runs(
-        base,
-        candidate,
-        tolerance=args.tolerance,
-        confidence=args.confidence,
-        error_tolerance_pp=args.error_tolerance,
-        floor_ms=args.floor,
-        journeys=journeys,
-    )
     warnings = setup_differences(load_setup(args.base), load_setup(args.candidate))
     from authload.verdict_formats.commands import for_comparison
 
@@ -669,8 +669,8 @@ def _print_comparison(result: Comparison) -> int:
         f"{ci:<22} verdict"
     )
     for row in result.rows:
-        pp = row.unit == "pp"
-        value = _ROW_VALUE.get(row.stat, "{:>7.1f} ms").format
+        pp = row.unit == "pp"  # a share (errors, failed journeys, dropped arrivals)
+        value = ("{:>9.2%}" if pp else _ROW_VALUE.get(row.stat, "{:>7.1f} ms")).format
         change = "{:+.2f} pp".format if pp else "{:+.1%}".format
         base_s, candidate_s = (
             "-".rjust(10) if v is None else value(v) for v in (row.base, row.candidate)
@@ -688,7 +688,7 @@ def _print_comparison(result: Comparison) -> int:
     return EXIT_FAIL if result.verdict == REGRESSION else EXIT_PASS
 
 
-_ROW_VALUE = {"error_rate": "{:>9.2%}", "amplification": "{:>8.2f} x"}  # else ms
+_ROW_VALUE = {"amplification": "{:>8.2f} x"}  # else ms
 
 
 def _capacity(args: argparse.Namespace) -> int:

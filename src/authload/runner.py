@@ -61,7 +61,6 @@ from authload.results import (
     finalize_records,
     read_events,
     read_json,
-    read_records,
     write_json,
 )
 from authload.runconfig import (
@@ -813,17 +812,17 @@ def _died(run_dir: Path, unclosed: list[str]) -> list[dict[str, Any]]:
     and when Locust's master found them missing (no heartbeat), if it did."""
     if not unclosed:
         return []
-    import pyarrow.compute as pc  # type: ignore[import-untyped]
+    from authload.analysis.query import Records
 
-    table = read_records(run_dir, columns=["worker", "t"])
+    ends = Records.of_run(run_dir).sql("SELECT worker, max(t) AS t FROM {records} GROUP BY worker")
+    lasts = {str(w): float(t) for w, t in zip(ends["worker"], ends["t"], strict=True)}
     missing = {
         e["worker"]: e["t"] for e in read_events(run_dir) if e.get("kind") == "worker_missing"
     }
     died = []
     for spool in unclosed:
         worker = spool.removesuffix(SPOOL_SUFFIX)
-        times = table.filter(pc.equal(table["worker"], worker))["t"]
-        last = pc.max(times).as_py() if len(times) else None
+        last = lasts.get(worker)
         died.append(
             {
                 "worker": worker,

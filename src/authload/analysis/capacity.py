@@ -1,6 +1,7 @@
 """Capacity maths: judging one step of a capacity search, the search's next step, the knee,
-the first SLO to break, and the Universal Scalability Law fit. Pure: numbers and frames in,
-numbers out; no I/O, no printing (``authload.capacity`` runs the steps, the CLI prints).
+the first SLO to break, and the Universal Scalability Law fit. Numbers and records in (a
+step run's :class:`~authload.analysis.query.Records`, queried where they lie, or a frame),
+numbers out; no printing (``authload.capacity`` runs the steps, the CLI prints).
 
 A step is judged on its measured window only (warm-up excluded): the scenario's SLOs
 (:func:`authload.analysis.slo.evaluate_slos`) on the window's records, plus two checks that
@@ -20,8 +21,15 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats  # type: ignore[import-untyped]
 
+from authload.analysis.query import (
+    ANSWERED,
+    Records,
+    RecordsLike,
+    as_records,
+    between,
+    exact_quantiles,
+)
 from authload.analysis.slo import evaluate, evaluate_slos
-from authload.analysis.stats import percentile
 from authload.slo_grammar import REQUESTS, parse_slo
 
 __all__ = [
@@ -94,7 +102,7 @@ class StepJudgement:
 
 
 def step_window(
-    records: pd.DataFrame,
+    records: RecordsLike,
     warmup_s: float,
     measure_s: float,
     open_model: bool,
@@ -104,16 +112,19 @@ def step_window(
     to ``tail_s`` before the end of the ``measure_s`` that follow (requests still in flight
     when the load generator stops are slowed by its stopping). The open model's schedule
     starts at its first intended arrival exactly; the closed model's at its first request."""
-    if records.empty:
+    row = as_records(records).row(
+        "SELECT min(t) AS first, min(t_intended) AS intended FROM {records}"
+    )
+    if pd.isna(row["first"]):  # no records
         return (math.nan, math.nan)
-    start = float(records["t"].min())
-    if open_model and "t_intended" in records and records["t_intended"].notna().any():
-        start = float(records["t_intended"].min())
+    start = float(row["first"])
+    if open_model and not pd.isna(row["intended"]):
+        start = float(row["intended"])
     return (start + warmup_s, start + warmup_s + max(measure_s - tail_s, 0.0))
 
 
 def judge_step(
-    records: pd.DataFrame,
+    records: RecordsLike,
     slos: Sequence[str],
     start: float,
     end: float,
@@ -122,18 +133,19 @@ def judge_step(
     """Judge the attempts that started in ``[start, end)``: the SLOs (rates over the window's
     length), dropped arrivals and steadiness; a step with no requests in its window fails.
     Throughput counts the attempts that ended in the window: above capacity the service
-    completes fewer than are sent."""
-    window = records[(records["t"] >= start) & (records["t"] < end)]
+    completes fewer than are sent. Latency figures are of every attempt, as the SLOs count
+    it (an unanswered one: to its failure)."""
+    table = as_records(records)
+    window = table.selection(between("t", start, end))
     span = end - start
-    latency = window["latency_ms"]  # every attempt, as the SLOs count it (an unanswered one: to
-    n = len(window)  # its failure)
-    reasons: list[str] = []
+    counts = _counts(table, start, end)
+    n = counts["n"]
     per_request = [s for s in slos if parse_slo(s).family == REQUESTS]  # a step has no journeys
     outcomes = [
         _outcome(r.slo, r.value, r.threshold, r.passed, r.count, window, span)
         for r in evaluate_slos(per_request, window, span)
     ]
-    reasons += [f"{o.slo} (measured {_fmt(o.value)}{_where(o)})" for o in outcomes if not o.passed]
+    reasons = [f"{o.slo} (measured {_fmt(o.value)}{_where(o)})" for o in outcomes if not o.passed]
     if n == 0:
         reasons.append("no requests in the measured window")
     if dropped_arrivals > 0:
@@ -141,25 +153,42 @@ def judge_step(
     steady, climb = _steadiness(window, start, end)
     if not steady:
         reasons.append(climb)
-    errors = int(window["error"].notna().sum())
-    ends = records["t"] + records["latency_ms"] / 1000.0
-    done = records[(ends >= start) & (ends < end)]
-    completed, completed_ok = len(done), int(done["error"].isna().sum())
+    p50, p95, p99 = _percentiles(window, "0", [0.50, 0.95, 0.99]).get(0, [math.nan] * 3)
     return StepJudgement(
         passed=not reasons,
         reasons=reasons,
         window_start=start,
         window_end=end,
         requests=n,
-        throughput_rps=completed / span if span > 0 else math.nan,
-        ok_rps=completed_ok / span if span > 0 else math.nan,
-        p50_ms=percentile(latency, 0.50),
-        p95_ms=percentile(latency, 0.95),
-        p99_ms=percentile(latency, 0.99),
-        error_rate=errors / n if n else 0.0,
+        throughput_rps=counts["completed"] / span if span > 0 else math.nan,
+        ok_rps=counts["completed_ok"] / span if span > 0 else math.nan,
+        p50_ms=p50,
+        p95_ms=p95,
+        p99_ms=p99,
+        error_rate=counts["errors"] / n if n else 0.0,
         steady=steady,
         slos=outcomes,
     )
+
+
+def _counts(records: Records, start: float, end: float) -> dict[str, int]:
+    """The attempts that started in the window (``n``) and those of them with an error;
+    those that ended in it (``completed``) and those of them without an error."""
+    started, ended = between("t", start, end), between("t + latency_ms / 1000.0", start, end)
+    row = records.row(
+        f"""SELECT count(*) FILTER (WHERE {started}) AS n,
+            count(error) FILTER (WHERE {started}) AS errors,
+            count(*) FILTER (WHERE {ended}) AS completed,
+            count(*) FILTER (WHERE {ended} AND error IS NULL) AS completed_ok
+        FROM {{records}}"""
+    )
+    return {k: int(v) for k, v in row.items()}
+
+
+def _percentiles(records: Records, group: str, qs: list[float]) -> dict[int, list[float]]:
+    """Nearest-rank percentiles of every attempt's latency per value of ``group`` (SQL)."""
+    frame = exact_quantiles(records, "latency_ms", qs, {"g": group}, f"({group}) IS NOT NULL")
+    return {int(row["g"]): [float(v) for v in row["q"]] for _, row in frame.iterrows()}
 
 
 def _fmt(value: float) -> str:
@@ -184,7 +213,7 @@ def _outcome(
     threshold: float,
     passed: bool,
     count: int,
-    window: pd.DataFrame,
+    window: Records,
     span: float,
 ) -> SloOutcome:
     spec = parse_slo(slo)
@@ -193,7 +222,7 @@ def _outcome(
         return SloOutcome(slo, value, threshold, passed, count, spec.endpoint, severity)
     # a failing SLO over all endpoints: the endpoint that did worst on the same measure
     worst, worst_severity = "*", -math.inf
-    for name in sorted(window["endpoint"].unique()):
+    for name in sorted(window.sql("SELECT DISTINCT endpoint FROM {records}")["endpoint"]):
         result = evaluate(spec.scoped(str(name)).text, window, span)
         s = _severity(spec.op, result.value, result.threshold)
         if s > worst_severity and result.count > 0:
@@ -201,14 +230,18 @@ def _outcome(
     return SloOutcome(slo, value, threshold, passed, count, worst, severity)
 
 
-def _steadiness(window: pd.DataFrame, start: float, end: float) -> tuple[bool, str]:
+def _steadiness(window: Records, start: float, end: float) -> tuple[bool, str]:
     third = (end - start) / 3.0
-    answered = window[window["status"] > 0]
-    first = answered.loc[answered["t"] < start + third, "latency_ms"]
-    last = answered.loc[answered["t"] >= end - third, "latency_ms"]
-    if len(first) < CLIMB_MIN_SAMPLES or len(last) < CLIMB_MIN_SAMPLES:
+    first, last = between("t", start, start + third), between("t", end - third, end)
+    thirds = f"CASE WHEN {ANSWERED} AND {first} THEN 0 WHEN {ANSWERED} AND {last} THEN 2 END"
+    answered = window.sql(f"SELECT {thirds} AS g, count(*) AS n FROM {{records}} GROUP BY g")
+    sizes = {
+        int(g): int(n) for g, n in zip(answered["g"], answered["n"], strict=True) if not pd.isna(g)
+    }
+    if min(sizes.get(0, 0), sizes.get(2, 0)) < CLIMB_MIN_SAMPLES:
         return True, ""
-    p_first, p_last = percentile(first, 0.5), percentile(last, 0.5)
+    medians = _percentiles(window, thirds, [0.5])
+    p_first, p_last = medians[0][0], medians[2][0]
     if p_last > CLIMB_RATIO * p_first and p_last - p_first >= CLIMB_MIN_MS:
         return False, (
             f"not steady: median latency still climbing through the window "

@@ -58,10 +58,22 @@ Beta(k, n + 1 - k); the number of errors in a resample of n attempts is
 Binomial(n, observed error rate). Each statistic costs O(resamples) whatever the run size,
 and each row draws from its own random stream (seed, endpoint, statistic), so a row's
 interval depends only on the seed, its own data and how many rows decide.
+
+The records are queried where they lie (:mod:`authload.analysis.query`), so two runs of a
+hundred million records compare in bounded memory. Every figure shown is exact over every
+record: the percentiles (nearest rank), counts, error rates and attempts per operation.
+The latency intervals alone resample a **bounded sample**: per endpoint and over all, at
+most :data:`SAMPLE_SIZE` (200,000) latencies drawn uniformly without replacement (the
+records whose hash, seeded by ``seed``, is among the smallest). A group with fewer
+attempts is its own sample, so a comparison of runs of that size is exactly a bootstrap of
+every record. A larger group's interval is the one a run of 200,000 attempts would have:
+about sqrt(n / 200,000) times as wide as all n would give (2.2 for a million), so a
+sampled row errs towards ``no significant change``.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import zlib
@@ -74,17 +86,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from authload.analysis.journeys import journey_scope
-from authload.analysis.stats import PERCENTILES, percentile
+from authload.analysis.journeys import DROPPED_ARRIVAL, IN_SCOPE, OK
+from authload.analysis.query import (
+    Journeys,
+    JourneysLike,
+    Records,
+    RecordsLike,
+    as_journeys,
+    as_records,
+    exact_quantiles,
+)
+from authload.analysis.stats import PERCENTILES
 from authload.errors import ResultsError
 from authload.results import (
-    DROPPED,
     MANIFEST_FILE,
-    OK_OUTCOMES,
     RECORDS_DIR,
     RECORDS_FILE,
     read_json,
-    read_records,
 )
 
 __all__ = [
@@ -97,6 +115,7 @@ __all__ = [
     "NO_SIGNIFICANT_CHANGE",
     "REGRESSION",
     "ROW_BUILDERS",
+    "SAMPLE_SIZE",
     "STATS",
     "TAIL_SAMPLES",
     "Comparison",
@@ -105,6 +124,7 @@ __all__ = [
     "Row",
     "RunSetup",
     "compare_runs",
+    "endpoint_figures",
     "latency_resolution",
     "load_run_records",
     "load_setup",
@@ -124,9 +144,11 @@ FLOOR_MS = 2.0  # latency changes smaller than this are the load generator's own
 MIN_SAMPLES = 20
 TAIL_SAMPLES = 5  # attempts beyond a percentile it takes to compare it
 TAIL_RESAMPLES = 10  # resamples in each tail of an interval, at least
+SAMPLE_SIZE = 200_000  # latencies of one endpoint an interval resamples, at most
 
-#: The record columns a comparison reads; the last two (an operation) only for amplification.
-COLUMNS = ("endpoint", "status", "latency_ms", "error", "worker", "op_id")
+#: The record columns a comparison reads: ``worker`` and ``op_id`` (an operation) only for
+#: amplification, ``t`` only to tell records apart in a sample.
+COLUMNS = ("endpoint", "status", "latency_ms", "error", "worker", "op_id", "t")
 REQUIRED_COLUMNS = COLUMNS[:4]
 OPERATION_COLUMNS = ("worker", "op_id")
 
@@ -201,8 +223,9 @@ class Comparison:
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=False, allow_nan=False)
 
 
-def load_run_records(run_dir: Path | str) -> pd.DataFrame:
-    """The records of a run directory, only the columns a comparison reads.
+def load_run_records(run_dir: Path | str) -> Records:
+    """The records of a run directory, only the columns a comparison reads, as a table
+    queried where it lies (:class:`~authload.analysis.query.Records`).
 
     Raises :class:`ResultsError` naming the directory when it is missing, is not a run
     directory, or its records are missing or unreadable.
@@ -219,13 +242,12 @@ def load_run_records(run_dir: Path | str) -> pd.DataFrame:
             raise ResultsError(
                 f"{path}: not a run directory (neither {MANIFEST_FILE} nor {RECORDS_FILE})"
             )
-    frame: pd.DataFrame = read_records(path, columns=list(COLUMNS)).to_pandas()
-    return frame
+    return Records.of_run(path, columns=COLUMNS)
 
 
 def compare_runs(
-    base: pd.DataFrame,
-    candidate: pd.DataFrame,
+    base: RecordsLike,
+    candidate: RecordsLike,
     tolerance: float = 0.05,
     confidence: float = 0.95,
     resamples: int = 2000,
@@ -234,34 +256,23 @@ def compare_runs(
     error_tolerance_pp: float = ERROR_TOLERANCE_PP,
     min_samples: int = MIN_SAMPLES,
     floor_ms: float = FLOOR_MS,
-    journeys: tuple[pd.DataFrame, pd.DataFrame] | None = None,
+    journeys: tuple[JourneysLike, JourneysLike] | None = None,
 ) -> Comparison:
     """Compare ``candidate``'s records with ``base``'s (see the module docstring).
 
-    Both frames need the columns ``endpoint``, ``status``, ``latency_ms`` and ``error``;
-    ``worker`` and ``op_id`` for the retry amplification. The result depends only on the
-    records and the arguments. ``journeys``: the two runs' journey records (base,
-    candidate), for the journey rows.
+    Both (:class:`~authload.analysis.query.Records` or pandas frames) need the columns
+    ``endpoint``, ``status``, ``latency_ms`` and ``error``; ``worker`` and ``op_id`` for the
+    retry amplification. The result depends only on the records and the arguments.
+    ``journeys``: the two runs' journey records (base, candidate), for the journey rows.
     """
-    if not (math.isfinite(tolerance) and tolerance >= 0):
-        raise ValueError(f"tolerance must be >= 0, not {tolerance}")
-    if not (math.isfinite(error_tolerance_pp) and error_tolerance_pp >= 0):
-        raise ValueError(f"error_tolerance_pp must be >= 0, not {error_tolerance_pp}")
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be between 0 and 1, not {confidence}")
-    if resamples < 1:
-        raise ValueError(f"resamples must be >= 1, not {resamples}")
-    if seed < 0:
-        raise ValueError(f"seed must be >= 0, not {seed}")
-    if min_samples < 1:
-        raise ValueError(f"min_samples must be >= 1, not {min_samples}")
+    _check_arguments(tolerance, error_tolerance_pp, confidence, resamples, seed, min_samples)
     if not (math.isfinite(floor_ms) and floor_ms >= 0):
         raise ValueError(f"floor_ms must be >= 0, not {floor_ms}")
-    inputs = Inputs(base, candidate, min_samples, *(journeys or (None, None)))
+    inputs = _inputs(base, candidate, min_samples, seed, journeys)
     pending = [row for build in ROW_BUILDERS for row in build(inputs)]
     deciding = sum(row.shortfall is None for row in pending)
     row_confidence = 1.0 - (1.0 - confidence) / max(deciding, 1)
-    resolution = max(latency_resolution(base), latency_resolution(candidate))
+    resolution = max(latency_resolution(inputs.base), latency_resolution(inputs.candidate))
     settings = _Settings(
         tolerance,
         error_tolerance_pp,
@@ -272,17 +283,9 @@ def compare_runs(
         max(floor_ms, resolution),
     )
     rows = [row.compute(settings) for row in pending]
-    verdicts = {row.verdict for row in rows}
-    verdict = (
-        REGRESSION
-        if REGRESSION in verdicts
-        else IMPROVEMENT
-        if IMPROVEMENT in verdicts
-        else NO_SIGNIFICANT_CHANGE
-    )
     return Comparison(
         rows=rows,
-        verdict=verdict,
+        verdict=_overall({row.verdict for row in rows}),
         tolerance=tolerance,
         error_tolerance_pp=error_tolerance_pp,
         confidence=confidence,
@@ -296,17 +299,98 @@ def compare_runs(
     )
 
 
-def latency_resolution(records: pd.DataFrame) -> float:
+def _check_arguments(
+    tolerance: float,
+    error_tolerance_pp: float,
+    confidence: float,
+    resamples: int,
+    seed: int,
+    min_samples: int,
+) -> None:
+    if not (math.isfinite(tolerance) and tolerance >= 0):
+        raise ValueError(f"tolerance must be >= 0, not {tolerance}")
+    if not (math.isfinite(error_tolerance_pp) and error_tolerance_pp >= 0):
+        raise ValueError(f"error_tolerance_pp must be >= 0, not {error_tolerance_pp}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be between 0 and 1, not {confidence}")
+    if resamples < 1:
+        raise ValueError(f"resamples must be >= 1, not {resamples}")
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, not {seed}")
+    if min_samples < 1:
+        raise ValueError(f"min_samples must be >= 1, not {min_samples}")
+
+
+def _inputs(
+    base: RecordsLike,
+    candidate: RecordsLike,
+    min_samples: int,
+    seed: int,
+    journeys: tuple[JourneysLike, JourneysLike] | None,
+) -> Inputs:
+    for records, name in ((base, "base"), (candidate, "candidate")):
+        missing = [c for c in REQUIRED_COLUMNS if c not in records.columns]
+        if missing:
+            raise ValueError(f"{name} records lack columns {missing}")
+    kept = [None if j is None else as_journeys(j) for j in journeys or (None, None)]
+    return Inputs(
+        as_records(base),
+        as_records(candidate),
+        min_samples,
+        kept[0],
+        kept[1],
+        seed,
+        (_has_operations(base), _has_operations(candidate)),
+    )
+
+
+def _has_operations(records: RecordsLike) -> bool:
+    """Whether the records say each attempt's operation (a frame may leave it out)."""
+    return all(c in records.columns for c in OPERATION_COLUMNS)
+
+
+def _overall(verdicts: set[str]) -> str:
+    if REGRESSION in verdicts:
+        return REGRESSION
+    return IMPROVEMENT if IMPROVEMENT in verdicts else NO_SIGNIFICANT_CHANGE
+
+
+def latency_resolution(records: RecordsLike) -> float:
     """The resolution of the recorded latencies (ms): the step every recorded value is a
     whole number of steps from the smallest by (latencies rounded to 1 ms: 1.0); 0 when
-    they are on no such grid (a fine clock) or fewer than two differ."""
-    values = np.unique(records["latency_ms"].to_numpy(dtype=float))
-    values = values[np.isfinite(values)]
+    they are on no such grid (a fine clock) or fewer than two differ.
+
+    The step is the smallest gap between distinct values, or when there are more than
+    :data:`SAMPLE_SIZE` of them, between those of a sample of them (picked by hash); every
+    record is checked to lie on its grid."""
+    table = as_records(records)
+    extent = table.row(
+        f"SELECT min(latency_ms) AS low, approx_count_distinct(latency_ms) AS distinct "
+        f"FROM {{records}} WHERE {_FINITE}"
+    )
+    if pd.isna(extent["low"]):  # NULL: no finite latency
+        return 0.0
+    share = min(1.0, SAMPLE_SIZE / max(int(extent["distinct"]), 1))
+    found = table.sql(
+        f"SELECT DISTINCT latency_ms FROM {{records}} WHERE {_FINITE} "
+        f"AND hash(latency_ms)::DOUBLE / {_HASHES} <= ?",
+        [share],
+    )
+    values = np.unique(np.append(found["latency_ms"].to_numpy(dtype=float), extent["low"]))
     if values.size < 2:
         return 0.0
     step = float(np.diff(values).min())
-    steps = (values - values[0]) / step
-    return step if np.allclose(steps, np.round(steps), rtol=0, atol=1e-6) else 0.0
+    grid = "(latency_ms - ?) / ?"
+    on_grid = table.row(
+        f"SELECT bool_and(abs({grid} - round({grid})) <= 1e-6) AS ok "
+        f"FROM {{records}} WHERE {_FINITE}",
+        [float(values[0]), step] * 2,
+    )["ok"]
+    return step if on_grid else 0.0
+
+
+_FINITE = "isfinite(latency_ms)"
+_HASHES = "18446744073709551616.0"  # 2 ** 64: a hash as a share of its range
 
 
 @dataclass(frozen=True)
@@ -328,14 +412,17 @@ class _Settings:
 
 @dataclass(frozen=True)
 class Inputs:
-    """What the row builders read: the two runs' records and, when known, their journeys
-    (:func:`authload.analysis.journeys.load_journeys`)."""
+    """What the row builders read: the two runs' records and, when known, their journeys;
+    ``seed`` draws the latency samples the intervals resample; ``operations``: whether each
+    run's records say the attempts' operations (``worker``, ``op_id``)."""
 
-    base: pd.DataFrame
-    candidate: pd.DataFrame
+    base: Records
+    candidate: Records
     min_samples: int = MIN_SAMPLES
-    base_journeys: pd.DataFrame | None = None
-    candidate_journeys: pd.DataFrame | None = None
+    base_journeys: Journeys | None = None
+    candidate_journeys: Journeys | None = None
+    seed: int = 0
+    operations: tuple[bool, bool] = (True, True)
 
 
 @dataclass(frozen=True)
@@ -349,7 +436,8 @@ class PendingRow:
 
 def _endpoint_rows(inputs: Inputs) -> list[PendingRow]:
     """Per endpoint (sorted, then ``*``), each statistic of :data:`STATS`."""
-    base, candidate = _samples(inputs.base, "base"), _samples(inputs.candidate, "candidate")
+    base = _samples(inputs.base, inputs.operations[0], inputs.seed)
+    candidate = _samples(inputs.candidate, inputs.operations[1], inputs.seed)
     endpoints = [*sorted((set(base) | set(candidate)) - {"*"}), "*"]
     return [
         PendingRow(
@@ -364,41 +452,58 @@ def _endpoint_rows(inputs: Inputs) -> list[PendingRow]:
 def _journey_rows(inputs: Inputs) -> list[PendingRow]:
     """Per flow (sorted, then ``*``) the failed share of journeys; over all, the share of
     arrivals dropped (when either run dropped or queued any: the open model)."""
-    b, c = inputs.base_journeys, inputs.candidate_journeys
-    if b is None or c is None:
+    if inputs.base_journeys is None or inputs.candidate_journeys is None:
         return []
-    b, c = journey_scope(b, "*"), journey_scope(c, "*")
-    if b.empty and c.empty:  # runs made before journeys were kept
+    b, c = _journey_counts(inputs.base_journeys), _journey_counts(inputs.candidate_journeys)
+    if not b["*"]["journeys"] and not c["*"]["journeys"]:  # runs made before journeys were kept
         return []
-    flows = [*sorted(set(b["flow"]) | set(c["flow"])), "*"]
+    flows = [*sorted((set(b) | set(c)) - {"*"}), "*"]
     rows = [
         _share_pending(f"journey {f}", "journey_failures", _failed(b, f), _failed(c, f), inputs)
         for f in flows
     ]
-    dropped = [_dropped(x) for x in (b, c)]
-    if any(d[1] for d in dropped) or ("waited_ms" in b and b["waited_ms"].notna().any()):
-        rows.append(_share_pending("arrivals", "dropped", dropped[0], dropped[1], inputs))
+    if any(x["*"]["dropped"] or x["*"]["queued"] for x in (b, c)):
+        rows.append(_share_pending("arrivals", "dropped", _dropped(b), _dropped(c), inputs))
     return rows
 
 
-def _failed(journeys: pd.DataFrame, flow: str) -> tuple[int, int]:
+def _journey_counts(journeys: Journeys) -> dict[str, dict[str, int]]:
+    """Per flow and over all (``*``), of the journeys that ended or never started: how many
+    (``journeys``), ``failed`` (dropped arrivals too), open-model ``arrivals`` (queued or
+    dropped), ``dropped`` and ``queued``."""
+    frame = journeys.per_group(
+        "flow",
+        f"""count(*) AS journeys, count(*) - count(*) FILTER (WHERE {OK}) AS failed,
+            count(*) FILTER (WHERE waited_ms IS NOT NULL OR {DROPPED_ARRIVAL}) AS arrivals,
+            count(*) FILTER (WHERE {DROPPED_ARRIVAL}) AS dropped,
+            count(waited_ms) AS queued""",
+        IN_SCOPE,
+    )
+    return {
+        str(row["flow"]): {k: int(row[k]) for k in _JOURNEY_COUNTS} for _, row in frame.iterrows()
+    }
+
+
+_JOURNEY_COUNTS = ("journeys", "failed", "arrivals", "dropped", "queued")
+
+
+def _failed(counts: dict[str, dict[str, int]], flow: str) -> tuple[int, int]:
     """(journeys, failed ones) of ``flow`` (``*``: all)."""
-    scope = journeys if flow == "*" else journeys[journeys["flow"] == flow]
-    return len(scope), int((~scope["outcome"].isin(OK_OUTCOMES)).sum())
+    row = counts.get(flow, {})
+    return row.get("journeys", 0), row.get("failed", 0)
 
 
-def _dropped(journeys: pd.DataFrame) -> tuple[int, int]:
+def _dropped(counts: dict[str, dict[str, int]]) -> tuple[int, int]:
     """(open-model arrivals, dropped ones)."""
-    arrivals = journeys[journeys["waited_ms"].notna() | (journeys["outcome"] == DROPPED)]
-    return len(arrivals), int((arrivals["outcome"] == DROPPED).sum())
+    return counts["*"]["arrivals"], counts["*"]["dropped"]
 
 
 def _share_pending(
     label: str, stat: str, base: tuple[int, int], candidate: tuple[int, int], inputs: Inputs
 ) -> PendingRow:
     """A share row (failed journeys, dropped arrivals), judged like an error rate."""
-    b = _Sample(np.empty(0), base[0], base[1], None)
-    c = _Sample(np.empty(0), candidate[0], candidate[1], None)
+    b = _Sample(base[0], base[1], {}, np.empty(0), None)
+    c = _Sample(candidate[0], candidate[1], {}, np.empty(0), None)
     shortfall = _shortfall("error_rate", b, c, inputs.min_samples)
 
     def compute(s: _Settings) -> Row:
@@ -433,13 +538,10 @@ def _shortfall(
         if have < need:
             return f"too few operations for amplification: {have} < {need}"
         return None
-    if stat == "error_rate":
-        have = min(base.attempts if base else 0, candidate.attempts if candidate else 0)
-    else:
-        have = min(s.latencies.size if s else 0 for s in (base, candidate))
+    have = min(base.attempts if base else 0, candidate.attempts if candidate else 0)
     if have < need:
         return f"too few samples for {stat}: {have} < {need}"
-    if stat != "error_rate" and base is not None and not _point(base.latencies, PERCENTILES[stat]):
+    if stat != "error_rate" and base is not None and not base.points.get(stat):
         return f"base {stat} is 0: no relative change"
     return None
 
@@ -469,50 +571,152 @@ class _Operations:
 
 @dataclass(frozen=True)
 class _Sample:
-    """One endpoint of one run: every attempt's latency, sorted; attempts and errors; its
-    operations (None: the records do not say)."""
+    """One endpoint of one run: its attempts and errors, its exact p50, p95 and p99
+    (``points``, ms), a uniform sample of its latencies (every one up to
+    :data:`SAMPLE_SIZE`), sorted, and its operations (None: the records do not say)."""
 
-    latencies: np.ndarray
     attempts: int
     errors: int
+    points: dict[str, float]
+    latencies: np.ndarray
     ops: _Operations | None
 
 
-def _samples(records: pd.DataFrame, name: str) -> dict[str, _Sample]:
-    missing = [c for c in REQUIRED_COLUMNS if c not in records.columns]
-    if missing:
-        raise ValueError(f"{name} records lack columns {missing}")
-    failed = records["error"].notna().to_numpy()
-    latency = records["latency_ms"].to_numpy(dtype=float)
-    ops = _attempts_per_operation(records)
-    samples = {"*": _sample(latency, len(records), int(failed.sum()), ops)}
-    codes, names = pd.factorize(records["endpoint"], sort=True)
-    for code, endpoint in enumerate(names):
-        mine = codes == code
-        samples[str(endpoint)] = _sample(
-            latency[mine],
-            int(mine.sum()),
-            int(failed[mine].sum()),
-            None if ops is None else ops[ops.index == endpoint],
+def _samples(records: Records, operations: bool, seed: int) -> dict[str, _Sample]:
+    """Per endpoint and over all (``*``)."""
+    attempts = _attempts(records)
+    points = _points(records)
+    latencies = _latency_samples(records, {k: n for k, (n, _) in attempts.items()}, seed)
+    ops = _operations(records, attempts["*"][0]) if operations else None
+    no_ops = _Operations(np.empty(0), np.empty(0, dtype=np.int64))
+    return {
+        name: _Sample(
+            n,
+            errors,
+            points.get(name, {}),
+            latencies.get(name, np.empty(0)),
+            None if ops is None else ops.get(name, no_ops),
         )
-    return samples
+        for name, (n, errors) in attempts.items()
+    }
 
 
-def _attempts_per_operation(records: pd.DataFrame) -> pd.Series | None:
-    """Each operation's attempts, indexed by its endpoint; None without the columns."""
-    if any(c not in records.columns for c in OPERATION_COLUMNS):
-        return None
-    keys = records[["endpoint", *OPERATION_COLUMNS]].astype({"endpoint": str, "worker": str})
-    sizes = keys.groupby(list(keys.columns), sort=False).size()
-    return pd.Series(sizes.to_numpy(), index=sizes.index.get_level_values("endpoint"))
+def endpoint_figures(records: RecordsLike) -> pd.DataFrame:
+    """Per endpoint (sorted) and over all (``*``, last): ``endpoint``, ``requests``,
+    ``p50``, ``p95``, ``p99`` (ms, every attempt; None without attempts) and ``error_rate``
+    (the share of attempts with an error), as a comparison computes them."""
+    table = as_records(records)
+    attempts, points = _attempts(table), _points(table)
+    names = [*sorted(name for name in attempts if name != "*"), "*"]
+    return pd.DataFrame(
+        [
+            {
+                "endpoint": name,
+                "requests": attempts[name][0],
+                **{stat: points.get(name, {}).get(stat) for stat in LATENCY_STATS},
+                "error_rate": attempts[name][1] / attempts[name][0] if attempts[name][0] else 0.0,
+            }
+            for name in names
+        ]
+    )
 
 
-def _sample(latencies: np.ndarray, attempts: int, errors: int, ops: pd.Series | None) -> _Sample:
-    operations = None
-    if ops is not None:
-        sizes, counts = np.unique(ops.to_numpy(dtype=np.int64), return_counts=True)
-        operations = _Operations(sizes.astype(float), counts)
-    return _Sample(np.sort(latencies), attempts, errors, operations)
+def _attempts(records: Records) -> dict[str, tuple[int, int]]:
+    """Per endpoint and over all: (attempts, those with an error)."""
+    frame = records.per_group("endpoint", "count(*) AS attempts, count(error) AS errors")
+    return {str(r["endpoint"]): (int(r["attempts"]), int(r["errors"])) for _, r in frame.iterrows()}
+
+
+def _points(records: Records) -> dict[str, dict[str, float]]:
+    """The exact p50, p95 and p99 of every attempt, per endpoint and over all."""
+    qs = [PERCENTILES[stat] for stat in LATENCY_STATS]
+    frame = exact_quantiles(records, "latency_ms", qs, {"endpoint": "endpoint"}, overall=True)
+    return {
+        "*" if row["grouped"] else str(row["endpoint"]): dict(
+            zip(LATENCY_STATS, map(float, row["q"]), strict=True)
+        )
+        for _, row in frame.iterrows()
+    }
+
+
+def _operations(records: Records, rows: int) -> dict[str, _Operations]:
+    """Per endpoint and over all: how many operations made each number of attempts.
+
+    A run's records are one operation each, mostly, so one aggregate would hold about as
+    many groups as records: they are counted a range of operation ids at a time instead.
+    Each process numbers its operations from 0 and writes its records in order, so a
+    range's records lie in a few row groups, and the others are skipped by their
+    statistics."""
+    ids = records.row("SELECT min(op_id) AS low, max(op_id) AS high FROM {records}")
+    if pd.isna(ids["low"]):  # no operation ids
+        return {"*": _histogram(pd.Series(dtype=np.int64))}
+    passes = max(1, min(_MAX_PASSES, math.ceil(rows / _OPERATIONS_PER_PASS)))
+    width = (int(ids["high"]) - int(ids["low"])) // passes + 1
+    query = """SELECT endpoint, size, count(*) AS n
+        FROM (SELECT endpoint, worker, op_id, count(*) AS size FROM {records}
+              WHERE op_id >= ? AND op_id < ? GROUP BY ALL)
+        GROUP BY ALL"""
+    bounds = [int(ids["low"]) + k * width for k in range(passes + 1)]
+    frame = pd.concat([records.sql(query, [a, b]) for a, b in itertools.pairwise(bounds)])
+    per_endpoint = frame.astype({"endpoint": str}).groupby(["endpoint", "size"])["n"].sum()
+    found = {
+        str(name): _histogram(part.droplevel("endpoint"))
+        for name, part in per_endpoint.groupby(level="endpoint")
+    }
+    return found | {"*": _histogram(per_endpoint.groupby(level="size").sum())}
+
+
+_OPERATIONS_PER_PASS = 1_000_000
+_MAX_PASSES = 128
+
+
+def _histogram(counts: pd.Series) -> _Operations:
+    """Operations per number of attempts (``counts`` indexed by the number), by number."""
+    ordered = counts.sort_index()
+    return _Operations(ordered.index.to_numpy(dtype=float), ordered.to_numpy(dtype=np.int64))
+
+
+def _latency_samples(records: Records, counts: dict[str, int], seed: int) -> dict[str, np.ndarray]:
+    """Per endpoint and over all, a uniform sample of at most :data:`SAMPLE_SIZE` latencies
+    (every one when there are no more), sorted: the records whose seeded hash is among the
+    group's smallest. The query returns only the records whose hash, as a share of its
+    range, is under a bound that leaves ten standard deviations over the size wanted."""
+    names = sorted(name for name in counts if name != "*")
+    if not counts.get("*"):
+        return {}
+    shares = [_share(counts[name]) for name in names]
+    overall = _share(counts["*"])
+    values = ", ".join(f"({i}, ?, ?::DOUBLE)" for i in range(len(names)))
+    key = "t, latency_ms" if "t" in records.columns else "row_number() OVER (), latency_ms"
+    frame = records.sql(
+        f"""WITH shares(i, endpoint, p) AS (VALUES {values})
+        SELECT s.i, r.latency_ms, r.u
+        FROM (SELECT endpoint, latency_ms, hash({int(seed)}, {key})::DOUBLE / {_HASHES} AS u
+              FROM {{records}}) r
+        JOIN shares s USING (endpoint) WHERE r.u <= greatest(s.p, ?::DOUBLE)""",
+        [x for pair in zip(names, shares, strict=True) for x in pair] + [overall],
+    )
+    group, latency = frame["i"].to_numpy(), frame["latency_ms"].to_numpy(dtype=float)
+    u = frame["u"].to_numpy(dtype=float)
+    picked = {
+        name: _smallest(latency, u, (group == i) & (u <= shares[i])) for i, name in enumerate(names)
+    }
+    return picked | {"*": _smallest(latency, u, u <= overall)}
+
+
+def _smallest(values: np.ndarray, keys: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The ``values`` (where ``mask`` holds) of the :data:`SAMPLE_SIZE` smallest ``keys``,
+    sorted."""
+    values, keys = values[mask], keys[mask]
+    if values.size > SAMPLE_SIZE:
+        values = values[np.argpartition(keys, SAMPLE_SIZE - 1)[:SAMPLE_SIZE]]
+    return np.sort(values)
+
+
+def _share(n: int) -> float:
+    """The share of a group's records to keep for a sample of :data:`SAMPLE_SIZE`."""
+    wanted = SAMPLE_SIZE + 10 * math.sqrt(SAMPLE_SIZE) + 100
+    return 1.0 if n <= SAMPLE_SIZE else min(1.0, wanted / n)
 
 
 def _row(
@@ -539,7 +743,7 @@ def _latency_row(
     q = PERCENTILES[stat]
     b = base.latencies if base else np.empty(0)
     c = candidate.latencies if candidate else np.empty(0)
-    b_value, c_value = _point(b, q), _point(c, q)
+    b_value, c_value = (x.points.get(stat) if x else None for x in (base, candidate))
     relative = None if b_value is None or c_value is None or b_value == 0 else c_value / b_value - 1
     low = high = None
     verdict = INSUFFICIENT_DATA
@@ -562,8 +766,8 @@ def _latency_row(
         unit="relative",
         base=b_value,
         candidate=c_value,
-        base_count=int(b.size),
-        candidate_count=int(c.size),
+        base_count=base.attempts if base else 0,
+        candidate_count=candidate.attempts if candidate else 0,
         change=relative,
         relative_change=relative,
         ci_low=low,
@@ -651,10 +855,6 @@ def _error_row(
     )
 
 
-def _point(sorted_values: np.ndarray, q: float) -> float | None:
-    return percentile(sorted_values, q) if sorted_values.size else None
-
-
 def _resampled_percentile(
     sorted_values: np.ndarray, q: float, rng: np.random.Generator, s: _Settings
 ) -> np.ndarray:
@@ -669,7 +869,8 @@ def _resampled_percentile(
 
 
 def _rank(n: int, q: float) -> int:
-    """The 0-based index :func:`percentile` takes in n sorted values."""
+    """The 0-based index a nearest-rank percentile takes in n sorted values
+    (:func:`authload.analysis.stats.percentile`)."""
     return int(np.quantile(np.arange(n), q, method="inverted_cdf"))
 
 

@@ -42,29 +42,37 @@ only complete windows count, and a window enters an endpoint's fit only with at 
 a fit needs :data:`MIN_WINDOWS` (8) such windows. Runs shorter than :data:`MIN_SPAN_S`
 (60 s) are not analysed. Drift looks for change over time at steady load: a scenario whose
 load itself changes after the warm-up moves the figures too.
+
+The window figures and the budgets' counts are DuckDB aggregates over the records
+(:mod:`authload.analysis.query`): exact, and in bounded memory however long the run.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
-from authload.analysis.slo import error_mask  # counted exactly as the SLOs count
-from authload.analysis.timeline import grouped_percentiles
+from authload.analysis.query import (
+    ANSWERED,
+    Records,
+    RecordsLike,
+    as_records,
+    between,
+    exact_quantiles,
+    window_index,
+)
+from authload.analysis.slo import error_where  # counted exactly as the SLOs count
 from authload.analysis.trend_stats import change_points, linear_trend
 from authload.errors import ResultsError
 from authload.results import RESOURCES_FILE
-from authload.slo_grammar import DEFAULT_FILTER, parse_slo
-
-if TYPE_CHECKING:
-    from authload.analysis.report import RunData
+from authload.slo_grammar import DEFAULT_FILTER, SloSpec, parse_slo
 
 __all__ = [
     "MIN_CPU_INTERVAL_S",
@@ -72,6 +80,7 @@ __all__ = [
     "MIN_WINDOWS",
     "TARGET_WINDOWS",
     "Drift",
+    "LoadedRun",
     "Thresholds",
     "analyze_drift",
     "error_budget",
@@ -118,42 +127,54 @@ def _window_for(span_s: float) -> float:
     return _WINDOW_CHOICES[-1]
 
 
-def window_series(records: pd.DataFrame, start: float, end: float, window_s: float) -> pd.DataFrame:
+SERIES_COLUMNS = ["endpoint", "t_s", "answered", "attempts", "p50", "p99", "error_rate"]
+
+
+def window_series(records: RecordsLike, start: float, end: float, window_s: float) -> pd.DataFrame:
     """Per endpoint and complete window from ``start`` to ``end`` (unix s): ``t_s`` (the
     window's middle, s since ``start``), ``answered``, ``attempts``, ``p50``, ``p99`` (ms,
     NaN when nothing was answered) and ``error_rate`` (%, NaN without attempts)."""
     count = math.floor((end - start) / window_s + 1e-9)
-    columns = ["endpoint", "t_s", "answered", "attempts", "p50", "p99", "error_rate"]
-    t = records["t"].to_numpy(dtype=float)
-    keep = (t >= start) & (t < start + count * window_s)
-    frame = records[keep]
-    if count < 1 or frame.empty:
-        return pd.DataFrame(columns=columns)
-    index = np.floor((frame["t"].to_numpy(dtype=float) - start) / window_s).astype(np.int64)
-    codes, names = pd.factorize(frame["endpoint"].astype(str), sort=True)
-    groups = codes.astype(np.int64) * count + index
-    total = len(names) * count
-    answered = frame["status"].to_numpy(dtype=np.int64) > 0
-    failed = frame["error"].notna().to_numpy()
-    attempts = np.bincount(groups, minlength=total)
-    latency = frame["latency_ms"].to_numpy(dtype=float)
-    pct = grouped_percentiles(groups[answered], latency[answered], total, LATENCY_METRICS)
+    if count < 1:
+        return pd.DataFrame(columns=SERIES_COLUMNS)
+    table = as_records(records)
+    keys = {"endpoint": "endpoint", "w": window_index(start, window_s)}
+    span = between("t", start, start + count * window_s)
+    counts = table.sql(
+        f"""SELECT endpoint, {keys["w"]} AS w, count(*) AS attempts,
+            count(*) FILTER (WHERE {ANSWERED}) AS answered, count(error) AS failed
+        FROM {{records}} WHERE {span} GROUP BY ALL"""
+    )
+    if counts.empty:
+        return pd.DataFrame(columns=SERIES_COLUMNS)
+    qs = list(LATENCY_METRICS.values())
+    pct = exact_quantiles(table, "latency_ms", qs, keys, f"{span} AND {ANSWERED}")
+    names = sorted(counts["endpoint"].astype(str).unique())
+    grid = pd.MultiIndex.from_product([names, range(count)], names=["endpoint", "w"])
+    figures = counts.astype({"endpoint": str}).set_index(["endpoint", "w"]).reindex(grid)
+    picked = pct.astype({"endpoint": str}).set_index(["endpoint", "w"])["q"].reindex(grid)
+    attempts = figures["attempts"].fillna(0).to_numpy(dtype=np.int64)
+    failed = figures["failed"].fillna(0).to_numpy(dtype=np.int64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        rate = np.where(
-            attempts > 0, np.bincount(groups[failed], minlength=total) / attempts * 100, np.nan
-        )
+        rate = np.where(attempts > 0, failed / attempts * 100, np.nan)
     return pd.DataFrame(
         {
             "endpoint": np.repeat(np.asarray(names, dtype=object), count),
             "t_s": np.tile((np.arange(count) + 0.5) * window_s, len(names)),
-            "answered": np.bincount(groups[answered], minlength=total),
+            "answered": figures["answered"].fillna(0).to_numpy(dtype=np.int64),
             "attempts": attempts,
-            "p50": pct["p50"],
-            "p99": pct["p99"],
+            **_columns(picked, list(LATENCY_METRICS)),
             "error_rate": rate,
         },
-        columns=columns,
+        columns=SERIES_COLUMNS,
     )
+
+
+def _columns(lists: pd.Series, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """Quantile lists (NaN where missing: no values) as one array per name."""
+    rows = [v if isinstance(v, list | tuple | np.ndarray) else [np.nan] * len(names) for v in lists]
+    values = np.asarray(rows, dtype=float).reshape(len(rows), len(names))
+    return {name: values[:, i] for i, name in enumerate(names)}
 
 
 # ------------------------------------------------------------------------------------- result
@@ -247,7 +268,7 @@ HARNESS_COLUMNS = [
 
 
 def analyze_drift(
-    records: pd.DataFrame,
+    records: RecordsLike,
     slos: Iterable[str] = (),
     resources: pd.DataFrame | None = None,
     *,
@@ -265,25 +286,61 @@ def analyze_drift(
     most 300 s); ``window_s`` to a round length giving about 40 windows after the warm-up.
     """
     th = thresholds or Thresholds()
-    if records.empty and start is None:
-        raise ValueError("no records: nothing to analyse")
-    t0 = float(records["t"].min()) if start is None else float(start)
-    if end is None:
-        end = float((records["t"] + records["latency_ms"] / 1000.0).max())
-    span = max(0.0, float(end) - t0)
+    table = as_records(records)
+    first, last, endpoints = _extent(table)
+    if start is None:
+        if first is None:
+            raise ValueError("no records: nothing to analyse")
+        start = first
+    t0 = float(start)
+    stop = float(end) if end is not None else math.nan if last is None else last
+    span = max(0.0, stop - t0)
     warm = min(WARMUP_SHARE * span, WARMUP_MAX_S) if warmup_s is None else float(warmup_s)
     width = _window_for(span - warm) if window_s is None else float(window_s)
     if not 0 < width <= 3600:
         raise ValueError(f"window_s must be above 0 and at most 3600 s, not {width}")
-    series = window_series(records, t0 + warm, float(end), width)
+    series = window_series(table, t0 + warm, stop, width)
     series["t_s"] = series["t_s"] + warm  # since the run's start, not the warm-up's end
     trends = _trends(series, th)
-    steps = _steps(series, th)
-    budgets, budget_series = error_budget(records, slos, t0, float(end), width)
+    budgets, budget_series = error_budget(table, slos, t0, stop, width)
     samples = settle_cpu(resources) if resources is not None else _empty_resources()
-    harness = _harness(samples, t0, t0 + warm, th)
+    return Drift(
+        start_t=t0,
+        span_s=span,
+        warmup_s=warm,
+        window_s=width,
+        thresholds=th,
+        trends=trends,
+        steps=_steps(series, th),
+        budgets=budgets,
+        harness=_harness(samples, t0, t0 + warm, th),
+        series=series,
+        budget_series=budget_series,
+        resources=samples.assign(t_s=samples["t"] - t0) if len(samples) else samples,
+        notes=_notes(endpoints, trends, resources, width, th),
+    )
+
+
+def _extent(table: Records) -> tuple[float | None, float | None, list[str]]:
+    """The first request's start, the last request's end (unix s; None without records)
+    and the endpoints, sorted."""
+    row = table.row(
+        "SELECT min(t) AS first, max(t + latency_ms / 1000.0) AS last, "
+        "list(DISTINCT endpoint) AS endpoints FROM {records}"
+    )
+    if pd.isna(row["first"]):  # NULL: no records
+        return None, None, []
+    return float(row["first"]), float(row["last"]), sorted(map(str, row["endpoints"]))
+
+
+def _notes(
+    endpoints: list[str],
+    trends: pd.DataFrame,
+    resources: pd.DataFrame | None,
+    width: float,
+    th: Thresholds,
+) -> list[str]:
     notes = []
-    endpoints = sorted(set(records["endpoint"].astype(str)))
     fitted = set(trends["endpoint"]) if len(trends) else set()
     sparse = [e for e in endpoints if e not in fitted]
     if sparse:
@@ -293,21 +350,7 @@ def analyze_drift(
         )
     if resources is None or resources.empty:
         notes.append(f"no {RESOURCES_FILE}: the harness's own memory and CPU are unknown")
-    return Drift(
-        start_t=t0,
-        span_s=span,
-        warmup_s=warm,
-        window_s=width,
-        thresholds=th,
-        trends=trends,
-        steps=steps,
-        budgets=budgets,
-        harness=harness,
-        series=series,
-        budget_series=budget_series,
-        resources=samples.assign(t_s=samples["t"] - t0) if len(samples) else samples,
-        notes=notes,
-    )
+    return notes
 
 
 def usable_windows(series: pd.DataFrame, metric: str, th: Thresholds) -> pd.DataFrame:
@@ -390,7 +433,7 @@ def _steps(series: pd.DataFrame, th: Thresholds) -> pd.DataFrame:
 
 
 def error_budget(
-    records: pd.DataFrame, slos: Iterable[str], start: float, end: float, window_s: float
+    records: RecordsLike, slos: Iterable[str], start: float, end: float, window_s: float
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per ``error_rate(...) < X%`` SLO (``<=`` too): its budget over the run and its burn
     over time. Returns (one row per SLO: ``requests`` in scope, ``budget_requests`` = X % of
@@ -398,52 +441,81 @@ def error_budget(
     of the window where the spent share reached 1, s since ``start``; None if never),
     ``peak_burn_rate``, ``windows_over_budget`` (burn rate above 1); and per SLO and
     window: ``slo``, ``t_s`` (window end), ``burn_rate``, ``spent``)."""
-    rows, frames = [], []
     count = max(1, math.ceil((end - start) / window_s - 1e-9))
-    for slo in slos:
-        spec = parse_slo(slo)
-        if spec.stat != "error_rate" or spec.op not in ("<", "<="):
-            continue
-        endpoint = spec.endpoint
-        scope = records if endpoint == "*" else records[records["endpoint"] == endpoint]
-        share = spec.value / 100.0
-        bad_mask = error_mask(scope, spec.error_filter).to_numpy(dtype=bool, na_value=False)
-        index = np.clip(
-            np.floor((scope["t"].to_numpy(dtype=float) - start) / window_s), 0, count - 1
-        ).astype(np.int64)
-        total_w = np.bincount(index, minlength=count)
-        bad_w = np.bincount(index[bad_mask], minlength=count)
-        n, bad = int(total_w.sum()), int(bad_w.sum())
-        budget = share * n
-        with np.errstate(divide="ignore", invalid="ignore"):
-            burn = np.where(total_w > 0, bad_w / np.maximum(total_w, 1) / share, np.nan)
-            spent = np.cumsum(bad_w) / budget if budget > 0 else np.full(count, np.nan)
-        if share == 0:
-            burn = np.where(bad_w > 0, np.inf, np.where(total_w > 0, 0.0, np.nan))
-        over = np.flatnonzero(spent >= 1.0) if budget > 0 else np.flatnonzero(bad_w > 0)
-        t_end = (np.arange(count) + 1.0) * window_s
-        rows.append(
-            {
-                "slo": slo,
-                "endpoint": endpoint,
-                "filter": spec.filter or DEFAULT_FILTER,
-                "threshold_pct": share * 100,
-                "requests": n,
-                "budget_requests": budget,
-                "bad": bad,
-                "spent": bad / budget if budget > 0 else None,
-                "exhausted_at_s": float(t_end[over[0]]) if len(over) else None,
-                "peak_burn_rate": float(np.nanmax(burn)) if np.isfinite(burn).any() else None,
-                "windows_over_budget": int(np.nansum(burn > 1.0)),
-            }
-        )
-        frames.append(pd.DataFrame({"slo": slo, "t_s": t_end, "burn_rate": burn, "spent": spent}))
+    budgeted = [(slo, spec) for slo in slos if _is_budget(spec := parse_slo(slo))]
+    counts = _budget_counts(as_records(records), [s for _, s in budgeted], start, window_s, count)
+    rows, frames = [], []
+    for i, (slo, spec) in enumerate(budgeted):
+        total_w, bad_w = counts[f"n{i}"].to_numpy(), counts[f"bad{i}"].to_numpy()
+        row, frame = _burn(slo, spec, total_w, bad_w, window_s)
+        rows.append(row)
+        frames.append(frame)
     series = (
         pd.concat(frames, ignore_index=True)
         if frames
         else pd.DataFrame(columns=["slo", "t_s", "burn_rate", "spent"])
     )
     return pd.DataFrame(rows, columns=BUDGET_COLUMNS), series
+
+
+def _is_budget(spec: SloSpec) -> bool:
+    return spec.stat == "error_rate" and spec.op in ("<", "<=")
+
+
+def _budget_counts(
+    table: Records, specs: Sequence[SloSpec], start: float, window_s: float, count: int
+) -> pd.DataFrame:
+    """Per window (0 to ``count`` - 1; a record before the first or after the last counts
+    in it) and SLO ``i``: ``n<i>``, the records in its scope, and ``bad<i>``, those it
+    counts as failed; one pass over the records."""
+    if not specs:
+        return pd.DataFrame(index=range(count))
+    columns, params = [], []
+    for i, spec in enumerate(specs):
+        scope = "TRUE" if spec.endpoint == "*" else "endpoint = ?"
+        bad = error_where(spec.error_filter)
+        columns += [
+            f"count(*) FILTER (WHERE {scope}) AS n{i}",
+            f"count(*) FILTER (WHERE {scope} AND {bad}) AS bad{i}",
+        ]
+        params += [] if spec.endpoint == "*" else [spec.endpoint, spec.endpoint]
+    window = f"least(greatest({window_index(start, window_s)}, 0), {count - 1})"
+    frame = table.sql(
+        f"SELECT {window} AS w, {', '.join(columns)} FROM {{records}} GROUP BY w", params
+    )
+    return frame.set_index("w").reindex(range(count), fill_value=0).astype(np.int64)
+
+
+def _burn(
+    slo: str, spec: SloSpec, total_w: np.ndarray, bad_w: np.ndarray, window_s: float
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """One SLO's budget row and its burn per window, from its records and failed records
+    per window."""
+    count = len(total_w)
+    share = spec.value / 100.0
+    n, bad = int(total_w.sum()), int(bad_w.sum())
+    budget = share * n
+    with np.errstate(divide="ignore", invalid="ignore"):
+        burn = np.where(total_w > 0, bad_w / np.maximum(total_w, 1) / share, np.nan)
+        spent = np.cumsum(bad_w) / budget if budget > 0 else np.full(count, np.nan)
+    if share == 0:
+        burn = np.where(bad_w > 0, np.inf, np.where(total_w > 0, 0.0, np.nan))
+    over = np.flatnonzero(spent >= 1.0) if budget > 0 else np.flatnonzero(bad_w > 0)
+    t_end = (np.arange(count) + 1.0) * window_s
+    row = {
+        "slo": slo,
+        "endpoint": spec.endpoint,
+        "filter": spec.filter or DEFAULT_FILTER,
+        "threshold_pct": share * 100,
+        "requests": n,
+        "budget_requests": budget,
+        "bad": bad,
+        "spent": bad / budget if budget > 0 else None,
+        "exhausted_at_s": float(t_end[over[0]]) if len(over) else None,
+        "peak_burn_rate": float(np.nanmax(burn)) if np.isfinite(burn).any() else None,
+        "windows_over_budget": int(np.nansum(burn > 1.0)),
+    }
+    return row, pd.DataFrame({"slo": slo, "t_s": t_end, "burn_rate": burn, "spent": spent})
 
 
 def settle_cpu(samples: pd.DataFrame, min_interval_s: float = MIN_CPU_INTERVAL_S) -> pd.DataFrame:
@@ -568,9 +640,28 @@ def read_resources(run_dir: Path | str) -> pd.DataFrame:
     return frame
 
 
-def run_drift(run: RunData, thresholds: Thresholds | None = None) -> Drift | None:
-    """The drift of a loaded run (:func:`authload.analysis.report.load_run`): None when it
-    lasted less than :data:`MIN_SPAN_S` or recorded nothing."""
+class LoadedRun(Protocol):
+    """What the drift reads of a loaded run (:func:`authload.analysis.report.load_run`)."""
+
+    @property
+    def run_dir(self) -> Path: ...
+
+    @property
+    def manifest(self) -> dict[str, Any]: ...
+
+    @property
+    def records(self) -> RecordsLike: ...
+
+    @property
+    def start_t(self) -> float: ...
+
+    @property
+    def end_t(self) -> float: ...
+
+
+def run_drift(run: LoadedRun, thresholds: Thresholds | None = None) -> Drift | None:
+    """The drift of a loaded run: None when it lasted less than :data:`MIN_SPAN_S` or
+    recorded nothing."""
     if run.records.empty or run.end_t - run.start_t < MIN_SPAN_S:
         return None
     slos = run.manifest.get("scenario", {}).get("slos") or []

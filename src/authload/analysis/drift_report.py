@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from matplotlib.figure import Figure
 
@@ -12,6 +11,7 @@ from authload.analysis.drift import (
     LATENCY_METRICS,
     MB,
     Drift,
+    LoadedRun,
     frame_rows,
     run_drift,
     usable_windows,
@@ -20,13 +20,10 @@ from authload.analysis.figures import new_figure, plain_numbers
 from authload.analysis.page import escape, frame_table, img
 from authload.results import SUMMARY_FILE, read_json, write_json
 
-if TYPE_CHECKING:
-    from authload.analysis.report import RunData
-
 __all__ = ["drift_section"]
 
 
-def drift_section(run: RunData, keep: bool = False) -> str:
+def drift_section(run: LoadedRun, keep: bool = False) -> str:
     """The report's drift section ('' for a run shorter than :data:`MIN_SPAN_S`). With
     ``keep``, the drift also goes into ``summary.json`` under ``drift``. Never raises: a
     failed analysis is shown in the section."""

@@ -14,8 +14,9 @@ verdict pass or fail, records present) and the ``last`` (5) finished runs of the
 scenario and target before it, and compares them with
 :func:`authload.analysis.compare.compare_runs`, the comparison ``authload compare`` makes.
 The baseline is the **pooled records** of those runs: one sample of every request they
-made, so a run counts in proportion to its requests, the baseline's percentiles are
-exact over all of them, and the bootstrap is the one ``authload compare`` uses. Pooling
+made (queried where they lie, never loaded together), so a run counts in proportion to its
+requests, the baseline's percentiles are exact over all of them, and the bootstrap is the
+one ``authload compare`` uses (on a bounded sample of each endpoint's latencies). Pooling
 treats the runs as one sample: differences between the baseline runs themselves (a noisy
 night) widen nothing, so keep the tolerance above the usual run-to-run spread (the
 per-run figures are listed to show it).
@@ -33,8 +34,8 @@ from typing import Any
 
 import pandas as pd
 
-from authload.analysis.compare import Comparison, compare_runs, load_run_records
-from authload.analysis.journeys import load_journeys
+from authload.analysis.compare import Comparison, compare_runs, endpoint_figures
+from authload.analysis.query import Journeys, Records
 from authload.errors import InputError, ResultsError
 from authload.results import MANIFEST_FILE, RECORDS_FILE, SUMMARY_FILE, read_json
 
@@ -403,55 +404,18 @@ def compare_latest(
         for r in baseline
         if r.scenario_spec and latest.scenario_spec and r.scenario_spec != latest.scenario_spec
     ]
-    frames = [_records(r) for r in baseline]
-    figures = pd.concat(
-        [_figures(r, f) for r, f in zip(baseline, frames, strict=True)], ignore_index=True
+    figures = pd.concat([_figures(r) for r in baseline], ignore_index=True)
+    paths = [r.path for r in baseline]
+    comparison = compare_runs(
+        Records.of_runs(paths),
+        Records.of_run(latest.path),
+        journeys=(Journeys.of_runs(paths), Journeys.of_run(latest.path)),
+        **compare,
     )
-    pooled = pd.concat(_common_categories(frames, ("endpoint", "worker")), ignore_index=True)
-    candidate = _records(latest)
-    journeys = (
-        pd.concat([load_journeys(r.path) for r in baseline], ignore_index=True),
-        load_journeys(latest.path),
-    )
-    comparison = compare_runs(pooled, candidate, journeys=journeys, **compare)
     return LatestComparison(latest, baseline, comparison, figures, notes)
 
 
-def _common_categories(frames: list[pd.DataFrame], columns: Iterable[str]) -> list[pd.DataFrame]:
-    """The frames with each of ``columns`` sharing one set of categories (kept on concat)."""
-    for column in columns:
-        names = sorted(set().union(*(f[column].cat.categories for f in frames)))
-        frames = [f.assign(**{column: f[column].cat.set_categories(names)}) for f in frames]
-    return frames
-
-
-def _records(run: RunEntry) -> pd.DataFrame:
-    frame = load_run_records(run.path)
-    # endpoint names repeat: as categories, five pooled soaks take a fraction of the memory;
-    # operation ids restart in each run, so a pooled operation is (run/worker, op_id)
-    return frame.assign(
-        endpoint=frame["endpoint"].astype("category"),
-        worker=(f"{run.path.name}/" + frame["worker"].astype(str)).astype("category"),
-    )
-
-
-def _figures(run: RunEntry, records: pd.DataFrame) -> pd.DataFrame:
-    from authload.analysis.stats import endpoint_summary
-
-    summary = endpoint_summary(
-        records.assign(endpoint=records["endpoint"].astype(str), attempt=1), 0.0
-    )
-    return pd.DataFrame(
-        [
-            {
-                "run": run.path.name,
-                "endpoint": name,
-                "requests": row["count"],
-                "p50": row["p50"],
-                "p95": row["p95"],
-                "p99": row["p99"],
-                "error_rate": row["error_rate"],
-            }
-            for name, row in summary.items()
-        ]
-    )
+def _figures(run: RunEntry) -> pd.DataFrame:
+    """Per endpoint and over all: the run's requests, p50, p95, p99 (ms) and error rate."""
+    figures = endpoint_figures(Records.of_run(run.path))
+    return figures.assign(run=run.path.name)[["run", *figures.columns]]

@@ -28,6 +28,7 @@ from authload.results import (
 from authload.slo_grammar import PERCENTILES
 
 __all__ = [
+    "DROPPED_ARRIVAL",
     "IN_SCOPE",
     "LOST",
     "OK",
@@ -47,7 +48,8 @@ def _sql_list(values: Any) -> str:
 IN_SCOPE = f"kind = '{JOURNEY}' AND outcome <> '{STOPPED}'"  # ended or never started
 OK = f"outcome IN ({_sql_list(OK_OUTCOMES)})"
 LOST = " OR ".join(f"starts_with(outcome, '{p}')" for p in LOST_PREFIXES)
-_STARTED = f"outcome <> '{DROPPED}'"
+DROPPED_ARRIVAL = f"outcome = '{DROPPED}'"  # an open-model arrival that never started
+_STARTED = f"NOT ({DROPPED_ARRIVAL})"
 
 
 def load_journeys(run_dir: Path) -> pd.DataFrame:
@@ -75,7 +77,7 @@ def journey_summary(journeys: JourneysLike) -> dict[str, dict[str, Any]]:
     frame = as_journeys(journeys).per_group(
         "flow",
         f"""count(*) AS count, count(*) FILTER (WHERE {OK}) AS ok,
-            count(*) FILTER (WHERE NOT ({_STARTED})) AS dropped,
+            count(*) FILTER (WHERE {DROPPED_ARRIVAL}) AS dropped,
             count(*) FILTER (WHERE {LOST}) AS sessions_lost,
             count(*) FILTER (WHERE coalesce(waited_ms, 0) > 0) AS waited,
             max(waited_ms) FILTER (WHERE waited_ms > 0) AS max_wait_ms,

@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from authload.analysis.journeys import LOST, OK, scope_where
+from authload.analysis.journeys import DROPPED_ARRIVAL, LOST, OK, scope_where
 from authload.analysis.query import (
     JourneysLike,
     RecordsLike,
@@ -28,7 +28,7 @@ from authload.analysis.query import (
     as_records,
     quantiles,
 )
-from authload.results import DROPPED, REVOCATION
+from authload.results import REVOCATION
 from authload.slo_grammar import (
     JOURNEYS,
     ErrorFilter,
@@ -138,7 +138,7 @@ def _journeys(slo: str, spec: SloSpec, journeys: Table) -> SloResult:
 
 
 #: The journeys a share statistic counts.
-_SHARES = {"journey_success": OK, "sessions_lost": LOST, "dropped": f"outcome = '{DROPPED}'"}
+_SHARES = {"journey_success": OK, "sessions_lost": LOST, "dropped": DROPPED_ARRIVAL}
 
 
 def _latency(

@@ -10,10 +10,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from authload.analysis.drift import Thresholds, read_resources
 from authload.analysis.gates import RunFacts, check_gates, verdict
 from authload.analysis.journeys import journey_summary, revocation_summary
 from authload.analysis.offered import open_model_limit
-from authload.analysis.query import Journeys, Records, RecordsLike, as_records
+from authload.analysis.query import ANSWERED, Journeys, Records, RecordsLike, as_records
 from authload.analysis.slo import evaluate_slos
 from authload.analysis.stats import endpoint_summary
 from authload.results import (
@@ -56,8 +57,6 @@ def summarize(run_dir: Path, scenario: Scenario, status: str) -> dict[str, Any]:
 
 
 def _open_model_limit(run_dir: Path, scenario: Scenario, journeys: Journeys) -> str | None:
-    from authload.analysis.drift import Thresholds, read_resources  # (imports the report)
-
     resources = read_resources(run_dir)
     return open_model_limit(scenario.load, journeys, resources, Thresholds().cpu_saturated)
 
@@ -138,7 +137,8 @@ def eviction_note(evicted: dict[str, int] | None) -> str | None:
 def _span_s(records: Records) -> float:
     """From the first attempt's start to the last one's end (s)."""
     row = records.row("SELECT max(t + latency_ms / 1000.0) - min(t) AS span FROM {records}")
-    return float(row.get("span") or 0.0)
+    span = row.get("span")
+    return 0.0 if span is None or math.isnan(span) else float(span)  # NULL (NaN): no records
 
 
 def _outcomes(run_dir: Path) -> dict[str, int]:
@@ -158,7 +158,7 @@ def reconcile(
     compared with the records that got an HTTP status.
     """
     counts = as_records(records).sql(
-        "SELECT endpoint, count(*) AS n, count(*) FILTER (WHERE status > 0) AS answered "
+        f"SELECT endpoint, count(*) AS n, count(*) FILTER (WHERE {ANSWERED}) AS answered "
         "FROM {records} GROUP BY endpoint"
     )
     names = [str(name) for name in counts["endpoint"]]
