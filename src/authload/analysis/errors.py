@@ -19,10 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from authload.analysis.query import ALL, Records, RecordsLike, as_records, quantiles
+from authload.analysis.query import ALL, ANSWERED, Percentiles, Records, RecordsLike, as_records
 from authload.analysis.stats import PERCENTILES
 from authload.analysis.timeline import (
-    ANSWERED,
     FAILED,
     NUMBERED,
     SHED,
@@ -365,17 +364,18 @@ def latency_comparison(records: RecordsLike) -> pd.DataFrame:
     ``measured_<stat>`` and ``intended_<stat>`` (:func:`latency_from_intended`) for p50, p90,
     p99, p99.9 and max, in ms."""
     table = as_records(records)
-    qs = list(_COMPARED.values())
+    qs = tuple(_COMPARED.values())
     frame = table.per_group(
         "endpoint",
-        f"count(*) AS n, {quantiles('latency_ms', qs)} AS measured, "
-        f"{quantiles('intended', qs)} AS intended",
+        "count(*) AS n",
         source=_intended(table, "SELECT * FROM {records}"),
+        percentiles={side: Percentiles(side, qs) for side in ("latency_ms", "intended")},
     )
     columns: dict[str, Any] = {"count": frame["n"].to_numpy(dtype=np.int64)}
     for i, stat in enumerate(_COMPARED):
         for side in ("measured", "intended"):
-            columns[f"{side}_{stat}"] = [_item(v, i) for v in frame[side]]
+            column = frame["latency_ms" if side == "measured" else side]
+            columns[f"{side}_{stat}"] = [_item(v, i) for v in column]
     return pd.DataFrame(columns, index=pd.Index(list(map(str, frame["endpoint"])), name="endpoint"))
 
 
@@ -434,15 +434,15 @@ def latency_spectrum(records: RecordsLike, endpoint: str | None = None) -> pd.Da
     table = as_records(records)
     grid = _spectrum_grid(max(len(table), 1))
     where, params = ("TRUE", []) if endpoint is None else ("endpoint = ?", [endpoint])
-    row = table.row(f"SELECT {_spectrum_figures(grid)} FROM {{records}} WHERE {where}", params)
-    return _spectrum(int(row["n"]), row["q"], grid)
+    n = table.row(f"SELECT count(*) AS n FROM {{records}} WHERE {where}", params)["n"]
+    return _spectrum(int(n), table.percentiles(_on_grid(grid), where, params), grid)
 
 
 def latency_spectra(records: RecordsLike) -> dict[str, pd.DataFrame]:
     """The latency spectrum over all endpoints (``*``) and of each endpoint (sorted)."""
     table = as_records(records)
     grid = _spectrum_grid(max(len(table), 1))
-    frame = table.per_group("endpoint", _spectrum_figures(grid))
+    frame = table.per_group("endpoint", "count(*) AS n", percentiles={"q": _on_grid(grid)})
     spectra = {
         str(name): _spectrum(int(n), values, grid)
         for name, n, values in zip(frame["endpoint"], frame["n"], frame["q"], strict=True)
@@ -450,10 +450,11 @@ def latency_spectra(records: RecordsLike) -> dict[str, pd.DataFrame]:
     return {ALL: spectra.pop(ALL)} | spectra
 
 
-def _spectrum_figures(grid: Floats) -> str:
-    """The count and the quantiles on ``grid``: every count's own grid (:func:`_spectrum_grid`)
-    is part of a larger count's, so one grid, the whole table's, serves every group."""
-    return f"count(*) AS n, {quantiles('latency_ms', list(grid))} AS q"
+def _on_grid(grid: Floats) -> Percentiles:
+    """The latencies at the quantiles of ``grid``: every count's own grid
+    (:func:`_spectrum_grid`) is part of a larger count's, so one grid, the whole table's,
+    serves every group."""
+    return Percentiles("latency_ms", tuple(float(q) for q in grid))
 
 
 def _spectrum(n: int, values: Any, grid: Floats) -> pd.DataFrame:

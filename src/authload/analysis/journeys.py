@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from authload.analysis.query import Journeys, JourneysLike, as_journeys, quantiles
+from authload.analysis.query import Journeys, JourneysLike, Percentiles, as_journeys
 from authload.results import (
     DROPPED,
     JOURNEY,
@@ -50,6 +50,8 @@ OK = f"outcome IN ({_sql_list(OK_OUTCOMES)})"
 LOST = " OR ".join(f"starts_with(outcome, '{p}')" for p in LOST_PREFIXES)
 DROPPED_ARRIVAL = f"outcome = '{DROPPED}'"  # an open-model arrival that never started
 _STARTED = f"NOT ({DROPPED_ARRIVAL})"
+_QS = tuple(PERCENTILES.values())
+_REVOKED = Percentiles("duration_ms", _QS, f"kind = '{REVOCATION}'")
 
 
 def load_journeys(run_dir: Path) -> pd.DataFrame:
@@ -81,9 +83,9 @@ def journey_summary(journeys: JourneysLike) -> dict[str, dict[str, Any]]:
             count(*) FILTER (WHERE {LOST}) AS sessions_lost,
             count(*) FILTER (WHERE coalesce(waited_ms, 0) > 0) AS waited,
             max(waited_ms) FILTER (WHERE waited_ms > 0) AS max_wait_ms,
-            {quantiles("duration_ms", list(PERCENTILES.values()), _STARTED)} AS q,
             max(duration_ms) FILTER (WHERE {_STARTED}) AS max""",
         IN_SCOPE,
+        percentiles={"q": Percentiles("duration_ms", _QS, _STARTED)},
     )
     return {str(row["flow"]): _row(row) for _, row in frame.iterrows()}
 
@@ -106,12 +108,12 @@ def _row(row: pd.Series) -> dict[str, Any]:
 def revocation_summary(journeys: JourneysLike) -> dict[str, Any] | None:
     """The revocation times (ms) of the tokens a logout from all devices revoked; None when
     no such logout happened."""
-    row = as_journeys(journeys).row(
+    table = as_journeys(journeys)
+    row = table.row(
         f"""SELECT count(*) AS tokens,
             count(*) FILTER (WHERE outcome <> '{REVOKED_AT_ONCE}') AS accepted,
             count(*) FILTER (WHERE outcome = '{NEVER_REVOKED}') AS never_refused,
             min(t_start) FILTER (WHERE outcome <> '{REVOKED_AT_ONCE}') AS first_accepted_t,
-            {quantiles("duration_ms", list(PERCENTILES.values()))} AS q,
             max(duration_ms) AS max
         FROM {{journeys}} WHERE kind = '{REVOCATION}'"""
     )
@@ -122,7 +124,7 @@ def revocation_summary(journeys: JourneysLike) -> dict[str, Any] | None:
         "accepted_after_revocation": int(row["accepted"]),
         "never_refused": int(row["never_refused"]),
         "first_accepted_t": _none(row["first_accepted_t"]),
-        **dict(zip(PERCENTILES, _quantiles(row["q"]), strict=True)),
+        **dict(zip(PERCENTILES, table.percentiles(_REVOKED), strict=True)),
         "max": float(row["max"]),
     }
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from authload.analysis.query import JourneysLike, Table, as_journeys, quantiles
+from authload.analysis.query import JourneysLike, Percentiles, Table, as_journeys
 from authload.results import DROPPED, JOURNEY
 from authload.scenario import Load
 from authload.slo_grammar import EVENT_JOURNEYS
@@ -25,6 +25,7 @@ SETTLE_S = 5.0  # after a stage's ramp: Locust's master learns the workers' user
 SUSTAINED = 2  # samples (5 s apart) short of the plan that make a shortfall
 ARRIVAL_SLACK = 0.01  # arrivals a stage may miss (timing at the very end of the load)
 #: SQL: the journeys the open model's arrivals started (not the timed events' own).
+_P95 = Percentiles("duration_ms", (0.95,))
 ARRIVALS = f"kind = '{JOURNEY}' AND flow NOT IN ({', '.join(repr(f) for f in EVENT_JOURNEYS)})"
 
 
@@ -120,10 +121,10 @@ def open_model_limit(
     no arrival waited or dropped."""
     if load.model != "open":
         return None
-    arrivals = as_journeys(journeys).row(
+    table = as_journeys(journeys)
+    arrivals = table.row(
         f"""SELECT count(*) FILTER (WHERE coalesce(waited_ms, 0) > 0) AS waited,
-            count(*) FILTER (WHERE outcome = '{DROPPED}') AS dropped,
-            {quantiles("duration_ms", [0.95])} AS p95
+            count(*) FILTER (WHERE outcome = '{DROPPED}') AS dropped
         FROM {{journeys}} WHERE {ARRIVALS}"""
     )
     waited, dropped = int(arrivals.get("waited") or 0), int(arrivals.get("dropped") or 0)
@@ -137,7 +138,7 @@ def open_model_limit(
             f"{what}: the generator was the limit (a Locust process at {busiest:.0f}% CPU); "
             f"add processes or workers"
         )
-    slow = float(arrivals["p95"][0]) / 1000.0
+    slow = float(table.percentiles(_P95, ARRIVALS)[0] or 0.0) / 1000.0
     return (
         f"{what}: the service was the limit: its journeys took up to {slow:.1f} s (p95), so "
         f"max_in_flight ({load.max_in_flight} per process) filled (Locust at most "

@@ -2,11 +2,12 @@
 
 A soak leaves tens of millions of records; loading them into one pandas frame needs about
 330 bytes each, so an eight-hour run's analysis would need more memory than the machine that
-ran it. DuckDB reads the Parquet file by row group, aggregates as it goes, spills to disk past
-its memory limit, and computes exact nearest-rank percentiles (``quantile_disc`` picks the
-value at sorted index ceil(n q) - 1, as numpy's ``inverted_cdf``: see
-:func:`authload.analysis.stats.percentile`). So the analysis asks DuckDB for what it shows
-(one row per endpoint, per window, per operation kind) and gets small pandas frames back.
+ran it. DuckDB reads the Parquet file by row group, aggregates as it goes and spills to disk
+past its memory limit. Percentiles are exact nearest rank (the value at sorted index
+ceil(n q) - 1, as numpy's ``inverted_cdf``: see :func:`authload.analysis.stats.percentile`),
+found by counting (:func:`exact_quantiles`), never by holding a group's values. So the
+analysis asks DuckDB for what it shows (one row per endpoint, per window, per operation
+kind) and gets small pandas frames back.
 
 The library stays pandas at its face: every analysis function takes :data:`RecordsLike`, a
 run's :class:`Records` or a pandas frame of records (a notebook's, a test's), and the same
@@ -23,6 +24,7 @@ import itertools
 import os
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self, TypeAlias
 
@@ -38,6 +40,7 @@ __all__ = [
     "MEMORY_ENV",
     "Journeys",
     "JourneysLike",
+    "Percentiles",
     "Records",
     "RecordsLike",
     "Table",
@@ -45,7 +48,6 @@ __all__ = [
     "as_records",
     "between",
     "exact_quantiles",
-    "quantiles",
     "window_index",
 ]
 
@@ -53,8 +55,7 @@ __all__ = [
 ANSWERED = "status > 0"
 
 #: The memory DuckDB may use (its units: "512MB", "2GB"); by default DuckDB's own, 80% of
-#: the machine's. Sorts, joins and grouping spill to disk past it; a percentile cannot: it
-#: holds its group's values (about 12 bytes each) until it is computed.
+#: the machine's. Sorts, joins and grouping spill to disk past it.
 MEMORY_ENV = "AUTHLOAD_ANALYSIS_MEMORY"
 #: The name of the overall row of :meth:`Table.per_group`.
 ALL = "*"
@@ -95,6 +96,16 @@ def _connect(in_order: bool = False) -> duckdb.DuckDBPyConnection:
     with contextlib.suppress(duckdb.Error):
         con.execute("SET enable_progress_bar = false")
     return con
+
+
+@dataclass(frozen=True)
+class Percentiles:
+    """The nearest-rank quantiles ``qs`` of ``column`` over the rows ``where`` selects
+    (:func:`exact_quantiles`)."""
+
+    column: str
+    qs: tuple[float, ...]
+    where: str = "TRUE"
 
 
 class Table:
@@ -145,15 +156,48 @@ class Table:
         where: str = "TRUE",
         params: Sequence[Any] | None = None,
         source: str | None = None,
+        percentiles: Mapping[str, Percentiles] | None = None,
     ) -> pd.DataFrame:
         """``aggregates`` per value of the column ``by`` (in order), then over every row
         (``by`` = :data:`ALL`), of the rows ``where`` selects (of this table, or of the query
-        ``source`` over it). Two queries rather than one ``ROLLUP``: percentiles hold their
-        values in memory, so the overall ones are not held beside the groups'."""
+        ``source`` over it); and per name of ``percentiles``, a column of their quantile
+        lists (None for a group without values)."""
         rows = f"{aggregates} FROM {self._view if source is None else f'({source})'} WHERE {where}"
         groups = self.sql(f"SELECT {by}, {rows} GROUP BY {by} ORDER BY {by}", params)
         total = self.sql(f"SELECT '{ALL}' AS {by}, {rows}", params)
-        return pd.concat([groups.astype({by: object}), total], ignore_index=True)
+        frame = pd.concat([groups.astype({by: object}), total], ignore_index=True)
+        for name, spec in (percentiles or {}).items():
+            found = exact_quantiles(
+                self,
+                spec.column,
+                spec.qs,
+                {by: by},
+                f"({where}) AND ({spec.where})",
+                params,
+                overall=True,
+                source=source,
+            )
+            lists = {
+                (ALL if grouped else str(key)): list(q)
+                for key, grouped, q in zip(found[by], found["grouped"], found["q"], strict=True)
+            }
+            frame[name] = pd.Series([lists.get(str(key)) for key in frame[by]], dtype=object)
+        return frame
+
+    def percentiles(
+        self,
+        spec: Percentiles,
+        where: str = "TRUE",
+        params: Sequence[Any] | None = None,
+    ) -> list[float | None]:
+        """The quantiles of ``spec`` over the rows ``where`` also selects (None each over no
+        rows)."""
+        found = exact_quantiles(
+            self, spec.column, spec.qs, where=f"({where}) AND ({spec.where})", params=params
+        )
+        if found.empty:
+            return [None] * len(spec.qs)
+        return [float(v) for v in found["q"].iloc[0]]
 
     def __getitem__(self, column: str) -> pd.Series:
         """One column as a pandas Series: as :meth:`frame`, only for what is known to be
@@ -328,14 +372,6 @@ def as_journeys(journeys: JourneysLike) -> Journeys:
     return Journeys.of_frame(frame.drop(columns=["duration_ms"], errors="ignore"))
 
 
-def quantiles(column: str, qs: Sequence[float], where: str | None = None) -> str:
-    """SQL for the nearest-rank quantiles ``qs`` of ``column`` as one list, over the rows
-    ``where`` selects; NULL over no rows."""
-    listed = ", ".join(repr(float(q)) for q in qs)
-    filtered = f" FILTER (WHERE {where})" if where else ""
-    return f"quantile_disc({column}, [{listed}]){filtered}"
-
-
 def between(column: str, low: float, high: float) -> str:
     """SQL: ``column`` from ``low`` (included) to ``high`` (excluded)."""
     return f"{column} >= {_double(low)} AND {column} < {_double(high)}"
@@ -361,15 +397,17 @@ def exact_quantiles(
     where: str = "TRUE",
     params: Sequence[Any] | None = None,
     overall: bool = False,
+    source: str | None = None,
 ) -> pd.DataFrame:
-    """The nearest-rank quantiles ``qs`` of ``column`` over the rows ``where`` selects, per
+    """The nearest-rank quantiles ``qs`` of ``column`` over the rows ``where`` selects (of
+    the table, or of the query ``source`` over it), per
     group (``groups``: name -> SQL expression; none: one group over all) and, with
     ``overall``, over all groups too (its row ``grouped``, its group columns NULL).
 
     One row per group with a value, columns: the group names, ``grouped`` and ``q`` (the
-    values in the order of ``qs``): exactly what :func:`quantiles` (``quantile_disc``)
-    gives, but in bounded memory. ``quantile_disc`` keeps every value of a group until the
-    end (8 bytes each, and never spilled: an 80-million-row group needs more than 600 MB),
+    values in the order of ``qs``): exactly what DuckDB's ``quantile_disc`` gives (numpy's
+    ``inverted_cdf``), but in bounded memory. ``quantile_disc`` keeps every value of a group
+    until the end (8 bytes each, and never spilled: an 80-million-row group needs more than 600 MB),
     whereas this counts values per bucket first (:data:`_BUCKET_SHIFT`), then counts the
     distinct values of the few buckets holding a wanted rank: two passes of plain
     aggregates, which DuckDB spills to disk past its memory limit."""
@@ -385,7 +423,7 @@ def exact_quantiles(
         qs=", ".join(f"({i}, {_double(q)})" for i, q in enumerate(qs)),
         same=" AND ".join(f"r.{name} IS NOT DISTINCT FROM s.{name}" for name in keys),
         ranked=", ".join(f"r.{name}" for name in keys),
-        table="{" + table.name + "}",
+        table="{" + table.name + "}" if source is None else f"({source}) AS source",
     )
     frame = table.sql(query, params)
     return frame if groups else frame.drop(columns=["_all"])

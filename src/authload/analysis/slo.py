@@ -22,11 +22,11 @@ import pandas as pd
 from authload.analysis.journeys import DROPPED_ARRIVAL, LOST, OK, scope_where
 from authload.analysis.query import (
     JourneysLike,
+    Percentiles,
     RecordsLike,
     Table,
     as_journeys,
     as_records,
-    quantiles,
 )
 from authload.results import REVOCATION
 from authload.slo_grammar import (
@@ -146,13 +146,14 @@ def _latency(
 ) -> SloResult:
     """A percentile (``max`` is the 100th), or the mean, of ``column`` over the rows
     ``where`` selects."""
-    stat = "avg({c})" if spec.quantile is None else quantiles("{c}", [spec.quantile])
     row = table.row(
-        f"SELECT count(*) AS n, {stat.format(c=column)} AS v FROM {{{table.name}}} WHERE {where}",
-        params,
+        f"SELECT count(*) AS n, avg({column}) AS mean FROM {{{table.name}}} WHERE {where}", params
     )
-    value = row["v"][0] if spec.quantile is not None and row["n"] else row["v"]
-    value = math.nan if value is None else float(value)
+    if spec.quantile is None:
+        found = row["mean"]
+    else:
+        found = table.percentiles(Percentiles(column, (spec.quantile,)), where, params)[0]
+    value = math.nan if found is None else float(found)
     return SloResult(slo, value, spec.threshold, _met(spec, value), int(row["n"]))
 
 

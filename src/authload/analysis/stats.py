@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from authload.analysis.query import ALL, Records, RecordsLike, as_records, quantiles
+from authload.analysis.query import ALL, Percentiles, Records, RecordsLike, as_records
 from authload.slo_grammar import PERCENTILES
 
 __all__ = ["PERCENTILES", "endpoint_summary", "load_records", "percentile"]
@@ -45,8 +45,8 @@ def endpoint_summary(records: RecordsLike, duration_s: float) -> dict[str, dict[
     attempt; None without attempts), error rate, errors by kind, statuses, retries, and
     ``ok``: count and p50, p95, p99 of the expected answers alone."""
     table = as_records(records)
-    figures = table.per_group("endpoint", _FIGURES)
-    expected = table.per_group("endpoint", _OK_FIGURES, _EXPECTED)
+    figures = table.per_group("endpoint", _FIGURES, percentiles={"q": _ALL_ATTEMPTS})
+    expected = table.per_group("endpoint", "count(*) AS count", _EXPECTED, percentiles=_OK)
     ok_rows = {str(row["endpoint"]): row for _, row in expected.iterrows()}
     errors = _tallies(table, "error", "error IS NOT NULL")
     statuses = _tallies(table, "status", "TRUE")
@@ -59,13 +59,11 @@ def endpoint_summary(records: RecordsLike, duration_s: float) -> dict[str, dict[
 
 
 _FIGURES = (
-    f"count(*) AS count, {quantiles('latency_ms', list(PERCENTILES.values()))} AS q, "
-    "max(latency_ms) AS max, avg(latency_ms) AS mean, count(error) AS failed, "
-    "count(*) FILTER (WHERE attempt > 1) AS retries"
+    "count(*) AS count, max(latency_ms) AS max, avg(latency_ms) AS mean, "
+    "count(error) AS failed, count(*) FILTER (WHERE attempt > 1) AS retries"
 )
-_OK_FIGURES = (
-    f"count(*) AS count, {quantiles('latency_ms', [PERCENTILES[s] for s in _OK_STATS])} AS q"
-)
+_ALL_ATTEMPTS = Percentiles("latency_ms", tuple(PERCENTILES.values()))
+_OK = {"q": Percentiles("latency_ms", tuple(PERCENTILES[s] for s in _OK_STATS))}
 
 
 def _tallies(table: Records, column: str, where: str) -> dict[str, dict[str, int]]:

@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from authload.analysis.query import Records, RecordsLike, as_records, quantiles
+from authload.analysis.query import ANSWERED, Records, RecordsLike, as_records, exact_quantiles
 
 __all__ = ["event_windows", "fault_windows", "timeline"]
 
@@ -61,7 +61,6 @@ Floats = npt.NDArray[np.float64]
 Bools = npt.NDArray[np.bool_]
 
 #: SQL conditions on a record.
-ANSWERED = "status > 0"
 FAILED = "error IS NOT NULL"
 OK_STATUS = "status BETWEEN 200 AND 299"
 STATUS_5XX = "status BETWEEN 500 AND 599"
@@ -201,9 +200,6 @@ def per_window(
     aggregates = ["count(*) AS requests"]
     aggregates += [f'count(*) FILTER (WHERE {c}) AS "{n}"' for n, c in counted.items()]
     columns = [f'coalesce(a."{n}", 0) AS "{n}"' for n in ["requests", *counted]]
-    if percentiles:
-        aggregates.append(f"{quantiles('latency_ms', list(percentiles.values()), of)} AS q")
-        columns += [f'a.q[{i}] AS "{name}"' for i, name in enumerate(percentiles, start=1)]
     ctes = [
         f"r AS ({windows.records()})",
         f"a AS (SELECT w, {', '.join(aggregates)} FROM r GROUP BY w)",
@@ -218,11 +214,34 @@ def per_window(
             "coalesce(a.ok, 0) - coalesce(o.ok, 0) + coalesce(o.good, 0) AS good",
         ]
     ctes.append("g AS (SELECT unnest(range(coalesce(max(w) + 1, 0))) AS w FROM a)")
-    return table.sql(
+    frame = table.sql(
         f"""WITH {", ".join(ctes)}
         SELECT w, {", ".join(columns)} FROM g LEFT JOIN a USING (w){joins} ORDER BY w""",
         windows.params,
     )
+    return _with_percentiles(table, windows, frame, percentiles or {}, of)
+
+
+def _with_percentiles(
+    table: Records, windows: Windowing, frame: pd.DataFrame, qs: Mapping[str, float], of: str
+) -> pd.DataFrame:
+    """``frame`` with a column per name of ``qs``: the window's nearest-rank latency of the
+    records ``of`` selects (NaN when none)."""
+    if not qs:
+        return frame
+    found = exact_quantiles(
+        table,
+        "latency_ms",
+        tuple(qs.values()),
+        {"w": "w"},
+        of,
+        windows.params,
+        source=windows.records(),
+    )
+    by_window = dict(zip(found["w"], found["q"], strict=True))
+    for i, name in enumerate(qs):
+        frame[name] = [float(by_window[w][i]) if w in by_window else np.nan for w in frame["w"]]
+    return frame
 
 
 def share(part: Any, whole: Any) -> Floats:
