@@ -5,7 +5,8 @@
     report_engines.py naive REQUESTS OUT        pd.read_parquet + groupby quantile (the peer)
     report_engines.py ENGINE REQUESTS OUT       the exact figures with ENGINE
 
-ENGINE is ``duckdb`` (``quantile_disc``), ``duckdb-counts`` (the same ranks from the counts
+ENGINE is ``buckets`` (authload's ``exact_quantiles``), ``duckdb`` (``quantile_disc``),
+``duckdb-counts`` (the same ranks from the counts
 of each distinct latency), ``polars``, ``pyarrow``, ``pandas`` or ``numpy`` (the reference).
 The figures: nearest-rank p50, p90, p95, p99, p99.9 and max of ``latency_ms`` per endpoint and
 over all (``*``), and p99 per 60 s window of the answered requests (status > 0), windows
@@ -281,7 +282,39 @@ def numpy_figures(path: Path) -> Figures:
     return _figures(endpoints, windows)
 
 
+def buckets_figures(path: Path) -> Figures:
+    """authload's own: :func:`authload.analysis.query.exact_quantiles`, counts per bucket of a
+    double's bits, then the distinct values of the buckets holding a wanted rank (two passes
+    of aggregates DuckDB spills), on the bench's memory limit."""
+    os.environ["AUTHLOAD_ANALYSIS_MEMORY"] = DUCKDB_MEMORY
+    from authload.analysis.query import Records, exact_quantiles, window_index
+
+    records = Records.of_run(path.parent, columns=COLUMNS)
+    qs = tuple(QUANTILES.values())
+    found = exact_quantiles(records, "latency_ms", qs, {"endpoint": "endpoint"}, overall=True)
+    tops = records.sql(
+        "SELECT coalesce(endpoint, '*') AS e, count(*) AS n, max(latency_ms) AS top "
+        "FROM {records} GROUP BY ROLLUP (endpoint)"
+    )
+    top = {str(e): (int(n), float(m)) for e, n, m in tops.itertuples(index=False)}
+    names = ["*" if g else str(e) for e, g in zip(found["endpoint"], found["grouped"], strict=True)]
+    endpoints = {
+        name: _row(top[name][0], list(q), top[name][1])
+        for name, q in zip(names, found["q"], strict=True)
+    }
+    start = float(records.row("SELECT min(t) AS t0 FROM {records}")["t0"])
+    window = window_index(start, WINDOW_S)
+    per = exact_quantiles(records, "latency_ms", (WINDOW_Q,), {"w": window}, "status > 0")
+    counts = records.sql(
+        f"SELECT {window} AS w, count(*) AS n FROM {{records}} WHERE status > 0 GROUP BY w"
+    )
+    n_of = dict(zip(counts["w"], counts["n"], strict=True))
+    windows = [[int(w), int(n_of[w]), float(q[0])] for w, q in zip(per["w"], per["q"], strict=True)]
+    return _figures(endpoints, windows)
+
+
 ENGINES: dict[str, Callable[[Path], Figures]] = {
+    "buckets": buckets_figures,
     "duckdb": duckdb_figures,
     "duckdb-counts": duckdb_counts_figures,
     "polars": polars_figures,

@@ -53,7 +53,7 @@ STEP_NAMES = {
     "compare": "self-compare",
     "pandas": "naive pandas",
 }
-ENGINE_ORDER = ("duckdb", "duckdb-counts", "polars", "pyarrow", "pandas")
+ENGINE_ORDER = ("buckets", "duckdb", "duckdb-counts", "polars", "pyarrow", "pandas")
 REPORT_FILE = "report.html"
 GiB = 1024.0
 TEN_M, HUNDRED_M = 10_000_000, 100_000_000
@@ -637,7 +637,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         nargs="?",
         const=",".join(ENGINE_ORDER),
         type=_names(ENGINE_ORDER),
-        help="the engine comparison instead: duckdb,duckdb-counts,polars,pyarrow,pandas (all)",
+        help=f"the engine comparison instead: {','.join(ENGINE_ORDER)} (all)",
     )
     p.add_argument(
         "--check-rows",
