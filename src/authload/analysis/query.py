@@ -54,9 +54,11 @@ __all__ = [
 #: SQL: the records of attempts that got an answer (an HTTP status; 0: timeout, connect, reset).
 ANSWERED = "status > 0"
 
-#: The memory DuckDB may use (its units: "512MB", "2GB"); by default DuckDB's own, 80% of
-#: the machine's. Sorts, joins and grouping spill to disk past it.
+#: The memory DuckDB may use (its units: "512MB", "2GB"). Sorts, joins, grouping and so
+#: every percentile (:func:`exact_quantiles`) spill to disk past it, so a run of any length
+#: is analysed within it (DuckDB's own default, 80% of the machine, it would fill instead).
 MEMORY_ENV = "AUTHLOAD_ANALYSIS_MEMORY"
+DEFAULT_MEMORY = "1GB"
 #: The name of the overall row of :meth:`Table.per_group`.
 ALL = "*"
 
@@ -85,8 +87,7 @@ def _connect(in_order: bool = False) -> duckdb.DuckDBPyConnection:
         "preserve_insertion_order": in_order,
         "temp_directory": str(Path(tempfile.gettempdir()) / f"authload-duckdb-{os.getpid()}"),
     }
-    if os.environ.get(MEMORY_ENV):
-        config["memory_limit"] = os.environ[MEMORY_ENV]
+    config["memory_limit"] = os.environ.get(MEMORY_ENV) or DEFAULT_MEMORY
     try:
         con = duckdb.connect(":memory:", config=config)
     except duckdb.Error as exc:
