@@ -1,36 +1,24 @@
-"""A scenario's users in Locust's own web UI, against a mock you started yourself:
+"""A scenario in plain Locust, its web UI or headless, against a mock you started yourself or
+any target of a targets file, with `authload run`'s safety rules:
 
     ./run authload mock --port 8080 &
     AUTHLOAD_SCENARIO=scenarios/smoke.yaml ./run locust -f locustfiles/scenario.py
+    AUTHLOAD_TARGET=stage AUTHLOAD_TARGETS_FILE=targets.yaml AUTHLOAD_CONFIRM=1 \\
+        ./run locust -f locustfiles/scenario.py --headless
 
 Then open http://127.0.0.1:8089 and start: the scenario's stages drive the load (as a Locust
-shape), with its flows, events, retry policy and think times; records go to runs/ui-<time>/
-(`authload run` is what also writes the summary and verdict).
-AUTHLOAD_MOCK_URL (default http://127.0.0.1:8080) names the mock.
+shape), with its flows, events, retry policy and think times; its records go to
+runs/<time>-<scenario>/. The variables are described in ``authload.plain_locust``.
+`authload run SCENARIO --ui` is the same UI with the summary, report and verdict.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
-import time
-from pathlib import Path
+import sys
 
-from authload.runconfig import APP_TOKEN_ENV, CLIENT_SECRET_ENV, CONFIG_ENV, RunConfig
-from authload.scenario import load_scenario
+from authload.plain_locust import install
 
-_mock = os.environ.get("AUTHLOAD_MOCK_URL", "http://127.0.0.1:8080").rstrip("/")
-_scenario = load_scenario(os.environ.get("AUTHLOAD_SCENARIO", "scenarios/smoke.yaml"))
-_run_dir = Path("runs") / time.strftime("ui-%Y%m%dT%H%M%S")
-_run_dir.mkdir(parents=True, exist_ok=True)
-_config = Path(tempfile.mkdtemp(prefix="authload-ui-")) / "config.json"
-_config.write_text(
-    json.dumps(RunConfig(_scenario, _run_dir, "mock", _mock, _mock, _mock).to_json()),
-    encoding="utf-8",
-)
-os.environ[CONFIG_ENV] = str(_config)
-os.environ.setdefault(APP_TOKEN_ENV, "mock-app-token")
-os.environ.setdefault(CLIENT_SECRET_ENV, "mock-client-secret")
+install(os.environ, sys.argv)  # before the locustfile below reads the run's configuration
 
 from authload.load.locustfile import *  # noqa: E402, F403 - the users, listeners and shape

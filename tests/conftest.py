@@ -12,7 +12,7 @@ import pytest
 from authload.control import MockControl
 from authload.mock.server import EmbeddedMock
 
-pytest_plugins = ["tests.redis_server"]
+pytest_plugins = ["pytester", "tests.tools", "tests.redis_server"]
 
 APP_TOKEN = "mock-app-token"
 CLIENT_SECRET = "mock-client-secret"

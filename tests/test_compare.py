@@ -60,15 +60,26 @@ def _endpoint(
             "status": np.where(failed, 503, 200).astype(np.int16),
             "latency_ms": latency,
             "error": ["http" if f else None for f in failed],
+            "worker": "w0",
+            "op_id": np.arange(n),  # one attempt per operation: no retries
+            "attempt": 1,
         }
     )
+
+
+def _retried(records: pd.DataFrame, attempts: list[int], worker: str = "w0") -> pd.DataFrame:
+    """``records`` regrouped into operations of ``attempts`` each, in turn (attempt 1, 2, ..)."""
+    sizes = np.resize(np.asarray(attempts), len(records))
+    ops = np.repeat(np.arange(len(records)), sizes)[: len(records)]
+    attempt = pd.Series(ops).groupby(ops).cumcount().to_numpy() + 1
+    return records.assign(worker=worker, op_id=ops, attempt=attempt)
 
 
 def _run(*parts: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def _write_run(directory: Path, records: pd.DataFrame) -> Path:
+def _write_run(directory: Path, records: pd.DataFrame, retry: str = "none") -> Path:
     """A run directory as `authload run` leaves it, as far as a comparison reads it."""
     directory.mkdir(parents=True)
     n = len(records)
@@ -84,14 +95,15 @@ def _write_run(directory: Path, records: pd.DataFrame) -> Path:
             "retry_after_s": pa.nulls(n, pa.float64()),
             "flow": pa.array(["password_call"] * n, pa.string()),
             "flow_id": pa.array([f"f{i}" for i in range(n)], pa.string()),
-            "op_id": pa.array(np.arange(n), pa.int64()),
-            "attempt": pa.array(np.ones(n), pa.int16()),
-            "worker": pa.array(["w0"] * n, pa.string()),
+            "op_id": pa.array(records["op_id"], pa.int64()),
+            "attempt": pa.array(records["attempt"], pa.int16()),
+            "worker": pa.array(records["worker"], pa.string()),
         },
         schema=RECORD_SCHEMA,
     )
     pq.write_table(table, directory / RECORDS_FILE)
-    manifest = {"scenario": {"name": "synthetic"}, "target": "mock", "status": "completed"}
+    scenario = {"name": "synthetic", "load": {"model": "open"}, "retry": {"policy": retry}}
+    manifest = {"scenario": scenario, "target": "mock", "status": "completed"}
     (directory / MANIFEST_FILE).write_text(json.dumps(manifest), encoding="utf-8")
     return directory
 
@@ -113,8 +125,8 @@ def test_identical_distributions_are_no_significant_change() -> None:
     assert result.verdict == NO_SIGNIFICANT_CHANGE
     for endpoint in (LOGIN, REFRESH, "*"):
         assert _verdicts(result, endpoint) == _same(NO_SIGNIFICANT_CHANGE), endpoint
-    assert result.deciding == len(result.rows) == 12
-    assert result.row_confidence == pytest.approx(1 - 0.05 / 12)
+    assert result.deciding == len(result.rows) == 15
+    assert result.row_confidence == pytest.approx(1 - 0.05 / 15)
     for row in result.rows:  # every interval holds the true change, 0 (simultaneous: wider)
         assert row.ci_low is not None and row.ci_high is not None
         assert row.ci_low <= 0 <= row.ci_high, row
@@ -135,6 +147,7 @@ def test_slower_endpoint_is_a_regression_on_that_endpoint_and_its_latency_only()
         "p95": REGRESSION,
         "p99": REGRESSION,
         "error_rate": NO_SIGNIFICANT_CHANGE,
+        "amplification": NO_SIGNIFICANT_CHANGE,
     }
     assert _verdicts(result, REFRESH) == _same(NO_SIGNIFICANT_CHANGE)
     for stat in LATENCY_STATS:
@@ -158,6 +171,7 @@ def test_slower_tail_is_a_regression_of_the_tail_percentiles_only() -> None:
         "p95": REGRESSION,
         "p99": REGRESSION,
         "error_rate": NO_SIGNIFICANT_CHANGE,
+        "amplification": NO_SIGNIFICANT_CHANGE,
     }
     assert _verdicts(result, LOGIN) == _same(NO_SIGNIFICANT_CHANGE)
 
@@ -221,7 +235,7 @@ def test_too_few_samples_is_insufficient_data_never_a_regression() -> None:
     assert login.change is not None and login.change > 1.0  # still shown
     sms = result.row(SMS, "p99")
     assert (sms.base, sms.base_count, sms.change) == (None, 0, None)
-    assert [r.endpoint for r in result.rows[::4]] == [LOGIN, SMS, REFRESH, "*"]
+    assert [r.endpoint for r in result.rows[:: len(STATS)]] == [LOGIN, SMS, REFRESH, "*"]
 
     twenty = _run(_endpoint(LOGIN, 20, 11, scale=3.0), _endpoint(REFRESH, 1000, 12))
     assert compare_runs(base, twenty).row(LOGIN, "p50").verdict == REGRESSION
@@ -280,9 +294,9 @@ def test_same_seed_same_intervals_other_seed_other_intervals() -> None:
 def test_intervals_match_a_bootstrap_that_resamples_the_records() -> None:
     """The order-statistic draws give the interval resampling the records would give."""
     base, candidate = _endpoint(LOGIN, 400, 1), _endpoint(LOGIN, 400, 11, scale=1.2)
-    resamples, confidence = 20000, 0.7  # 6 rows decide: each row's interval at 95%
+    resamples, confidence = 20000, 0.7  # 8 rows decide: each row's interval at 96.25%
     result = compare_runs(base, candidate, confidence=confidence, resamples=resamples)
-    assert result.deciding == 6  # p99 cannot decide on 400 samples: p50, p95, errors, twice
+    assert result.deciding == 8  # not p99 on 400 samples: p50, p95, errors, retries, twice
     tail = (1 - result.row_confidence) / 2
     rng = np.random.default_rng(123)
     b, c = base["latency_ms"].to_numpy(), candidate["latency_ms"].to_numpy()
@@ -325,6 +339,113 @@ def test_json_round_trips() -> None:
     rows = {(r["endpoint"], r["stat"]): r for r in data["rows"]}
     assert rows[(LOGIN, "p99")]["verdict"] == REGRESSION
     assert rows[(SMS, "p50")]["base"] is None and rows[(SMS, "p50")]["ci_low"] is None
+
+
+def _fast(n: int, seed: int, median_ms: float) -> pd.DataFrame:
+    """A fast endpoint: latencies within 3% of ``median_ms``."""
+    records = _endpoint(REFRESH, n, seed, median_ms=median_ms)
+    rng = np.random.default_rng(seed)
+    return records.assign(latency_ms=median_ms * rng.uniform(0.97, 1.03, n))
+
+
+def test_a_change_under_the_absolute_floor_is_no_verdict() -> None:
+    """1.1 -> 1.0 ms: a clear -9% (beyond the 5% tolerance) but 0.1 ms, under the 2 ms
+    floor; without the floor it was an improvement. 10 -> 14 ms is beyond both."""
+    base, candidate = _fast(5000, 1, 1.1), _fast(5000, 11, 1.0)
+    result = compare_runs(base, candidate)
+    assert result.verdict == NO_SIGNIFICANT_CHANGE
+    assert result.floor_ms == compare_module.FLOOR_MS == 2.0
+    row = result.row(REFRESH, "p50")
+    assert row.change == pytest.approx(-0.09, abs=0.02)
+    assert row.ci_high is not None and row.ci_high < -0.05  # past the relative tolerance
+    assert (row.verdict, row.note) == (NO_SIGNIFICANT_CHANGE, "change within the 2 ms floor")
+    assert row.base is not None and row.tolerance == pytest.approx(2.0 / row.base)
+    assert compare_runs(base, candidate, floor_ms=0).row(REFRESH, "p50").verdict == IMPROVEMENT
+    slower = compare_runs(_fast(5000, 1, 10.0), _fast(5000, 11, 14.0)).row(REFRESH, "p50")
+    assert (slower.verdict, slower.note) == (REGRESSION, "")
+    assert slower.tolerance == pytest.approx(0.2, rel=0.01)  # 2 ms of a 10 ms base
+
+
+def test_the_floor_is_at_least_the_records_resolution() -> None:
+    """Latencies recorded in steps of 5 ms: a 5 ms change is one step, no verdict."""
+    base = _fast(5000, 1, 20.0).assign(latency_ms=20.0)
+    base.loc[::10, "latency_ms"] = 25.0
+    candidate = base.assign(latency_ms=base["latency_ms"] - 5.0)  # 20/25 -> 15/20 ms
+    result = compare_runs(base, candidate)
+    assert (result.resolution_ms, result.floor_ms) == (5.0, 5.0)
+    row = result.row(REFRESH, "p50")
+    assert (row.change, row.ci_low, row.ci_high) == (-0.25, -0.25, -0.25)  # 20 -> 15 ms
+    assert (row.verdict, row.note) == (NO_SIGNIFICANT_CHANGE, "change within the 5 ms floor")
+    assert (
+        compare_runs(base, candidate.assign(latency_ms=candidate["latency_ms"] - 5))
+        .row(REFRESH, "p50")
+        .verdict
+        == IMPROVEMENT
+    )  # 20 -> 10 ms: two steps
+    resolution = compare_module.latency_resolution
+    assert resolution(_fast(5000, 1, 1.0)) == resolution(BASE) == 0.0  # a fine clock
+    assert resolution(BASE.assign(latency_ms=BASE["latency_ms"].round(1))) == pytest.approx(0.1)
+
+
+def test_retry_amplification_is_attempts_per_operation() -> None:
+    """Policy none (one attempt each) against immediate retries (half the operations took 2
+    attempts, half 3): 2.5 attempts per operation, a regression of +150%."""
+    none = _run(_endpoint(LOGIN, 3000, 1), _endpoint(REFRESH, 3000, 2))
+    immediate = _run(
+        _retried(_endpoint(LOGIN, 3000, 11), [2, 3]), _endpoint(REFRESH, 3000, 12, median_ms=40)
+    )
+    result = compare_runs(none, immediate)
+    assert result.verdict == REGRESSION
+    row = result.row(LOGIN, "amplification")
+    assert (row.base, row.candidate) == (1.0, 2.5)
+    assert (row.base_count, row.candidate_count) == (3000, 1200)  # operations
+    assert (row.unit, row.change, row.verdict) == ("relative", 1.5, REGRESSION)
+    assert row.ci_low is not None and row.ci_high is not None
+    assert row.ci_low <= 1.5 <= row.ci_high and row.ci_high - row.ci_low < 0.1
+    assert result.row(REFRESH, "amplification").verdict == NO_SIGNIFICANT_CHANGE
+    overall = result.row("*", "amplification")
+    assert overall.candidate == pytest.approx(6000 / 4200)  # attempts / operations
+    # the same operation ids in another process are other operations
+    two_workers = _run(
+        _retried(_endpoint(LOGIN, 1500, 1), [2, 3], "w0"),
+        _retried(_endpoint(LOGIN, 1500, 2), [2, 3], "w1"),
+    )
+    assert compare_runs(two_workers, immediate).row(LOGIN, "amplification").base == 2.5
+
+
+def test_amplification_needs_operations_in_the_records() -> None:
+    bare = BASE.drop(columns=["worker", "op_id"])
+    result = compare_runs(bare, BASE)
+    row = result.row(LOGIN, "amplification")
+    assert (row.verdict, row.base) == (INSUFFICIENT_DATA, None)
+    assert row.note.startswith("no operations in the records (op_id, worker)")
+    assert result.row(LOGIN, "p50").verdict == NO_SIGNIFICANT_CHANGE  # the rest still compares
+    few = compare_runs(BASE, _retried(_endpoint(LOGIN, 45, 11), [3]))
+    assert few.row(LOGIN, "amplification").note == ("too few operations for amplification: 15 < 20")
+
+
+def test_setup_differences_name_what_differs(tmp_path: Path) -> None:
+    def setup(name: str, scenario: object, target: object = "mock") -> compare_module.RunSetup:
+        directory = tmp_path / name
+        directory.mkdir()
+        manifest = {"scenario": scenario, "target": target}
+        (directory / MANIFEST_FILE).write_text(json.dumps(manifest), encoding="utf-8")
+        return compare_module.load_setup(directory)
+
+    gate = {"name": "gate", "load": {"model": "open"}, "retry": {"policy": "none"}}
+    base = setup("base", gate)
+    assert base == compare_module.RunSetup("gate", "mock", "open", "none")
+    assert compare_module.setup_differences(base, setup("same", gate)) == []
+    other = {"name": "smoke", "load": {"model": "closed"}, "retry": {"policy": "immediate"}}
+    assert compare_module.setup_differences(base, setup("other", other, "beta")) == [
+        "the runs differ in scenario: gate vs smoke",
+        "the runs differ in target: mock vs beta",
+        "the runs differ in load model: open vs closed",
+        "the runs differ in retry policy: none vs immediate",
+    ]
+    unknown = compare_module.load_setup(tmp_path / "nowhere")  # no manifest: nothing to say
+    assert unknown == compare_module.RunSetup(None, None, None, None)
+    assert compare_module.setup_differences(base, unknown) == []
 
 
 # --- run directories and the command ---------------------------------------------------
@@ -377,6 +498,11 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "same": _write_run(root / "same", _run(_endpoint(LOGIN, 3000, 11), refresh)),
         "slower": _write_run(root / "slower", _run(_endpoint(LOGIN, 3000, 11, scale=1.3), refresh)),
         "faster": _write_run(root / "faster", _run(_endpoint(LOGIN, 3000, 11, scale=0.7), refresh)),
+        "retried": _write_run(
+            root / "retried",
+            _run(_retried(_endpoint(LOGIN, 3000, 11), [2, 3]), refresh),
+            retry="immediate",
+        ),
     }
 
 
@@ -406,6 +532,24 @@ def test_command_improvement_and_tolerance(
     assert capsys.readouterr().out.splitlines()[-1] == "verdict: IMPROVEMENT"
     assert main(["compare", str(runs["base"]), str(runs["slower"]), "--tolerance", "0.5"]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == "verdict: NO SIGNIFICANT CHANGE"
+
+
+def test_command_warns_of_another_retry_policy_and_shows_the_amplification(
+    runs: dict[str, Path],
+) -> None:
+    result = _authload("compare", runs["base"], runs["retried"])
+    assert result.returncode == 1, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[1] == (
+        "warning: the runs differ in retry policy: none vs immediate: their figures measure "
+        "different things"
+    )
+    assert "or within 2 ms" in lines[2]
+    row = next(line for line in lines if line.startswith(LOGIN) and " amplification " in line)
+    assert row.split()[2:6] == ["1.00", "x", "2.50", "x"] and row.endswith(" regression")
+    data = json.loads(_authload("compare", runs["base"], runs["retried"], "--json").stdout)
+    assert data["warnings"] == ["the runs differ in retry policy: none vs immediate"]
+    assert _authload("compare", runs["base"], runs["same"]).stdout.count("warning") == 0
 
 
 def test_command_json_parses(runs: dict[str, Path]) -> None:
@@ -490,3 +634,46 @@ def test_p99_needs_five_samples_beyond_it_to_decide() -> None:
     assert (refresh.verdict, refresh.note) == (REGRESSION, "")
     assert result.row(LOGIN, "p95").verdict == REGRESSION  # 100 suffice for p95
     assert compare_module.min_count("p50") == 20 and compare_module.min_count("p95") == 100
+
+
+def _journeys(
+    flow: str, ok: int, failed: int, dropped: int = 0, open_model: bool = True
+) -> pd.DataFrame:
+    outcomes = ["completed"] * ok + ["failed:mobile.refresh:http"] * failed + ["dropped"] * dropped
+    n = len(outcomes)
+    return pd.DataFrame(
+        {
+            "t_start": np.arange(n, dtype=float),
+            "t_end": np.arange(n, dtype=float) + 1.0,
+            "waited_ms": np.zeros(n),
+            "flow": [flow] * n,
+            "flow_id": [f"w0-{i}" for i in range(n)],
+            "outcome": outcomes,
+            "kind": ["journey"] * n,
+            "worker": ["w0"] * n,
+            "duration_ms": np.full(n, 1000.0),
+        }
+    )
+
+
+def test_failed_journeys_and_dropped_arrivals_are_rows_that_decide() -> None:
+    records = _run(_endpoint("mobile.refresh", 200, 1))
+    base = _journeys("sms", ok=495, failed=5)
+    candidate = pd.concat(
+        [_journeys("sms", ok=400, failed=50, dropped=50), _journeys("esia", ok=100, failed=0)],
+        ignore_index=True,
+    )
+    result = compare_runs(records, records, journeys=(base, candidate))
+    sms = result.row("journey sms", "journey_failures")
+    assert sms.base == pytest.approx(0.01) and sms.candidate == pytest.approx(0.2)
+    assert sms.verdict == REGRESSION  # dropped arrivals count as failed journeys
+    esia = result.row("journey esia", "journey_failures")
+    assert esia.verdict == INSUFFICIENT_DATA and "too few" in esia.note  # none in the base
+    dropped = result.row("arrivals", "dropped")
+    assert (dropped.base, dropped.candidate) == (0.0, pytest.approx(50 / 600))
+    assert dropped.verdict == REGRESSION
+    assert result.verdict == REGRESSION
+    same = compare_runs(records, records, journeys=(base, base))
+    assert same.row("journey *", "journey_failures").verdict == NO_SIGNIFICANT_CHANGE
+    without = compare_runs(records, records)  # runs without journey records: no such rows
+    assert not [r for r in without.rows if r.stat in ("journey_failures", "dropped")]

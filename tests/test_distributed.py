@@ -232,6 +232,44 @@ def test_workers_started_before_the_master_run_it_and_counts_reconcile(
 
 @pytest.mark.integration
 @pytest.mark.slow
+def test_a_killed_master_leaves_workers_that_give_up_and_a_run_reported_incomplete(
+    tmp_path: Path, targets: Path
+) -> None:
+    import psutil  # type: ignore[import-untyped]
+
+    port = _free_port()
+    long_run = SCENARIO.replace("duration_s: 6", "duration_s: 60")
+    worker = _worker(tmp_path / "worker.log", port, wait_s=8)
+    master = _master(
+        tmp_path, port, "1", "--targets", targets, "--target", "here", scenario=long_run
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not list((tmp_path / "runs").glob("*/records/*.arrows")):
+            assert time.monotonic() < deadline, master.output
+            time.sleep(0.2)
+        time.sleep(3)
+        runner = psutil.Process(master.popen.pid)
+        for process in [*runner.children(recursive=True), runner]:  # the master, for real
+            process.kill()
+        killed = time.monotonic()
+        assert worker.wait(8 + 30) == 0, worker.output  # it gave up within its timeout
+        assert time.monotonic() - killed < 8 + 30
+    finally:
+        worker.stop()
+        master.stop()
+    [run_dir] = list((tmp_path / "runs").iterdir())
+    report = authload("report", run_dir, timeout=120)
+    assert report.returncode == 3, report.stdout + report.stderr
+    assert "verdict: INCOMPLETE" in report.stdout
+    run = Run(report, run_dir, tmp_path / "runs")
+    assert run.manifest["status"] == "incomplete"
+    assert set(run.records["worker"]) == {"w0"}  # the worker's records, merged
+    assert [e["worker"] for e in run.events if e["kind"] == "outcomes"] == ["w0"]
+
+
+@pytest.mark.integration
+@pytest.mark.slow
 def test_a_worker_started_after_the_master_joins_and_a_reused_mock_still_reconciles(
     tmp_path: Path, targets: Path, running_mock: str
 ) -> None:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from authload.analysis.drift import analyze_drift, error_budget, read_resources
+from authload.analysis.drift import analyze_drift, error_budget, read_resources, settle_cpu
 from authload.analysis.trend_stats import change_points, linear_trend, pettitt
 from authload.errors import ResultsError
 from authload.results import RESOURCES_FILE
@@ -270,6 +270,46 @@ def test_read_resources_keeps_complete_lines(tmp_path: Path) -> None:
     with pytest.raises(ResultsError, match=r"resources.jsonl:1"):
         read_resources(tmp_path)
     assert read_resources(tmp_path / "nowhere").empty
+
+
+def test_a_last_sample_just_after_a_periodic_one_reads_no_impossible_cpu(tmp_path: Path) -> None:
+    """The sample taken as the run stopped came 0.6 ms after a periodic one: one 10 ms CPU
+    tick over 0.6 ms read 1991 %. It joins the interval before it, weighted by time."""
+    records = _records()
+    t0 = float(records["t"].min())
+    lines = [
+        {"t": t0 + t, "process": "w0", "role": "local", "rss_bytes": 80e6, "cpu_percent": cpu,
+         "source": "psutil"}
+        for t, cpu in ((0.0, None), (10.0, 40.0), (20.0, 50.0), (20.0006, 1991.0))
+    ]  # fmt: skip
+    text = "".join(json.dumps(line) + "\n" for line in lines)
+    (tmp_path / RESOURCES_FILE).write_text(text, encoding="utf-8")
+    drift = analyze_drift(records, resources=read_resources(tmp_path))
+    row = drift.harness.set_index("process").loc["w0"]
+    folded = (50.0 * 10.0 + 1991.0 * 0.0006) / 10.0006  # = 50.12: the share over both
+    assert row["cpu_max"] == pytest.approx(folded)
+    assert row["cpu_mean"] == pytest.approx((40.0 + folded) / 2)
+    assert not row["cpu_saturated"]
+    assert drift.harness_findings == []
+    assert drift.resources["cpu_percent"].isna().tolist() == [True, False, False, True]
+
+
+def test_short_cpu_intervals_chain_and_heartbeat_figures_are_left_alone() -> None:
+    frame = pd.DataFrame(
+        {
+            "t": [0.0, 5.0, 5.2, 5.4, 0.0, 0.3],
+            "process": ["master"] * 4 + ["w1"] * 2,
+            "role": ["master"] * 4 + ["worker"] * 2,
+            "rss_bytes": [1e8] * 6,
+            "cpu_percent": [np.nan, 10.0, 60.0, 110.0, 30.0, 35.0],
+            "source": ["psutil"] * 4 + ["heartbeat"] * 2,
+        }
+    )
+    settled = settle_cpu(frame)
+    master = settled[settled["process"] == "master"]["cpu_percent"]
+    assert master.isna().tolist() == [True, False, True, True]  # unmeasured, kept, folded x2
+    assert master.iloc[1] == pytest.approx((10 * 5 + 60 * 0.2 + 110 * 0.2) / 5.4)
+    assert settled[settled["process"] == "w1"]["cpu_percent"].tolist() == [30.0, 35.0]
 
 
 # ---------------------------------------------------------------------------- real soaks

@@ -236,6 +236,10 @@ def test_compare_latest_takes_the_previous_runs_of_the_same_scenario_and_target(
         ]
         == n
     ), "the baseline is the two runs' records pooled"
+    amplification = next(
+        r for r in data["rows"] if r["stat"] == "amplification" and r["endpoint"] == "*"
+    )  # retry policy none: one attempt per operation; each run's operation ids start at 1
+    assert (amplification["base"], amplification["base_count"]) == (1.0, n)
 
     code, data, _ = history.compare("hist-a", "--last", "1")  # target: the latest's (mock)
     assert [Path(r["path"]) for r in data["baseline"]] == [runs["a2"]]

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections import Counter
+from collections import Counter, deque
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -39,6 +38,7 @@ from authload.load.metrics_endpoint import (
 )
 from authload.load.run_state import error_budgets
 from tests import locust_child
+from tests.tools import tool_path
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS = ROOT / "dashboards" / "prometheus"
@@ -60,8 +60,9 @@ def fake_runtime() -> Any:
 
     load = Load(model="open", stages=[Stage(duration_s=60, rate=10), Stage(duration_s=60, rate=4)])
     return SimpleNamespace(
-        state=SimpleNamespace(outcomes=Counter[str]()),
+        state=SimpleNamespace(outcomes=Counter[str](), durations=deque([("sms", 2.5)])),
         policy=SimpleNamespace(stats=RetryStats()),
+        arrivals=SimpleNamespace(counts=SimpleNamespace(waited=2)),
         scenario=SimpleNamespace(load=load, mix={"sms": 1.0, "esia": 1.0}),
         share=lambda: (0, 2),
     )
@@ -284,7 +285,12 @@ def test_errors_are_counted_by_kind(exported: dict[str, Any]) -> None:
 
 
 def runtime_samples(got: dict[str, float]) -> dict[str, float]:
-    prefixes = ("authload_requests", "authload_request_duration", "authload_errors")
+    prefixes = (
+        "authload_requests",
+        "authload_request_duration",
+        "authload_errors",
+        "authload_journey_duration",
+    )
     return {k: v for k, v in got.items() if not k.startswith(prefixes)}
 
 
@@ -292,6 +298,11 @@ def runtime_samples(got: dict[str, float]) -> dict[str, float]:
 def test_runtime_state_is_exported_as_counters_of_its_increase(
     exported: dict[str, Any],
 ) -> None:
+    first = exported["first"]  # the journey that ended (sms, 2.5 s) went into the histogram
+    assert first[key("authload_journey_duration_seconds_count", flow="sms")] == 1.0
+    assert first[key("authload_journey_duration_seconds_sum", flow="sms")] == 2.5
+    assert first[key("authload_journey_duration_seconds_bucket", flow="sms", le="2.0")] == 0.0
+    assert first[key("authload_journey_duration_seconds_bucket", flow="sms", le="3.0")] == 1.0
     assert runtime_samples(exported["first"]) == {  # no runner here: no users
         key("authload_retries_total"): 4.0,
         key("authload_retries_throttled_total"): 1.0,
@@ -306,6 +317,7 @@ def test_runtime_state_is_exported_as_counters_of_its_increase(
         key("authload_sessions_lost_total", reason="invalid"): 1.0,
         key("authload_sessions_lost_total", reason="token_lost"): 1.0,
         key("authload_dropped_arrivals_total"): 3.0,
+        key("authload_arrivals_waited_total"): 2.0,
         key("authload_target_arrival_rate"): 5.0,  # 10/s shared by 2 processes
     }
     last = runtime_samples(exported["last"])
@@ -580,11 +592,13 @@ def test_error_budgets_come_from_the_error_rate_slos_that_bound_the_5xx() -> Non
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
-    exe = shutil.which("promtool")
-    if exe is None:
-        pytest.fail("promtool not found: install the Debian package 'prometheus'")
     return subprocess.run(
-        [exe, *args], cwd=PROMETHEUS, capture_output=True, text=True, timeout=60, check=False
+        [tool_path("promtool"), *args],
+        cwd=PROMETHEUS,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
@@ -598,6 +612,7 @@ def promtool(*args: str) -> subprocess.CompletedProcess[str]:
     ],
     ids=["check-config", "check-compose-config", "check-rules", "test-rules"],
 )
+@pytest.mark.tools("promtool")
 def test_promtool(args: tuple[str, ...]) -> None:
     result = promtool(*args)
     assert result.returncode == 0, result.stdout + result.stderr

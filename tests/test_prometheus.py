@@ -4,7 +4,7 @@ One `authload run --processes 2` (the embedded mock, a Locust master and two wor
 127.0.0.1, metrics on) of a short scenario written here to exercise what the dashboards and
 rules show: 5xx and 503 answers with Retry-After and retries, fault windows, timeouts, resets
 that lose sessions, shedding, rate limits, evicted sessions, a refresh storm and a mass
-logout, an open model that drops arrivals, SLOs that fail. Debian's ``prometheus`` scrapes it
+logout, an open model that drops arrivals, SLOs that fail. A real ``prometheus`` scrapes it
 with the SHIPPED ``dashboards/prometheus/prometheus.yml`` (its targets rewritten to this
 test's ports, its intervals shortened to 1 s) and rules, and ``prometheus-pushgateway``
 receives the run's figures. Then:
@@ -32,7 +32,6 @@ import json
 import math
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -59,12 +58,15 @@ from authload.pushgateway import (
     run_grouping_key,
     run_registry,
 )
+from tests.tools import tool_path
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARDS = ROOT / "dashboards"
 PROMETHEUS_DIR = DASHBOARDS / "prometheus"
 SCRAPE_S = 1
 LINGER_S = 3
+#: what the observed run needs: the Prometheus server, promtool, the Pushgateway
+E2E_TOOLS = pytest.mark.tools("prometheus", "promtool", "prometheus-pushgateway")
 SHIPPED_PORTS = {"mock": 8080, "master": 9646, "worker0": 9647, "worker1": 9648, "push": 9091}
 
 SCENARIO = """
@@ -155,13 +157,6 @@ def free_port_block(size: int) -> int:
     raise RuntimeError("no block of free ports")
 
 
-def executable(name: str) -> str:
-    found = shutil.which(name)
-    if found is None:
-        pytest.fail(f"{name} not found: install the Debian package {name!r}")
-    return found
-
-
 def http_get(url: str, timeout: float = 10.0) -> bytes:
     with urllib.request.urlopen(url, timeout=timeout) as answer:
         body: bytes = answer.read()
@@ -192,7 +187,7 @@ def stop(proc: subprocess.Popen[Any] | None) -> None:
 
 
 class Prometheus:
-    """Debian's prometheus on a free port with its own storage; restartable on that storage."""
+    """A real prometheus on a free port with its own storage; restartable on that storage."""
 
     def __init__(self, config: Path, storage: Path, log: Path) -> None:
         self.config, self.storage, self.log = config, storage, log
@@ -204,7 +199,7 @@ class Prometheus:
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 [
-                    executable("prometheus"),
+                    tool_path("prometheus"),
                     f"--config.file={self.config}",
                     f"--storage.tsdb.path={self.storage}",
                     f"--web.listen-address=127.0.0.1:{self.port}",
@@ -354,7 +349,7 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Observed]:
     try:
         pushgateway = subprocess.Popen(
             [
-                executable("prometheus-pushgateway"),
+                tool_path("prometheus-pushgateway"),
                 f"--web.listen-address=127.0.0.1:{ports['push']}",
                 "--log.level=warn",
             ],
@@ -568,7 +563,7 @@ def backfill_offsets(observed: Observed, tmp: Path) -> list[str]:
     observed.prometheus.stop()
     made = subprocess.run(
         [
-            executable("promtool"),
+            tool_path("promtool"),
             "tsdb",
             "create-blocks-from",
             "openmetrics",
@@ -595,6 +590,7 @@ def _escape(value: str) -> str:
 
 @pytest.mark.integration
 @pytest.mark.slow
+@E2E_TOOLS
 def test_the_run_finished_with_its_metrics_served_and_its_figures_pushed(
     observed: Observed,
 ) -> None:
@@ -607,6 +603,7 @@ def test_the_run_finished_with_its_metrics_served_and_its_figures_pushed(
 
 @pytest.mark.integration
 @pytest.mark.slow
+@E2E_TOOLS
 def test_every_dashboard_and_rule_expression_returns_data_during_the_run(
     observed: Observed,
 ) -> None:
@@ -645,6 +642,7 @@ def records_by_endpoint(run_dir: Path) -> dict[str, list[float]]:
 
 @pytest.mark.integration
 @pytest.mark.slow
+@E2E_TOOLS
 def test_prometheus_counts_every_request_of_the_records_exactly(observed: Observed) -> None:
     records = {k: len(v) for k, v in records_by_endpoint(observed.run_dir).items()}
     assert len(records) == 9, "every endpoint is driven"
@@ -659,6 +657,7 @@ def test_prometheus_counts_every_request_of_the_records_exactly(observed: Observ
 
 @pytest.mark.integration
 @pytest.mark.slow
+@E2E_TOOLS
 def test_histogram_p95_lies_in_the_bucket_of_the_exact_p95(observed: Observed) -> None:
     """The histogram saw every attempt (answered or not), as the records hold them."""
     result = observed.prometheus.query(
@@ -680,6 +679,7 @@ def test_histogram_p95_lies_in_the_bucket_of_the_exact_p95(observed: Observed) -
 
 @pytest.mark.integration
 @pytest.mark.slow
+@E2E_TOOLS
 def test_the_pushed_figures_are_in_the_pushgateway_with_the_run_labels(
     observed: Observed,
 ) -> None:

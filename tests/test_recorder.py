@@ -38,6 +38,7 @@ from authload.load.recorder import (
     retry_after_seconds,
 )
 from authload.results import (
+    JOURNEYS_FILE,
     RECORD_SCHEMA,
     RECORDS_DIR,
     RECORDS_FILE,
@@ -397,7 +398,7 @@ def test_finalize_streams_spools_into_row_groups_and_removes_them(tmp_path: Path
         50_000,
     ]
     assert not (tmp_path / RECORDS_DIR).exists()
-    assert sorted(os.listdir(tmp_path)) == [RECORDS_FILE]
+    assert sorted(os.listdir(tmp_path)) == [JOURNEYS_FILE, RECORDS_FILE]  # no journeys: empty
     table = read_records(tmp_path, columns=["worker", "op_id"])
     assert table.schema.names == ["worker", "op_id"]
     counts = table.group_by("worker").aggregate([("op_id", "count")]).to_pylist()

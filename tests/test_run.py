@@ -22,7 +22,9 @@ import pytest
 
 from authload.contracts import ENDPOINTS
 from authload.load.gc_tuning import GEN0_THRESHOLD
+from authload.mock.profile import load_profile
 from authload.mock.server import EmbeddedMock
+from authload.targets import BUILTIN
 from tests.runs import SCENARIOS, Run, authload, flow_of, journeys, run_scenario
 
 pytestmark = pytest.mark.integration
@@ -165,7 +167,11 @@ def _sms_ok(calls: list[tuple[str, int]]) -> tuple[bool, int]:
 
 
 def test_every_flow_makes_exactly_its_calls(mixed: Run) -> None:
-    records = mixed.records
+    assert mixed.run_dir is not None
+    kept = pd.read_parquet(mixed.run_dir / "journeys.parquet")
+    # journeys the test's end cut short (no call starts once it stops) are kept as such
+    stopped = set(kept.loc[kept["outcome"] == "stopped", "flow_id"])
+    records = mixed.records[~mixed.records["flow_id"].isin(stopped)]
     by_journey = journeys(records)
     flows = flow_of(records)
     assert set(flows.values()) == {"password_call", "sms", "esia", "lkfl"}
@@ -192,7 +198,8 @@ def test_every_flow_makes_exactly_its_calls(mixed: Run) -> None:
     assert {n for _, n in seen["sms"]} == {1, 2}
     assert set(seen["lkfl"]) == {1, 2}
 
-    # every journey completed, and the outcomes count each of them once
+    # every journey not cut short completed, and the outcomes count each of them once
+    assert set(kept.loc[kept["kind"] == "journey", "outcome"]) <= {"completed", "stopped"}
     journeys_per_flow = Counter(flows.values())
     assert mixed.outcomes == Counter({f"{f}:completed": n for f, n in journeys_per_flow.items()})
 
@@ -300,10 +307,14 @@ def test_open_model_keeps_the_arrival_rate_when_latency_jumps(open_run: Run) -> 
     # the schedule: one arrival every 1/rate s, whatever the latency
     intended = arrivals["t_intended"].to_numpy()
     assert np.allclose(np.diff(intended), 1 / OPEN_RATE, atol=1e-3)
-    # and it was kept: each journey's first request went out on time
+    # and it was kept: each journey's first request went out on time, once the dispatcher
+    # runs (the schedule counts from the test's start, Locust spawns it a moment later: the
+    # first arrivals' lateness is real, and measured from their due time)
     lateness = arrivals["t_first"] - arrivals["t_intended"]
     assert lateness.min() >= -EARLY_S
-    assert lateness.max() < 0.1, lateness.max()
+    settled = arrivals["t_intended"] >= arrivals["t_intended"].min() + 0.5
+    assert lateness[settled].max() < 0.1, lateness[settled].max()
+    assert lateness.max() < 0.5, lateness.max()
 
     jump = open_run.mock_stats["epoch"] + JUMP_S
     firsts = arrivals["t_first"].to_numpy()
@@ -355,6 +366,7 @@ load:
   model: open
   stages: [{duration_s: 4, rate: 10}]
   max_in_flight: 1
+  when_full: drop
 think_time: {dist: fixed, ms: 50}
 retry: {policy: none}
 abort: null
@@ -727,13 +739,17 @@ def test_mass_logout_refuses_every_revoked_token_then_users_log_in_again(tmp_pat
     for calls in relogins:
         assert calls == [("gigma.send_password", 200), ("gigma.login", 200), ("gigma.logout", 200)]
 
-    assert outcomes["mass_logout:revoked_token_refused"] == refused > 0
+    assert outcomes["mass_logout:completed"] == counterparties  # every revoked token refused
     assert "mass_logout:revoked_token_accepted" not in outcomes
-    assert not [e for e in run.events if e["kind"] == "revoked_token_accepted"]
+    assert run.run_dir is not None
+    kept = pd.read_parquet(run.run_dir / "journeys.parquet")
+    revocations = kept[kept["kind"] == "revocation"]
+    assert (revocations["outcome"] == "refused").sum() == len(revocations) == refused > 0
+    assert run.summary["revocation"]["tokens"] == refused
     assert outcomes["relogin:completed"] == len(relogins) == counterparties
     assert outcomes["password_call:ended_by_mass_logout"] == counterparties
     assert set(outcomes) <= {
-        "mass_logout:revoked_token_refused",
+        "mass_logout:completed",
         "relogin:completed",
         "password_call:ended_by_mass_logout",
         "password_call:completed",
@@ -866,6 +882,28 @@ def test_beta_without_confirm_is_refused_before_any_traffic(
     assert not out.exists(), "no run directory: the run never started"
     assert "run directory" not in result.stdout + result.stderr
     assert not _contacted(listener)
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+@pytest.mark.timeout(200)
+def test_beta_smoke_passes_on_the_mock_within_the_betas_call_budget(tmp_path: Path) -> None:
+    """The beta's one scenario, run on the mock with its default profile: 2 users, 2 journeys
+    each, every call-reset answered (none refused by the per-phone limit), and no more calls
+    than the beta's budget or than its one phone takes in 10 minutes."""
+    text = (SCENARIOS / "beta-smoke.yaml").read_text(encoding="utf-8")
+    run = run_scenario(tmp_path, text, "--target", "mock", load_s=60.0)
+    assert run.code == 0, run.describe()
+    assert "verdict: PASS" in run.proc.stdout
+    assert run.summary["verdict"] == "pass"
+    assert run.outcomes == Counter({"password_call:completed": 4})
+    calls = run.records[run.records["endpoint"] == "gigma.send_password"]
+    assert calls["status"].tolist() == [200] * 4
+    budget = BUILTIN["beta"].limits.send_password_budget
+    per_phone = load_profile(None).rate_limits.calls_per_phone
+    assert budget is not None and per_phone is not None
+    assert len(calls) <= min(budget, per_phone.limit)
+    assert run.mock_stats["events"]["tokens_revoked.gigma"] == 4  # every session logged out
 
 
 def _targets_file(path: Path, body: str) -> Path:

@@ -1,5 +1,6 @@
-"""A Locust worker killed mid-run: the run finishes, what it flushed is kept, and the
-manifest says which worker died and when."""
+"""A Locust worker killed mid-run: Locust's master gives its users to the other worker, the
+run finishes, what the dead one flushed is kept, the manifest says which worker died and
+when, and the verdict is INVALID, never PASS."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ accounts: {count: 500}
 mix: {lkfl: 1, esia: 1}
 load:
   stages:
-    - {duration_s: 14, users: 8, spawn_rate: 8}
+    - {duration_s: 20, users: 8, spawn_rate: 8}
 think_time: {dist: fixed, ms: 50}
 abort: null
 mock: {behaviour: {}}
@@ -101,4 +102,15 @@ def test_a_killed_worker_leaves_its_records_and_is_named_in_the_manifest(tmp_pat
     assert len(dead) > 0, "the dead worker's flushed records are kept"
     assert killed_at - 3 <= died["last_record_t"] <= killed_at
     assert alive["t"].max() > killed_at + 3, "the other worker went on to the end"
-    assert "verdict:" in out
+    assert proc.returncode == 3, (out, err)
+    assert "verdict: INVALID" in out
+    summary = json.loads((run_dir / "summary.json").read_text())
+    gates = {g["gate"]: g for g in summary["gates"]}
+    assert not gates["processes"]["passed"]
+    assert died["worker"] in gates["processes"]["evidence"]
+    assert died["missing_at"] is not None  # Locust's master found it missing, and when
+    # the load was carried on: the master gave the dead worker's users to the other one
+    offered = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+    users = [e["users"] for e in offered if e["kind"] == "offered"]
+    assert users[-1] == 8, users
+    assert gates["load_offered"]["passed"], gates["load_offered"]

@@ -10,7 +10,6 @@ import fnmatch
 import io
 import json
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
@@ -23,6 +22,7 @@ import yaml
 
 from authload import cli
 from authload import metric_names as names
+from tests.tools import tool_path
 
 ROOT = Path(__file__).parents[1]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -100,12 +100,10 @@ def _host_path(service: dict[str, Any], container_path: str) -> Path | None:
 # -- docker-compose.yml ----------------------------------------------------------------------
 
 
+@pytest.mark.tools("docker-compose")
 def test_compose_config_is_valid() -> None:
-    binary = shutil.which("docker-compose")
-    if binary is None:
-        pytest.skip("docker-compose is not installed (CI installs it: apt-get docker-compose)")
     result = subprocess.run(
-        [binary, "-f", str(COMPOSE), "config", "-q"],
+        [tool_path("docker-compose"), "-f", str(COMPOSE), "config", "-q"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -123,6 +121,10 @@ def test_compose_has_the_stack() -> None:
     # scalable with --scale worker=N: no fixed name, no host port
     assert "container_name" not in services["worker"]
     assert "ports" not in services["worker"]
+    # a worker exits 0 after each run and is restarted for the next; a restarted master
+    # would run the scenario again
+    assert services["worker"]["restart"] == "unless-stopped"
+    assert "restart" not in services["master"]
     for name in ("master", "worker"):
         assert "runs:/runs" in services[name]["volumes"], name
     assert "runs" in _compose()["volumes"]
@@ -642,11 +644,9 @@ def test_dashboard_latency_percentiles_come_from_histograms(name: str) -> None:
                 assert metric.endswith("_bucket"), f"{where}: {metric}"
 
 
+@pytest.mark.tools("promtool")
 def test_dashboard_exprs_parse() -> None:
     """Every expression, with Grafana's variables filled in, is PromQL promtool accepts."""
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.skip("promtool is not installed (CI installs it: apt-get prometheus)")
     rules = []
     for name in DASHBOARDS:
         stem = name.removesuffix(".json").replace("-", "_")
@@ -660,7 +660,7 @@ def test_dashboard_exprs_parse() -> None:
             rules.append({"record": f"dashboard:{stem}:var_{variable}", "expr": filled})
     assert rules
     result = subprocess.run(
-        [promtool, "check", "rules", "/dev/stdin"],
+        [tool_path("promtool"), "check", "rules", "/dev/stdin"],
         input=yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}),
         capture_output=True,
         text=True,

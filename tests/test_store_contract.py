@@ -11,6 +11,7 @@ import asyncio
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import TypeVar
 
 import pytest
@@ -247,6 +248,21 @@ async def test_close_all_sessions_only_of_that_account_and_api(a: Store, b: Stor
 
 
 @scenario
+async def test_account_tokens_are_the_live_sessions_of_that_account_and_api(
+    a: Store, b: Store
+) -> None:
+    for token in ("a", "b"):
+        await a.open_session(gigma(1, token), 10)
+    await a.open_session(gigma(1, "short", ttl=0.2), 10)
+    await a.open_session(gigma(2, "c"), 10)
+    await a.open_session(mobile(1, "m", "r"), 10)
+    await asyncio.sleep(0.3)
+    assert sorted(await b.account_tokens("gigma", 1)) == ["a", "b"]
+    assert await b.account_tokens("mobile", 1) == ["m"]
+    assert await a.account_tokens("gigma", 3) == []
+
+
+@scenario
 async def test_gigma_token_expires(a: Store, b: Store) -> None:
     await a.open_session(gigma(1, "t", ttl=0.2), 10)
     assert await b.session_account("gigma", "t") == 1
@@ -287,6 +303,19 @@ async def test_rotation_reuse_is_detected_within_memory_then_forgotten(a: Store,
     assert await a.rotate_refresh("r1", pair("r4"), rules(memory=0)) == (Rotation.ROTATED, 3)
     assert await b.rotate_refresh("r1", pair("r5"), rules()) == (Rotation.UNKNOWN, None)
     assert await b.rotate_refresh("never", pair("r6"), rules()) == (Rotation.UNKNOWN, None)
+
+
+@scenario
+async def test_a_reuse_revokes_the_family_when_the_rules_say_so(a: Store, b: Store) -> None:
+    family = replace(RULES, revoke_family=True)
+    await a.open_session(mobile(3, "a0", "r0"), 10)
+    await a.open_session(mobile(3, "b0", "s0"), 10)  # another session of the same account
+    assert await a.rotate_refresh("r0", pair("r1"), family) == (Rotation.ROTATED, 3)
+    assert await b.rotate_refresh("r0", pair("r2"), family) == (Rotation.FAMILY_REVOKED, 3)
+    assert await a.session_account("mobile", "access-r1") is None  # the holder's session ended
+    assert await a.rotate_refresh("r1", pair("r3"), family) == (Rotation.UNKNOWN, None)
+    assert await b.rotate_refresh("r0", pair("r4"), family) == (Rotation.REUSED, None)
+    assert await b.session_account("mobile", "b0") == 3  # only that family
 
 
 @scenario

@@ -98,8 +98,11 @@ def validate_options(options: CapacityOptions) -> None:
             need(options.start == int(options.start), "--start: users must be a whole number")
     if options.maximum is not None:
         need(0 < options.maximum < math.inf, f"--max must be above 0, not {options.maximum:g}")
+        if options.closed:
+            need(options.maximum == int(options.maximum), "--max: users must be a whole number")
+    if options.start is not None and options.maximum is not None:
         need(
-            options.start is None or options.maximum >= options.start,
+            options.maximum >= options.start,
             f"--max ({options.maximum:g}) must be at least --start ({options.start:g})",
         )
     need(0 < options.step_s < math.inf, f"--step must be above 0 s, not {options.step_s:g}")

@@ -9,12 +9,13 @@ import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from authload.errors import AuthloadError
 
 if TYPE_CHECKING:
     from authload.analysis.compare import Comparison
+    from authload.verdict_formats.outputs import Destinations
 
 EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_ERROR = 0, 1, 2, 3
 
@@ -34,6 +35,47 @@ def _add_comparison_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--confidence", type=float, default=0.95, help="level of the intervals (default 0.95)"
     )
+    parser.add_argument(
+        "--floor",
+        type=float,
+        default=2.0,
+        metavar="MS",
+        help="latency change ignored in ms, whatever its share (default 2; at least the "
+        "records' resolution)",
+    )
+
+
+def _check_comparison_options(args: argparse.Namespace) -> None:
+    from authload.errors import InputError
+
+    if not args.tolerance >= 0 or not args.error_tolerance >= 0 or not args.floor >= 0:
+        raise InputError("--tolerance, --error-tolerance and --floor must be >= 0")
+    if not 0 < args.confidence < 1:
+        raise InputError(f"--confidence must be between 0 and 1, not {args.confidence}")
+
+
+def _add_verdict_outputs(parser: argparse.ArgumentParser) -> None:
+    """The verdict for pipelines (run, report, compare, capacity)."""
+    group = parser.add_argument_group("the verdict for CI pipelines")
+    group.add_argument(
+        "--junit",
+        metavar="FILE",
+        help="write the verdict as JUnit XML (a test case per SLO, default gate, row)",
+    )
+    group.add_argument(
+        "--summary-md",
+        metavar="FILE",
+        help="write a Markdown summary; also appended to $GITHUB_STEP_SUMMARY when set",
+    )
+
+
+def _destinations(args: argparse.Namespace) -> Destinations:
+    """The files --junit and --summary-md name, checked before any work."""
+    from authload.verdict_formats.outputs import Destinations
+
+    destinations = Destinations(junit=args.junit, summary_md=args.summary_md)
+    destinations.check()
+    return destinations
 
 
 def _port(text: str) -> int:
@@ -68,6 +110,11 @@ def _seconds(text: str) -> float:
             f"must be a finite number of seconds above 0, not {text!r}"
         )
     return value
+
+
+def _seconds_or_none(text: str) -> float:
+    """Finite seconds, 0 or more."""
+    return 0.0 if text.strip() in ("0", "0.0") else _seconds(text)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -130,11 +177,23 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="give up when the workers have not all connected by then (default 300)",
     )
+    web = run.add_argument_group("Locust's web UI in front of the run (instead of headless)")
+    web.add_argument("--ui", action="store_true", help="start the test from Locust's web UI")
+    web.add_argument("--ui-host", default="127.0.0.1", help="where the UI listens (127.0.0.1)")
+    web.add_argument("--ui-port", type=_port, default=8089, help="the UI's port (8089)")
+    web.add_argument(
+        "--ui-linger",
+        type=_seconds_or_none,
+        default=300.0,
+        metavar="SECONDS",
+        help="serve the report there this long after the run (default 300; Ctrl-C ends it)",
+    )
     run.add_argument(
         "--pushgateway",
         metavar="URL",
         help="push the run's figures there at its end (default: $AUTHLOAD_PUSHGATEWAY)",
     )
+    _add_verdict_outputs(run)
 
     worker = sub.add_parser(
         "worker", help="a Locust worker for `authload run --expect-workers` on another host"
@@ -154,6 +213,7 @@ def _parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="write RUN_DIR/report.html, print the verdict")
     report.add_argument("run_dir", metavar="RUN_DIR", help="a run directory")
+    _add_verdict_outputs(report)
 
     smoke = sub.add_parser("smoke", help="drive every endpoint once on a mock, check contracts")
     smoke.add_argument("--url", help="a running mock (default: start an embedded one)")
@@ -166,6 +226,7 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("candidate", metavar="CANDIDATE_RUN", help="run directory to judge")
     _add_comparison_options(compare)
     compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    _add_verdict_outputs(compare)
 
     runs = sub.add_parser(
         "runs",
@@ -248,6 +309,7 @@ def _parser() -> argparse.ArgumentParser:
         "--verbose", action="store_true", help="the steps' own output on stderr too"
     )
     capacity.add_argument("--json", action="store_true", help="print capacity.json")
+    _add_verdict_outputs(capacity)
     return parser
 
 
@@ -282,6 +344,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AuthloadError as exc:
         print(f"authload: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Exception:  # never exit 1 (an SLO failed) on a failure of authload itself
+        import traceback
+
+        traceback.print_exc()
+        print("authload: error: an unexpected failure (above)", file=sys.stderr)
+        return EXIT_ERROR
     except KeyboardInterrupt:
         return EXIT_ERROR
     raise AssertionError(f"unhandled command {args.command}")
@@ -374,48 +442,96 @@ def _smoke(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from authload.analysis.summary import eviction_note
     from authload.runner import MasterOptions, run
 
     _check_out(Path(args.out))
+    destinations = _destinations(args)
     master = None
     if args.expect_workers is not None:
         master = MasterOptions(
             args.expect_workers, args.master_bind_host, args.master_port, args.workers_timeout
         )
-    result = run(
-        args.scenario,
-        target_name=args.target,
-        out=args.out,
-        processes=args.processes,
-        duration_s=args.duration,
-        confirm=args.confirm,
-        targets_file=args.targets,
-        pushgateway=args.pushgateway,
-        master=master,
-    )
-    summary = result.summary
-    print(f"run directory: {result.run_dir}")
+    ui = None
+    if args.ui:
+        from authload.ui import UiOptions, UiSession
+
+        ui = UiSession(UiOptions(args.ui_host, args.ui_port, args.ui_linger))
+    try:
+        result = run(
+            args.scenario,
+            target_name=args.target,
+            out=args.out,
+            processes=args.processes,
+            duration_s=args.duration,
+            confirm=args.confirm,
+            targets_file=args.targets,
+            pushgateway=args.pushgateway,
+            master=master,
+            ui=ui,
+        )
+        print(f"run directory: {result.run_dir}")
+        _print_summary(result.summary)
+        for note in ui.notes() if ui is not None else []:
+            print(f"note: {note}")
+        print(f"verdict: {result.verdict.upper()}", flush=True)
+        from authload.verdict_formats.commands import for_run
+
+        for_run(destinations, result.run_dir, result.summary)
+        if ui is not None:
+            ui.linger()
+    finally:
+        if ui is not None:
+            ui.close()
+    return result.exit_code
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    """Per endpoint (every attempt, and the expected answers alone), per flow's journeys,
+    each SLO, each default gate, and the notes a person must read before the verdict."""
+    from authload.analysis.summary import summary_notes
+
     print(
         f"{'endpoint':<22} {'count':>7} {'rps':>7} {'p50 ms':>8} {'p95 ms':>8} "
-        f"{'p99 ms':>8} {'errors':>7}"
+        f"{'p99 ms':>8} {'errors':>7} {'ok p50':>8} {'ok p99':>8}"
     )
     for name, row in summary["endpoints"].items():
+        ok = row.get("ok") or {}
         print(
             f"{name:<22} {row['count']:>7} {_ms(row['rate_per_s'], 7)} {_ms(row['p50'])} "
-            f"{_ms(row['p95'])} {_ms(row['p99'])} {row['error_rate']:>7.2%}"
+            f"{_ms(row['p95'])} {_ms(row['p99'])} {row['error_rate']:>7.2%} "
+            f"{_ms(ok.get('p50'))} {_ms(ok.get('p99'))}"
         )
+    _print_journeys(summary.get("journeys") or {})
     for slo in summary["slos"]:
         mark = "ok  " if slo["passed"] else "FAIL"
         value = "no data" if slo["value"] is None else f"{slo['value']:.4g}"
         print(f"SLO {mark} {slo['slo']}  (measured {value})")
-    if not summary["reconciliation"]["match"]:
-        print("counts do not reconcile: see summary.json 'reconciliation'")
-    note = eviction_note(summary.get("mock_sessions_evicted"))
-    if note is not None:
+    for gate in summary.get("gates", []):
+        print(f"gate {_gate_mark(gate):<7} {gate['gate']}: {gate['evidence']}")
+    for note in summary_notes(summary):
         print(f"note: {note}")
-    print(f"verdict: {result.verdict.upper()}")
-    return result.exit_code
+
+
+def _gate_mark(gate: dict[str, Any]) -> str:
+    if not gate["enabled"]:
+        return "off"
+    return "ok" if gate["passed"] else str(gate["severity"]).upper()
+
+
+def _print_journeys(journeys: dict[str, Any]) -> None:
+    if not journeys or not journeys.get("*", {}).get("count"):
+        return
+    print(
+        f"{'journeys':<22} {'count':>7} {'success':>8} {'dropped':>7} {'lost':>5} "
+        f"{'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'waited':>7}"
+    )
+    for name, row in journeys.items():
+        rate = row["success_rate"]
+        print(
+            f"{name:<22} {row['count']:>7} {'-' if rate is None else f'{rate:.2%}':>8} "
+            f"{row['dropped']:>7} {row['sessions_lost']:>5} {_ms(row['p50'])} "
+            f"{_ms(row['p95'])} {_ms(row['p99'])} {row['waited']:>7}"
+        )
 
 
 def _check_out(out: Path) -> None:
@@ -435,16 +551,23 @@ def _report(args: argparse.Namespace) -> int:
     from authload.analysis.report import write_report
     from authload.errors import ResultsError
     from authload.results import SUMMARY_FILE, read_json
+    from authload.runner import salvage
+    from authload.verdict_formats.commands import for_run
 
+    destinations = _destinations(args)
     try:
+        if salvage(Path(args.run_dir)):
+            print(f"authload: {args.run_dir}: the run never finished; summarized what it left")
         path = write_report(Path(args.run_dir))
-        verdict = str(read_json(Path(args.run_dir) / SUMMARY_FILE).get("verdict", "error"))
+        summary = read_json(Path(args.run_dir) / SUMMARY_FILE)
     except ResultsError as exc:  # not a (finished) run directory: bad input
         print(f"authload: error: {exc}", file=sys.stderr)
         return EXIT_INPUT
+    verdict = str(summary.get("verdict", "error"))
     print(f"report: {path}")
     _print_drift(Path(args.run_dir))
     print(f"verdict: {verdict.upper()}")
+    for_run(destinations, Path(args.run_dir), summary)
     return {"pass": EXIT_PASS, "fail": EXIT_FAIL}.get(verdict, EXIT_ERROR)
 
 
@@ -480,15 +603,22 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from authload.analysis.compare import REGRESSION, compare_runs, load_run_records
+    from authload.analysis.compare import (
+        REGRESSION,
+        compare_runs,
+        load_run_records,
+        load_setup,
+        setup_differences,
+    )
     from authload.errors import InputError, ResultsError
 
-    if not args.tolerance >= 0 or not args.error_tolerance >= 0:
-        raise InputError("--tolerance and --error-tolerance must be >= 0")
-    if not 0 < args.confidence < 1:
-        raise InputError(f"--confidence must be between 0 and 1, not {args.confidence}")
+    _check_comparison_options(args)
+    destinations = _destinations(args)
+    from authload.analysis.journeys import load_journeys
+
     try:
         base, candidate = load_run_records(args.base), load_run_records(args.candidate)
+        journeys = (load_journeys(Path(args.base)), load_journeys(Path(args.candidate)))
     except ResultsError as exc:  # a directory that is not a (finished) run is bad input
         raise InputError(str(exc)) from exc
     result = compare_runs(
@@ -497,13 +627,28 @@ def _compare(args: argparse.Namespace) -> int:
         tolerance=args.tolerance,
         confidence=args.confidence,
         error_tolerance_pp=args.error_tolerance,
+        floor_ms=args.floor,
+        journeys=journeys,
     )
+    warnings = setup_differences(load_setup(args.base), load_setup(args.candidate))
+    from authload.verdict_formats.commands import for_comparison
+
     if args.json:
-        data = {"base": args.base, "candidate": args.candidate, **result.to_dict()}
+        data = {
+            "base": args.base,
+            "candidate": args.candidate,
+            "warnings": warnings,
+            **result.to_dict(),
+        }
         print(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False))
-        return EXIT_FAIL if result.verdict == REGRESSION else EXIT_PASS
-    print(f"base {args.base}, candidate {args.candidate}")
-    return _print_comparison(result)
+        code = EXIT_FAIL if result.verdict == REGRESSION else EXIT_PASS
+    else:
+        print(f"base {args.base}, candidate {args.candidate}")
+        for warning in warnings:
+            print(f"warning: {warning}: their figures measure different things")
+        code = _print_comparison(result)
+    for_comparison(destinations, Path(args.base), Path(args.candidate), result.to_dict())
+    return code
 
 
 def _print_comparison(result: Comparison) -> int:
@@ -511,19 +656,21 @@ def _print_comparison(result: Comparison) -> int:
     from authload.analysis.compare import REGRESSION
 
     print(
-        f"ignored: latency changes within {result.tolerance:.1%}, error-rate changes within "
-        f"{result.error_tolerance_pp:g} pp; {result.confidence:.0%} intervals, simultaneous "
-        f"over the {result.deciding} rows with enough data (each {result.row_confidence:.2%}; "
-        f"{result.resamples} bootstrap resamples)"
+        f"ignored: latency changes within {result.tolerance:.1%} or within "
+        f"{result.floor_ms:g} ms, amplification changes within {result.tolerance:.1%}, "
+        f"error-rate changes within {result.error_tolerance_pp:g} pp; "
+        f"{result.confidence:.0%} intervals, simultaneous over the {result.deciding} rows "
+        f"with enough data (each {result.row_confidence:.2%}; {result.resamples} bootstrap "
+        f"resamples)"
     )
     ci = f"{result.confidence:.0%} CI"
     print(
-        f"{'endpoint':<22} {'stat':<10} {'base':>10} {'candidate':>10} {'change':>9}  "
+        f"{'endpoint':<22} {'stat':<13} {'base':>10} {'candidate':>10} {'change':>9}  "
         f"{ci:<22} verdict"
     )
     for row in result.rows:
         pp = row.unit == "pp"
-        value = "{:>9.2%}".format if pp else "{:>7.1f} ms".format
+        value = _ROW_VALUE.get(row.stat, "{:>7.1f} ms").format
         change = "{:+.2f} pp".format if pp else "{:+.1%}".format
         base_s, candidate_s = (
             "-".rjust(10) if v is None else value(v) for v in (row.base, row.candidate)
@@ -534,17 +681,21 @@ def _print_comparison(result: Comparison) -> int:
             interval = f"[{change(row.ci_low)}, {change(row.ci_high)}]"
         note = f" ({row.note})" if row.note else ""
         print(
-            f"{row.endpoint:<22} {row.stat:<10} {base_s:>10} {candidate_s:>10} "
+            f"{row.endpoint:<22} {row.stat:<13} {base_s:>10} {candidate_s:>10} "
             f"{change_s:>9}  {interval:<22} {row.verdict}{note}"
         )
     print(f"verdict: {result.verdict.upper()}")
     return EXIT_FAIL if result.verdict == REGRESSION else EXIT_PASS
 
 
+_ROW_VALUE = {"error_rate": "{:>9.2%}", "amplification": "{:>8.2f} x"}  # else ms
+
+
 def _capacity(args: argparse.Namespace) -> int:
     from authload.capacity import CapacityOptions, describe, run_capacity
 
     _check_out(Path(args.out))
+    destinations = _destinations(args)
     options = CapacityOptions(
         closed=args.closed,
         start=args.start,
@@ -562,6 +713,9 @@ def _capacity(args: argparse.Namespace) -> int:
         verbose=args.verbose,
     )
     result = run_capacity(args.scenario, options)
+    from authload.verdict_formats.commands import for_capacity
+
+    for_capacity(destinations, result.directory, result.data)
     if args.json:
         print(json.dumps(result.data, indent=2, ensure_ascii=False))
         return result.exit_code
@@ -573,7 +727,6 @@ def _capacity(args: argparse.Namespace) -> int:
 
 def _runs(args: argparse.Namespace) -> int:
     from authload.analysis.history import compare_latest, index_runs, parse_since
-    from authload.errors import InputError
 
     index = index_runs(args.root)
     since = parse_since(args.since) if args.since else None
@@ -600,10 +753,7 @@ def _runs(args: argparse.Namespace) -> int:
             )
         print(f"{len(found.runs)} of {len(index.runs)} runs under {index.root}", file=sys.stderr)
         return EXIT_PASS
-    if not args.tolerance >= 0 or not args.error_tolerance >= 0:
-        raise InputError("--tolerance and --error-tolerance must be >= 0")
-    if not 0 < args.confidence < 1:
-        raise InputError(f"--confidence must be between 0 and 1, not {args.confidence}")
+    _check_comparison_options(args)
     result = compare_latest(
         index.filter(since=since),
         args.compare_latest,
@@ -613,6 +763,7 @@ def _runs(args: argparse.Namespace) -> int:
         tolerance=args.tolerance,
         confidence=args.confidence,
         error_tolerance_pp=args.error_tolerance,
+        floor_ms=args.floor,
     )
     regressed = EXIT_FAIL if result.comparison.verdict == "regression" else EXIT_PASS
     if args.json:

@@ -63,5 +63,9 @@ class MockControl:
     def reset(self) -> None:
         self._client.post("/_mock/reset").raise_for_status()
 
+    def set_epoch(self, t: float) -> None:
+        """Count the mock's profile fault windows from ``t`` (the load's start)."""
+        self._client.post("/_mock/epoch", json={"t": t}).raise_for_status()
+
     def close(self) -> None:
         self._client.close()

@@ -5,6 +5,25 @@ Client side (Locust processes) uses the ``authload_`` prefix, the mock ``authloa
 
 from __future__ import annotations
 
+# Buckets of journeys (several calls and the user's think times), 50 ms to 10 min (seconds).
+JOURNEY_BUCKETS = (
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.0,
+    3.0,
+    5.0,
+    8.0,
+    13.0,
+    20.0,
+    30.0,
+    60.0,
+    120.0,
+    600.0,
+)
+
 # Buckets for auth latencies, 1 ms to 30 s (seconds).
 LATENCY_BUCKETS = (
     0.001,
@@ -44,9 +63,11 @@ MOCK_SHED = "authload_mock_shed"  # counter {endpoint}: refused with 503 by capa
 MOCK_RATE_LIMITED = "authload_mock_rate_limited"  # counter {endpoint}: refused with 429
 MOCK_FAULT_ACTIVE = "authload_mock_fault_active"  # gauge {endpoint, kind}: 1 while active
 MOCK_FAULTS_APPLIED = "authload_mock_faults_applied"  # counter {endpoint, kind}
+MOCK_STALE_ACCEPTED = "authload_mock_stale_accepted"  # counter {api}: stale_revocation accepts
 MOCK_TOKENS_ISSUED = "authload_mock_tokens_issued"  # counter {api}
 MOCK_TOKENS_REVOKED = "authload_mock_tokens_revoked"  # counter {api}
 MOCK_REFRESH_REUSE = "authload_mock_refresh_reuse_refused"  # counter
+MOCK_FAMILIES_REVOKED = "authload_mock_families_revoked"  # counter: sessions ended by a reuse
 MOCK_SESSIONS_EVICTED = "authload_mock_sessions_evicted"  # counter {api}
 
 # client side (each Locust process; sum over processes for the whole run)
@@ -62,8 +83,10 @@ RETRIES = "authload_retries"  # counter: attempts sent after the first
 RETRIES_THROTTLED = "authload_retries_throttled"  # counter: attempts rejected locally
 FLOW_OUTCOMES = "authload_flow_outcomes"  # counter {flow, outcome}: journeys ended
 JOURNEYS = "authload_journeys"  # counter: journeys of the scenario's mix ended (achieved rate)
+JOURNEY_DURATION = "authload_journey_duration_seconds"  # histogram {flow}: intended start to end
 SESSIONS_LOST = "authload_sessions_lost"  # counter {reason}
 DROPPED_ARRIVALS = "authload_dropped_arrivals"  # counter: open-model arrivals dropped
+ARRIVALS_WAITED = "authload_arrivals_waited"  # counter: open-model arrivals that waited a place
 TARGET_ARRIVAL_RATE = "authload_target_arrival_rate"  # gauge: this process's share, per s
 
 # The run's identity: every client-side metric above also carries these two labels, so

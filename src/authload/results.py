@@ -28,6 +28,9 @@ from authload.errors import ResultsError
 __all__ = [
     "ERROR_KINDS",
     "EVENTS_FILE",
+    "JOURNEYS_DIR",
+    "JOURNEYS_FILE",
+    "JOURNEY_SCHEMA",
     "LOCUST_COUNTS_DIR",
     "MANIFEST_FILE",
     "RECORDS_DIR",
@@ -40,7 +43,9 @@ __all__ = [
     "FinalizeResult",
     "append_event",
     "finalize_records",
+    "journey_ok",
     "read_events",
+    "read_journeys",
     "read_json",
     "read_records",
     "write_json",
@@ -55,8 +60,11 @@ SUMMARY_FILE = "summary.json"
 MOCK_STATS_FILE = "mock_stats.json"  # on a mock: its counters' increase over the run
 RESOURCES_FILE = "resources.jsonl"  # the Locust processes' memory and CPU, sampled
 LOCUST_COUNTS_DIR = "locust_counts"  # per process: Locust's request count per endpoint
+ABORT_FILE = ".abort"  # the runner asks the run's watcher to abort: the reason, one line
 RECORDS_DIR = "records"
 SPOOL_SUFFIX = ".arrows"
+JOURNEYS_FILE = "journeys.parquet"
+JOURNEYS_DIR = "journeys"  # under records/: each process's journey spool
 ROW_GROUP_ROWS = 100_000
 
 #: The values of the ``error`` column besides null (no error).
@@ -81,6 +89,39 @@ RECORD_SCHEMA = pa.schema(
     ]
 )
 
+#: One row per journey (and per token a logout from all devices revoked). Defined here once.
+JOURNEY_SCHEMA = pa.schema(
+    [
+        # the journey's intended start (open model, timed events) or its start (closed model)
+        pa.field("t_start", pa.float64(), nullable=False),
+        pa.field("t_end", pa.float64(), nullable=False),
+        pa.field("waited_ms", pa.float64()),  # open model: queued for a free place first
+        pa.field("flow", pa.string(), nullable=False),
+        pa.field("flow_id", pa.string()),
+        pa.field("outcome", pa.string(), nullable=False),
+        # "journey", or "revocation": a token revoked by a logout from all devices, from the
+        # logout's answer (t_start) to the first refusal of the token (t_end)
+        pa.field("kind", pa.string(), nullable=False),
+        pa.field("worker", pa.string(), nullable=False),
+    ]
+)
+JOURNEY, REVOCATION = "journey", "revocation"
+#: Journey outcomes that are what the user wanted (any other is a failed journey).
+OK_OUTCOMES = frozenset({"completed", "ended_by_mass_logout"})
+#: Revocation outcomes: refused at the first check, refused later, or never within the bound.
+REVOKED_AT_ONCE, REVOKED_LATE, NEVER_REVOKED = "refused", "accepted_then_refused", "accepted"
+DROPPED = "dropped"  # an open-model arrival never started (pool and queue full, or the end)
+STOPPED = "stopped"  # cut short by the end of the test: kept, but neither success nor failure
+
+
+#: Outcomes that begin so mean the journey's session was lost.
+LOST_PREFIXES = ("session_lost:", "token_lost")
+
+
+def journey_ok(outcome: str) -> bool:
+    return outcome in OK_OUTCOMES
+
+
 # What RecordBatchStreamWriter.close() writes last: continuation marker, then length 0.
 _END_OF_STREAM = b"\xff\xff\xff\xff\x00\x00\x00\x00"
 
@@ -102,28 +143,35 @@ class FinalizeResult:
 
 
 def finalize_records(run_dir: Path, *, row_group_rows: int = ROW_GROUP_ROWS) -> FinalizeResult:
-    """Merge ``run_dir/records/*.arrows`` into ``run_dir/requests.parquet``, then delete them.
+    """Merge ``run_dir/records/*.arrows`` into ``run_dir/requests.parquet`` and the journey
+    spools (``records/journeys/*.arrows``) into ``journeys.parquet``, then delete them.
 
     Streams batch by batch (memory holds at most one row group), writes a temporary file
     and renames it into place, and deletes the spools only once the Parquet file is
-    complete. Without spools, an existing ``requests.parquet`` is left as it is; without
-    either, an empty one is written, so every finished run has one.
+    complete. Without spools, an existing Parquet file is left as it is; without either, an
+    empty one is written, so every finished run has both. The result is the requests'.
     """
-    target = run_dir / RECORDS_FILE
     records = run_dir / RECORDS_DIR
-    spools = sorted(records.glob(f"*{SPOOL_SUFFIX}")) if records.is_dir() else []
+    result = _merge(records, run_dir / RECORDS_FILE, RECORD_SCHEMA, row_group_rows)
+    _merge(records / JOURNEYS_DIR, run_dir / JOURNEYS_FILE, JOURNEY_SCHEMA, row_group_rows)
+    if records.is_dir() and not any(records.iterdir()):
+        records.rmdir()
+    return result
+
+
+def _merge(directory: Path, target: Path, schema: pa.Schema, row_group_rows: int) -> FinalizeResult:
+    spools = sorted(directory.glob(f"*{SPOOL_SUFFIX}")) if directory.is_dir() else []
     if not spools and target.exists():
         return FinalizeResult(rows=_parquet_rows(target), spools=0)
-    partial = run_dir / f".{RECORDS_FILE}.partial"
+    partial = target.with_name(f".{target.name}.partial")
     torn: list[str] = []
     unclosed: list[str] = []
-    rows = 0
     try:
-        with pq.ParquetWriter(partial, RECORD_SCHEMA, compression="zstd") as writer:
+        with pq.ParquetWriter(partial, schema, compression="zstd") as writer:
             pending: list[pa.RecordBatch] = []
             pending_rows = 0
             for path in spools:
-                spool = _Spool(path)
+                spool = _Spool(path, schema)
                 for batch in spool.batches():
                     pending.append(batch)
                     pending_rows += batch.num_rows
@@ -145,18 +193,19 @@ def finalize_records(run_dir: Path, *, row_group_rows: int = ROW_GROUP_ROWS) -> 
         raise
     for path in spools:
         path.unlink()
-    if records.is_dir() and not any(records.iterdir()):
-        records.rmdir()
+    if directory.is_dir() and not any(directory.iterdir()):
+        directory.rmdir()
     if torn:
-        log.warning("%s: kept the complete batches of torn spools %s", run_dir, torn)
+        log.warning("%s: kept the complete batches of torn spools %s", target, torn)
     return FinalizeResult(rows=rows, spools=len(spools), torn=torn, unclosed=unclosed)
 
 
 class _Spool:
     """Reads the complete batches of one spool; ``torn`` says afterwards if it was cut short."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, schema: pa.Schema = RECORD_SCHEMA) -> None:
         self.path = path
+        self.schema = schema
         self.torn = False
 
     def batches(self) -> Iterator[pa.RecordBatch]:
@@ -168,7 +217,7 @@ class _Spool:
             except (pa.ArrowInvalid, OSError):
                 self.torn = True
                 return
-            if not reader.schema.equals(RECORD_SCHEMA):
+            if not reader.schema.equals(self.schema):
                 raise ResultsError(f"{self.path}: written with another schema: {reader.schema}")
             while True:
                 try:
@@ -194,7 +243,7 @@ def _write_row_groups(
     writer: pq.ParquetWriter, pending: list[pa.RecordBatch], size: int, *, final: bool
 ) -> tuple[list[pa.RecordBatch], int]:
     """Write full row groups of ``size`` rows (and, if final, the rest); return what is left."""
-    table = pa.Table.from_batches(pending, schema=RECORD_SCHEMA)
+    table = pa.Table.from_batches(pending, schema=writer.schema)
     start = 0
     while table.num_rows - start >= size or (final and start < table.num_rows):
         chunk = table.slice(start, size)
@@ -230,6 +279,17 @@ def read_records(run_dir: Path, columns: Sequence[str] | None = None) -> pa.Tabl
         return table.select(wanted).cast(schema)
     except (pa.ArrowException, TypeError) as exc:
         raise ResultsError(f"{path}: request records do not match the schema: {exc}") from exc
+
+
+def read_journeys(run_dir: Path) -> pa.Table:
+    """The journeys of a finished run (none for a run made before journeys were recorded)."""
+    path = run_dir / JOURNEYS_FILE
+    if not path.is_file():
+        return JOURNEY_SCHEMA.empty_table()
+    try:
+        return pq.read_table(path).select(JOURNEY_SCHEMA.names).cast(JOURNEY_SCHEMA)
+    except (pa.ArrowException, OSError, KeyError) as exc:
+        raise ResultsError(f"{path}: unreadable journey records: {exc}") from exc
 
 
 def write_json(path: Path, data: Any) -> None:

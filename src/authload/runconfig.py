@@ -31,10 +31,15 @@ class TestAccount:
 CONFIG_ENV = "AUTHLOAD_RUN_CONFIG"  # path of the run's config.json
 APP_TOKEN_ENV = "AUTHLOAD_APP_TOKEN"
 CLIENT_SECRET_ENV = "AUTHLOAD_CLIENT_SECRET"
+MOCK_CLOCK_ENV = "AUTHLOAD_MOCK_CLOCK"  # the embedded mock's URL: its faults count from test start
 WORKER_ENV = "AUTHLOAD_WORKER_MASTER_TIMEOUT"  # set by `authload worker`: s to wait for a master
 CONFIG_MESSAGE = "authload_config"  # master -> workers when the test starts: the run
 WORKER_FAILED_MESSAGE = "authload_worker_failed"  # worker -> master: it cannot take part
 WORKER_UNFIT_EXIT = 4  # exit code of a remote worker that could not take part in its run
+#: While the test stops, journeys go on this long (Locust's graceful stop), then start no
+#: request: Locust's stop timeout is this plus the request timeout and a second, so it never
+#: kills a user with a request in flight (the service would count it, the records not).
+STOP_GRACE_S = 10.0
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,10 @@ long-lived mock that served other runs before (not one serving another run at th
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import math
 import os
 import platform
 import signal
@@ -30,25 +33,34 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import httpx
+
+from authload.children import die_with_parent
 from authload.control import MockControl
-from authload.errors import AuthloadError, InputError, TargetError
+from authload.errors import AuthloadError, InputError, ResultsError, TargetError
 from authload.load.limits import limits_used
 from authload.mock.server import EmbeddedMock
 from authload.results import (
+    ABORT_FILE,
     LOCUST_COUNTS_DIR,
     MANIFEST_FILE,
     MOCK_STATS_FILE,
+    RECORDS_DIR,
+    RECORDS_FILE,
     SPOOL_SUFFIX,
     SUMMARY_FILE,
     append_event,
     finalize_records,
     read_events,
+    read_json,
     read_records,
     write_json,
 )
@@ -56,6 +68,8 @@ from authload.runconfig import (
     APP_TOKEN_ENV,
     CLIENT_SECRET_ENV,
     CONFIG_ENV,
+    MOCK_CLOCK_ENV,
+    STOP_GRACE_S,
     WORKER_ENV,
     WORKER_UNFIT_EXIT,
     RunConfig,
@@ -71,6 +85,7 @@ from authload.running_mock import (
 from authload.scenario import Scenario
 from authload.scenario_file import load_scenario
 from authload.targets import Target, check_safety, resolve_target
+from authload.ui import UI_ENV, UiSession
 
 LOCUSTFILE = Path(__file__).parent / "load" / "locustfile.py"
 GRACE_S = 120.0  # beyond the scenario's duration before the run is killed
@@ -79,6 +94,7 @@ DEFAULT_WORKERS_TIMEOUT_S = 300  # a distributed run's master waits this long fo
 DEFAULT_MASTER_TIMEOUT_S = 300  # a worker waits this long for its master (Locust's 60 x 5 s)
 MAX_MASTER_TIMEOUT_S = 3600  # Locust's connection loop recurses once per 5 s try
 WORKER_FINISH_S = 60.0  # beyond the stop timeout, for workers to finish once the master quit
+ABORT_GRACE_S = 30.0  # for Locust to stop on an abort the runner asked for
 
 
 @dataclass(frozen=True)
@@ -109,14 +125,18 @@ def run(
     targets_file: str | Path | None = None,
     pushgateway: str | None = None,
     master: MasterOptions | None = None,
+    ui: UiSession | None = None,
 ) -> RunResult:
-    """``master``: a distributed run, Locust's master here and its workers elsewhere."""
+    """``master``: a distributed run, Locust's master here and its workers elsewhere.
+    ``ui``: Locust's web UI in front instead of headless (:mod:`authload.ui`)."""
     scenario = load_scenario(scenario_path)
     if duration_s is not None:
         scenario = scenario.with_duration(duration_s)
     if processes < 1:
         raise TargetError("--processes must be at least 1")
     _check_master(master, processes)
+    if ui is not None:
+        _check_ui(ui, master)
     target = resolve_target(target_name or scenario.target, targets_file)
     if master is not None and target.embedded:
         raise TargetError(
@@ -131,11 +151,34 @@ def run(
     if not target.embedded:  # fail on missing secrets or URLs before anything is created
         if not target.mock and master is None:  # remote workers read their own secrets
             target.secrets()
-        target.urls()
+        urls = target.urls()
         if target.mock:
             check_running_mock(target)
+        else:
+            _check_reachable(target.name, urls)
     run_dir = _new_run_dir(Path(out), scenario.name)
     print(f"authload: run directory {run_dir}", file=sys.stderr, flush=True)
+    try:
+        return _conduct(run_dir, scenario, target, processes, master, pushgateway, ui)
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        raise ResultsError(
+            f"{run_dir}: no space left on device: the run stopped; what was recorded so far "
+            f"stays readable there ({RECORDS_FILE}, or the Arrow streams in {RECORDS_DIR}/)"
+        ) from None
+
+
+def _conduct(
+    run_dir: Path,
+    scenario: Scenario,
+    target: Target,
+    processes: int,
+    master: MasterOptions | None,
+    pushgateway: str | None,
+    ui: UiSession | None = None,
+) -> RunResult:
+    """The run in its directory: the load, then the records merged, summary and report."""
     manifest = _manifest(scenario, target, processes if master is None else master.workers)
     if master is not None:
         manifest["distributed"] = {
@@ -146,15 +189,21 @@ def run(
         }
     write_json(run_dir / MANIFEST_FILE, manifest)
     try:
-        exit_status, aborted, mock_stats = _execute(scenario, target, processes, run_dir, master)
+        exit_status, aborted, mock_stats = _execute(
+            scenario, target, processes, run_dir, master, ui
+        )
         status = "aborted" if aborted else ("completed" if exit_status == 0 else "error")
     except BaseException as exc:
-        append_event(run_dir, {"t": time.time(), "kind": "run_error", "error": str(exc)})
-        manifest.update(end=_now(), status="error", error=str(exc), workers=_workers(run_dir))
-        write_json(run_dir / MANIFEST_FILE, manifest)
-        finalize_records(run_dir)
+        _keep_what_failed(run_dir, manifest, exc)
         raise
     finalized = finalize_records(run_dir)
+    if finalized.torn:
+        print(
+            f"authload: record spools cut mid-write (a process died writing): "
+            f"{', '.join(finalized.torn)}; every complete batch kept",
+            file=sys.stderr,
+            flush=True,
+        )
     if mock_stats is not None:
         write_json(run_dir / MOCK_STATS_FILE, mock_stats)
     manifest.update(
@@ -165,8 +214,28 @@ def run(
         torn_spools=finalized.torn,
         died=_died(run_dir, finalized.unclosed),
         workers=_workers(run_dir),
+        **(ui.manifest_fields(run_dir) if ui is not None else {}),
     )
     write_json(run_dir / MANIFEST_FILE, manifest)
+    return _conclude(run_dir, scenario, target, status, pushgateway)
+
+
+def _keep_what_failed(run_dir: Path, manifest: dict[str, Any], exc: BaseException) -> None:
+    """After a failed run: its error into the events and manifest, its records merged, as far
+    as the disk lets (a full disk must not hide the error that stopped the run)."""
+    with contextlib.suppress(OSError):
+        append_event(run_dir, {"t": time.time(), "kind": "run_error", "error": str(exc)})
+    manifest.update(end=_now(), status="error", error=str(exc), workers=_workers(run_dir))
+    with contextlib.suppress(OSError):
+        write_json(run_dir / MANIFEST_FILE, manifest)
+    with contextlib.suppress(OSError):
+        finalize_records(run_dir)
+
+
+def _conclude(
+    run_dir: Path, scenario: Scenario, target: Target, status: str, pushgateway: str | None
+) -> RunResult:
+    """Summary, target limits used, Pushgateway, report; the verdict."""
     from authload.analysis.summary import summarize
 
     summary = summarize(run_dir, scenario, status)
@@ -189,6 +258,20 @@ def run(
     return RunResult(run_dir, verdict, code, summary)
 
 
+def _check_reachable(name: str, urls: tuple[str, str]) -> None:
+    """A target that refuses connections is refused before any run directory or load: no
+    empty run dressed as a result. (Only a TCP connection: nothing is sent.)"""
+    for url in dict.fromkeys(urls):
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            socket.create_connection((parts.hostname or "", port), timeout=5).close()
+        except OSError as exc:
+            raise TargetError(
+                f"target {name}: cannot connect to {url} ({exc.strerror or exc}): is it up?"
+            ) from None
+
+
 def _apply_limits(scenario: Scenario, target: Target) -> Scenario:
     """A shared target's abort level overrides a laxer one in the scenario, and its window
     and minimum of requests are at most the default rule's, so that a scenario cannot make
@@ -208,6 +291,22 @@ def _apply_limits(scenario: Scenario, target: Target) -> Scenario:
         }
     )
     return scenario if rule == scenario.abort else scenario.model_copy(update={"abort": rule})
+
+
+def _test_accounts(target: Target, remote: bool) -> list[TestAccount]:
+    """The target's configured accounts, with passwords from this environment (none for
+    remote workers: they read their own)."""
+    return [
+        TestAccount(
+            phone=a.phone,
+            inn=a.inn,
+            lkfl_password=None if remote else os.environ.get(a.lkfl_password_env or "", None),
+            call_password=a.call_password,
+            sms_code=a.sms_code,
+            lkfl_password_env=a.lkfl_password_env,
+        )
+        for a in target.accounts
+    ]
 
 
 def _run_limits(target: Target) -> RunLimits:
@@ -243,19 +342,29 @@ def _execute(
     processes: int,
     run_dir: Path,
     master: MasterOptions | None = None,
+    ui: UiSession | None = None,
 ) -> tuple[int, bool, dict[str, Any] | None]:
     if not target.embedded:
         gigma_url, mobile_url = target.urls()
         if not target.mock:
             secrets = None if master is not None else target.secrets()
             code = _locust(
-                scenario, target, processes, run_dir, gigma_url, mobile_url, None, secrets, master
+                scenario,
+                target,
+                processes,
+                run_dir,
+                gigma_url,
+                mobile_url,
+                None,
+                secrets,
+                master,
+                ui=ui,
             )
             return code, _aborted(run_dir), None
         running = RunningMock.begin(target, scenario, run_dir)
         secrets = None if master is not None else running_mock_secrets(target)
         urls = (gigma_url, mobile_url, running.url)
-        code = _locust(scenario, target, processes, run_dir, *urls, secrets, master)
+        code = _locust(scenario, target, processes, run_dir, *urls, secrets, master, ui=ui)
         return code, _aborted(run_dir), running.end(run_dir)
     env = {f"AUTHLOAD_MOCK_{k.upper()}": str(v) for k, v in scenario.mock.settings.items()}
     args = _behaviour_args(scenario, run_dir)
@@ -273,14 +382,32 @@ def _execute(
             mock.url,
             mock.url,
             (settings.app_token, settings.client_secret),
+            clock_of=mock.url,
+            watch=lambda: _mock_died(mock),
+            ui=ui,
         )
-        control = MockControl(mock.url)
-        try:
-            stats = control.stats()
-            keep_fault_history(run_dir, control.fault_history())
-        finally:
-            control.close()
-    return code, _aborted(run_dir), stats
+        return code, _aborted(run_dir), _embedded_mock_stats(mock, run_dir)
+
+
+def _embedded_mock_stats(mock: EmbeddedMock, run_dir: Path) -> dict[str, Any] | None:
+    """The embedded mock's counters and fault history; None when it died with them."""
+    if mock.exit_code() is not None:
+        return None
+    control = MockControl(mock.url)
+    try:
+        stats = control.stats()
+        keep_fault_history(run_dir, control.fault_history())
+        return stats
+    except httpx.HTTPError as exc:
+        print(f"authload: the embedded mock's counters: {exc}", file=sys.stderr, flush=True)
+        return None
+    finally:
+        control.close()
+
+
+def _mock_died(mock: EmbeddedMock) -> str | None:
+    code = mock.exit_code()
+    return None if code is None else f"the embedded mock exited mid-run (code {code})"
 
 
 def _behaviour_args(scenario: Scenario, run_dir: Path) -> tuple[str, ...]:
@@ -304,21 +431,16 @@ def _locust(
     mock_url: str | None,
     secrets: tuple[str, str] | None,
     master: MasterOptions | None = None,
+    clock_of: str | None = None,
+    watch: Callable[[], str | None] | None = None,
+    ui: UiSession | None = None,
 ) -> int:
     """Run Locust to the end: here alone, with ``processes`` local workers, or as the master
     of remote workers (``master``; they read secrets and passwords from their environment,
-    so none are handed to the master)."""
-    accounts = [
-        TestAccount(
-            phone=a.phone,
-            inn=a.inn,
-            lkfl_password=None if master else os.environ.get(a.lkfl_password_env or "", None),
-            call_password=a.call_password,
-            sms_code=a.sms_code,
-            lkfl_password_env=a.lkfl_password_env,
-        )
-        for a in target.accounts
-    ]
+    so none are handed to the master). ``clock_of``: the embedded mock, whose profile fault
+    windows then count from the test's start. ``watch``: asked twice a second while Locust
+    runs; a reason it gives stops the run as aborted (Locust is told to shut down, so every
+    process closes its records)."""
     config = RunConfig(
         scenario,
         run_dir,
@@ -327,7 +449,7 @@ def _locust(
         mobile_url,
         mock_url,
         processes if master is None else master.workers,
-        accounts,
+        _test_accounts(target, remote=master is not None),
         remote_workers=master is not None,
         app_token_env=target.app_token_env,
         client_secret_env=target.client_secret_env,
@@ -343,19 +465,18 @@ def _locust(
             "locust",
             "-f",
             str(LOCUSTFILE),
-            "--headless",
-            "--csv",
-            str(run_dir / "locust"),
-            "--html",
-            str(run_dir / "locust.html"),
+            *(["--headless"] if ui is None else ui.options.locust_args()),
+            *_locust_reports(run_dir, partial=master is not None or processes > 1),
             "--only-summary",
             "--loglevel",
             "WARNING",
             "--exit-code-on-error",
             "0",
             "--stop-timeout",
-            str(int(scenario.request_timeout_s) + 1),
+            str(math.ceil(scenario.request_timeout_s + STOP_GRACE_S) + 1),
         ]
+        if master is not None or processes > 1:  # a worker lost: its users go to the others
+            cmd.append("--enable-rebalancing")
         if master is not None:
             cmd += [
                 "--master",
@@ -392,24 +513,39 @@ def _locust(
         env = {**os.environ, CONFIG_ENV: str(config_path), "PYTHONUNBUFFERED": "1"}
         if secrets is not None:
             env.update({APP_TOKEN_ENV: secrets[0], CLIENT_SECRET_ENV: secrets[1]})
+        if clock_of is not None:
+            env[MOCK_CLOCK_ENV] = clock_of
+        if ui is not None:
+            env[UI_ENV] = "1"
         wait_s = scenario.duration_s + GRACE_S + (master.timeout_s if master else 0)
         started = time.monotonic()
         forked: dict[int, Any] | None = {} if master is None and processes > 1 else None
-        proc = subprocess.Popen(cmd, env=env, stdout=sys.stderr, stderr=sys.stderr)
+        # a session of its own: a Ctrl-C reaches this process, which stops the test cleanly
+        proc = subprocess.Popen(
+            cmd,
+            env=env,
+            stdout=sys.stderr,
+            stderr=sys.stderr,
+            start_new_session=True,
+            preexec_fn=die_with_parent,  # this process killed: Locust stops, records closed
+        )
+        append_event(run_dir, {"kind": "locust", "host": socket.gethostname(), "pid": proc.pid})
+        check = _aborter(proc, run_dir, watch)
+        if ui is not None:  # no deadline until the user starts the test
+            check, wait_s = ui.watching(check, run_dir, wait_s), math.inf
         try:
-            code = _wait_locust(proc, wait_s, forked)
+            code = _wait_locust(proc, wait_s, forked, check)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            _kill_group(proc)
             raise AuthloadError(
                 f"Locust did not finish within {GRACE_S:g} s of the scenario's "
                 f"end; killed (records so far are kept)"
             ) from None
         except KeyboardInterrupt:
-            proc.terminate()
-            proc.wait(timeout=30)
-            append_event(run_dir, {"t": time.time(), "kind": "abort", "reason": "interrupted"})
-            code = 130
+            code = _interrupted(proc, run_dir, scenario)
+        (run_dir / ABORT_FILE).unlink(missing_ok=True)
+        if ui is not None:
+            ui.serve_report(run_dir)
         if forked:
             _await_forked(forked, scenario)
         if master is not None:
@@ -417,12 +553,83 @@ def _locust(
         return code
 
 
+def _locust_reports(run_dir: Path, *, partial: bool) -> list[str]:
+    """Locust's own CSV, HTML and JSON reports, never its terminal table (authload prints the
+    table from the records). With several processes Locust's master misses the workers'
+    last reports, so its files are named as the partial view they are."""
+    name = "locust-partial" if partial else "locust"
+    return [
+        "--csv",
+        str(run_dir / name),
+        "--html",
+        str(run_dir / f"{name}.html"),
+        "--json-file",
+        str(run_dir / f"{name}_stats"),
+    ]
+
+
+def _interrupted(proc: subprocess.Popen[bytes], run_dir: Path, scenario: Scenario) -> int:
+    """Ctrl-C: the test stops as on an abort (the run's watcher stops it, every request
+    recorded, summary and report written); a second Ctrl-C, or no end within the stop's
+    bound, kills Locust's processes at once (what they recorded so far is kept)."""
+    print(
+        "authload: interrupted: stopping the test (Ctrl-C again to stop at once)",
+        file=sys.stderr,
+        flush=True,
+    )
+    with contextlib.suppress(OSError):
+        (run_dir / ABORT_FILE).write_text("interrupted (Ctrl-C)", encoding="utf-8")
+    bound = scenario.request_timeout_s + STOP_GRACE_S + WORKER_FINISH_S
+    try:
+        return proc.wait(timeout=bound)
+    except (KeyboardInterrupt, subprocess.TimeoutExpired):
+        _kill_group(proc)
+        with contextlib.suppress(OSError):
+            reason = "interrupted twice: stopped at once"
+            append_event(run_dir, {"t": time.time(), "kind": "abort", "reason": reason})
+        return 130
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """Kill Locust and the processes it forked (its session), and reap it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def _aborter(
+    proc: subprocess.Popen[bytes], run_dir: Path, watch: Callable[[], str | None] | None
+) -> Callable[[], None]:
+    """What checks ``watch`` while Locust runs: on its first reason, the run's watcher in
+    Locust is asked to abort (``ABORT_FILE``: it stops the test as the abort rule does, so
+    the requests failing meanwhile are recorded); if Locust has not ended
+    :data:`ABORT_GRACE_S` later, it is told to shut down."""
+    asked: list[float] = []
+
+    def check() -> None:
+        if asked:
+            if time.monotonic() - asked[0] > ABORT_GRACE_S and len(asked) == 1:
+                asked.append(time.monotonic())
+                proc.send_signal(signal.SIGTERM)  # Locust shuts down: records closed
+            return
+        reason = watch() if watch is not None else None
+        if reason is not None:
+            asked.append(time.monotonic())
+            (run_dir / ABORT_FILE).write_text(reason, encoding="utf-8")
+
+    return check
+
+
 def _wait_locust(
-    proc: subprocess.Popen[bytes], timeout_s: float, forked: dict[int, Any] | None
+    proc: subprocess.Popen[bytes],
+    timeout_s: float,
+    forked: dict[int, Any] | None,
+    check: Callable[[], None] = lambda: None,
 ) -> int:
-    """Wait for Locust's process; meanwhile note into ``forked`` the worker processes it
-    forks (``--processes``): its exit does not wait for them (Locust's kill_workers drops a
-    child still running), and they may still be writing their records."""
+    """Wait for Locust's process, calling ``check`` twice a second; meanwhile note into
+    ``forked`` the worker processes it forks (``--processes``): its exit does not wait for
+    them (Locust's kill_workers drops a child still running), and they may still be writing
+    their records."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
@@ -430,6 +637,7 @@ def _wait_locust(
         except subprocess.TimeoutExpired:
             if time.monotonic() >= deadline:
                 raise
+            check()
             if forked is not None:
                 import psutil  # type: ignore[import-untyped]
 
@@ -453,6 +661,14 @@ def _await_forked(forked: dict[int, Any], scenario: Scenario) -> None:
             file=sys.stderr,
             flush=True,
         )
+
+
+def _check_ui(ui: UiSession, master: MasterOptions | None) -> None:
+    if master is not None:
+        raise InputError(
+            "--ui with --expect-workers is not supported: the UI runs with --processes N"
+        )
+    ui.options.check()
 
 
 def _check_master(master: MasterOptions | None, processes: int) -> None:
@@ -593,12 +809,16 @@ def worker(
 
 
 def _died(run_dir: Path, unclosed: list[str]) -> list[dict[str, Any]]:
-    """Processes whose record spool was never closed: they died. When: their last record."""
+    """Processes whose record spool was never closed: they died. When: their last record,
+    and when Locust's master found them missing (no heartbeat), if it did."""
     if not unclosed:
         return []
     import pyarrow.compute as pc  # type: ignore[import-untyped]
 
     table = read_records(run_dir, columns=["worker", "t"])
+    missing = {
+        e["worker"]: e["t"] for e in read_events(run_dir) if e.get("kind") == "worker_missing"
+    }
     died = []
     for spool in unclosed:
         worker = spool.removesuffix(SPOOL_SUFFIX)
@@ -609,6 +829,7 @@ def _died(run_dir: Path, unclosed: list[str]) -> list[dict[str, Any]]:
                 "worker": worker,
                 "last_record_t": last,
                 "last_record": None if last is None else _iso(last),
+                "missing_at": None if worker not in missing else _iso(missing[worker]),
             }
         )
     return died
@@ -653,7 +874,51 @@ def _manifest(scenario: Scenario, target: Target, processes: int) -> dict[str, A
         "status": "running",
         "seed": scenario.seed,
         "processes": processes,
+        "runner": {"host": socket.gethostname(), "pid": os.getpid()},
     }
+
+
+def salvage(run_dir: Path) -> bool:
+    """Finish the run directory of a run that never finished (its `authload run` was
+    killed): merge what its processes recorded and summarize it as ``incomplete``. False
+    when the run had finished; an :class:`InputError` while its runner still lives."""
+    if not (run_dir / MANIFEST_FILE).is_file():
+        return False  # not a run directory: the report says so
+    manifest = read_json(run_dir / MANIFEST_FILE)
+    if manifest.get("status") != "running":
+        return False
+    here = socket.gethostname()
+    started = [manifest.get("runner") or {}]
+    started += [e for e in read_events(run_dir) if e.get("kind") == "locust"]
+    going = [p["pid"] for p in started if p.get("host") == here and _alive(p.get("pid"))]
+    if going:
+        raise InputError(f"{run_dir}: its run is still going (pid {going[0]})")
+    scenario = Scenario.model_validate(manifest["scenario"])
+    finalized = finalize_records(run_dir)
+    manifest.update(
+        status="incomplete",
+        records=finalized.rows,
+        torn_spools=finalized.torn,
+        died=_died(run_dir, finalized.unclosed),
+        workers=_workers(run_dir),
+    )
+    write_json(run_dir / MANIFEST_FILE, manifest)
+    from authload.analysis.summary import summarize
+
+    write_json(run_dir / SUMMARY_FILE, summarize(run_dir, scenario, "incomplete"))
+    return True
+
+
+def _alive(pid: Any) -> bool:
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _version(package: str) -> str | None:

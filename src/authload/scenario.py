@@ -18,7 +18,7 @@ from pydantic import (
 from authload.contracts import ENDPOINTS
 from authload.distributions import Distribution, Fixed
 from authload.errors import ScenarioError
-from authload.slo_grammar import parse_slo
+from authload.slo_grammar import EVENT_JOURNEYS, JOURNEYS, REQUESTS, parse_slo
 
 FLOWS = ("password_call", "sms", "esia", "lkfl")
 FlowName = Literal["password_call", "sms", "esia", "lkfl"]
@@ -28,9 +28,10 @@ MAX_DEVICES = 10  # the mock keeps at most 10 live sessions per account (one per
 
 def _slo(text: str) -> str:
     spec = parse_slo(text)
-    if spec.endpoint != "*" and spec.endpoint not in ENDPOINTS:
-        allowed = ", ".join(ENDPOINTS)
-        raise ValueError(f"unknown endpoint {spec.endpoint!r}; allowed: *, {allowed}")
+    names = {REQUESTS: tuple(ENDPOINTS), JOURNEYS: (*FLOWS, *EVENT_JOURNEYS)}.get(spec.family, ())
+    if spec.endpoint != "*" and spec.endpoint not in names:
+        what = "endpoint" if spec.family == REQUESTS else "flow"
+        raise ValueError(f"unknown {what} {spec.endpoint!r}; allowed: *, {', '.join(names)}")
     return spec.text
 
 
@@ -47,9 +48,12 @@ def _device_count(n: int) -> int:
 
 
 def _setting_value(value: object) -> str | int | float:
-    """One value of ``mock.settings`` (the mock's own model checks it further)."""
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ValueError("a setting is a string or a number")
+    """One value of ``mock.settings`` (the mock's own model checks it further); a boolean
+    becomes ``true``/``false``, as the mock's environment variables spell it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if not isinstance(value, str | int | float):
+        raise ValueError("a setting is a string, a number or a boolean")
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError("must be a finite number")
     return value
@@ -78,8 +82,14 @@ class Load(_Strict):
     model: Literal["closed", "open"] = "closed"
     stages: list[Stage] = Field(min_length=1)
     max_in_flight: int = Field(
-        500, ge=1, description="open model: journeys in flight per process; more arrivals drop"
+        500, ge=1, description="open model: journeys in flight per process; more arrivals wait"
     )
+    when_full: Literal["queue", "drop"] = Field(
+        "queue",
+        description="open model: an arrival finding max_in_flight journeys in flight waits "
+        "for a free place (queue, at most max_queue waiting) or is dropped (drop)",
+    )
+    max_queue: int = Field(10_000, ge=0, description="open model: arrivals waiting, per process")
 
     @model_validator(mode="after")
     def _stages_fit_the_model(self) -> Load:
@@ -179,6 +189,16 @@ class Abort(_Strict):
     min_requests: int = Field(50, ge=1)
 
 
+#: The checks that judge every run unless a scenario turns them off by name (``gates_off``).
+GateName = Literal[
+    "revoked_token_accepted",
+    "rotated_token_accepted",
+    "reconciliation",
+    "processes",
+    "load_offered",
+]
+
+
 class MockSetup(_Strict):
     """For the embedded mock: its behaviour profile (a file, relative to the scenario, or
     inline) and settings (AUTHLOAD_MOCK_* names, lower case)."""
@@ -205,6 +225,9 @@ class Scenario(_Strict):
     slos: list[Slo] = Field(default_factory=list)
     abort: Abort | None = Field(default_factory=Abort)
     mock: MockSetup = Field(default_factory=MockSetup)
+    gates_off: list[GateName] = Field(
+        default_factory=list, description="default gates this scenario turns off, by name"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:
@@ -212,6 +235,11 @@ class Scenario(_Strict):
             raise ValueError("mix: at least one flow needs a weight above 0")
         if any(w < 0 for w in self.mix.values()):
             raise ValueError("mix: weights must be >= 0")
+        for i, slo in enumerate(self.slos):
+            if self.load.model == "closed" and parse_slo(slo).stat == "dropped":
+                raise ValueError(
+                    f"slos.{i}: dropped(...) judges open-model arrivals; this load is closed"
+                )
         for i, event in enumerate(self.events):
             if event.at_s >= self.load.duration_s:
                 raise ValueError(

@@ -22,7 +22,7 @@ from scipy import optimize, stats  # type: ignore[import-untyped]
 
 from authload.analysis.slo import evaluate, evaluate_slos
 from authload.analysis.stats import percentile
-from authload.slo_grammar import parse_slo
+from authload.slo_grammar import REQUESTS, parse_slo
 
 __all__ = [
     "Breach",
@@ -128,9 +128,10 @@ def judge_step(
     latency = window["latency_ms"]  # every attempt, as the SLOs count it (an unanswered one: to
     n = len(window)  # its failure)
     reasons: list[str] = []
+    per_request = [s for s in slos if parse_slo(s).family == REQUESTS]  # a step has no journeys
     outcomes = [
         _outcome(r.slo, r.value, r.threshold, r.passed, r.count, window, span)
-        for r in evaluate_slos(list(slos), window, span)
+        for r in evaluate_slos(per_request, window, span)
     ]
     reasons += [f"{o.slo} (measured {_fmt(o.value)}{_where(o)})" for o in outcomes if not o.passed]
     if n == 0:

@@ -17,10 +17,29 @@ the same distribution are called a regression (or an improvement) in at most
 Changes and tolerances:
 
 - latency: the relative change, candidate / base - 1 (``0.3`` = 30 % slower); ``tolerance``
-  is relative (default 0.05, 5 %);
+  is relative (default 0.05, 5 %), and a change must also exceed the absolute floor
+  (``floor_ms``, default :data:`FLOOR_MS`, 2 ms, or the records' resolution if coarser: the
+  step all recorded latencies lie on, as latencies rounded to 5 ms do): on 127.0.0.1 a
+  request's time includes the load generator's own event loop, garbage collection and
+  scheduling, which move by about a millisecond between runs with nothing changed in the
+  service, so 1.1 -> 1.0 ms ("-9 %") is no verdict. A row's tolerance is then
+  ``max(tolerance, floor_ms / base)``;
 - error rate: the difference in percentage points (1 % -> 5 % is ``4.0``);
   ``error_tolerance_pp`` is absolute (default 0.5 pp), because a relative change of a rate
-  near zero (0.01 % -> 0.03 %, "+200 %") says little.
+  near zero (0.01 % -> 0.03 %, "+200 %") says little;
+- retry amplification: attempts per logical operation (an operation is one ``(worker,
+  op_id)``: its first attempt and its retries), relative like latency with ``tolerance``; it
+  is resampled by operation. Records without ``op_id`` and ``worker`` cannot give it.
+
+The rows come from :data:`ROW_BUILDERS`, in table order: the per-endpoint statistics of the
+records, then, when both runs have journey records, per flow and over all (``journey
+<flow>``) the share of failed journeys (``journey_failures``: dropped arrivals count as
+failed) and, for the open model, the share of arrivals never started (``arrivals`` /
+``dropped``), both in percentage points like an error rate. Rows that can decide share the
+simultaneous confidence below whatever builder made them.
+
+:func:`setup_differences` says when two runs differ in scenario, target, load model or retry
+policy (from their ``manifest.json``): their figures then measure different things.
 
 A row's verdict is ``regression`` when the whole interval lies above +tolerance (slower, or
 more errors), ``improvement`` when it lies below -tolerance, ``no significant change``
@@ -46,32 +65,51 @@ from __future__ import annotations
 import json
 import math
 import zlib
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from authload.analysis.journeys import journey_scope
 from authload.analysis.stats import PERCENTILES, percentile
 from authload.errors import ResultsError
-from authload.results import MANIFEST_FILE, RECORDS_DIR, RECORDS_FILE, read_records
+from authload.results import (
+    DROPPED,
+    MANIFEST_FILE,
+    OK_OUTCOMES,
+    RECORDS_DIR,
+    RECORDS_FILE,
+    read_json,
+    read_records,
+)
 
 __all__ = [
     "ERROR_TOLERANCE_PP",
+    "FLOOR_MS",
     "IMPROVEMENT",
     "INSUFFICIENT_DATA",
     "LATENCY_STATS",
     "MIN_SAMPLES",
     "NO_SIGNIFICANT_CHANGE",
     "REGRESSION",
+    "ROW_BUILDERS",
     "STATS",
     "TAIL_SAMPLES",
     "Comparison",
+    "Inputs",
+    "PendingRow",
     "Row",
+    "RunSetup",
     "compare_runs",
+    "latency_resolution",
     "load_run_records",
+    "load_setup",
     "min_count",
+    "setup_differences",
 ]
 
 REGRESSION = "regression"
@@ -80,25 +118,31 @@ NO_SIGNIFICANT_CHANGE = "no significant change"
 INSUFFICIENT_DATA = "insufficient data"
 
 LATENCY_STATS = ("p50", "p95", "p99")
-STATS = (*LATENCY_STATS, "error_rate")
+STATS = (*LATENCY_STATS, "error_rate", "amplification")
 ERROR_TOLERANCE_PP = 0.5
+FLOOR_MS = 2.0  # latency changes smaller than this are the load generator's own noise
 MIN_SAMPLES = 20
 TAIL_SAMPLES = 5  # attempts beyond a percentile it takes to compare it
 TAIL_RESAMPLES = 10  # resamples in each tail of an interval, at least
 
-#: The record columns a comparison reads.
-COLUMNS = ("endpoint", "status", "latency_ms", "error")
+#: The record columns a comparison reads; the last two (an operation) only for amplification.
+COLUMNS = ("endpoint", "status", "latency_ms", "error", "worker", "op_id")
+REQUIRED_COLUMNS = COLUMNS[:4]
+OPERATION_COLUMNS = ("worker", "op_id")
 
 
 @dataclass(frozen=True)
 class Row:
     """One statistic of one endpoint (``*``: all endpoints) in both runs.
 
-    ``base`` and ``candidate`` are in ms, or a share (0.01 = 1 %) for ``error_rate``; None
-    when the run has nothing to compute them from. ``base_count`` and ``candidate_count``
-    are the attempts they were computed from.
+    ``base`` and ``candidate`` are in ms, a share (0.01 = 1 %) for ``error_rate``, or
+    attempts per operation for ``amplification``; None when the run has nothing to compute
+    them from. ``base_count`` and ``candidate_count`` are the attempts (operations, for
+    ``amplification``) they were computed from.
     ``change``, ``ci_low``, ``ci_high`` and ``tolerance`` are in ``unit``: ``relative``
-    (latency: candidate / base - 1) or ``pp`` (error rate: percentage points).
+    (latency and amplification: candidate / base - 1) or ``pp`` (error rate: percentage
+    points). A latency row's ``tolerance`` is the larger of the relative tolerance and the
+    absolute floor as a share of its base.
     ``relative_change`` is candidate / base - 1 for every statistic (None if base is 0).
     The interval is None when the verdict is ``insufficient data``, and ``note`` says why
     (e.g. ``too few samples for p99: 120 < 500``).
@@ -125,7 +169,8 @@ class Comparison:
     """Every row (endpoints sorted, then ``*``; statistics in :data:`STATS` order), the
     overall verdict and the settings it was computed with. ``deciding`` rows had enough data
     to decide; each of their intervals is at ``row_confidence``, so that together they hold
-    at ``confidence``."""
+    at ``confidence``. ``floor_ms`` is the absolute floor of latency changes applied: the
+    one asked for, or ``resolution_ms`` (the records' resolution) if larger."""
 
     rows: list[Row]
     verdict: str
@@ -137,6 +182,8 @@ class Comparison:
     min_samples: int
     deciding: int = 0
     row_confidence: float = 0.0
+    floor_ms: float = FLOOR_MS
+    resolution_ms: float = 0.0
 
     def row(self, endpoint: str, stat: str) -> Row:
         for row in self.rows:
@@ -186,11 +233,15 @@ def compare_runs(
     *,
     error_tolerance_pp: float = ERROR_TOLERANCE_PP,
     min_samples: int = MIN_SAMPLES,
+    floor_ms: float = FLOOR_MS,
+    journeys: tuple[pd.DataFrame, pd.DataFrame] | None = None,
 ) -> Comparison:
     """Compare ``candidate``'s records with ``base``'s (see the module docstring).
 
-    Both frames need the columns ``endpoint``, ``status``, ``latency_ms`` and ``error``.
-    The result depends only on the records and the arguments.
+    Both frames need the columns ``endpoint``, ``status``, ``latency_ms`` and ``error``;
+    ``worker`` and ``op_id`` for the retry amplification. The result depends only on the
+    records and the arguments. ``journeys``: the two runs' journey records (base,
+    candidate), for the journey rows.
     """
     if not (math.isfinite(tolerance) and tolerance >= 0):
         raise ValueError(f"tolerance must be >= 0, not {tolerance}")
@@ -204,19 +255,23 @@ def compare_runs(
         raise ValueError(f"seed must be >= 0, not {seed}")
     if min_samples < 1:
         raise ValueError(f"min_samples must be >= 1, not {min_samples}")
-    base_samples, candidate_samples = _samples(base, "base"), _samples(candidate, "candidate")
-    endpoints = [*sorted((set(base_samples) | set(candidate_samples)) - {"*"}), "*"]
-    pairs = [
-        (endpoint, stat, base_samples.get(endpoint), candidate_samples.get(endpoint))
-        for endpoint in endpoints
-        for stat in STATS
-    ]
-    deciding = sum(_shortfall(stat, b, c, min_samples) is None for _, stat, b, c in pairs)
+    if not (math.isfinite(floor_ms) and floor_ms >= 0):
+        raise ValueError(f"floor_ms must be >= 0, not {floor_ms}")
+    inputs = Inputs(base, candidate, min_samples, *(journeys or (None, None)))
+    pending = [row for build in ROW_BUILDERS for row in build(inputs)]
+    deciding = sum(row.shortfall is None for row in pending)
     row_confidence = 1.0 - (1.0 - confidence) / max(deciding, 1)
+    resolution = max(latency_resolution(base), latency_resolution(candidate))
     settings = _Settings(
-        tolerance, error_tolerance_pp, row_confidence, resamples, seed, min_samples
+        tolerance,
+        error_tolerance_pp,
+        row_confidence,
+        resamples,
+        seed,
+        min_samples,
+        max(floor_ms, resolution),
     )
-    rows = [_row(endpoint, stat, b, c, settings) for endpoint, stat, b, c in pairs]
+    rows = [row.compute(settings) for row in pending]
     verdicts = {row.verdict for row in rows}
     verdict = (
         REGRESSION
@@ -236,7 +291,22 @@ def compare_runs(
         min_samples=min_samples,
         deciding=deciding,
         row_confidence=row_confidence,
+        floor_ms=settings.floor_ms,
+        resolution_ms=resolution,
     )
+
+
+def latency_resolution(records: pd.DataFrame) -> float:
+    """The resolution of the recorded latencies (ms): the step every recorded value is a
+    whole number of steps from the smallest by (latencies rounded to 1 ms: 1.0); 0 when
+    they are on no such grid (a fine clock) or fewer than two differ."""
+    values = np.unique(records["latency_ms"].to_numpy(dtype=float))
+    values = values[np.isfinite(values)]
+    if values.size < 2:
+        return 0.0
+    step = float(np.diff(values).min())
+    steps = (values - values[0]) / step
+    return step if np.allclose(steps, np.round(steps), rtol=0, atol=1e-6) else 0.0
 
 
 @dataclass(frozen=True)
@@ -247,6 +317,7 @@ class _Settings:
     resamples: int
     seed: int
     min_samples: int
+    floor_ms: float  # latency changes smaller than this are no verdict
 
     @property
     def draws(self) -> int:
@@ -255,10 +326,97 @@ class _Settings:
         return max(self.resamples, math.ceil(TAIL_RESAMPLES / tail))
 
 
+@dataclass(frozen=True)
+class Inputs:
+    """What the row builders read: the two runs' records and, when known, their journeys
+    (:func:`authload.analysis.journeys.load_journeys`)."""
+
+    base: pd.DataFrame
+    candidate: pd.DataFrame
+    min_samples: int = MIN_SAMPLES
+    base_journeys: pd.DataFrame | None = None
+    candidate_journeys: pd.DataFrame | None = None
+
+
+@dataclass(frozen=True)
+class PendingRow:
+    """A row before its interval: why it cannot decide (None: it can), and how to compute it
+    once the number of deciding rows, hence each row's confidence, is known."""
+
+    shortfall: str | None
+    compute: Callable[[_Settings], Row]
+
+
+def _endpoint_rows(inputs: Inputs) -> list[PendingRow]:
+    """Per endpoint (sorted, then ``*``), each statistic of :data:`STATS`."""
+    base, candidate = _samples(inputs.base, "base"), _samples(inputs.candidate, "candidate")
+    endpoints = [*sorted((set(base) | set(candidate)) - {"*"}), "*"]
+    return [
+        PendingRow(
+            _shortfall(stat, base.get(e), candidate.get(e), inputs.min_samples),
+            partial(_row, e, stat, base.get(e), candidate.get(e)),
+        )
+        for e in endpoints
+        for stat in STATS
+    ]
+
+
+def _journey_rows(inputs: Inputs) -> list[PendingRow]:
+    """Per flow (sorted, then ``*``) the failed share of journeys; over all, the share of
+    arrivals dropped (when either run dropped or queued any: the open model)."""
+    b, c = inputs.base_journeys, inputs.candidate_journeys
+    if b is None or c is None:
+        return []
+    b, c = journey_scope(b, "*"), journey_scope(c, "*")
+    if b.empty and c.empty:  # runs made before journeys were kept
+        return []
+    flows = [*sorted(set(b["flow"]) | set(c["flow"])), "*"]
+    rows = [
+        _share_pending(f"journey {f}", "journey_failures", _failed(b, f), _failed(c, f), inputs)
+        for f in flows
+    ]
+    dropped = [_dropped(x) for x in (b, c)]
+    if any(d[1] for d in dropped) or ("waited_ms" in b and b["waited_ms"].notna().any()):
+        rows.append(_share_pending("arrivals", "dropped", dropped[0], dropped[1], inputs))
+    return rows
+
+
+def _failed(journeys: pd.DataFrame, flow: str) -> tuple[int, int]:
+    """(journeys, failed ones) of ``flow`` (``*``: all)."""
+    scope = journeys if flow == "*" else journeys[journeys["flow"] == flow]
+    return len(scope), int((~scope["outcome"].isin(OK_OUTCOMES)).sum())
+
+
+def _dropped(journeys: pd.DataFrame) -> tuple[int, int]:
+    """(open-model arrivals, dropped ones)."""
+    arrivals = journeys[journeys["waited_ms"].notna() | (journeys["outcome"] == DROPPED)]
+    return len(arrivals), int((arrivals["outcome"] == DROPPED).sum())
+
+
+def _share_pending(
+    label: str, stat: str, base: tuple[int, int], candidate: tuple[int, int], inputs: Inputs
+) -> PendingRow:
+    """A share row (failed journeys, dropped arrivals), judged like an error rate."""
+    b = _Sample(np.empty(0), base[0], base[1], None)
+    c = _Sample(np.empty(0), candidate[0], candidate[1], None)
+    shortfall = _shortfall("error_rate", b, c, inputs.min_samples)
+
+    def compute(s: _Settings) -> Row:
+        key = (zlib.crc32(label.encode()), zlib.crc32(stat.encode()))
+        rng = np.random.default_rng(np.random.SeedSequence(s.seed, spawn_key=key))
+        return replace(_error_row(label, b, c, rng, s), stat=stat)
+
+    return PendingRow(shortfall, compute)
+
+
+#: The builders of a comparison's rows, in table order.
+ROW_BUILDERS: tuple[Callable[[Inputs], list[PendingRow]], ...] = (_endpoint_rows, _journey_rows)
+
+
 def min_count(stat: str, min_samples: int = MIN_SAMPLES) -> int:
-    """The attempts each run needs for ``stat`` to decide: ``min_samples``, and for a
-    percentile enough to leave :data:`TAIL_SAMPLES` beyond it."""
-    if stat == "error_rate":
+    """The attempts (operations, for amplification) each run needs for ``stat`` to decide:
+    ``min_samples``, and for a percentile enough to leave :data:`TAIL_SAMPLES` beyond it."""
+    if stat in ("error_rate", "amplification"):
         return min_samples
     return max(min_samples, math.ceil(TAIL_SAMPLES / (1.0 - PERCENTILES[stat]) - 1e-9))
 
@@ -268,6 +426,13 @@ def _shortfall(
 ) -> str | None:
     """Why the row cannot decide (None: it can)."""
     need = min_count(stat, min_samples)
+    if stat == "amplification":
+        if any(x is not None and x.ops is None for x in (base, candidate)):
+            return "no operations in the records (op_id, worker): attempts per operation unknown"
+        have = min(s.ops.n if s and s.ops else 0 for s in (base, candidate))
+        if have < need:
+            return f"too few operations for amplification: {have} < {need}"
+        return None
     if stat == "error_rate":
         have = min(base.attempts if base else 0, candidate.attempts if candidate else 0)
     else:
@@ -280,30 +445,74 @@ def _shortfall(
 
 
 @dataclass(frozen=True)
+class _Operations:
+    """Attempts per operation of one endpoint of one run: each distinct count (``sizes``)
+    and how many operations had it (``counts``)."""
+
+    sizes: np.ndarray
+    counts: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return int(self.counts.sum())
+
+    @property
+    def amplification(self) -> float | None:
+        return float(self.sizes @ self.counts) / self.n if self.n else None
+
+    def resampled(self, rng: np.random.Generator, draws: int) -> np.ndarray:
+        """The amplification of ``draws`` resamples of the operations (n with replacement)."""
+        picked = rng.multinomial(self.n, self.counts / self.n, size=draws)
+        result: np.ndarray = picked @ self.sizes / self.n
+        return result
+
+
+@dataclass(frozen=True)
 class _Sample:
-    """One endpoint of one run: every attempt's latency, sorted; attempts and errors."""
+    """One endpoint of one run: every attempt's latency, sorted; attempts and errors; its
+    operations (None: the records do not say)."""
 
     latencies: np.ndarray
     attempts: int
     errors: int
+    ops: _Operations | None
 
 
 def _samples(records: pd.DataFrame, name: str) -> dict[str, _Sample]:
-    missing = [c for c in COLUMNS if c not in records.columns]
+    missing = [c for c in REQUIRED_COLUMNS if c not in records.columns]
     if missing:
         raise ValueError(f"{name} records lack columns {missing}")
     failed = records["error"].notna().to_numpy()
     latency = records["latency_ms"].to_numpy(dtype=float)
-    samples = {"*": _sample(latency, len(records), int(failed.sum()))}
+    ops = _attempts_per_operation(records)
+    samples = {"*": _sample(latency, len(records), int(failed.sum()), ops)}
     codes, names = pd.factorize(records["endpoint"], sort=True)
     for code, endpoint in enumerate(names):
         mine = codes == code
-        samples[str(endpoint)] = _sample(latency[mine], int(mine.sum()), int(failed[mine].sum()))
+        samples[str(endpoint)] = _sample(
+            latency[mine],
+            int(mine.sum()),
+            int(failed[mine].sum()),
+            None if ops is None else ops[ops.index == endpoint],
+        )
     return samples
 
 
-def _sample(latencies: np.ndarray, attempts: int, errors: int) -> _Sample:
-    return _Sample(np.sort(latencies), attempts, errors)
+def _attempts_per_operation(records: pd.DataFrame) -> pd.Series | None:
+    """Each operation's attempts, indexed by its endpoint; None without the columns."""
+    if any(c not in records.columns for c in OPERATION_COLUMNS):
+        return None
+    keys = records[["endpoint", *OPERATION_COLUMNS]].astype({"endpoint": str, "worker": str})
+    sizes = keys.groupby(list(keys.columns), sort=False).size()
+    return pd.Series(sizes.to_numpy(), index=sizes.index.get_level_values("endpoint"))
+
+
+def _sample(latencies: np.ndarray, attempts: int, errors: int, ops: pd.Series | None) -> _Sample:
+    operations = None
+    if ops is not None:
+        sizes, counts = np.unique(ops.to_numpy(dtype=np.int64), return_counts=True)
+        operations = _Operations(sizes.astype(float), counts)
+    return _Sample(np.sort(latencies), attempts, errors, operations)
 
 
 def _row(
@@ -314,6 +523,8 @@ def _row(
     )
     if stat == "error_rate":
         return _error_row(endpoint, base, candidate, rng, s)
+    if stat == "amplification":
+        return _amplification_row(endpoint, base, candidate, rng, s)
     return _latency_row(endpoint, stat, base, candidate, rng, s)
 
 
@@ -332,6 +543,7 @@ def _latency_row(
     relative = None if b_value is None or c_value is None or b_value == 0 else c_value / b_value - 1
     low = high = None
     verdict = INSUFFICIENT_DATA
+    tolerance = s.tolerance
     note = _shortfall(stat, base, candidate, s.min_samples)
     if note is None:
         b_reps, c_reps = _resampled_percentile(b, q, rng, s), _resampled_percentile(c, q, rng, s)
@@ -339,7 +551,11 @@ def _latency_row(
         np.divide(c_reps, b_reps, out=changes, where=b_reps > 0)
         changes[(b_reps == 0) & (c_reps == 0)] = 1.0
         low, high = _interval(changes - 1.0, s.confidence)
-        verdict = _verdict(low, high, s.tolerance)
+        assert b_value  # a zero base cannot decide (its shortfall)
+        tolerance = max(s.tolerance, s.floor_ms / b_value)
+        verdict = _verdict(low, high, tolerance)
+        if verdict != _verdict(low, high, s.tolerance):
+            note = f"change within the {s.floor_ms:g} ms floor"
     return Row(
         endpoint=endpoint,
         stat=stat,
@@ -348,6 +564,43 @@ def _latency_row(
         candidate=c_value,
         base_count=int(b.size),
         candidate_count=int(c.size),
+        change=relative,
+        relative_change=relative,
+        ci_low=low,
+        ci_high=high,
+        tolerance=tolerance,
+        verdict=verdict,
+        note=note or "",
+    )
+
+
+def _amplification_row(
+    endpoint: str,
+    base: _Sample | None,
+    candidate: _Sample | None,
+    rng: np.random.Generator,
+    s: _Settings,
+) -> Row:
+    b_ops, c_ops = (x.ops if x else None for x in (base, candidate))
+    b_value = b_ops.amplification if b_ops else None
+    c_value = c_ops.amplification if c_ops else None
+    relative = None if b_value is None or c_value is None else c_value / b_value - 1
+    low = high = None
+    verdict = INSUFFICIENT_DATA
+    note = _shortfall("amplification", base, candidate, s.min_samples)
+    if note is None:
+        assert b_ops is not None and c_ops is not None
+        changes = c_ops.resampled(rng, s.draws) / b_ops.resampled(rng, s.draws)
+        low, high = _interval(changes - 1.0, s.confidence)
+        verdict = _verdict(low, high, s.tolerance)
+    return Row(
+        endpoint=endpoint,
+        stat="amplification",
+        unit="relative",
+        base=b_value,
+        candidate=c_value,
+        base_count=b_ops.n if b_ops else 0,
+        candidate_count=c_ops.n if c_ops else 0,
         change=relative,
         relative_change=relative,
         ci_low=low,
@@ -438,3 +691,62 @@ def _verdict(low: float, high: float, tolerance: float) -> str:
 
 def _finite(value: Any) -> Any:
     return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+# ---------------------------------------------------------------------------- run setups
+
+
+@dataclass(frozen=True)
+class RunSetup:
+    """What a run measured, from its ``manifest.json`` (None: not recorded)."""
+
+    scenario: str | None
+    target: str | None
+    model: str | None
+    retry_policy: str | None
+
+
+SETUP_LABELS = {
+    "scenario": "scenario",
+    "target": "target",
+    "model": "load model",
+    "retry_policy": "retry policy",
+}
+
+
+def load_setup(run_dir: Path | str) -> RunSetup:
+    """A run directory's setup; all None when it has no readable manifest."""
+    path = Path(run_dir) / MANIFEST_FILE
+    try:
+        manifest = read_json(path)
+    except ResultsError:
+        manifest = None
+    if not isinstance(manifest, Mapping):
+        manifest = {}
+    scenario = manifest.get("scenario")
+    spec: Mapping[str, Any] = scenario if isinstance(scenario, Mapping) else {}
+    return RunSetup(
+        scenario=_text(spec.get("name")),
+        target=_text(manifest.get("target")),
+        model=_text(_field(spec, "load", "model")),
+        retry_policy=_text(_field(spec, "retry", "policy")),
+    )
+
+
+def setup_differences(base: RunSetup, candidate: RunSetup) -> list[str]:
+    """One sentence per setting both runs recorded and differ in."""
+    return [
+        f"the runs differ in {label}: {getattr(base, name)} vs {getattr(candidate, name)}"
+        for name, label in SETUP_LABELS.items()
+        if None not in (getattr(base, name), getattr(candidate, name))
+        and getattr(base, name) != getattr(candidate, name)
+    ]
+
+
+def _field(spec: Mapping[str, Any], section: str, key: str) -> Any:
+    part = spec.get(section)
+    return part.get(key) if isinstance(part, Mapping) else None
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)

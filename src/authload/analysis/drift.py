@@ -29,7 +29,11 @@ line through each window's p50, p99 (ms, answered requests, nearest rank) and er
   :attr:`Thresholds.memory_relative` (10 %) of its median and
   :attr:`Thresholds.memory_mb` (10 MB). It is reported apart from the service: a harness
   that leaks or runs out of CPU (any sample at or above 90 % of a core) slows its own
-  measurements, and its trend must not be read as the service's.
+  measurements, and its trend must not be read as the service's. A psutil CPU figure is the
+  share of a core since the process's previous sample, counted in clock ticks (10 ms): over
+  an interval under :data:`MIN_CPU_INTERVAL_S` (the last sample, taken as the run stops,
+  may come a millisecond after a periodic one) one tick reads 2000 %, so such a figure is
+  folded into the previous one, weighted by their intervals (the CPU share over both).
 
 Windows: the analysed span (from the end of the warm-up, by default 10 % of the run and at
 most 300 s, to the last request) over about :data:`TARGET_WINDOWS` windows of 1 to 60 s;
@@ -63,6 +67,7 @@ if TYPE_CHECKING:
     from authload.analysis.report import RunData
 
 __all__ = [
+    "MIN_CPU_INTERVAL_S",
     "MIN_SPAN_S",
     "MIN_WINDOWS",
     "TARGET_WINDOWS",
@@ -72,6 +77,7 @@ __all__ = [
     "error_budget",
     "read_resources",
     "run_drift",
+    "settle_cpu",
 ]
 
 MIN_SPAN_S = 60.0
@@ -82,6 +88,7 @@ WARMUP_MAX_S = 300.0
 _WINDOW_CHOICES = (1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0)
 LATENCY_METRICS = {"p50": 0.50, "p99": 0.99}
 MB = 1024.0 * 1024.0
+MIN_CPU_INTERVAL_S = 1.0  # a 10 ms CPU tick is at most 1 % of a core over it
 
 
 @dataclass(frozen=True)
@@ -273,7 +280,7 @@ def analyze_drift(
     trends = _trends(series, th)
     steps = _steps(series, th)
     budgets, budget_series = error_budget(records, slos, t0, float(end), width)
-    samples = resources if resources is not None else _empty_resources()
+    samples = settle_cpu(resources) if resources is not None else _empty_resources()
     harness = _harness(samples, t0, t0 + warm, th)
     notes = []
     endpoints = sorted(set(records["endpoint"].astype(str)))
@@ -437,6 +444,43 @@ def error_budget(
         else pd.DataFrame(columns=["slo", "t_s", "burn_rate", "spent"])
     )
     return pd.DataFrame(rows, columns=BUDGET_COLUMNS), series
+
+
+def settle_cpu(samples: pd.DataFrame, min_interval_s: float = MIN_CPU_INTERVAL_S) -> pd.DataFrame:
+    """``samples`` with each psutil CPU figure taken over less than ``min_interval_s`` since
+    its process's previous sample folded into the figure before it (weighted by interval)
+    and removed (NaN). Heartbeat figures are Locust's own 10 s measurements: left as they
+    are."""
+    if samples.empty or "source" not in samples.columns:
+        return samples
+    settled = samples.sort_values("t", kind="stable", ignore_index=True)
+    interval_based = settled["source"] == "psutil"
+    for _, group in settled[interval_based].groupby("process", sort=False):
+        cpu = _fold_short_intervals(
+            group["t"].to_numpy(dtype=float),
+            group["cpu_percent"].to_numpy(dtype=float),
+            min_interval_s,
+        )
+        settled.loc[group.index, "cpu_percent"] = cpu
+    return settled
+
+
+def _fold_short_intervals(times: np.ndarray, cpu: np.ndarray, min_interval_s: float) -> np.ndarray:
+    """Each ``cpu[i]`` is the mean over ``times[i-1]`` to ``times[i]``: one over less than
+    ``min_interval_s`` joins the last kept figure (their time-weighted mean) or, with none
+    to join (its predecessor unmeasured), is dropped."""
+    out = cpu.copy()
+    kept, span = -1, 0.0  # the figure short ones join, and the interval it covers
+    for i in range(1, len(out)):
+        interval = float(times[i] - times[i - 1])
+        if math.isnan(out[i]) or interval >= min_interval_s:
+            kept, span = (-1, 0.0) if math.isnan(out[i]) else (i, interval)
+            continue
+        if kept >= 0:
+            out[kept] = (out[kept] * span + out[i] * interval) / (span + interval)
+            span += interval
+        out[i] = math.nan
+    return out
 
 
 def _harness(samples: pd.DataFrame, t0: float, from_t: float, th: Thresholds) -> pd.DataFrame:

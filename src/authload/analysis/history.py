@@ -34,6 +34,7 @@ from typing import Any
 import pandas as pd
 
 from authload.analysis.compare import Comparison, compare_runs, load_run_records
+from authload.analysis.journeys import load_journeys
 from authload.errors import InputError, ResultsError
 from authload.results import MANIFEST_FILE, RECORDS_FILE, SUMMARY_FILE, read_json
 
@@ -406,20 +407,32 @@ def compare_latest(
     figures = pd.concat(
         [_figures(r, f) for r, f in zip(baseline, frames, strict=True)], ignore_index=True
     )
-    names = sorted(set().union(*(f["endpoint"].cat.categories for f in frames)))
-    pooled = pd.concat(
-        [f.assign(endpoint=f["endpoint"].cat.set_categories(names)) for f in frames],
-        ignore_index=True,
-    )
+    pooled = pd.concat(_common_categories(frames, ("endpoint", "worker")), ignore_index=True)
     candidate = _records(latest)
-    comparison = compare_runs(pooled, candidate, **compare)
+    journeys = (
+        pd.concat([load_journeys(r.path) for r in baseline], ignore_index=True),
+        load_journeys(latest.path),
+    )
+    comparison = compare_runs(pooled, candidate, journeys=journeys, **compare)
     return LatestComparison(latest, baseline, comparison, figures, notes)
+
+
+def _common_categories(frames: list[pd.DataFrame], columns: Iterable[str]) -> list[pd.DataFrame]:
+    """The frames with each of ``columns`` sharing one set of categories (kept on concat)."""
+    for column in columns:
+        names = sorted(set().union(*(f[column].cat.categories for f in frames)))
+        frames = [f.assign(**{column: f[column].cat.set_categories(names)}) for f in frames]
+    return frames
 
 
 def _records(run: RunEntry) -> pd.DataFrame:
     frame = load_run_records(run.path)
-    # endpoint names repeat: as categories, five pooled soaks take a fraction of the memory
-    return frame.assign(endpoint=frame["endpoint"].astype("category"))
+    # endpoint names repeat: as categories, five pooled soaks take a fraction of the memory;
+    # operation ids restart in each run, so a pooled operation is (run/worker, op_id)
+    return frame.assign(
+        endpoint=frame["endpoint"].astype("category"),
+        worker=(f"{run.path.name}/" + frame["worker"].astype(str)).astype("category"),
+    )
 
 
 def _figures(run: RunEntry, records: pd.DataFrame) -> pd.DataFrame:

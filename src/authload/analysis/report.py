@@ -39,7 +39,7 @@ from authload.analysis.figures import (
 )
 from authload.analysis.page import document, escape, frame_table, img, num, pairs, table
 from authload.analysis.stats import load_records
-from authload.analysis.summary import eviction_note
+from authload.analysis.summary import summary_notes
 from authload.analysis.timeline import event_windows, fault_windows, timeline
 from authload.errors import ResultsError
 from authload.results import MANIFEST_FILE, SUMMARY_FILE, read_events, read_json
@@ -60,11 +60,16 @@ __all__ = [
 REPORT_FILE = "report.html"
 FAULTS_FILE = "mock_faults.json"  # the mock's fault history (GET /_mock/faults), if saved
 
-_VERDICT_COLOURS = {"pass": "#1a7f37", "fail": "#cf222e"}  # aborted, error: amber
+_VERDICT_COLOURS = {"pass": "#1a7f37", "fail": "#cf222e"}  # invalid, aborted, error: amber
 _ENDPOINT_HEAD = (
     *("endpoint", "count", "rate /s", "p50 ms", "p90 ms", "p95 ms", "p99 ms", "p99.9 ms"),
-    *("max ms", "error rate", "errors", "statuses", "retries"),
+    *("max ms", "error rate", "errors", "statuses", "retries", "ok p50 ms", "ok p99 ms"),
 )
+_JOURNEY_HEAD = (
+    *("journeys", "count", "success", "dropped", "sessions lost", "waited", "longest wait ms"),
+    *("p50 ms", "p95 ms", "p99 ms", "max ms"),
+)
+_GATE_HEAD = ("gate", "severity", "result", "evidence")
 
 
 # --------------------------------------------------------------------------------- run data
@@ -184,9 +189,8 @@ def _slo_rows(slos: list[dict[str, Any]]) -> list[list[Any]]:
     rows = []
     for slo in slos:
         spec = parse_slo(slo["slo"])
-        stat = spec.stat
-        unit = {"error_rate": "%", "rate": "/s"}.get(stat, " ms")
-        digits = 3 if stat == "error_rate" else 1
+        unit = "%" if spec.is_share else "/s" if spec.stat == "rate" else " ms"
+        digits = 3 if spec.is_share else 1
         rows.append(
             [
                 slo["slo"],
@@ -209,9 +213,38 @@ def _endpoint_rows(endpoints: Mapping[str, Mapping[str, Any]]) -> list[list[Any]
             _counts(row["errors"]),
             _counts(row["statuses"]),
             row["retries"],
+            num((row.get("ok") or {}).get("p50")),
+            num((row.get("ok") or {}).get("p99")),
         ]
         for name, row in endpoints.items()
     ]
+
+
+def _journey_rows(journeys: Mapping[str, Mapping[str, Any]]) -> list[list[Any]]:
+    return [
+        [
+            name,
+            row["count"],
+            num(None if row["success_rate"] is None else row["success_rate"] * 100, 2, "%"),
+            row["dropped"],
+            row["sessions_lost"],
+            row["waited"],
+            num(row["max_wait_ms"]),
+            *(num(row[s]) for s in ("p50", "p95", "p99", "max")),
+        ]
+        for name, row in journeys.items()
+    ]
+
+
+def _gate_rows(gates: list[Mapping[str, Any]]) -> list[list[Any]]:
+    rows = []
+    for gate in gates:
+        if not gate["enabled"]:
+            result: Any = ("off", "")
+        else:
+            result = _pass(bool(gate["passed"]))
+        rows.append([gate["gate"], gate["severity"], result, gate["evidence"]])
+    return rows
 
 
 def _reconciliation(reconciliation: Mapping[str, Any]) -> str:
@@ -322,14 +355,16 @@ def render_report(run: RunData, drift: str | None = None) -> str:
         if outcomes
         else "<p class=note>no flow outcomes recorded</p>"
     )
-    note = eviction_note(summary.get("mock_sessions_evicted"))
-    if note is not None:
+    for note in summary_notes(summary):
         outcome_table = f'<p class="badge fail">{escape(note)}</p>' + outcome_table
     body = "".join(
         [
             f"<h2>SLOs</h2>{slo_table}",
+            "<h2>Default gates</h2>" + table(_GATE_HEAD, _gate_rows(summary.get("gates", []))),
             "<h2>Endpoints</h2>"
             + table(_ENDPOINT_HEAD, _endpoint_rows(summary.get("endpoints", {}))),
+            "<h2>Journeys</h2>"
+            + table(_JOURNEY_HEAD, _journey_rows(summary.get("journeys") or {})),
             "<h2>Reconciliation</h2>" + _reconciliation(summary.get("reconciliation", {})),
             f"<h2>Flow outcomes</h2>{outcome_table}",
             f"<h2>Plots</h2>{_plots(run)}",

@@ -48,13 +48,31 @@ def _one(group: pd.DataFrame, duration_s: float) -> dict[str, Any]:
         "errors": {str(k): int(v) for k, v in errors.items()},
         "statuses": {str(k): int(v) for k, v in statuses.items()},
         "retries": int((group["attempt"] > 1).sum()),
+        "ok": _expected(group),
     }
     return row
 
 
+_OK_STATS = ("p50", "p95", "p99")
+
+
+def _expected(group: pd.DataFrame) -> dict[str, Any]:
+    """The latency of the answers the journey expected (``error`` null), beside every
+    attempt's: a flood of fast failures makes every-attempt percentiles look good."""
+    latency = group.loc[group["error"].isna(), "latency_ms"]
+    return {
+        "count": len(latency),
+        **{
+            name: _none_if_nan(percentile(latency, PERCENTILES[name]))
+            for name in ("p50", "p95", "p99")
+        },
+    }
+
+
 def endpoint_summary(records: pd.DataFrame, duration_s: float) -> dict[str, dict[str, Any]]:
     """Per endpoint and over all (``*``): count, rate, percentiles, max and mean (ms, every
-    attempt; None without attempts), error rate, errors by kind, statuses, retries."""
+    attempt; None without attempts), error rate, errors by kind, statuses, retries, and
+    ``ok``: count and p50, p95, p99 of the expected answers alone."""
     summary = {
         str(name): _one(group, duration_s) for name, group in records.groupby("endpoint", sort=True)
     }

@@ -1,5 +1,6 @@
-"""The run's summary.json: per-endpoint figures, SLO results, flow outcomes, the count
-reconciliation (records, Locust, mock) and the verdict."""
+"""The run's summary.json: per-endpoint figures, journeys per flow, revocation times, SLO
+results, the default gates, flow outcomes, the count reconciliation (records, Locust, mock)
+and the verdict."""
 
 from __future__ import annotations
 
@@ -11,35 +12,69 @@ from typing import Any
 
 import pandas as pd
 
+from authload.analysis.gates import RunFacts, check_gates, verdict
+from authload.analysis.journeys import journey_summary, load_journeys, revocation_summary
+from authload.analysis.offered import open_model_limit
 from authload.analysis.slo import evaluate_slos
 from authload.analysis.stats import endpoint_summary, load_records
-from authload.results import LOCUST_COUNTS_DIR, MOCK_STATS_FILE, read_events, read_json
+from authload.results import (
+    LOCUST_COUNTS_DIR,
+    MANIFEST_FILE,
+    MOCK_STATS_FILE,
+    read_events,
+    read_json,
+)
 from authload.scenario import Scenario
 
 
 def summarize(run_dir: Path, scenario: Scenario, status: str) -> dict[str, Any]:
     records = load_records(run_dir)
+    journeys = load_journeys(run_dir)
     mock = _mock_stats(run_dir)
     span = _span_s(records)
-    slos = evaluate_slos(scenario.slos, records, span)
-    if status in ("aborted", "error"):
-        verdict = status
-    elif len(records) == 0:
-        verdict = "error"
-    else:
-        verdict = "pass" if all(s.passed for s in slos) else "fail"
+    slos = evaluate_slos(scenario.slos, records, span, journeys)
+    reconciliation = reconcile(run_dir, records, mock)
+    events = read_events(run_dir)
+    facts = RunFacts(journeys, reconciliation, _died(run_dir), mock, events, scenario.load)
+    gates = check_gates(facts, list(scenario.gates_off))
     return {
         "scenario": scenario.name,
         "status": status,
-        "verdict": verdict,
+        "verdict": verdict(status, len(records), all(s.passed for s in slos), gates),
         "duration_s": span,
         "requests": len(records),
         "endpoints": endpoint_summary(records, span),
+        "journeys": journey_summary(journeys),
+        "revocation": revocation_summary(journeys),
         "slos": [{**vars(s), "value": None if math.isnan(s.value) else s.value} for s in slos],
+        "gates": [vars(g) for g in gates],
         "outcomes": _outcomes(run_dir),
-        "reconciliation": reconcile(run_dir, records, mock),
+        "reconciliation": reconciliation,
         "mock_sessions_evicted": mock_sessions_evicted(mock),
+        "mock_families_revoked": _event_count(mock, "families_revoked"),
+        "open_model_limit": _open_model_limit(run_dir, scenario, journeys),
     }
+
+
+def _open_model_limit(run_dir: Path, scenario: Scenario, journeys: pd.DataFrame) -> str | None:
+    from authload.analysis.drift import Thresholds, read_resources  # (imports the report)
+
+    resources = read_resources(run_dir)
+    return open_model_limit(scenario.load, journeys, resources, Thresholds().cpu_saturated)
+
+
+def _event_count(mock: dict[str, Any] | None, key: str) -> int | None:
+    """One of the mock's counters over the run; None when the target was no mock."""
+    return None if mock is None else int(mock.get("events", {}).get(key, 0))
+
+
+def _died(run_dir: Path) -> list[dict[str, Any]]:
+    """The Locust processes the manifest names as dead."""
+    path = run_dir / MANIFEST_FILE
+    if not path.is_file():
+        return []
+    died: list[dict[str, Any]] = read_json(path).get("died") or []
+    return died
 
 
 EVICTED = "sessions_evicted."  # /_mock/stats events: sessions_evicted.<api>
@@ -69,6 +104,23 @@ def mock_sessions_evicted(mock: dict[str, Any] | None) -> dict[str, int] | None:
         for key, n in sorted(events.items())
         if key.startswith(EVICTED) and n > 0
     }
+
+
+def summary_notes(summary: dict[str, Any]) -> list[str]:
+    """What a person must read beside the verdict: the mock's own doing (evicted sessions,
+    families revoked) and what limited an open-model run."""
+    families = summary.get("mock_families_revoked")
+    notes = [
+        eviction_note(summary.get("mock_sessions_evicted")),
+        summary.get("open_model_limit"),
+        None
+        if not families
+        else (
+            f"the mock ended {families} sessions whose rotated refresh token was reused "
+            f"(reuse_revokes_family): their journeys count them lost (session_lost:invalid)"
+        ),
+    ]
+    return [n for n in notes if n]
 
 
 def eviction_note(evicted: dict[str, int] | None) -> str | None:

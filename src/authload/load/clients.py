@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import gevent
+import gevent.event
 from locust.contrib.fasthttp import FastHttpSession
 from pydantic import ValidationError
 
@@ -21,6 +22,7 @@ from authload.load.failures import failure_message
 from authload.load.limits import RequestLimits
 from authload.load.recorder import answer_retry_after, error_kind
 from authload.load.retry import CallError, RetryPolicy
+from authload.runconfig import STOP_GRACE_S
 
 OK = frozenset({200})
 
@@ -42,6 +44,7 @@ class FlowContext:
     flow: str
     flow_id: str
     t_intended: float | None = None  # open model: when the journey was due to start
+    queued: bool = False  # open model: it waited for a free place (max_in_flight)
 
 
 @dataclass(frozen=True)
@@ -55,15 +58,82 @@ class RunStopping(Exception):
     """The test is stopping: the operation was not sent (journeys end here, uncounted)."""
 
 
-class StopGate:
-    """Closed when the test stops, so that every request sent is one the records keep: no
-    attempt starts after it closes, and the ones in flight are waited for (each ends within
-    the request timeout). Without it a journey still running when its process quits (an
-    open-model arrival, a storm refresh) would reach the service but not the records."""
+class Stop:
+    """When a stop began (unix s; None: not stopping), and an event set then."""
 
     def __init__(self) -> None:
-        self.closed = False
+        self.since: float | None = None
+        self.event = gevent.event.Event()
+
+    def begin(self) -> None:
+        if self.since is None:
+            self.since = time.time()
+        self.event.set()
+
+    def clear(self) -> None:
+        self.since = None
+        self.event.clear()
+
+
+class StopGate:
+    """How a test's end reaches the requests, so that every request sent is one the records
+    keep. Once the test is stopping (Locust stops its users, each finishing its journey),
+    journeys start requests for :data:`STOP_GRACE_S` more, then end at their next call
+    (kept as ``stopped``); a journey waiting (think time, a session) that would wait past
+    the grace ends at once. Once ``closed`` (Locust has stopped the users) no attempt starts,
+    a journey waiting (an open-model arrival, a timed event, neither run by a Locust user)
+    ends at once, and the attempts in flight are waited for (each ends within the request
+    timeout) before the records close."""
+
+    def __init__(self) -> None:
         self.in_flight = 0
+        self.stop = Stop()  # the test's
+        self._closed = gevent.event.Event()
+
+    @property
+    def stopping_since(self) -> float | None:
+        return self.stop.since
+
+    def stopping(self) -> None:
+        self.stop.begin()
+
+    @property
+    def closed(self) -> bool:
+        return bool(self._closed.is_set())
+
+    def close(self) -> None:
+        self.stopping()
+        self._closed.set()
+
+    def open(self) -> None:
+        self.stop.clear()
+        self._closed.clear()
+
+    def grace_end(self, user: Stop) -> float | None:
+        """When requests may no longer start (the test's or the user's stop, the earlier,
+        plus the grace); None while neither is stopping."""
+        since = [t for t in (self.stop.since, user.since) if t is not None]
+        return min(since) + STOP_GRACE_S if since else None
+
+    def refuses(self, user: Stop) -> bool:
+        """Whether no request may start now: the gate is closed, or the grace has passed."""
+        if self.closed:
+            return True
+        end = self.grace_end(user)
+        return end is not None and time.time() > end
+
+    def pause(self, seconds: float, user: Stop) -> None:
+        """Sleep ``seconds``, or raise RunStopping as soon as the gate closes, or as soon as
+        a stop begins if the wait would outlast its grace (the journey could not go on)."""
+        end = time.time() + max(0.0, seconds)
+        gevent.wait([self._closed, self.stop.event, user.event], timeout=seconds, count=1)
+        if time.time() >= end:
+            return
+        grace = self.grace_end(user)
+        if self.closed or (grace is not None and end > grace):
+            raise RunStopping("the test is stopping")
+        if self._closed.wait(max(0.0, end - time.time())):
+            raise RunStopping("the test is stopping")
 
     def wait_idle(self, timeout_s: float) -> bool:
         """Wait until no attempt is in flight; False if some still are after ``timeout_s``."""
@@ -89,6 +159,7 @@ class AuthClient:
         self._ops = ops if ops is not None else itertools.count(1)
         self.gate = gate if gate is not None else StopGate()
         self.limits = limits  # a shared target's send_password budget and rate ceiling
+        self.user_stop = Stop()  # its Locust user's (fewer users in the next stage, the end)
 
     def call(
         self,
@@ -101,7 +172,7 @@ class AuthClient:
         """One logical operation, retried by the policy; statuses in ``expect`` are answers,
         anything else raises CallError once the policy gives up; RunStopping once the test
         is stopping; LimitRefused when the target's limits refuse an attempt (not sent)."""
-        if self.gate.closed:
+        if self.gate.refuses(self.user_stop):
             raise RunStopping(name)
         op_id = next(self._ops)
         return self.policy.run(
@@ -133,7 +204,7 @@ class AuthClient:
         limits = self.limits
         if limits is not None:  # each attempt, retries included, within the target's limits
             limits.pace(name)
-        if self.gate.closed:  # a retry due after the test began to stop
+        if self.gate.refuses(self.user_stop):  # a retry due after the stop's grace
             raise RunStopping(name)
         if limits is not None:
             limits.spend(name)

@@ -1,7 +1,13 @@
 """User journeys, as a person does them: the calls, the waits between them, the tokens kept.
 
 A journey ends ``completed`` or with an outcome naming what went wrong; the per-process
-``Outcomes`` counter collects them (written to the run's events at the end).
+``Outcomes`` counter collects them (written to the run's events at the end), and the journey
+spool keeps each journey with its start and end (:mod:`authload.load.journal`).
+
+After a logout from all devices every other device's token must be refused. Each is checked
+at once and, while it is still accepted (as a lagging cache or replica would let it be),
+again every :data:`REVOCATION_POLL_S` up to :data:`REVOCATION_BOUND_S` after the logout:
+the time until the first refusal is the token's revocation time.
 """
 
 from __future__ import annotations
@@ -11,22 +17,35 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from authload.contracts import gigma as g
 from authload.contracts import mobile as m
 from authload.distributions import Distribution, sample_ms
 from authload.load.accounts import CodeSource, CodeUnavailable
-from authload.load.clients import Answer, AuthClient, FlowContext, RunStopping
+from authload.load.clients import OK, Answer, AuthClient, FlowContext, RunStopping
 from authload.load.limits import LimitRefused
 from authload.load.retry import CallError, Throttled
+from authload.results import (
+    JOURNEY,
+    NEVER_REVOKED,
+    REVOCATION,
+    REVOKED_AT_ONCE,
+    REVOKED_LATE,
+    STOPPED,
+)
 from authload.runconfig import TestAccount
 from authload.scenario import Scenario
+
+if TYPE_CHECKING:
+    from authload.load.journal import JourneySpool
 
 REFUSED = frozenset({400})
 LOGOUT = frozenset({200, 401})
 REUSED_TEXT = "already used"
+REVOCATION_POLL_S = 0.1
+REVOCATION_BOUND_S = 10.0
 
 
 class FlowFailed(Exception):
@@ -50,13 +69,45 @@ class GigmaSession:
 
 @dataclass
 class SharedState:
-    """What the journeys of one process share: live sessions (for storms and mass logouts)
-    and the outcome counters. ``idle_mobile`` keeps the newest sessions the journeys ended,
-    as many as the scenario's refresh storms take (the Runtime sizes it): none without one."""
+    """What the journeys of one process share: live sessions (for storms and mass logouts),
+    the outcome counters and the journey spool (None: journeys are counted, not kept).
+    ``idle_mobile`` keeps the newest sessions the journeys ended, as many as the scenario's
+    refresh storms take (the Runtime sizes it): none without one."""
 
     outcomes: Counter[str] = field(default_factory=Counter)
     idle_mobile: deque[MobileSession] = field(default_factory=lambda: deque(maxlen=0))
     gigma: dict[int, GigmaSession] = field(default_factory=dict)  # in session, by id()
+    journal: JourneySpool | None = None
+    # journeys ended since the metrics last took them: (flow, seconds), bounded
+    durations: deque[tuple[str, float]] = field(default_factory=lambda: deque(maxlen=100_000))
+
+    def record(
+        self,
+        flow: str,
+        outcome: str,
+        t_start: float,
+        ctx: FlowContext | None = None,
+        waited_ms: float | None = None,
+        kind: str = JOURNEY,
+        t_end: float | None = None,
+    ) -> None:
+        """Count a journey's outcome (not a revocation's, nor a journey the test's end cut
+        short) and keep it, ending at ``t_end`` (default: now)."""
+        end = time.time() if t_end is None else t_end
+        if kind == JOURNEY and outcome != STOPPED:
+            self.outcomes[f"{flow}:{outcome}"] += 1
+            self.durations.append((flow, end - t_start))
+        if self.journal is not None:
+            flow_id = ctx.flow_id if ctx is not None else None
+            self.journal.add(
+                t_start,
+                end,
+                flow,
+                outcome,
+                flow_id=flow_id,
+                waited_ms=waited_ms,
+                kind=kind,
+            )
 
 
 @dataclass
@@ -87,7 +138,9 @@ class Journey:
             raise FlowFailed(refused.outcome) from None
 
     def wait(self, dist: Distribution | None = None) -> None:
-        time.sleep(sample_ms(dist or self.scenario.think_time, self.rng) / 1000.0)
+        """The user thinks (or keeps a session); cut short when the test stops."""
+        seconds = sample_ms(dist or self.scenario.think_time, self.rng) / 1000.0
+        self.client.gate.pause(seconds, self.client.user_stop)
 
     def code(self, get: Callable[[], str], what: str) -> str:
         try:
@@ -110,8 +163,7 @@ def password_call(j: Journey) -> str:
         if session.revoked_at is not None:
             return "ended_by_mass_logout"
         if j.rng.random() < params.logout_all_share:
-            j.call("gigma.logout", {"from_all_devices": True}, bearer=tokens[0])
-            return verify_revoked(j, tokens[1:])
+            return logout_everywhere(j, tokens)
         for token in tokens:
             if (
                 j.call(
@@ -136,15 +188,52 @@ def gigma_login(j: Journey) -> str:
     return answer.body.counterparty.access_token.value
 
 
-def verify_revoked(j: Journey, tokens: list[str]) -> str:
-    """Every other device's token must now be refused."""
-    for token in tokens:
-        if (
-            j.call("gigma.logout", {"from_all_devices": False}, bearer=token, expect=LOGOUT).status
-            == 200
-        ):
-            return "revoked_token_accepted"
-    return "completed"
+def logout_everywhere(j: Journey, tokens: list[str], expect: frozenset[int] = OK) -> str:
+    """Logout from all devices with the first device's token; then every other device's
+    token must be refused."""
+    sent = time.time()
+    j.call("gigma.logout", {"from_all_devices": True}, bearer=tokens[0], expect=expect)
+    return verify_revoked(j, tokens[1:], sent)
+
+
+def verify_revoked(j: Journey, tokens: list[str], revoked_at: float) -> str:
+    """Every other device's token must now be refused. Each is checked at once; those still
+    accepted are checked again every :data:`REVOCATION_POLL_S` until refused, at most until
+    :data:`REVOCATION_BOUND_S` after the logout; each token's revocation time is kept."""
+    pending, first, accepted = list(tokens), True, False
+    while pending:
+        checked = {token: _check_revoked(j, token) for token in pending}
+        refused = [token for token, (status, _) in checked.items() if status == 401]
+        for token in refused:
+            outcome = REVOKED_AT_ONCE if first else REVOKED_LATE
+            j.state.record(
+                j.ctx.flow, outcome, revoked_at, j.ctx, kind=REVOCATION, t_end=checked[token][1]
+            )
+        pending = [token for token in pending if token not in refused]
+        accepted = accepted or bool(pending)
+        first = False
+        if pending and time.time() - revoked_at >= REVOCATION_BOUND_S:
+            for token in pending:
+                j.state.record(
+                    j.ctx.flow,
+                    NEVER_REVOKED,
+                    revoked_at,
+                    j.ctx,
+                    kind=REVOCATION,
+                    t_end=checked[token][1],
+                )
+            break
+        if pending:
+            time.sleep(REVOCATION_POLL_S)
+    return "revoked_token_accepted" if accepted else "completed"
+
+
+def _check_revoked(j: Journey, token: str) -> tuple[int, float]:
+    """The status of a logout of this device with ``token`` (401: refused), and when sent."""
+    sent = time.time()
+    return j.call(
+        "gigma.logout", {"from_all_devices": False}, bearer=token, expect=LOGOUT
+    ).status, sent
 
 
 def sms(j: Journey) -> str:
@@ -245,12 +334,23 @@ FLOWS: dict[str, Callable[[Journey], str]] = {
 
 
 def run_journey(flow: str, j: Journey) -> str:
-    """Run one journey; its outcome is counted, never raised."""
-    try:
-        outcome = FLOWS[flow](j)
-    except FlowFailed as failed:
-        outcome = failed.outcome
-    except RunStopping:  # cut short by the end of the test: not an outcome of the journey
-        return "stopped"
-    j.state.outcomes[f"{flow}:{outcome}"] += 1
+    """Run one journey; its outcome is counted and kept, never raised. It starts at its
+    intended start when it has one (open model), so the time it waited counts."""
+    started = time.time()
+    t_start = j.ctx.t_intended if j.ctx.t_intended is not None else started
+    waited_ms = None  # closed model: no arrival to wait
+    if j.ctx.t_intended is not None:
+        waited_ms = (started - t_start) * 1000.0 if j.ctx.queued else 0.0
+    outcome = run_steps(FLOWS[flow], j)
+    j.state.record(flow, outcome, t_start, j.ctx, waited_ms)
     return outcome
+
+
+def run_steps(steps: Callable[[Journey], str], j: Journey) -> str:
+    """The outcome of a journey's steps: theirs, the failure's, or :data:`STOPPED`."""
+    try:
+        return steps(j)
+    except FlowFailed as failed:
+        return failed.outcome
+    except RunStopping:
+        return STOPPED

@@ -24,6 +24,8 @@ import socket
 import sys
 import time
 from collections import Counter
+from dataclasses import asdict
+from functools import partial
 from typing import Any
 
 import gevent
@@ -32,7 +34,8 @@ from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
 from authload import memtrace
-from authload.load import gc_tuning, locust_stats, metrics, metrics_endpoint, recorder
+from authload.load import gc_tuning, live_counts, locust_stats, metrics, metrics_endpoint, recorder
+from authload.load.journal import JourneySpool
 from authload.load.progress import watch
 from authload.load.runtime import Runtime
 from authload.load.shapes import StagesShape
@@ -42,6 +45,7 @@ from authload.results import LOCUST_COUNTS_DIR, MANIFEST_FILE, append_event, wri
 from authload.runconfig import (
     CONFIG_ENV,
     CONFIG_MESSAGE,
+    MOCK_CLOCK_ENV,
     WORKER_ENV,
     WORKER_FAILED_MESSAGE,
     WORKER_UNFIT_EXIT,
@@ -77,11 +81,14 @@ if CONFIG is not None:  # the master (or the only process) runs the shape
 
 def _limit_master_wait(seconds: int) -> None:
     """Give up on a master that does not answer within ``seconds``: Locust's own connection
-    loop (one try per CONNECT_TIMEOUT, CONNECT_RETRY_COUNT retries), bounded."""
+    loop (one try per CONNECT_TIMEOUT, CONNECT_RETRY_COUNT retries), bounded; and on a master
+    gone silent during the run (killed) within the same bound, or Locust's own, if shorter
+    (the worker then quits as on its master's quit: its records closed)."""
     import locust.runners as runners
 
     runners.CONNECT_TIMEOUT = max(1, min(runners.CONNECT_TIMEOUT, seconds))
     runners.CONNECT_RETRY_COUNT = max(0, math.ceil(seconds / runners.CONNECT_TIMEOUT) - 1)
+    runners.MASTER_HEARTBEAT_TIMEOUT = max(3, min(runners.MASTER_HEARTBEAT_TIMEOUT, seconds))
 
 
 if REMOTE and os.environ.get(WORKER_ENV):
@@ -95,8 +102,13 @@ SPOOL: dict[str, recorder.RecordSpool] = {}  # "current": this process's record 
 @events.init.add_listener
 def _on_init(environment: Environment, **_: Any) -> None:
     metrics.register(environment, port=metrics_endpoint.port_from_env())
+    if CONFIG is not None and environment.web_ui is not None:  # Locust's UI: authload's tab
+        from authload.load import web_ui
+
+        web_ui.install(environment, CONFIG)
     runner = environment.runner
     if isinstance(runner, MasterRunner):
+        live_counts.gather_on(environment)
         if CONFIG is not None and CONFIG.remote_workers:
             _serve_remote_workers(environment, CONFIG)
         return
@@ -115,6 +127,9 @@ def _install(environment: Environment, rt: Runtime) -> None:
     """This process's runtime, record spool and Locust counts."""
     RUNTIME["current"] = rt
     SPOOL["current"] = recorder.register(environment, rt.config.run_dir, rt.worker)
+    guard = partial(recorder.recording, environment)
+    rt.state.journal = JourneySpool(rt.config.run_dir, rt.worker, guard=guard)
+    live_counts.report_from(environment, rt)
     environment.events.quitting.add_listener(_on_quit)  # (quitting's listeners: last first)
     _gate_requests(environment, rt)
     if isinstance(environment.runner, WorkerRunner):
@@ -124,18 +139,25 @@ def _install(environment: Environment, rt: Runtime) -> None:
 
 
 def _gate_requests(environment: Environment, rt: Runtime) -> None:
-    """Once Locust has stopped the users (each finishing its journey within the stop
-    timeout, as Locust's graceful stop does), no request starts any more and the test ends
-    only when the ones still in flight are answered: the open model's journeys and the timed
-    events run in greenlets of their own that Locust does not stop, so without this they
-    could reach the service after the records were closed."""
+    """While Locust stops the users (each finishing its journey, as Locust's graceful stop
+    does) journeys go on for a grace, then start no request, so none is in flight when the
+    stop timeout runs out; once Locust has stopped the users no request starts any more, and
+    the test ends only when the ones still in flight are answered: the open model's journeys
+    and the timed events run in greenlets of their own that Locust does not stop, so without
+    this they could reach the service after the records were closed (see
+    :class:`~authload.load.clients.StopGate`)."""
     gate = rt.gate
 
     def on_start(**_: Any) -> None:
-        gate.closed = False
+        gate.open()
+        rt.arrivals.stopped = False
+
+    def on_stopping(**_: Any) -> None:
+        gate.stopping()
 
     def on_stop(**_: Any) -> None:
-        gate.closed = True
+        gate.close()
+        rt.arrivals.stop()
         if not gate.wait_idle(rt.scenario.request_timeout_s + 1.0):
             print(
                 f"authload: {gate.in_flight} requests still in flight as the test ended",
@@ -144,6 +166,7 @@ def _gate_requests(environment: Environment, rt: Runtime) -> None:
             )
 
     environment.events.test_start.add_listener(on_start)
+    environment.events.test_stopping.add_listener(on_stopping)
     environment.events.test_stop.add_listener(on_stop)
 
 
@@ -259,10 +282,12 @@ def _unfit(environment: Environment, runner: WorkerRunner, worker: str, exc: Exc
 def _on_start(environment: Environment, **_: Any) -> None:
     if not isinstance(environment.runner, WorkerRunner):  # the master, or the only process
         assert CONFIG is not None
+        _start_mock_clock(time.time())
         gevent.spawn(watch, environment, CONFIG.scenario, CONFIG.run_dir)
         gevent.spawn(locust_stats.keep_bounded, environment.runner)
     rt = RUNTIME.get("current")
     if rt is not None:
+        rt.test_started = time.time()
         rt.reseed()
         rt.divide_limits()
         settings = gc_tuning.tune()  # last before the users spawn: what lives now, lives on
@@ -271,24 +296,62 @@ def _on_start(environment: Environment, **_: Any) -> None:
             gevent.spawn(run_timed_events, rt, time.time())
 
 
+def _start_mock_clock(t: float) -> None:
+    """The embedded mock's profile fault windows count from the load's start, as the timed
+    events do: one clock for the run."""
+    url = os.environ.get(MOCK_CLOCK_ENV)
+    if not url:
+        return
+    from authload.control import MockControl
+
+    control = MockControl(url)
+    try:
+        control.set_epoch(t)
+    finally:
+        control.close()
+
+
 def _on_quit(environment: Environment, **_: Any) -> None:
     rt = RUNTIME.get("current")
     if rt is None:
         return
+    with recorder.recording(environment, rt.config.run_dir / "events"):  # a full disk: said
+        _close_run(environment, rt)
+
+
+def _close_run(environment: Environment, rt: Runtime) -> None:
+    """This process's last acts: its outcomes, records and counts into the run directory.
+    Locust fires ``quitting`` before it stops the users when it shuts down on a signal: they
+    are stopped first, so no request is sent once the records are closed."""
+    runner = environment.runner
+    if runner is not None and runner.state in ("spawning", "running"):
+        runner.stop()
     if not isinstance(environment.runner, WorkerRunner):  # a local runner: its own stats
         LOCUST_COUNTED.update(
             {name: entry.num_requests for (name, _), entry in environment.stats.entries.items()}
         )
     run_dir = rt.config.run_dir
     outcomes = dict(sorted(rt.state.outcomes.items()))
+    arrivals = asdict(rt.arrivals.counts)
     append_event(
-        run_dir, {"t": time.time(), "kind": "outcomes", "worker": rt.worker, "counts": outcomes}
+        run_dir,
+        {
+            "t": time.time(),
+            "kind": "outcomes",
+            "worker": rt.worker,
+            "counts": outcomes,
+            "arrivals": arrivals,
+        },
     )
     if rt.limits is not None:
         append_event(
             run_dir, {"t": time.time(), "kind": "limits", "worker": rt.worker, **rt.limits.report()}
         )
-    SPOOL["current"].close()  # (again when the recorder's own listener closes it: no-op)
+    with recorder.recording(environment, SPOOL["current"].path):
+        SPOOL["current"].close()  # (again when the recorder's own listener closes it: no-op)
+    if rt.state.journal is not None:
+        with recorder.recording(environment, rt.state.journal.path):
+            rt.state.journal.close()
     # last: the counts file tells the runner that this process is done
     directory = run_dir / LOCUST_COUNTS_DIR
     directory.mkdir(exist_ok=True)

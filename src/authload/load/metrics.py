@@ -39,6 +39,7 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
+    Histogram,
     generate_latest,
     start_http_server,
 )
@@ -136,12 +137,26 @@ class LoadMetrics:
         self.journeys = Counter(
             names.JOURNEYS, "Journeys of the scenario's mix ended (any outcome)", run, registry=r
         )
+        self.journey_duration = Histogram(
+            names.JOURNEY_DURATION,
+            "Journeys from their intended start (open model) or start to their end",
+            [*run, names.FLOW],
+            buckets=names.JOURNEY_BUCKETS,
+            registry=r,
+        )
         self.sessions_lost = Counter(
             names.SESSIONS_LOST, "Sessions lost, by reason", [*run, names.REASON], registry=r
         )
         self.dropped_arrivals = Counter(
             names.DROPPED_ARRIVALS,
-            "Open-model arrivals dropped: the in-flight pool was full",
+            "Open-model arrivals never started: dropped (pool and queue full) or still "
+            "waiting at the end",
+            run,
+            registry=r,
+        )
+        self.arrivals_waited = Counter(
+            names.ARRIVALS_WAITED,
+            "Open-model arrivals that waited for a free place (max_in_flight) before starting",
             run,
             registry=r,
         )
@@ -236,6 +251,12 @@ class LoadMetrics:
             if outcome.startswith(SESSION_LOST) or outcome == "token_lost":
                 reason = outcome.removeprefix(SESSION_LOST)
                 self._add("lost:" + key, count, self.sessions_lost.labels(*run, reason))
+        self._add("waited", rt.arrivals.counts.waited, self.arrivals_waited.labels(*run))
+        self.dropped_arrivals.labels(*run)  # exported from the start, at 0 until one drops
+        durations = rt.state.durations
+        while durations:
+            flow, seconds = durations.popleft()
+            self.journey_duration.labels(*run, flow).observe(seconds)
         self.target_arrival_rate.labels(*run).set(self._target_rate(rt))
 
     def _target_rate(self, rt: Runtime) -> float:

@@ -31,8 +31,10 @@ import psutil  # type: ignore[import-untyped]
 from locust.env import Environment
 from locust.runners import LocalRunner, MasterRunner, Runner
 
+from authload.load import live_counts
+from authload.load.recorder import recording
 from authload.load.shapes import stage_at
-from authload.results import RESOURCES_FILE, append_event
+from authload.results import ABORT_FILE, RESOURCES_FILE, append_event
 from authload.scenario import Scenario
 
 PROGRESS_EVERY_S = 5.0
@@ -46,7 +48,8 @@ def watch(environment: Environment, scenario: Scenario, run_dir: Path) -> None:
     # the last sample: when the test stops (the process may exit before this loop wakes up)
     environment.events.test_stop.add_listener(lambda **_: resources.close())
     try:
-        _watch(environment, runner, scenario, run_dir, resources)
+        with recording(environment, run_dir / "events"):  # a full disk stops the run, said
+            _watch(environment, runner, scenario, run_dir, resources)
     finally:
         resources.close()
 
@@ -61,6 +64,8 @@ def _watch(
     started = time.time()
     window: deque[tuple[float, int, int]] = deque()  # (time, requests, failures)
     last_print = started
+    progress = Progress(scenario, started)
+    missing: set[str] = set()
     stage: int | None = -1
     while runner.state not in ("stopped", "quitting"):
         now = time.time()
@@ -79,16 +84,21 @@ def _watch(
             )
         total = environment.stats.total
         window.append((now, total.num_requests, total.num_failures))
-        if _should_abort(scenario, window, now):
-            append_event(run_dir, {"t": now, "kind": "abort", "reason": _abort_reason(scenario)})
-            print(f"authload: aborting: {_abort_reason(scenario)}", file=sys.stderr, flush=True)
+        reason = _asked_to_abort(run_dir) or (
+            _abort_reason(scenario) if _should_abort(scenario, window, now) else None
+        )
+        if reason is not None:
+            append_event(run_dir, {"t": now, "kind": "abort", "reason": reason})
+            print(f"authload: aborting: {reason}", file=sys.stderr, flush=True)
             runner.quit()
             return
         if now - last_print >= PROGRESS_EVERY_S:
             last_print = now
-            _print_progress(environment, elapsed)
+            print(progress.line(environment, now), file=sys.stderr, flush=True)
+            _offered(run_dir, runner, scenario, elapsed, now)
         if resources.due(now):
             resources.sample(now)
+        _note_missing(runner, run_dir, missing, now)
         gevent.sleep(1.0)
 
 
@@ -172,6 +182,15 @@ class ResourceSampler:
         return rows
 
 
+def _asked_to_abort(run_dir: Path) -> str | None:
+    """The reason the runner gave for aborting (it watches what Locust cannot see, such as
+    the embedded mock's process), if it asked."""
+    try:
+        return (run_dir / ABORT_FILE).read_text(encoding="utf-8").strip() or "asked to abort"
+    except OSError:
+        return None
+
+
 def _should_abort(scenario: Scenario, window: deque[tuple[float, int, int]], now: float) -> bool:
     rule = scenario.abort
     if rule is None:
@@ -193,15 +212,62 @@ def _abort_reason(scenario: Scenario) -> str:
     )
 
 
-def _print_progress(environment: Environment, elapsed: float) -> None:
-    total = environment.stats.total
-    runner = environment.runner
-    users = runner.user_count if runner is not None else 0
-    p95 = total.get_current_response_time_percentile(0.95) or 0
-    errors = total.num_failures / total.num_requests if total.num_requests else 0.0
-    print(
-        f"[{elapsed:6.0f} s] users {users:5d}  rps {total.current_rps:8.1f}  "
-        f"p95 {p95:7.0f} ms  errors {errors:6.2%}  requests {total.num_requests}",
-        file=sys.stderr,
-        flush=True,
-    )
+def _note_missing(runner: Runner, run_dir: Path, noted: set[str], now: float) -> None:
+    """A worker Locust's master found missing (no heartbeat): when, into the events, once."""
+    if not isinstance(runner, MasterRunner):
+        return
+    for node in list(runner.clients.values()):
+        if node.state == "missing" and node.id not in noted:
+            noted.add(node.id)
+            worker = f"w{runner.get_worker_index(node.id)}"
+            append_event(run_dir, {"t": now, "kind": "worker_missing", "worker": worker})
+
+
+def _offered(run_dir: Path, runner: Runner, scenario: Scenario, elapsed: float, now: float) -> None:
+    """What load is offered now against the plan (closed model: users), for the verdict's
+    check that the planned load was offered (:class:`authload.analysis.gates.LoadOffered`)."""
+    stage = stage_at(scenario.load, elapsed)
+    if scenario.load.model != "closed" or stage is None:
+        return
+    planned = scenario.load.stages[stage].users
+    event = {"t": now, "kind": "offered", "stage": stage, "users": runner.user_count}
+    append_event(run_dir, {**event, "planned_users": planned})
+
+
+class Progress:
+    """The progress line: each figure over the window since the previous line (requests/s,
+    errors) or now (users, p95 of Locust's last seconds), and by the load model: users
+    planned and running (closed), arrivals/s planned and started, dropped and waiting (open).
+    On the master the workers' figures arrive with their reports, every few seconds."""
+
+    def __init__(self, scenario: Scenario, started: float) -> None:
+        self.scenario = scenario
+        self.started = started
+        self.last = (started, 0, 0, 0)  # time, requests, failures, arrivals started
+
+    def line(self, environment: Environment, now: float) -> str:
+        total = environment.stats.total
+        t0, requests0, failures0, started0 = self.last
+        span = max(now - t0, 1e-9)
+        requests = total.num_requests - requests0
+        failures = total.num_failures - failures0
+        counts = live_counts.totals().arrivals
+        self.last = (now, total.num_requests, total.num_failures, counts.started)
+        p95 = total.get_current_response_time_percentile(0.95) or 0
+        errors = failures / requests if requests else 0.0
+        head = f"[{now - self.started:6.0f} s] "
+        tail = (
+            f"rps {requests / span:8.1f}  p95 {p95:7.0f} ms  errors {errors:6.2%}  "
+            f"requests {total.num_requests}"
+        )
+        stage = stage_at(self.scenario.load, now - self.started)
+        plan = self.scenario.load.stages[stage if stage is not None else -1]
+        if self.scenario.load.model == "open":
+            achieved = (counts.started - started0) / span
+            return (
+                f"{head}arrivals/s {achieved:6.1f} of {plan.rate or 0:g}  dropped "
+                f"{counts.dropped}  waiting {counts.waiting}  in flight {counts.in_flight}  {tail}"
+            )
+        runner = environment.runner
+        users = runner.user_count if runner is not None else 0
+        return f"{head}users {users:5d} of {plan.users or 0}  {tail}"

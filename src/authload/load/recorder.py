@@ -23,9 +23,11 @@ from __future__ import annotations
 import logging
 import math
 import socket
+import sys
 import time
 from array import array
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from itertools import accumulate
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,13 +42,13 @@ from authload.results import RECORD_SCHEMA, RECORDS_DIR, SPOOL_SUFFIX
 if TYPE_CHECKING:
     from locust.env import Environment
 
-__all__ = ["RecordSpool", "error_kind", "register", "retry_after_seconds"]
+__all__ = ["RecordSpool", "arrow_column", "error_kind", "register", "retry_after_seconds"]
 
 log = logging.getLogger(__name__)
 
 # The array typecode of each numeric column; string columns have none.
-_TYPECODES = {"double": "d", "int16": "h", "int64": "q", "string": ""}
-_COLUMNS = [(f, _TYPECODES[str(f.type)]) for f in RECORD_SCHEMA]
+TYPECODES = {"double": "d", "int16": "h", "int64": "q", "string": ""}
+_COLUMNS = [(f, TYPECODES[str(f.type)]) for f in RECORD_SCHEMA]
 
 
 class RecordSpool:
@@ -161,7 +163,9 @@ class RecordSpool:
             [self.worker] * n,
         ]
         try:
-            arrays = [_arrow(c, f, code) for c, (f, code) in zip(columns, _COLUMNS, strict=True)]
+            arrays = [
+                arrow_column(c, f, code) for c, (f, code) in zip(columns, _COLUMNS, strict=True)
+            ]
             batch = pa.RecordBatch.from_arrays(arrays, schema=RECORD_SCHEMA)
             self._writer.write_batch(batch)
         except Exception:
@@ -189,7 +193,7 @@ class RecordSpool:
                 log.warning("%s: %d rows were not recorded", self.path, self.dropped)
 
 
-def _arrow(values: list[Any], field: pa.Field, typecode: str) -> pa.Array:
+def arrow_column(values: list[Any], field: pa.Field, typecode: str) -> pa.Array:
     """One column as an Arrow array, built from buffers.
 
     ``pa.array`` would do, but its first call imports pandas (about 60 MB and up to a
@@ -273,6 +277,30 @@ def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
     return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
+@contextmanager
+def recording(environment: Environment, path: Path) -> Iterator[None]:
+    """Around a write of the records: a write that fails (a full disk) stops the run, said
+    once with the directory, instead of failing every request after it."""
+    try:
+        yield
+    except OSError as exc:
+        if _FAILED:
+            return
+        _FAILED.append(exc)
+        print(
+            f"authload: cannot write the records to {path.parent}: {exc.strerror or exc}; "
+            f"stopping the run (what was written so far stays readable)",
+            file=sys.stderr,
+            flush=True,
+        )
+        environment.process_exit_code = 3
+        if environment.runner is not None:
+            gevent.spawn(environment.runner.quit)
+
+
+_FAILED: list[OSError] = []  # this process's first failed write of its records
+
+
 def register(environment: Environment, run_dir: Path, worker: str) -> RecordSpool:
     """Record every request Locust reports in ``run_dir/records/<worker>.arrows``.
 
@@ -300,23 +328,25 @@ def register(environment: Environment, run_dir: Path, worker: str) -> RecordSpoo
         status = int(getattr(response, "status_code", 0) or 0) if response is not None else 0
         error = ctx.get("error") or error_kind(exception, status)
         retry_after = answer_retry_after(status, getattr(response, "headers", None))
-        spool.add(
-            start_time if start_time is not None else time.time() - response_time / 1000,
-            name,
-            status,
-            float(response_time),
-            int(response_length or 0),
-            error,
-            t_intended=ctx.get("t_intended"),
-            retry_after_s=retry_after,
-            flow=ctx.get("flow"),
-            flow_id=ctx.get("flow_id"),
-            op_id=ctx.get("op_id"),
-            attempt=ctx.get("attempt") or 1,
-        )
+        with recording(environment, spool.path):
+            spool.add(
+                start_time if start_time is not None else time.time() - response_time / 1000,
+                name,
+                status,
+                float(response_time),
+                int(response_length or 0),
+                error,
+                t_intended=ctx.get("t_intended"),
+                retry_after_s=retry_after,
+                flow=ctx.get("flow"),
+                flow_id=ctx.get("flow_id"),
+                op_id=ctx.get("op_id"),
+                attempt=ctx.get("attempt") or 1,
+            )
 
     def on_quitting(**kwargs: Any) -> None:
-        spool.close()
+        with recording(environment, spool.path):
+            spool.close()
 
     environment.events.request.add_listener(on_request)
     environment.events.quitting.add_listener(on_quitting)

@@ -36,15 +36,25 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from authload import metric_names as names
 from authload.contracts import ENDPOINTS
+from authload.load import live_counts
 from authload.load.failures import FAILURE_PATTERN
-from authload.slo_grammar import DEFAULT_FILTER, ERROR_FILTERS, PERCENTILES, parse_slo
+from authload.results import LOST_PREFIXES, journey_ok
+from authload.slo_grammar import (
+    DEFAULT_FILTER,
+    ERROR_FILTERS,
+    JOURNEYS,
+    PERCENTILES,
+    REQUESTS,
+    SloSpec,
+    parse_slo,
+)
 
 if TYPE_CHECKING:
     from locust.env import Environment
 
     from authload.runconfig import RunConfig
 
-__all__ = ["RunState", "error_budgets", "slo_met"]
+__all__ = ["RunState", "error_budgets", "slo_live", "slo_met"]
 
 
 def _entry(stats: Any, endpoint: str) -> Any:
@@ -67,13 +77,26 @@ def _failures(stats: Any, endpoint: str, filter_name: str) -> int:
     return count
 
 
-def slo_met(slo: str, stats: Any, elapsed_s: float) -> bool:
-    """Whether ``slo`` is met by the run so far, as Locust's ``stats`` (a RequestStats) show it."""
+def slo_met(slo: str, stats: Any, elapsed_s: float) -> bool | None:
+    """Whether ``slo`` is met by the run so far, as Locust's ``stats`` (a RequestStats) and
+    authload's own counts (:mod:`authload.load.live_counts`) show it; None when it cannot be
+    judged live (a latency of the expected answers alone, a journey's duration, a
+    revocation time: those are judged from the records at the end)."""
+    return slo_live(slo, stats, elapsed_s)[1]
+
+
+def slo_live(slo: str, stats: Any, elapsed_s: float) -> tuple[float | None, bool | None]:
+    """The SLO's value so far in its unit (ms, percent, per second; None before its first
+    request or journey, or when not judged live) and whether it is met (:func:`slo_met`)."""
     spec = parse_slo(slo)
+    if spec.family == JOURNEYS:
+        return _journeys_live(spec, live_counts.totals()) if spec.is_share else (None, None)
+    if spec.family != REQUESTS or spec.latency_filter is not None:
+        return None, None
     entry = _entry(stats, spec.endpoint)
     requests = int(entry.num_requests) if entry is not None else 0
     if requests == 0:
-        return True  # nothing measured yet: nothing broken so far
+        return None, True  # nothing measured yet: nothing broken so far
     value: float
     if spec.stat == "error_rate":
         filter_name = spec.filter or DEFAULT_FILTER
@@ -82,10 +105,10 @@ def slo_met(slo: str, stats: Any, elapsed_s: float) -> bool:
             if filter_name == DEFAULT_FILTER
             else _failures(stats, spec.endpoint, filter_name)
         )
-        return spec.error_rate_met(failed, requests)
+        return 100.0 * failed / requests, spec.error_rate_met(failed, requests)
     if spec.stat == "rate":
         if elapsed_s <= 0:
-            return True
+            return None, True
         value = requests / elapsed_s
     elif spec.stat == "max":
         value = float(entry.max_response_time)
@@ -93,7 +116,29 @@ def slo_met(slo: str, stats: Any, elapsed_s: float) -> bool:
         value = float(entry.avg_response_time)
     else:
         value = float(entry.get_response_time_percentile(PERCENTILES[spec.stat]))
-    return spec.met(value)
+    return value, spec.met(value)
+
+
+def _journeys_live(spec: SloSpec, counts: live_counts.LiveCounts) -> tuple[float | None, bool]:
+    """A journey share so far, from the outcomes counted (``flow:outcome``) and arrivals."""
+    if spec.stat == "dropped":
+        hits, total = counts.arrivals.dropped, counts.arrivals.due
+    else:
+        hits = total = 0
+        for key, n in counts.outcomes.items():
+            flow, _, outcome = key.partition(":")
+            if not outcome or (spec.endpoint != "*" and flow != spec.endpoint):
+                continue
+            total += n
+            if spec.stat == "journey_success":
+                hits += n if journey_ok(outcome) else 0
+            else:
+                hits += n if outcome.startswith(LOST_PREFIXES) else 0
+        if spec.endpoint == "*":
+            total += counts.arrivals.dropped
+    if total == 0:
+        return None, True
+    return 100.0 * hits / total, spec.error_rate_met(hits, total)
 
 
 def error_budgets(slos: Iterable[str]) -> dict[str, float]:
@@ -159,6 +204,8 @@ class RunState:
         passing = True
         for slo in scenario.slos:
             met = slo_met(slo, environment.stats, self._elapsed)
+            if met is None:
+                continue
             passing = passing and met
             self.slo_passing.labels(*run, slo).set(1 if met else 0)
         self.run_passing.labels(*run).set(1 if passing else 0)

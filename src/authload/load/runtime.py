@@ -14,6 +14,7 @@ from typing import Any
 from locust.env import Environment
 
 from authload.load.accounts import CodeSource, ConfiguredCodes, MockInbox
+from authload.load.arrivals import Arrivals
 from authload.load.clients import AuthClient, FlowContext, StopGate, TargetAccess
 from authload.load.flows import Journey, SharedState
 from authload.load.limits import RequestLimits, process_limits
@@ -55,6 +56,8 @@ class Runtime:
         self.state = SharedState(
             idle_mobile=deque(maxlen=storm_share(self.scenario, self.share()[1]))
         )
+        self.arrivals = Arrivals(self.scenario.load, self.state)  # open model
+        self.test_started = 0.0  # when this process's test started (Locust's test_start)
         self.rng = random.Random()
         self.reseed()
         retry = self.scenario.retry
@@ -105,8 +108,9 @@ class Runtime:
         flow: str,
         account: TestAccount | None = None,
         t_intended: float | None = None,
+        queued: bool = False,
     ) -> Journey:
-        ctx = FlowContext(flow, f"{self.worker}-{next(self._journeys)}", t_intended)
+        ctx = FlowContext(flow, f"{self.worker}-{next(self._journeys)}", t_intended, queued)
         return Journey(
             client,
             self.codes,

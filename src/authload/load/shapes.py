@@ -37,13 +37,15 @@ def arrival_times(load: Load, start: float, processes: int = 1, index: int = 0) 
 
 
 class StagesShape(LoadTestShape):
-    """Closed model: the stage's users at its spawn rate. Open model: one arrival dispatcher
-    per process (the shape keeps them alive until the last stage ends)."""
+    """Closed model: the stage's users at its spawn rate, or the users a person set in the
+    web UI (``manual``: from then on, until the last stage ends). Open model: one arrival
+    dispatcher per process (the shape keeps them alive until the last stage ends)."""
 
     abstract = True
     load: Load
     user_classes_for_open: list[Any]
     processes: int = 1
+    manual: tuple[int, float] | None = None  # (users, spawn rate) under manual control
 
     def tick(self) -> tuple[int, float] | tuple[int, float, list[Any]] | None:
         index = stage_at(self.load, self.get_run_time())
@@ -51,5 +53,7 @@ class StagesShape(LoadTestShape):
             return None
         if self.load.model == "open":
             return self.processes, float(self.processes), self.user_classes_for_open
+        if self.manual is not None:
+            return self.manual
         stage = self.load.stages[index]
         return int(stage.users or 0), stage.spawn_rate

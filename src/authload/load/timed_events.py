@@ -13,17 +13,18 @@ from typing import Any
 import gevent
 from locust.contrib.fasthttp import FastHttpSession
 
-from authload.load.clients import RunStopping
 from authload.load.flows import (
     LOGOUT,
-    FlowFailed,
     GigmaSession,
+    Journey,
     MobileSession,
     gigma_login,
+    logout_everywhere,
     refresh,
+    run_steps,
 )
 from authload.load.runtime import Runtime
-from authload.results import append_event
+from authload.results import STOPPED, append_event
 from authload.scenario import MassLogout, RefreshStorm
 
 MIN_CONNECTIONS = 10  # FastHttpSession's own default
@@ -98,18 +99,23 @@ def refresh_storm(rt: Runtime, client: Any, event: RefreshStorm) -> None:
 
 def _storm_refresh(rt: Runtime, client: Any, session: MobileSession, due: float) -> None:
     j = rt.journey(client, "refresh_storm", session.account, t_intended=due)
-    try:
+    tokens: list[str] = []
+
+    def steps(j: Journey) -> str:
         token, lost = refresh(j, session.refresh_token)
-    except FlowFailed as failed:
-        rt.state.outcomes[f"refresh_storm:{failed.outcome}"] += 1
-        return
-    except RunStopping:
-        return
-    if lost is not None:
-        rt.state.outcomes[f"refresh_storm:{lost}"] += 1
-        return
-    rt.state.outcomes["refresh_storm:completed"] += 1
-    rt.state.idle_mobile.append(MobileSession(session.account, token))
+        tokens.append(token)
+        return lost or "completed"
+
+    _journey(rt, j, steps, due)
+    if tokens and tokens[0] != session.refresh_token:  # rotated: the session lives on
+        rt.state.idle_mobile.append(MobileSession(session.account, tokens[0]))
+
+
+def _journey(rt: Runtime, j: Journey, steps: Any, t_start: float) -> str:
+    """Run a timed event's journey, counted and kept like a flow's (from ``t_start``)."""
+    outcome = run_steps(steps, j)
+    rt.state.record(j.ctx.flow, outcome, t_start, j.ctx)
+    return outcome
 
 
 def mass_logout(rt: Runtime, client: Any, event: MassLogout) -> None:
@@ -126,27 +132,15 @@ def _logout_everywhere(rt: Runtime, client: Any, session: GigmaSession, event: M
     """Logout from all devices; the other devices must be refused from then on; later the
     user notices and logs in again."""
     j = rt.journey(client, "mass_logout", session.account)
-    outcomes = rt.state.outcomes
-    try:
-        j.call("gigma.logout", {"from_all_devices": True}, bearer=session.tokens[0], expect=LOGOUT)
-        logged_out = time.time()
-        for token in session.tokens[1:]:
-            if (
-                j.call(
-                    "gigma.logout", {"from_all_devices": False}, bearer=token, expect=LOGOUT
-                ).status
-                == 200
-            ):
-                outcomes["mass_logout:revoked_token_accepted"] += 1
-                _note(rt, "revoked_token_accepted", after_s=time.time() - logged_out)
-            else:
-                outcomes["mass_logout:revoked_token_refused"] += 1
-        j.wait(event.relogin_delay)
-        relogin = rt.journey(client, "relogin", session.account)
-        token = gigma_login(relogin)
-        relogin.call("gigma.logout", {"from_all_devices": False}, bearer=token)
-        outcomes["relogin:completed"] += 1
-    except FlowFailed as failed:
-        outcomes[f"mass_logout:{failed.outcome}"] += 1
-    except RunStopping:
-        pass
+    logout = _journey(rt, j, lambda j: logout_everywhere(j, session.tokens, LOGOUT), time.time())
+    if logout == STOPPED:
+        return
+    j.wait(event.relogin_delay)
+    relogin = rt.journey(client, "relogin", session.account)
+
+    def steps(j: Journey) -> str:
+        token = gigma_login(j)
+        j.call("gigma.logout", {"from_all_devices": False}, bearer=token)
+        return "completed"
+
+    _journey(rt, relogin, steps, time.time())

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from functools import partial
 from typing import Any, ClassVar
 
-import gevent
-from gevent.pool import Pool
 from locust import FastHttpUser, constant, task
 
 from authload.distributions import sample_ms
+from authload.load.arrivals import sleep_until
 from authload.load.flows import run_journey
 from authload.load.runtime import Runtime
-from authload.load.shapes import arrival_times
+from authload.load.shapes import arrival_times, stage_at
 
 RUNTIME: dict[str, Runtime] = {}  # "current": the process's runtime, set on Locust's init
 # (a remote worker: when its master's run configuration arrives, before its users spawn)
@@ -44,6 +44,14 @@ class JourneyUser(FastHttpUser):
         super().__init__(environment)
         self.api = rt.client(self.client)
 
+    def stop(self, force: bool = False) -> bool:
+        """Locust stops this user (fewer users in the next stage, or the test's end): noted,
+        so that after the stop's grace its journey starts no request and none is in flight
+        when Locust's stop timeout runs out (see :class:`~authload.load.clients.StopGate`)."""
+        self.api.user_stop.begin()
+        stopped: bool = super().stop(force)
+        return stopped
+
     def wait_time(self) -> float:
         rt = runtime()
         return sample_ms(rt.scenario.think_time, rt.rng) / 1000.0
@@ -70,10 +78,9 @@ class ArrivalUser(FastHttpUser):
     """Open model: starts journeys on the arrival schedule whatever the latency.
 
     One per process; it takes this process's share of the scenario's arrivals (every
-    ``processes``-th, from its index on). Journeys run in a pool of ``max_in_flight``
-    greenlets; an arrival finding the pool full is dropped and counted (``dropped_arrivals``),
-    never delayed, so coordinated omission cannot hide queueing. Every journey carries its
-    intended start time into the records.
+    ``processes``-th, from its index on) and hands each to the process's
+    :class:`~authload.load.arrivals.Arrivals`, which starts it, queues it or drops it (never
+    hidden: see there). Every journey carries its intended start time into the records.
     """
 
     abstract = True
@@ -87,21 +94,42 @@ class ArrivalUser(FastHttpUser):
         self.concurrency = rt.scenario.load.max_in_flight  # pool serves every journey at once
         super().__init__(environment)
         self.api = rt.client(self.client)
-        self.pool = Pool(rt.scenario.load.max_in_flight)
 
     @task
     def dispatch(self) -> None:
         rt = runtime()
+        if not rt.arrivals.claim():  # Locust rebalanced a lost process's dispatcher here: this
+            while True:  # process's share is already being sent; the lost one's is reported
+                self.wait()  # as a shortfall (load_offered), never sent twice
         flows = [f for f, w in rt.scenario.mix.items() if w > 0]
         weights = [rt.scenario.mix[f] for f in flows]
         index, processes = rt.share()
-        for due in arrival_times(rt.scenario.load, time.time(), processes, index):
-            gevent.sleep(max(0.0, due - time.time()))
+        # the schedule counts from the test's start, as the shape that ends it does, not from
+        # this dispatcher's (later) start: its last arrivals are due before the load ends
+        arrivals, load, start = rt.arrivals, rt.scenario.load, rt.test_started or time.time()
+        for due in arrival_times(load, start, processes, index):
+            sleep_until(due)
+            if _past_the_stop(rt, due):
+                break
             flow = rt.rng.choices(flows, weights=weights)[0]
-            if self.pool.full():
-                rt.state.outcomes["dropped_arrivals"] += 1
-                continue
-            self.pool.spawn(run_journey, flow, rt.journey(self.api, flow, t_intended=due))
-        self.pool.join()
+            stage = stage_at(load, due - start)
+            arrivals.arrive(due, stage or 0, flow, partial(self._journey, rt, flow))
+        arrivals.join()
         while True:  # the schedule is done: wait, stoppable at once, for the shape to end
             self.wait()
+
+    def _journey(self, rt: Runtime, flow: str, due: float, queued: bool) -> None:
+        run_journey(flow, rt.journey(self.api, flow, t_intended=due, queued=queued))
+
+
+STOP_DUE_S = 1.0  # arrivals due this long after the test began to stop are still sent
+
+
+def _past_the_stop(rt: Runtime, due: float) -> bool:
+    """Whether the test began to stop before this arrival was due (an abort, a Ctrl-C): no
+    more arrivals then. At the load's natural end the shape stops the test within a moment
+    of the last arrival's due time (its clock starts a little before this process's), so
+    those due within :data:`STOP_DUE_S` of the stop are still sent: the planned arrivals,
+    all of them."""
+    since = rt.gate.stopping_since
+    return since is not None and due > since + STOP_DUE_S

@@ -7,6 +7,7 @@ import zlib
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import BaseModel, ConfigDict, Field
 
 from authload.contracts.openapi import openapi_document
 from authload.mock.core import Mock
@@ -81,6 +82,20 @@ async def end_faults(mock: Mock, request: Request, fault_id: str | None = None) 
         raise ApiError(404, f"No open or scheduled fault {fault_id!r}.")
     await mock.publish()
     return json_reply({"ended": [r.id for r in ended]})
+
+
+class Epoch(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    t: float | None = Field(None, gt=0, description="unix seconds; none: now")
+
+
+async def set_epoch(mock: Mock, request: Request) -> Reply:
+    """Count the profile's fault windows from ``t`` (the load's start), as timed events are
+    counted; windows already open end now."""
+    body = parse_body(Epoch, request.body or b"{}", 422)
+    mock.behaviour.rebase(body.t if body.t is not None else time.time())
+    await mock.publish()
+    return json_reply({"epoch": mock.behaviour.epoch})
 
 
 async def get_behaviour(mock: Mock, request: Request) -> Reply:

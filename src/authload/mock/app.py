@@ -54,6 +54,7 @@ ADMIN_ROUTES: dict[tuple[str, str], Handler] = {
     ("GET", "/_mock/stats"): admin.stats,
     ("GET", "/_mock/held"): admin.held,
     ("POST", "/_mock/reset"): admin.reset,
+    ("POST", "/_mock/epoch"): admin.set_epoch,
     ("GET", "/_mock/accounts"): admin.accounts,
     ("GET", "/_mock/esia/authorize"): admin.esia_authorize,
     ("GET", "/_mock/faults"): admin.get_faults,
@@ -150,6 +151,8 @@ class MockApp:
                 except ApiError as error:  # a refusal takes the service its time too
                     reply = render_error(error, route.style)
                 delay = behaviour.added_latency_s(name) + added_ms / 1000.0
+                if added_ms > 0:  # latency faults delayed this answer (counted once)
+                    mock.metrics.child(mock.metrics.faults_applied, name, "latency").inc()
                 if delay > 0:
                     await asyncio.sleep(delay)
         except Shed as shed:

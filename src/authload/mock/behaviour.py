@@ -17,7 +17,7 @@ from typing import Any
 
 from authload.contracts import ENDPOINTS
 from authload.distributions import sample_ms
-from authload.mock.profile import Capacity, Fault, Profile
+from authload.mock.profile import STATE_FAULTS, Capacity, Fault, Profile
 
 MAX_FAULT_RECORDS = 1000
 
@@ -158,7 +158,7 @@ class FaultBoard:
         added = 0.0
         for r in self.records:
             spec = r.spec
-            if not (r.active(now) and spec.applies_to(endpoint)):
+            if spec.kind in STATE_FAULTS or not (r.active(now) and spec.applies_to(endpoint)):
                 continue
             if spec.fraction < 1.0 and rng.random() >= spec.fraction:
                 continue
@@ -167,6 +167,16 @@ class FaultBoard:
             else:
                 return spec, added
         return None, added
+
+    def revocation_lag(self, endpoint: str, now: float) -> float:
+        """How long a token revoked or rotated now keeps working at ``endpoint``: the longest
+        ``lag_s`` of the open stale_revocation windows on it (0: refused at once)."""
+        lags = [
+            r.spec.lag_s
+            for r in self.records
+            if r.spec.kind == "stale_revocation" and r.active(now) and r.spec.applies_to(endpoint)
+        ]
+        return max(lags, default=0.0)
 
     def active_kinds(self, now: float) -> set[tuple[str, str]]:
         """(endpoint, kind) pairs with an open window."""
@@ -232,9 +242,20 @@ class Behaviour:
         for fault in profile.faults:
             self.faults.add(fault, "profile", self.epoch)
 
+    def rebase(self, epoch: float) -> None:
+        """Count the profile's fault windows from ``epoch`` (the load's start) instead of the
+        mock's start: the windows scheduled on the old clock are forgotten (history keeps
+        none of them: they belong to the time before the load) and the profile's windows
+        are scheduled again from ``epoch``. Admin windows stay as they are."""
+        self.epoch = self.faults.epoch = epoch
+        self.faults.records = [r for r in self.faults.records if r.origin != "profile"]
+        for fault in self.profile.faults:
+            self.faults.add(fault, "profile", epoch)
+
     def control(self) -> dict[str, Any]:
         """Everything an admin can change, as JSON: what other mock processes load."""
         return {
+            "epoch": self.epoch,
             "profile": self.profile.model_dump(mode="json"),
             "faults": [
                 {
@@ -251,6 +272,7 @@ class Behaviour:
         }
 
     def load_control(self, data: dict[str, Any]) -> None:
+        self.epoch = self.faults.epoch = float(data.get("epoch", self.epoch))
         profile = Profile.model_validate(data["profile"])
         self.apply(profile)
         self.faults.records = [

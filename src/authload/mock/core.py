@@ -17,6 +17,7 @@ from authload.mock.metrics import MockMetrics
 from authload.mock.population import Population
 from authload.mock.profile import Profile
 from authload.mock.settings import MockSettings
+from authload.mock.stale import StaleTokens
 from authload.mock.state import MemoryStore, Store, TokenRules
 from authload.mock.trim import EVERY_S as TRIM_EVERY_S
 from authload.mock.trim import release_free_memory
@@ -42,11 +43,13 @@ class Mock:
         self.metrics = metrics if metrics is not None else MockMetrics()
         self.rng = rng if rng is not None else random.Random()
         self.behaviour = Behaviour(profile or Profile(), time.time(), self.rng)
+        self.stale = StaleTokens()  # revoked tokens a stale_revocation fault keeps working
         self.token_rules = TokenRules(
             settings.access_ttl_s,
             settings.refresh_ttl_s,
             settings.reuse_memory_s,
             settings.refresh_grace_s,
+            settings.reuse_revokes_family,
         )
         self._control_version = 0
         self._ticker: asyncio.Task[None] | None = None

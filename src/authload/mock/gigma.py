@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from authload.contracts import gigma as contract
 from authload.mock.core import Mock
 from authload.mock.http import ApiError, Reply, Request, model_reply, parse_body
@@ -74,18 +76,25 @@ async def login(mock: Mock, request: Request) -> Reply:
 async def logout(mock: Mock, request: Request) -> Reply:
     _check_app_token(mock, request)
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    index = None
-    if scheme.lower() == "bearer" and token:
-        index = await mock.store.session_account(API, token.strip())
+    token = token.strip() if scheme.lower() == "bearer" else ""
+    index = await mock.store.session_account(API, token) if token else None
     if index is None:
+        if token and mock.stale.accepts(API, token):  # revoked, but the stale view lags
+            mock.metrics.child(mock.metrics.stale_accepted, API).inc()
+            return model_reply(contract.Message(message=contract.LOGGED_OUT))
         raise ApiError(401, "Unauthenticated.")
     body = parse_body(contract.LogoutRequest, request.body or b"{}", 422)
+    lag = mock.behaviour.faults.revocation_lag(contract.LOGOUT.name, time.time())
     if body.from_all_devices:
+        revoked = await mock.store.account_tokens(API, index) if lag else []
         ended = await mock.store.close_all_sessions(API, index)
         message = contract.LOGGED_OUT_ALL
     else:
-        ended = int(await mock.store.close_session(API, token.strip()))
+        revoked = [token]
+        ended = int(await mock.store.close_session(API, token))
         message = contract.LOGGED_OUT
+    if lag:
+        mock.stale.remember(API, revoked, lag)
     mock.metrics.child(mock.metrics.tokens_revoked, API).inc(ended)
     return model_reply(contract.Message(message=message))
 

@@ -66,7 +66,7 @@ class MockMetrics:
         )
         self.faults_applied = Counter(
             names.MOCK_FAULTS_APPLIED,
-            "Requests a fault hit",
+            "Requests a fault hit (latency: answers it delayed)",
             [names.ENDPOINT, names.KIND],
             registry=r,
         )
@@ -78,6 +78,17 @@ class MockMetrics:
         )
         self.refresh_reuse = Counter(
             names.MOCK_REFRESH_REUSE, "Rotated refresh tokens presented again", registry=r
+        )
+        self.families_revoked = Counter(
+            names.MOCK_FAMILIES_REVOKED,
+            "Sessions ended because a rotated refresh token of theirs was reused",
+            registry=r,
+        )
+        self.stale_accepted = Counter(
+            names.MOCK_STALE_ACCEPTED,
+            "Revoked or rotated tokens accepted under a stale_revocation fault",
+            [names.API],
+            registry=r,
         )
         self.sessions_evicted = Counter(
             names.MOCK_SESSIONS_EVICTED,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hmac
+import time
+from dataclasses import replace
 from urllib.parse import urlencode
 
 from authload.contracts import mobile as contract
@@ -107,9 +109,17 @@ async def refresh(mock: Mock, request: Request) -> Reply:
     body = parse_body(contract.RefreshTokensRequest, request.body, 400)
     _check_secret(mock, body.client_secret)
     pair = Pair(mock.session_id(), mock.uuid4())
-    outcome, _ = await mock.store.rotate_refresh(body.refresh_token, pair, mock.token_rules)
-    if outcome is Rotation.REUSED:
+    rules = mock.token_rules
+    lag = mock.behaviour.faults.revocation_lag(contract.REFRESH.name, time.time())
+    if lag > rules.grace:  # a stale view: a rotated token keeps working for the lag
+        rules = replace(rules, grace=lag)
+    outcome, _ = await mock.store.rotate_refresh(body.refresh_token, pair, rules)
+    if outcome is Rotation.GRACE and rules is not mock.token_rules:
+        mock.metrics.child(mock.metrics.stale_accepted, API).inc()
+    if outcome in (Rotation.REUSED, Rotation.FAMILY_REVOKED):
         mock.metrics.refresh_reuse.inc()
+        if outcome is Rotation.FAMILY_REVOKED:
+            mock.metrics.families_revoked.inc()
         raise ApiError(400, "Refresh token already used.")
     if outcome is Rotation.UNKNOWN:
         raise ApiError(400, "Invalid or expired refresh token.")

@@ -62,7 +62,11 @@ class CapacityConfig(_Strict):
     endpoints: dict[EndpointName, Capacity] = Field(default_factory=dict)
 
 
-FaultKind = Literal["status", "latency", "hang", "reset", "truncate", "malformed"]
+FaultKind = Literal[
+    "status", "latency", "hang", "reset", "truncate", "malformed", "stale_revocation"
+]
+#: Faults that change no answer on their own (the others end or delay the request they hit).
+STATE_FAULTS = frozenset({"stale_revocation"})
 
 
 class Fault(_Strict):
@@ -78,11 +82,18 @@ class Fault(_Strict):
     retry_after_s: int | None = Field(None, ge=0, description="Retry-After on status faults")
     added_ms: float = Field(0.0, ge=0, description="latency faults: extra time")
     hang_max_s: float = Field(300.0, gt=0, description="hang: answer nothing for this long")
+    lag_s: float = Field(
+        0.0,
+        ge=0,
+        description="stale_revocation: a token logged out or rotated keeps working this long",
+    )
 
     @model_validator(mode="after")
     def _needs(self) -> Fault:
         if self.kind == "latency" and self.added_ms <= 0:
             raise ValueError("a latency fault needs added_ms > 0")
+        if self.kind == "stale_revocation" and self.lag_s <= 0:
+            raise ValueError("a stale_revocation fault needs lag_s > 0")
         return self
 
     def applies_to(self, endpoint: str) -> bool:

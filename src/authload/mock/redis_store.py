@@ -143,6 +143,18 @@ return #sids
 """
 )
 
+_ACCOUNT_TOKENS = (
+    _SESSIONS
+    + """
+local tokens = {}
+for _, sid in ipairs(redis.call('ZRANGE', owned(ARGV[2], ARGV[3]), 0, -1)) do
+  local s = fetch(sid)
+  if s and now < tonumber(s[4]) then table.insert(tokens, s[3]) end
+end
+return tokens
+"""
+)
+
 _ROTATE = (
     _SESSIONS
     + """
@@ -155,8 +167,13 @@ if not sid then
   local r = redis.call('HMGET', P .. 's:rotated:' .. old, 'sid', 'at')
   if not r[1] then return {'unknown'} end
   sid = r[1]
-  if now - tonumber(r[2]) >= grace or redis.call('EXISTS', sess(sid)) == 0 then
-    return {'reused'}
+  if redis.call('EXISTS', sess(sid)) == 0 then return {'reused'} end
+  if now - tonumber(r[2]) >= grace then
+    if ARGV[9] ~= '1' then return {'reused'} end
+    local s = fetch(sid)
+    if not s then return {'reused'} end
+    drop(sid, s)
+    return {'family_revoked', tonumber(s[2])}
   end
   outcome = 'grace'
 end
@@ -205,6 +222,7 @@ class RedisStore:
         self._open_session = redis.register_script(_OPEN_SESSION)
         self._by_access = redis.register_script(_BY_ACCESS)
         self._close_all = redis.register_script(_CLOSE_ALL)
+        self._account_tokens = redis.register_script(_ACCOUNT_TOKENS)
         self._rotate = redis.register_script(_ROTATE)
 
     @classmethod
@@ -311,12 +329,19 @@ class RedisStore:
     async def close_all_sessions(self, api: str, account: int) -> int:
         return int(await self._session(self._close_all, api, account))
 
+    async def account_tokens(self, api: str, account: int) -> list[str]:
+        """The access tokens of the account's live sessions."""
+        return [str(t) for t in await self._session(self._account_tokens, api, account)]
+
     async def rotate_refresh(
         self, old: str, new: Pair, rules: TokenRules
     ) -> tuple[Rotation, int | None]:
         ttls = (_ms(rules.access_ttl), _ms(rules.refresh_ttl))
         memory = (round(rules.remembered_s * 1000), round(rules.grace * 1000))
-        reply = await self._session(self._rotate, old, new.access, new.refresh, *ttls, *memory)
+        family = "1" if rules.revoke_family else "0"
+        reply = await self._session(
+            self._rotate, old, new.access, new.refresh, *ttls, *memory, family
+        )
         return Rotation(reply[0]), _optional_int(reply[1] if len(reply) > 1 else None)
 
     # rate limits

@@ -16,6 +16,7 @@ import httpx
 import uvicorn
 
 from authload import memtrace
+from authload.children import die_with_parent
 from authload.errors import InputError, MockStartError, ProfileError
 from authload.mock.app import MockApp, create_app
 from authload.mock.core import Mock
@@ -138,6 +139,8 @@ class EmbeddedMock:
                 env={**os.environ, **self._env},
                 stdout=self._log,
                 stderr=subprocess.STDOUT,
+                start_new_session=True,  # a Ctrl-C stops the run, which then stops the mock
+                preexec_fn=die_with_parent,
             )
         finally:
             sock.close()
@@ -176,6 +179,10 @@ class EmbeddedMock:
             f"the mock did not answer /healthz within {self._timeout:.0f} s: "
             f"{self.output()[-2000:]}"
         )
+
+    def exit_code(self) -> int | None:
+        """The mock's exit code once it has exited (died), else None."""
+        return None if self._proc is None else self._proc.poll()
 
     def output(self) -> str:
         """What the child printed so far."""

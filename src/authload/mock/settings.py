@@ -42,6 +42,11 @@ class MockSettings(BaseSettings):
     refresh_grace_s: float = Field(
         0.0, ge=0, description="a rotated refresh token still works this long (0: dies at once)"
     )
+    reuse_revokes_family: bool = Field(
+        False,
+        description="a reused (already rotated) refresh token ends its whole session, as "
+        "OAuth 2.0 security best practice recommends (false: only the reuse is refused)",
+    )
     max_sessions_per_account: int = Field(
         10, ge=1, description="live sessions per account and API; the oldest is evicted"
     )

@@ -29,6 +29,7 @@ class Rotation(Enum):
     ROTATED = "rotated"
     GRACE = "grace"  # an already rotated token, still inside the grace window: rotated again
     REUSED = "reused"  # a refresh token that was already rotated away
+    FAMILY_REVOKED = "family_revoked"  # reused, and (revoke_family) its live session ended
     UNKNOWN = "unknown"  # never issued, expired, or its session ended
 
 
@@ -66,6 +67,7 @@ class TokenRules:
     refresh_ttl: float
     reuse_memory: float  # how long a rotated refresh token is remembered
     grace: float = 0.0  # a rotated refresh token still rotates for this long
+    revoke_family: bool = False  # a reuse ends the session the token belonged to
 
     @property
     def remembered_s(self) -> float:
@@ -89,6 +91,7 @@ class Store(Protocol):
     async def session_account(self, api: str, access: str) -> int | None: ...
     async def close_session(self, api: str, access: str) -> bool: ...
     async def close_all_sessions(self, api: str, account: int) -> int: ...
+    async def account_tokens(self, api: str, account: int) -> list[str]: ...
     async def rotate_refresh(
         self, old: str, new: Pair, rules: TokenRules
     ) -> tuple[Rotation, int | None]: ...
@@ -281,6 +284,12 @@ class MemoryStore:
             self._drop(sid)
         return len(sids)
 
+    async def account_tokens(self, api: str, account: int) -> list[str]:
+        """The access tokens of the account's live sessions."""
+        now = self._clock()
+        owned = self._by_account.get((api, account), OrderedDict())
+        return [s.access for s in (self._sessions[sid] for sid in owned) if now < s.access_expires]
+
     async def rotate_refresh(
         self, old: str, new: Pair, rules: TokenRules
     ) -> tuple[Rotation, int | None]:
@@ -291,8 +300,14 @@ class MemoryStore:
             forget_at, rotated_at, sid = self._rotated.get(old, (0.0, 0.0, -1))
             if forget_at <= now:
                 return Rotation.UNKNOWN, None
-            if now - rotated_at >= rules.grace or sid not in self._sessions:
+            if sid not in self._sessions:
                 return Rotation.REUSED, None
+            if now - rotated_at >= rules.grace:
+                if not rules.revoke_family:
+                    return Rotation.REUSED, None
+                account = self._sessions[sid].account
+                self._drop(sid)
+                return Rotation.FAMILY_REVOKED, account
             outcome = Rotation.GRACE
         session = self._sessions.get(sid)
         if session is None or not session.alive(now):

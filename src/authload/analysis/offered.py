@@ -1,0 +1,138 @@
+"""Whether the planned load was offered, stage by stage.
+
+Closed model: the users Locust ran, as the run's watcher noted them every few seconds
+(``offered`` events), once a stage has ramped up (its change of users at its spawn rate, and
+:data:`SETTLE_S` more): a stage falls short when at least :data:`SUSTAINED` samples show
+fewer users than planned. Open model: each stage's planned arrivals (its duration x rate,
+the schedule every process shares) against those the processes accounted for (each process's
+``due_by_stage`` at its end; a process that died never reports, so its journeys kept in the
+records stand for what it offered): a stage falls short by more than :data:`ARRIVAL_SLACK`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+from authload.results import DROPPED, JOURNEY
+from authload.scenario import Load
+from authload.slo_grammar import EVENT_JOURNEYS
+
+SETTLE_S = 5.0  # after a stage's ramp: Locust's master learns the workers' users with delay
+SUSTAINED = 2  # samples (5 s apart) short of the plan that make a shortfall
+ARRIVAL_SLACK = 0.01  # arrivals a stage may miss (timing at the very end of the load)
+
+
+def shortfalls(
+    load: Load, events: list[dict[str, Any]], journeys: pd.DataFrame, died: list[dict[str, Any]]
+) -> list[str]:
+    """Each stage that was not offered as planned, said for a person (times from the load's
+    start)."""
+    starts = {int(e["stage"]): float(e["t"]) for e in events if e.get("kind") == "stage"}
+    if not starts:
+        return ["the load never started"]
+    if load.model == "closed":
+        return _closed(load, events, starts)
+    return _open(load, events, journeys, died, min(starts.values()))
+
+
+def _closed(load: Load, events: list[dict[str, Any]], starts: dict[int, float]) -> list[str]:
+    origin = min(starts.values())
+    offered = [e for e in events if e.get("kind") == "offered"]
+    found, previous = [], 0
+    for index, stage in enumerate(load.stages):
+        planned = int(stage.users or 0)
+        if index not in starts:
+            found.append(f"stage {index} ({planned} users) never ran")
+            continue
+        steady = starts[index] + abs(planned - previous) / stage.spawn_rate + SETTLE_S
+        short = [
+            e for e in offered if e["stage"] == index and e["t"] >= steady and e["users"] < planned
+        ]
+        if len(short) >= SUSTAINED:
+            fewest = min(int(e["users"]) for e in short)
+            since = float(short[0]["t"]) - origin
+            found.append(
+                f"stage {index}: planned {planned} users, {fewest} running from {since:.0f} s"
+            )
+        previous = planned
+    return found
+
+
+def _open(
+    load: Load,
+    events: list[dict[str, Any]],
+    journeys: pd.DataFrame,
+    died: list[dict[str, Any]],
+    origin: float,
+) -> list[str]:
+    reported = _reported_dues(events)
+    lost = _dead_journeys(load, journeys, died, origin)
+    found = []
+    for index, stage in enumerate(load.stages):
+        rate = stage.rate or 0.0
+        planned = math.ceil(stage.duration_s * rate - 1e-9) if rate > 0 else 0
+        offered = reported.get(index, 0) + lost.get(index, 0)
+        if offered < planned * (1.0 - ARRIVAL_SLACK):
+            found.append(f"stage {index}: planned {planned} arrivals, {offered} offered")
+    return found
+
+
+def _reported_dues(events: list[dict[str, Any]]) -> dict[int, int]:
+    total: dict[int, int] = {}
+    for event in events:
+        if event.get("kind") != "outcomes":
+            continue
+        for index, n in enumerate((event.get("arrivals") or {}).get("due_by_stage", [])):
+            total[index] = total.get(index, 0) + int(n)
+    return total
+
+
+def _dead_journeys(
+    load: Load, journeys: pd.DataFrame, died: list[dict[str, Any]], origin: float
+) -> dict[int, int]:
+    """The journeys kept of the processes that died, by the stage they were due in."""
+    dead = {str(d["worker"]) for d in died}
+    if not dead or journeys.empty:
+        return {}
+    arrivals = (journeys["kind"] == JOURNEY) & ~journeys["flow"].isin(EVENT_JOURNEYS)
+    mine = journeys[arrivals & journeys["worker"].isin(dead)]
+    ends = pd.Series([s.duration_s for s in load.stages]).cumsum().tolist()
+    counts: dict[int, int] = {}
+    for t in mine["t_start"] - origin:
+        index = next((i for i, end in enumerate(ends) if t < end), None)
+        if index is not None:
+            counts[index] = counts.get(index, 0) + 1
+    return counts
+
+
+def open_model_limit(
+    load: Load, journeys: pd.DataFrame, resources: pd.DataFrame, cpu_saturated: float
+) -> str | None:
+    """What limited an open-model run whose arrivals waited or were dropped: the generator
+    (a Locust process at ``cpu_saturated`` % CPU or more), else the service (its journeys
+    took so long that ``max_in_flight`` of them were in flight: rate x duration). None when
+    no arrival waited or dropped."""
+    if load.model != "open" or journeys.empty:
+        return None
+    arrivals = journeys[(journeys["kind"] == JOURNEY) & ~journeys["flow"].isin(EVENT_JOURNEYS)]
+    waited = int((arrivals["waited_ms"].fillna(0) > 0).sum())
+    dropped = int((arrivals["outcome"] == DROPPED).sum())
+    if not waited and not dropped:
+        return None
+    what = f"{waited} arrivals waited for a free place and {dropped} were dropped"
+    workers = resources[resources["role"] != "master"] if not resources.empty else resources
+    busiest = float(workers["cpu_percent"].max()) if not workers.empty else float("nan")
+    if busiest >= cpu_saturated:
+        return (
+            f"{what}: the generator was the limit (a Locust process at {busiest:.0f}% CPU); "
+            f"add processes or workers"
+        )
+    slow = float(arrivals["duration_ms"].quantile(0.95)) / 1000.0
+    return (
+        f"{what}: the service was the limit: its journeys took up to {slow:.1f} s (p95), so "
+        f"max_in_flight ({load.max_in_flight} per process) filled (Locust at most "
+        f"{busiest:.0f}% CPU)"
+    )
