@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Memory of both sides of an authload run over a long soak: do they stay flat?
 
-Runs ``authload run SCENARIO --duration 60*MINUTES`` (default ``scenarios/soak.yaml``, 20
-minutes) with one Locust process pinned to the load CPU (default 1) and the embedded mock
+Runs ``authload run SCENARIO --duration 60*MINUTES`` (default ``scenarios/release-gate.yaml``,
+60 minutes) with one Locust process pinned to the load CPU (default 1) and the embedded mock
 moved to the mock CPU (default 0), samples both processes' resident set size (RSS,
 /proc/PID/status VmRSS) every 10 s, and fits each side's growth rate (MB/h, least squares)
 over the second half of the run (never before the end of the warm-up, default minute 10).
@@ -307,9 +307,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--minutes", type=float, default=20.0, help="length of the run (20)")
+    p.add_argument("--minutes", type=float, default=60.0, help="length of the run (60)")
     p.add_argument(
-        "--scenario", type=Path, default=ROOT / "scenarios" / "soak.yaml", help="soak.yaml"
+        "--scenario",
+        type=Path,
+        default=ROOT / "scenarios" / "release-gate.yaml",
+        help="scenarios/release-gate.yaml",
     )
     p.add_argument("--warmup", type=float, default=10.0, help="warm-up, minutes (10)")
     p.add_argument("--every", type=float, default=10.0, help="seconds between samples (10)")

@@ -19,6 +19,8 @@ from authload.mock.profile import Profile
 from authload.mock.settings import MockSettings
 from authload.mock.stale import StaleTokens
 from authload.mock.state import MemoryStore, Store, TokenRules
+from authload.mock.trim import EVERY_S as TRIM_EVERY_S
+from authload.mock.trim import release_free_memory
 
 log = logging.getLogger("authload.mock")
 
@@ -87,6 +89,8 @@ class Mock:
             try:
                 if ticks % 10 == 0:
                     await self.store.keep_alive()
+                if ticks % round(TRIM_EVERY_S / TICK_S) == 0:
+                    release_free_memory()
                 version = await self.store.control_version()
                 if version != self._control_version:
                     version, blob = await self.store.load_control()
