@@ -4,8 +4,8 @@ Latency figures are of every attempt: one that got no answer (status 0: timeout,
 reset) counts the time until it failed, as Locust, the live verdict and the Prometheus
 histogram count it; leaving it out would hide the worst attempts of a run.
 
-The figures are DuckDB aggregates over the records (:mod:`authload.analysis.query`): one
-pass, one row per endpoint, whatever the run's length."""
+The figures are DuckDB aggregates over the records (:mod:`authload.analysis.query`): a few
+passes over the file, one row per endpoint, whatever the run's length."""
 
 from __future__ import annotations
 
