@@ -57,6 +57,7 @@ from authload.results import (
     ROW_GROUP_ROWS,
     write_json,
 )
+from authload.running_mock import fault_event
 from authload.scenario import Scenario
 from authload.scenario_file import load_scenario
 
@@ -643,17 +644,7 @@ def _iso(t: float) -> str:
 def _events(scenario: Scenario, windows: Windows, totals: Totals) -> Iterator[dict[str, Any]]:
     """Stages, the watcher's offered users every 5 s, the fault windows, the outcomes."""
     rows = [*_stages(scenario, totals.last_end)]
-    for entry in _fault_history(windows):
-        rows.append(
-            {
-                "t": entry["t"],
-                "kind": f"fault_{entry['event']}",
-                "fault": entry["fault"],
-                "fault_kind": entry["kind"],
-                "endpoints": entry["endpoints"],
-                "name": entry["name"],
-            }
-        )
+    rows += [fault_event(entry) for entry in _fault_history(windows)]
     yield from sorted(rows, key=lambda e: float(e["t"]))
     arrivals = dict.fromkeys(("due", "started", "waited", "dropped", "waiting", "in_flight"), 0)
     for worker, counts in totals.outcomes.items():

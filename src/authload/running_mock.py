@@ -47,17 +47,20 @@ def keep_fault_history(run_dir: Path, history: list[dict[str, Any]]) -> None:
     """The mock's fault windows, as it logged them: in mock_faults.json and the events."""
     write_json(run_dir / "mock_faults.json", history)
     for entry in history:
-        append_event(
-            run_dir,
-            {
-                "t": entry["t"],
-                "kind": f"fault_{entry['event']}",
-                "fault": entry["fault"],
-                "fault_kind": entry["kind"],
-                "endpoints": entry["endpoints"],
-                "name": entry["name"],
-            },
-        )
+        append_event(run_dir, fault_event(entry))
+
+
+def fault_event(entry: dict[str, Any]) -> dict[str, Any]:
+    """One entry of the mock's fault history as the run's event
+    (:func:`authload.analysis.timeline.event_windows` reads it back)."""
+    return {
+        "t": entry["t"],
+        "kind": f"fault_{entry['event']}",
+        "fault": entry["fault"],
+        "fault_kind": entry["kind"],
+        "endpoints": entry["endpoints"],
+        "name": entry["name"],
+    }
 
 
 def check_running_mock(target: Target) -> None:

@@ -375,15 +375,8 @@ def latency_comparison(records: RecordsLike) -> pd.DataFrame:
     for i, stat in enumerate(_COMPARED):
         for side in ("measured", "intended"):
             column = frame["latency_ms" if side == "measured" else side]
-            columns[f"{side}_{stat}"] = [_item(v, i) for v in column]
+            columns[f"{side}_{stat}"] = [float(v[i]) for v in column]
     return pd.DataFrame(columns, index=pd.Index(list(map(str, frame["endpoint"])), name="endpoint"))
-
-
-def _item(values: Any, i: int) -> float:
-    """Item ``i`` of a quantile list from DuckDB; NaN for no list (no values)."""
-    if not isinstance(values, list | tuple | np.ndarray):
-        return float("nan")
-    return float(values[i])
 
 
 # ---------------------------------------------------------------------------------------------

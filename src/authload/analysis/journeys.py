@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from authload.analysis.query import Journeys, JourneysLike, Percentiles, as_journeys
+from authload.analysis.query import Journeys, JourneysLike, Percentiles, as_journeys, sql_strings
 from authload.results import (
     DROPPED,
     JOURNEY,
@@ -40,13 +40,9 @@ __all__ = [
 ]
 
 
-def _sql_list(values: Any) -> str:
-    return ", ".join("'" + str(v).replace("'", "''") + "'" for v in sorted(values))
-
-
 #: SQL conditions on a journey row.
 IN_SCOPE = f"kind = '{JOURNEY}' AND outcome <> '{STOPPED}'"  # ended or never started
-OK = f"outcome IN ({_sql_list(OK_OUTCOMES)})"
+OK = f"outcome IN ({sql_strings(OK_OUTCOMES)})"
 LOST = " OR ".join(f"starts_with(outcome, '{p}')" for p in LOST_PREFIXES)
 DROPPED_ARRIVAL = f"outcome = '{DROPPED}'"  # an open-model arrival that never started
 _STARTED = f"NOT ({DROPPED_ARRIVAL})"
@@ -100,7 +96,7 @@ def _row(row: pd.Series) -> dict[str, Any]:
         "sessions_lost": int(row["sessions_lost"]),
         "waited": int(row["waited"]),
         "max_wait_ms": _none(row["max_wait_ms"]),
-        **dict(zip(PERCENTILES, _quantiles(row["q"]), strict=True)),
+        **dict(zip(PERCENTILES, map(_none, row["q"]), strict=True)),
         "max": _none(row["max"]),
     }
 
@@ -127,12 +123,6 @@ def revocation_summary(journeys: JourneysLike) -> dict[str, Any] | None:
         **dict(zip(PERCENTILES, table.percentiles(_REVOKED), strict=True)),
         "max": float(row["max"]),
     }
-
-
-def _quantiles(value: Any) -> list[float | None]:
-    if not isinstance(value, list | tuple) and not hasattr(value, "__len__"):
-        return [None] * len(PERCENTILES)
-    return [_none(v) for v in value]
 
 
 def _none(value: Any) -> float | None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 import os
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
@@ -48,6 +49,7 @@ __all__ = [
     "as_records",
     "between",
     "exact_quantiles",
+    "sql_strings",
     "window_index",
 ]
 
@@ -162,7 +164,7 @@ class Table:
         """``aggregates`` per value of the column ``by`` (in order), then over every row
         (``by`` = :data:`ALL`), of the rows ``where`` selects (of this table, or of the query
         ``source`` over it); and per name of ``percentiles``, a column of their quantile
-        lists (None for a group without values)."""
+        lists (NaN each for a group without values)."""
         rows = f"{aggregates} FROM {self._view if source is None else f'({source})'} WHERE {where}"
         groups = self.sql(f"SELECT {by}, {rows} GROUP BY {by} ORDER BY {by}", params)
         total = self.sql(f"SELECT '{ALL}' AS {by}, {rows}", params)
@@ -182,7 +184,8 @@ class Table:
                 (ALL if grouped else str(key)): list(q)
                 for key, grouped, q in zip(found[by], found["grouped"], found["q"], strict=True)
             }
-            frame[name] = pd.Series([lists.get(str(key)) for key in frame[by]], dtype=object)
+            none = [math.nan] * len(spec.qs)  # a group without values
+            frame[name] = pd.Series([lists.get(str(k), none) for k in frame[by]], dtype=object)
         return frame
 
     def percentiles(
@@ -351,6 +354,11 @@ def _checked_select(
         raise ResultsError(f"unknown columns {unknown} of {what}; known: {list(names)}")
     selected = ", ".join(f'"{c}"' for c in (columns or names))
     return f"SELECT {selected} FROM read_parquet({literal})"
+
+
+def sql_strings(values: Iterable[Any]) -> str:
+    """``values`` as SQL string literals, sorted, comma-separated (for ``IN (...)``)."""
+    return ", ".join(_literal(str(v)) for v in sorted(values))
 
 
 def _literal(text: str) -> str:

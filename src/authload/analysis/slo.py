@@ -27,6 +27,7 @@ from authload.analysis.query import (
     Table,
     as_journeys,
     as_records,
+    sql_strings,
 )
 from authload.results import REVOCATION
 from authload.slo_grammar import (
@@ -47,23 +48,24 @@ def latency_where(selected: LatencyFilter) -> str:
     parts = ["TRUE"]
     if selected.expected is not None:
         parts.append("error IS NULL" if selected.expected else "error IS NOT NULL")
-    if selected.kinds is not None:
-        parts.append(f"error IN ({_strings(selected.kinds)})")
-    if selected.statuses is not None:
-        parts.append(f"status BETWEEN {int(selected.statuses[0])} AND {int(selected.statuses[1])}")
-    return " AND ".join(parts)
+    return " AND ".join(parts + _kinds_and_statuses(selected.kinds, selected.statuses))
 
 
 def error_where(selected: ErrorFilter) -> str:
     """The SQL condition of the records an ``error_rate`` filter counts as failed (the rule
     of :meth:`ErrorFilter.selects`: an error, of the filter's kinds and status range if
     given)."""
-    parts = ["error IS NOT NULL"]
-    if selected.kinds is not None:
-        parts.append(f"error IN ({_strings(selected.kinds)})")
-    if selected.statuses is not None:
-        parts.append(f"status BETWEEN {int(selected.statuses[0])} AND {int(selected.statuses[1])}")
+    parts = ["error IS NOT NULL", *_kinds_and_statuses(selected.kinds, selected.statuses)]
     return " AND ".join(parts)
+
+
+def _kinds_and_statuses(
+    kinds: frozenset[str] | None, statuses: tuple[int, int] | None
+) -> list[str]:
+    parts = [] if kinds is None else [f"error IN ({sql_strings(kinds)})"]
+    if statuses is not None:
+        parts.append(f"status BETWEEN {int(statuses[0])} AND {int(statuses[1])}")
+    return parts
 
 
 def error_mask(records: pd.DataFrame, selected: ErrorFilter) -> pd.Series:
@@ -71,10 +73,6 @@ def error_mask(records: pd.DataFrame, selected: ErrorFilter) -> pd.Series:
     :func:`error_where`, so exactly as the SLOs count)."""
     hits = as_records(records).sql(f"SELECT ({error_where(selected)}) AS hit FROM {{records}}")
     return pd.Series(hits["hit"].fillna(False).to_numpy(dtype=bool), index=records.index)
-
-
-def _strings(values: Any) -> str:
-    return ", ".join("'" + str(v).replace("'", "''") + "'" for v in sorted(values))
 
 
 @dataclass(frozen=True)

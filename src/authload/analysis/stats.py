@@ -91,11 +91,11 @@ def _row(
     statuses: dict[str, int],
 ) -> dict[str, Any]:
     count = int(row["count"])
-    ok_q = _list(None if ok is None else ok["q"], len(_OK_STATS))
+    ok_q = [math.nan] * len(_OK_STATS) if ok is None else list(ok["q"])
     return {
         "count": count,
         "rate_per_s": count / duration_s if duration_s > 0 else float("nan"),
-        **dict(zip(PERCENTILES, _list(row["q"], len(PERCENTILES)), strict=True)),
+        **dict(zip(PERCENTILES, map(float, row["q"]), strict=True)),
         "max": _float(row["max"]),
         "mean": _float(row["mean"]),
         "error_rate": int(row["failed"]) / count if count else 0.0,
@@ -107,13 +107,6 @@ def _row(
             **{name: _none_if_nan(v) for name, v in zip(_OK_STATS, ok_q, strict=True)},
         },
     }
-
-
-def _list(value: Any, n: int) -> list[float]:
-    """A quantile list from DuckDB (NaN each over no rows)."""
-    if not isinstance(value, list | tuple | np.ndarray):  # None, NA: no rows
-        return [float("nan")] * n
-    return [float(v) for v in value]
 
 
 def _float(value: Any) -> float:
