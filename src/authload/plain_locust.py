@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from authload.console import Console
 from authload.errors import AuthloadError, InputError, TargetError
 from authload.results import MANIFEST_FILE, write_json
 from authload.runconfig import APP_TOKEN_ENV, CLIENT_SECRET_ENV, RunConfig
@@ -73,7 +74,7 @@ def prepare(environ: Mapping[str, str], argv: Sequence[str]) -> Prepared:
     manifest = _manifest(scenario, target, 1) | {"launched_by": LAUNCHER}
     write_json(run_dir / MANIFEST_FILE, manifest)
     if target.mock:  # reset, its behaviour kept, as `authload run` does with a running mock
-        RunningMock.begin(target, scenario, run_dir)
+        RunningMock.begin(target, scenario, run_dir, Console())
     config = RunConfig(
         scenario,
         run_dir,

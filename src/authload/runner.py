@@ -44,6 +44,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from authload.children import die_with_parent
+from authload.console import Console
 from authload.control import MockControl
 from authload.errors import AuthloadError, InputError, ResultsError, TargetError
 from authload.load.limits import limits_used
@@ -125,9 +126,12 @@ def run(
     pushgateway: str | None = None,
     master: MasterOptions | None = None,
     ui: UiSession | None = None,
+    console: Console | None = None,
 ) -> RunResult:
     """``master``: a distributed run, Locust's master here and its workers elsewhere.
-    ``ui``: Locust's web UI in front instead of headless (:mod:`authload.ui`)."""
+    ``ui``: Locust's web UI in front instead of headless (:mod:`authload.ui`). ``console``:
+    where the run's lines and Locust's output go (stderr by default)."""
+    console = console or Console()
     scenario = load_scenario(scenario_path)
     if duration_s is not None:
         scenario = scenario.with_duration(duration_s)
@@ -145,7 +149,7 @@ def run(
         )
     stated = check_safety(target, scenario, confirm)
     if stated:
-        print(f"authload: target {target.name} limits: {', '.join(stated)}", file=sys.stderr)
+        console.say(f"target {target.name} limits: {', '.join(stated)}")
     scenario = _apply_limits(scenario, target)
     if not target.embedded:  # fail on missing secrets or URLs before anything is created
         if not target.mock and master is None:  # remote workers read their own secrets
@@ -156,9 +160,9 @@ def run(
         else:
             _check_reachable(target.name, urls)
     run_dir = _new_run_dir(Path(out), scenario.name)
-    print(f"authload: run directory {run_dir}", file=sys.stderr, flush=True)
+    console.say(f"run directory {run_dir}")
     try:
-        return _conduct(run_dir, scenario, target, processes, master, pushgateway, ui)
+        return _conduct(run_dir, scenario, target, processes, master, pushgateway, ui, console)
     except OSError as exc:
         if exc.errno != errno.ENOSPC:
             raise
@@ -175,7 +179,8 @@ def _conduct(
     processes: int,
     master: MasterOptions | None,
     pushgateway: str | None,
-    ui: UiSession | None = None,
+    ui: UiSession | None,
+    console: Console,
 ) -> RunResult:
     """The run in its directory: the load, then the records merged, summary and report."""
     manifest = _manifest(scenario, target, processes if master is None else master.workers)
@@ -189,7 +194,7 @@ def _conduct(
     write_json(run_dir / MANIFEST_FILE, manifest)
     try:
         exit_status, aborted, mock_stats = _execute(
-            scenario, target, processes, run_dir, master, ui
+            scenario, target, processes, run_dir, master, ui, console
         )
         status = "aborted" if aborted else ("completed" if exit_status == 0 else "error")
     except BaseException as exc:
@@ -197,11 +202,9 @@ def _conduct(
         raise
     finalized = finalize_records(run_dir)
     if finalized.torn:
-        print(
-            f"authload: record spools cut mid-write (a process died writing): "
-            f"{', '.join(finalized.torn)}; every complete batch kept",
-            file=sys.stderr,
-            flush=True,
+        console.say(
+            f"record spools cut mid-write (a process died writing): "
+            f"{', '.join(finalized.torn)}; every complete batch kept"
         )
     if mock_stats is not None:
         write_json(run_dir / MOCK_STATS_FILE, mock_stats)
@@ -216,7 +219,7 @@ def _conduct(
         **(ui.manifest_fields(run_dir) if ui is not None else {}),
     )
     write_json(run_dir / MANIFEST_FILE, manifest)
-    return _conclude(run_dir, scenario, target, status, pushgateway)
+    return _conclude(run_dir, scenario, target, status, pushgateway, console)
 
 
 def _keep_what_failed(run_dir: Path, manifest: dict[str, Any], exc: BaseException) -> None:
@@ -232,7 +235,12 @@ def _keep_what_failed(run_dir: Path, manifest: dict[str, Any], exc: BaseExceptio
 
 
 def _conclude(
-    run_dir: Path, scenario: Scenario, target: Target, status: str, pushgateway: str | None
+    run_dir: Path,
+    scenario: Scenario,
+    target: Target,
+    status: str,
+    pushgateway: str | None,
+    console: Console,
 ) -> RunResult:
     """Summary, target limits used, Pushgateway, report; the verdict."""
     from authload.analysis.summary import summarize
@@ -242,7 +250,7 @@ def _conclude(
     if used is not None:
         summary["limits"] = used
     write_json(run_dir / SUMMARY_FILE, summary)
-    _state_limits_used(target, used)
+    _state_limits_used(target, used, console)
     from authload.pushgateway import push_after_run
 
     push_after_run(run_dir, pushgateway)  # when configured; a failure is only a warning
@@ -251,7 +259,7 @@ def _conclude(
 
         write_report(run_dir)
     except Exception as exc:
-        print(f"authload: report.html not written: {exc!r}", file=sys.stderr, flush=True)
+        console.say(f"report.html not written: {exc!r}")
     verdict = summary["verdict"]
     code = {"pass": 0, "fail": 1}.get(verdict, 3)
     return RunResult(run_dir, verdict, code, summary)
@@ -314,24 +322,20 @@ def _run_limits(target: Target) -> RunLimits:
     return RunLimits(limits.send_password_budget, limits.max_request_rate)
 
 
-def _state_limits_used(target: Target, used: dict[str, Any] | None) -> None:
+def _state_limits_used(target: Target, used: dict[str, Any] | None, console: Console) -> None:
     if used is None:
         return
     budget, ceiling = used.get("send_password_budget"), used.get("max_request_rate")
     if budget is not None:
-        print(
-            f"authload: target {target.name} send_password budget: used {budget['used']} of "
-            f"{target.limits.send_password_budget} ({budget['refused']} calls refused locally)",
-            file=sys.stderr,
-            flush=True,
+        console.say(
+            f"target {target.name} send_password budget: used {budget['used']} of "
+            f"{target.limits.send_password_budget} ({budget['refused']} calls refused locally)"
         )
     if ceiling is not None:
-        print(
-            f"authload: target {target.name} max_request_rate "
+        console.say(
+            f"target {target.name} max_request_rate "
             f"{target.limits.max_request_rate:g}/s: {ceiling['waited']} requests waited for "
-            f"it, the longest {ceiling['longest_wait_s']:.3f} s",
-            file=sys.stderr,
-            flush=True,
+            f"it, the longest {ceiling['longest_wait_s']:.3f} s"
         )
 
 
@@ -340,8 +344,9 @@ def _execute(
     target: Target,
     processes: int,
     run_dir: Path,
-    master: MasterOptions | None = None,
-    ui: UiSession | None = None,
+    master: MasterOptions | None,
+    ui: UiSession | None,
+    console: Console,
 ) -> tuple[int, bool, dict[str, Any] | None]:
     if not target.embedded:
         gigma_url, mobile_url = target.urls()
@@ -358,17 +363,20 @@ def _execute(
                 secrets,
                 master,
                 ui=ui,
+                console=console,
             )
             return code, _aborted(run_dir), None
-        running = RunningMock.begin(target, scenario, run_dir)
+        running = RunningMock.begin(target, scenario, run_dir, console)
         secrets = None if master is not None else running_mock_secrets(target)
         urls = (gigma_url, mobile_url, running.url)
-        code = _locust(scenario, target, processes, run_dir, *urls, secrets, master, ui=ui)
+        code = _locust(
+            scenario, target, processes, run_dir, *urls, secrets, master, ui=ui, console=console
+        )
         return code, _aborted(run_dir), running.end(run_dir)
     env = {f"AUTHLOAD_MOCK_{k.upper()}": str(v) for k, v in scenario.mock.settings.items()}
     args = _behaviour_args(scenario, run_dir)
     with EmbeddedMock(env=env, args=args) as mock:
-        print(f"authload: embedded mock on {mock.url}", file=sys.stderr, flush=True)
+        console.say(f"embedded mock on {mock.url}")
         from authload.mock.settings import load_settings
 
         settings = load_settings(**{k: v for k, v in scenario.mock.settings.items()})
@@ -384,11 +392,14 @@ def _execute(
             clock_of=mock.url,
             watch=lambda: _mock_died(mock),
             ui=ui,
+            console=console,
         )
-        return code, _aborted(run_dir), _embedded_mock_stats(mock, run_dir)
+        return code, _aborted(run_dir), _embedded_mock_stats(mock, run_dir, console)
 
 
-def _embedded_mock_stats(mock: EmbeddedMock, run_dir: Path) -> dict[str, Any] | None:
+def _embedded_mock_stats(
+    mock: EmbeddedMock, run_dir: Path, console: Console
+) -> dict[str, Any] | None:
     """The embedded mock's counters and fault history; None when it died with them."""
     if mock.exit_code() is not None:
         return None
@@ -398,7 +409,7 @@ def _embedded_mock_stats(mock: EmbeddedMock, run_dir: Path) -> dict[str, Any] | 
         keep_fault_history(run_dir, control.fault_history())
         return stats
     except httpx.HTTPError as exc:
-        print(f"authload: the embedded mock's counters: {exc}", file=sys.stderr, flush=True)
+        console.say(f"the embedded mock's counters: {exc}")
         return None
     finally:
         control.close()
@@ -433,6 +444,7 @@ def _locust(
     clock_of: str | None = None,
     watch: Callable[[], str | None] | None = None,
     ui: UiSession | None = None,
+    console: Console | None = None,
 ) -> int:
     """Run Locust to the end: here alone, with ``processes`` local workers, or as the master
     of remote workers (``master``; they read secrets and passwords from their environment,
@@ -440,6 +452,7 @@ def _locust(
     windows then count from the test's start. ``watch``: asked twice a second while Locust
     runs; a reason it gives stops the run as aborted (Locust is told to shut down, so every
     process closes its records)."""
+    console = console or Console()
     config = RunConfig(
         scenario,
         run_dir,
@@ -488,12 +501,10 @@ def _locust(
                 "--master-bind-port",
                 str(master.port),
             ]
-            print(
-                f"authload: Locust master on {master.bind_host}:{master.port} waiting up to "
+            console.say(
+                f"Locust master on {master.bind_host}:{master.port} waiting up to "
                 f"{master.timeout_s} s for {master.workers} workers (`authload worker "
-                f"--master-host <this host> --master-port {master.port}`)",
-                file=sys.stderr,
-                flush=True,
+                f"--master-host <this host> --master-port {master.port}`)"
             )
         elif processes > 1:  # a free port for the master, so parallel runs never collide
             port = str(_free_port())
@@ -523,8 +534,8 @@ def _locust(
         proc = subprocess.Popen(
             cmd,
             env=env,
-            stdout=sys.stderr,
-            stderr=sys.stderr,
+            stdout=console.stream,
+            stderr=console.stream,
             start_new_session=True,
             preexec_fn=die_with_parent,  # this process killed: Locust stops, records closed
         )
@@ -541,14 +552,14 @@ def _locust(
                 f"end; killed (records so far are kept)"
             ) from None
         except KeyboardInterrupt:
-            code = _interrupted(proc, run_dir, scenario)
+            code = _interrupted(proc, run_dir, scenario, console)
         (run_dir / ABORT_FILE).unlink(missing_ok=True)
         if ui is not None:
             ui.serve_report(run_dir)
         if forked:
-            _await_forked(forked, scenario)
+            _await_forked(forked, scenario, console)
         if master is not None:
-            _await_workers(run_dir, scenario, master, code, time.monotonic() - started)
+            _await_workers(run_dir, scenario, master, code, time.monotonic() - started, console)
         return code
 
 
@@ -567,15 +578,13 @@ def _locust_reports(run_dir: Path, *, partial: bool) -> list[str]:
     ]
 
 
-def _interrupted(proc: subprocess.Popen[bytes], run_dir: Path, scenario: Scenario) -> int:
+def _interrupted(
+    proc: subprocess.Popen[bytes], run_dir: Path, scenario: Scenario, console: Console
+) -> int:
     """Ctrl-C: the test stops as on an abort (the run's watcher stops it, every request
     recorded, summary and report written); a second Ctrl-C, or no end within the stop's
     bound, kills Locust's processes at once (what they recorded so far is kept)."""
-    print(
-        "authload: interrupted: stopping the test (Ctrl-C again to stop at once)",
-        file=sys.stderr,
-        flush=True,
-    )
+    console.say("interrupted: stopping the test (Ctrl-C again to stop at once)")
     with contextlib.suppress(OSError):
         (run_dir / ABORT_FILE).write_text("interrupted (Ctrl-C)", encoding="utf-8")
     bound = scenario.request_timeout_s + STOP_GRACE_S + WORKER_FINISH_S
@@ -647,18 +656,16 @@ def _wait_locust(
                     pass
 
 
-def _await_forked(forked: dict[int, Any], scenario: Scenario) -> None:
+def _await_forked(forked: dict[int, Any], scenario: Scenario, console: Console) -> None:
     """Wait, bounded, for Locust's forked workers to finish (they were told to quit)."""
     import psutil
 
     bound = scenario.request_timeout_s + 1 + WORKER_FINISH_S
     _, alive = psutil.wait_procs(list(forked.values()), timeout=bound)
     if alive:
-        print(
-            f"authload: Locust workers {sorted(p.pid for p in alive)} still running "
-            f"{bound:g} s after the master quit; their records so far are kept",
-            file=sys.stderr,
-            flush=True,
+        console.say(
+            f"Locust workers {sorted(p.pid for p in alive)} still running "
+            f"{bound:g} s after the master quit; their records so far are kept"
         )
 
 
@@ -687,7 +694,12 @@ def _check_master(master: MasterOptions | None, processes: int) -> None:
 
 
 def _await_workers(
-    run_dir: Path, scenario: Scenario, master: MasterOptions, code: int, waited_s: float
+    run_dir: Path,
+    scenario: Scenario,
+    master: MasterOptions,
+    code: int,
+    waited_s: float,
+    console: Console,
 ) -> None:
     """Once the master quit: a clear error if the test never started (no workers came), else
     wait, bounded, for each worker's last act (its counts file, written after its record
@@ -718,11 +730,9 @@ def _await_workers(
         time.sleep(0.2)
         pending = [w for w in pending if not (run_dir / LOCUST_COUNTS_DIR / f"{w}.json").is_file()]
     if pending:
-        print(
-            f"authload: workers {', '.join(pending)} did not finish within "
-            f"{WORKER_FINISH_S:g} s of the master's end; their records so far are kept",
-            file=sys.stderr,
-            flush=True,
+        console.say(
+            f"workers {', '.join(pending)} did not finish within "
+            f"{WORKER_FINISH_S:g} s of the master's end; their records so far are kept"
         )
 
 
@@ -747,6 +757,7 @@ def worker(
     master_host: str,
     master_port: int = DEFAULT_MASTER_PORT,
     master_timeout_s: int = DEFAULT_MASTER_TIMEOUT_S,
+    console: Console | None = None,
 ) -> int:
     """A Locust worker running authload's locustfile for the master at ``master_host``: it
     gets the run from the master when the test starts, and exits when the master quits (0).
@@ -755,6 +766,7 @@ def worker(
         raise InputError(f"--master-timeout must be between 1 and {MAX_MASTER_TIMEOUT_S} s")
     if not 0 < master_port < 65536:
         raise InputError(f"--master-port {master_port}: not a port number")
+    console = (console or Console()).named("authload worker")
     cmd = [
         sys.executable,
         "-m",
@@ -773,11 +785,8 @@ def worker(
     ]
     env = {k: v for k, v in os.environ.items() if k != CONFIG_ENV}
     env.update({WORKER_ENV: str(master_timeout_s), "PYTHONUNBUFFERED": "1"})
-    print(
-        f"authload worker: waiting up to {master_timeout_s} s for the Locust master at "
-        f"{master_host}:{master_port}",
-        file=sys.stderr,
-        flush=True,
+    console.say(
+        f"waiting up to {master_timeout_s} s for the Locust master at {master_host}:{master_port}"
     )
     proc = subprocess.Popen(cmd, env=env)
     # compose and Kubernetes stop a container with SIGTERM: Locust shuts down on it
@@ -794,7 +803,7 @@ def worker(
     finally:
         signal.signal(signal.SIGTERM, previous)
     if code == 0:
-        print("authload worker: the master ended the run", file=sys.stderr, flush=True)
+        console.say("the master ended the run")
         return 0
     if code == 255:  # Locust's exit when its connection loop gives up
         raise AuthloadError(

@@ -6,7 +6,6 @@ a mock that does not answer is a :class:`TargetError`."""
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from authload.console import Console
 from authload.control import MockControl
 from authload.errors import TargetError
 from authload.results import append_event, write_json
@@ -91,7 +91,9 @@ class RunningMock:
     start: float
 
     @classmethod
-    def begin(cls, target: Target, scenario: Scenario, run_dir: Path) -> RunningMock:
+    def begin(
+        cls, target: Target, scenario: Scenario, run_dir: Path, console: Console
+    ) -> RunningMock:
         url = target.control_url()
         with _control(url) as control:
             if target.reset_mock:
@@ -100,11 +102,9 @@ class RunningMock:
             before = control.stats()
         behaviour = scenario.mock.behaviour
         if (behaviour is not None and behaviour != "default") or scenario.mock.settings:
-            print(
-                f"authload: the scenario's mock.behaviour and mock.settings are for the "
-                f"embedded mock; the mock at {url} keeps its own (mock_behaviour.json)",
-                file=sys.stderr,
-                flush=True,
+            console.say(
+                f"the scenario's mock.behaviour and mock.settings are for the "
+                f"embedded mock; the mock at {url} keeps its own (mock_behaviour.json)"
             )
         return cls(url, before, time.time())
 
