@@ -29,10 +29,17 @@ from authload.load.limits import (
 )
 from authload.mock.server import EmbeddedMock
 from authload.runconfig import RunConfig, RunLimits
-from authload.runner import _apply_limits, _run_limits
 from authload.scenario import Abort, Scenario
 from authload.scenario_file import parse_scenario
-from authload.targets import Limits, Target, check_safety, load_targets, resolve_target
+from authload.targets import (
+    Limits,
+    Target,
+    check_safety,
+    load_targets,
+    resolve_target,
+    run_limits,
+    within_limits,
+)
 from tests import locust_child
 from tests.runs import REPO, Run, run_scenario
 
@@ -119,7 +126,7 @@ def test_beta_has_a_send_password_budget_and_a_rate_ceiling_stated_before_a_run(
     stated = check_safety(beta, _scenario(), confirmed=True)
     assert "send_password_budget=10" in stated
     assert "max_request_rate=20.0" in stated
-    assert _run_limits(beta) == RunLimits(10, 20.0)
+    assert run_limits(beta) == RunLimits(10, 20.0)
     mock = Target(name="m", mock=True, limits=Limits(max_request_rate=5, max_users=1))
     assert check_safety(mock, _scenario(), confirmed=False) == ["max_request_rate=5.0"]
     assert check_safety(resolve_target("mock"), _scenario(), confirmed=False) == []
@@ -135,7 +142,7 @@ def test_limits_in_a_targets_file_are_checked(tmp_path: Path) -> None:
 
 
 def test_mock_targets_have_no_limits_in_the_client_path() -> None:
-    assert _run_limits(resolve_target("mock")) == RunLimits()
+    assert run_limits(resolve_target("mock")) == RunLimits()
     assert process_limits(RunLimits()) is None
     assert process_limits(RunLimits(max_request_rate=5.0)) is not None
 
@@ -208,21 +215,21 @@ def test_the_rate_ceiling_spaces_attempts_and_counts_the_waits() -> None:
 def test_a_shared_target_abort_cannot_be_made_unreachable() -> None:
     beta = resolve_target("beta")
     lax = _scenario("abort: {error_rate: 0.1, window_s: 1000000, min_requests: 1000000000}\n")
-    abort = _apply_limits(lax, beta).abort
+    abort = within_limits(lax, beta).abort
     assert abort is not None
     default = Abort()
     assert abort.error_rate == 0.1, "a stricter level of the scenario stays"
     assert (abort.window_s, abort.min_requests) == (default.window_s, default.min_requests)
     loose = _scenario("abort: {error_rate: 0.9, window_s: 1000000, min_requests: 1000000000}\n")
-    assert _apply_limits(loose, beta).abort == Abort(
+    assert within_limits(loose, beta).abort == Abort(
         error_rate=0.2, window_s=default.window_s, min_requests=default.min_requests
     )
     never = _scenario("abort: null\n")
-    assert _apply_limits(never, beta).abort == Abort(error_rate=0.2)
+    assert within_limits(never, beta).abort == Abort(error_rate=0.2)
     strict = _scenario("abort: {error_rate: 0.05, window_s: 3, min_requests: 5}\n")
-    assert _apply_limits(strict, beta).abort == strict.abort
+    assert within_limits(strict, beta).abort == strict.abort
     mock = resolve_target("mock")
-    assert _apply_limits(lax, mock).abort == lax.abort
+    assert within_limits(lax, mock).abort == lax.abort
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 its SLOs, or (``closed``) measure throughput over steps of users and fit the Universal
 Scalability Law.
 
-Every step is a normal `authload run` (:func:`authload.runner.run`) of a scenario derived
+Every step is a normal `authload run` (:func:`authload.run.run`) of a scenario derived
 from the given one: the same mix, flows, think time, retry policy, SLOs, abort rule and mock
 setup; its load replaced by one level (a warm-up stage, then the measured stage at the same
 level); its timed events left out. Steps go under one capacity run directory
@@ -253,7 +253,7 @@ class _Search:
     def _step(self, level: float, chosen_by: str) -> dict[str, Any]:
         from authload.analysis.capacity import judge_step, step_window
         from authload.analysis.query import Records
-        from authload.runner import run
+        from authload.run import run
 
         options = self.options
         index = len(self.steps) + 1

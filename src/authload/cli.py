@@ -328,7 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             return _run(args)
         if args.command == "worker":
-            from authload.runner import worker
+            from authload.run import worker
 
             return worker(args.master_host, args.master_port, args.master_timeout)
         if args.command == "validate":
@@ -442,7 +442,7 @@ def _smoke(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from authload.runner import MasterOptions, run
+    from authload.run import MasterOptions, run
 
     _check_out(Path(args.out))
     destinations = _destinations(args)
@@ -551,7 +551,7 @@ def _report(args: argparse.Namespace) -> int:
     from authload.analysis.report import write_report
     from authload.errors import ResultsError
     from authload.results import SUMMARY_FILE, read_json
-    from authload.runner import salvage
+    from authload.run import salvage
     from authload.verdict_formats.commands import for_run
 
     destinations = _destinations(args)

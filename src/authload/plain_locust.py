@@ -66,13 +66,14 @@ def prepare(environ: Mapping[str, str], argv: Sequence[str]) -> Prepared:
     scenario = load_scenario(environ.get(SCENARIO_ENV, DEFAULT_SCENARIO))
     target = _target(environ)
     scenario = _checked(target, scenario, environ.get(CONFIRM_ENV, "") in ("1", "true", "yes"))
-    from authload.runner import _manifest, _new_run_dir, _run_limits, _test_accounts
+    from authload.run.manifest import manifest, new_run_dir
+    from authload.targets import accounts_for, run_limits
 
     gigma_url, mobile_url = target.urls()
     secrets = _secrets(target)
-    run_dir = _new_run_dir(Path(environ.get(OUT_ENV, "runs")), scenario.name)
-    manifest = _manifest(scenario, target, 1) | {"launched_by": LAUNCHER}
-    write_json(run_dir / MANIFEST_FILE, manifest)
+    run_dir = new_run_dir(Path(environ.get(OUT_ENV, "runs")), scenario.name)
+    book = manifest(scenario, target, 1) | {"launched_by": LAUNCHER}
+    write_json(run_dir / MANIFEST_FILE, book)
     if target.mock:  # reset, its behaviour kept, as `authload run` does with a running mock
         RunningMock.begin(target, scenario, run_dir, Console())
     config = RunConfig(
@@ -82,8 +83,8 @@ def prepare(environ: Mapping[str, str], argv: Sequence[str]) -> Prepared:
         gigma_url,
         mobile_url,
         target.control_url() if target.mock else None,
-        accounts=_test_accounts(target, remote=False),
-        limits=_run_limits(target),
+        accounts=accounts_for(target, remote=False),
+        limits=run_limits(target),
     )
     path = Path(tempfile.mkdtemp(prefix="authload-locust-")) / "config.json"
     path.write_text(json.dumps(config.to_json()), encoding="utf-8")
@@ -112,7 +113,8 @@ def _target(environ: Mapping[str, str]) -> Target:
 def _checked(target: Target, scenario: Scenario, confirmed: bool) -> Scenario:
     """The target's limits, as `authload run` checks them; the scenario with its abort rule
     tightened by the target's."""
-    from authload.runner import _apply_limits, _check_reachable
+    from authload.run.sessions import check_reachable
+    from authload.targets import within_limits
 
     stated = check_safety(target, scenario, confirmed=True)  # refuses what is out of limits
     if not target.mock and not confirmed:
@@ -126,8 +128,8 @@ def _checked(target: Target, scenario: Scenario, confirmed: bool) -> Scenario:
         check_running_mock(target)
     else:
         target.secrets()  # missing secrets are said before anything is created
-        _check_reachable(target.name, target.urls())
-    return _apply_limits(scenario, target)
+        check_reachable(target.name, target.urls())
+    return within_limits(scenario, target)
 
 
 def _secrets(target: Target) -> tuple[str, str]:

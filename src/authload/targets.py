@@ -13,7 +13,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from authload.errors import TargetError
-from authload.scenario import Scenario
+from authload.runconfig import RunLimits, TestAccount
+from authload.scenario import Abort, Scenario
 
 
 class _Strict(BaseModel):
@@ -228,3 +229,44 @@ def check_safety(target: Target, scenario: Scenario, confirmed: bool) -> list[st
             f"run again with --confirm to send real traffic there"
         )
     return stated
+
+
+def within_limits(scenario: Scenario, target: Target) -> Scenario:
+    """A shared target's abort level overrides a laxer one in the scenario, and its window
+    and minimum of requests are at most the default rule's, so that a scenario cannot make
+    the abort unreachable (a huge window or minimum)."""
+    level = target.limits.abort_error_rate
+    if level is None:
+        return scenario
+    default = Abort()
+    abort = scenario.abort or default
+    rule = abort.model_copy(
+        update={
+            "error_rate": min(abort.error_rate, level),
+            "window_s": min(abort.window_s, default.window_s),
+            "min_requests": min(abort.min_requests, default.min_requests),
+        }
+    )
+    return scenario if rule == scenario.abort else scenario.model_copy(update={"abort": rule})
+
+
+def accounts_for(target: Target, remote: bool) -> list[TestAccount]:
+    """The target's configured accounts, with passwords from this environment (none for
+    remote workers: they read their own)."""
+    return [
+        TestAccount(
+            phone=a.phone,
+            inn=a.inn,
+            lkfl_password=None if remote else os.environ.get(a.lkfl_password_env or "", None),
+            call_password=a.call_password,
+            sms_code=a.sms_code,
+            lkfl_password_env=a.lkfl_password_env,
+        )
+        for a in target.accounts
+    ]
+
+
+def run_limits(target: Target) -> RunLimits:
+    """The target's limits the Locust processes enforce while the run goes."""
+    limits = target.limits
+    return RunLimits(limits.send_password_budget, limits.max_request_rate)

@@ -9,7 +9,7 @@ merged, summary, report and verdict. From the moment Locust has quit, this modul
 report on the UI's own address (``/authload/report``, the link in the UI: a page that waits
 until the report is written, then the report), for ``linger_s`` more seconds or until Ctrl-C.
 No deadline runs before the user presses start; from the start, the scenario's length and
-:data:`authload.runner.GRACE_S`, as for a headless run.
+:data:`authload.run.locust_process.GRACE_S`, as for a headless run.
 """
 
 from __future__ import annotations

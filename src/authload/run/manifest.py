@@ -1,0 +1,120 @@
+"""The run directory's book of the run: its name, the manifest (what ran, where, with which
+versions), the processes that ran users and those that died."""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import subprocess
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from authload.errors import AuthloadError
+from authload.results import SPOOL_SUFFIX, read_events
+from authload.scenario import Scenario
+from authload.targets import Target
+
+
+def new_run_dir(out: Path, name: str) -> Path:
+    """``OUT/<UTC stamp>-<scenario>``, numbered when runs start in the same second."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    for n in range(100):
+        run_dir = out / (f"{stamp}-{name}" if n == 0 else f"{stamp}-{name}-{n}")
+        try:
+            run_dir.mkdir(parents=True)
+            return run_dir
+        except FileExistsError:
+            continue
+    raise AuthloadError(f"cannot create a run directory under {out}")
+
+
+def manifest(scenario: Scenario, target: Target, processes: int) -> dict[str, Any]:
+    return {
+        "scenario": scenario.model_dump(mode="json"),
+        "target": target.name,
+        "versions": {name: _version(name) for name in ("authload", "locust", "pyarrow")}
+        | {"python": platform.python_version()},
+        "git_revision": _git_revision(),
+        "start": now(),
+        "end": None,
+        "status": "running",
+        "seed": scenario.seed,
+        "processes": processes,
+        "runner": {"host": socket.gethostname(), "pid": os.getpid()},
+    }
+
+
+def workers(run_dir: Path) -> list[dict[str, Any]]:
+    """The Locust processes that ran users: a distributed run's workers as the master listed
+    them (index name, host, Locust client id), else the local processes' names."""
+    events = read_events(run_dir)
+    fields = ("worker", "host", "client_id")
+    listed = [w for e in events if e.get("kind") == "workers" for w in e["workers"]]
+    listed += [{k: e.get(k) for k in fields} for e in events if e.get("kind") == "worker_joined"]
+    if listed:
+        return listed
+    local = {str(e["worker"]) for e in events if e.get("kind") == "outcomes"}
+    return [{"worker": w} for w in sorted(local)]
+
+
+def died(run_dir: Path, unclosed: list[str]) -> list[dict[str, Any]]:
+    """Processes whose record spool was never closed: they died. When: their last record,
+    and when Locust's master found them missing (no heartbeat), if it did."""
+    if not unclosed:
+        return []
+    from authload.analysis.query import Records
+
+    ends = Records.of_run(run_dir).sql("SELECT worker, max(t) AS t FROM {records} GROUP BY worker")
+    lasts = {str(w): float(t) for w, t in zip(ends["worker"], ends["t"], strict=True)}
+    missing = {
+        e["worker"]: e["t"] for e in read_events(run_dir) if e.get("kind") == "worker_missing"
+    }
+    found = []
+    for spool in unclosed:
+        worker = spool.removesuffix(SPOOL_SUFFIX)
+        last = lasts.get(worker)
+        found.append(
+            {
+                "worker": worker,
+                "last_record_t": last,
+                "last_record": None if last is None else iso(last),
+                "missing_at": None if worker not in missing else iso(missing[worker]),
+            }
+        )
+    return found
+
+
+def aborted(run_dir: Path) -> bool:
+    return any(e.get("kind") == "abort" for e in read_events(run_dir))
+
+
+def iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds")
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _git_revision() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).parent,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
