@@ -5,116 +5,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from authload.cli import options
 from authload.errors import AuthloadError
 
 if TYPE_CHECKING:
     from authload.analysis.compare import Comparison
-    from authload.verdict_formats.outputs import Destinations
 
 EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_ERROR = 0, 1, 2, 3
-
-
-def _add_comparison_options(parser: argparse.ArgumentParser) -> None:
-    """What a comparison ignores and how sure it must be (compare, runs --compare-latest)."""
-    parser.add_argument(
-        "--tolerance", type=float, default=0.05, help="latency change ignored (default 0.05: 5%%)"
-    )
-    parser.add_argument(
-        "--error-tolerance",
-        type=float,
-        default=0.5,
-        metavar="PP",
-        help="error-rate change ignored, in percentage points (default 0.5)",
-    )
-    parser.add_argument(
-        "--confidence", type=float, default=0.95, help="level of the intervals (default 0.95)"
-    )
-    parser.add_argument(
-        "--floor",
-        type=float,
-        default=2.0,
-        metavar="MS",
-        help="latency change ignored in ms, whatever its share (default 2; at least the "
-        "records' resolution)",
-    )
-
-
-def _check_comparison_options(args: argparse.Namespace) -> None:
-    from authload.errors import InputError
-
-    if not args.tolerance >= 0 or not args.error_tolerance >= 0 or not args.floor >= 0:
-        raise InputError("--tolerance, --error-tolerance and --floor must be >= 0")
-    if not 0 < args.confidence < 1:
-        raise InputError(f"--confidence must be between 0 and 1, not {args.confidence}")
-
-
-def _add_verdict_outputs(parser: argparse.ArgumentParser) -> None:
-    """The verdict for pipelines (run, report, compare, capacity)."""
-    group = parser.add_argument_group("the verdict for CI pipelines")
-    group.add_argument(
-        "--junit",
-        metavar="FILE",
-        help="write the verdict as JUnit XML (a test case per SLO, default gate, row)",
-    )
-    group.add_argument(
-        "--summary-md",
-        metavar="FILE",
-        help="write a Markdown summary; also appended to $GITHUB_STEP_SUMMARY when set",
-    )
-
-
-def _destinations(args: argparse.Namespace) -> Destinations:
-    """The files --junit and --summary-md name, checked before any work."""
-    from authload.verdict_formats.outputs import Destinations
-
-    destinations = Destinations(junit=args.junit, summary_md=args.summary_md)
-    destinations.check()
-    return destinations
-
-
-def _port(text: str) -> int:
-    """A TCP port, 1..65535."""
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"a port is 1..65535, not {port}")
-    return port
-
-
-def _at_least_one(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    """Finite seconds above 0 (float() alone takes nan and inf)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(
-            f"must be a finite number of seconds above 0, not {text!r}"
-        )
-    return value
-
-
-def _seconds_or_none(text: str) -> float:
-    """Finite seconds, 0 or more."""
-    return 0.0 if text.strip() in ("0", "0.0") else _seconds(text)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -123,7 +25,7 @@ def _parser() -> argparse.ArgumentParser:
 
     mock = sub.add_parser("mock", help="serve both APIs, /_mock/*, /healthz, /openapi.json")
     mock.add_argument("--host", default="127.0.0.1")
-    mock.add_argument("--port", type=_port, default=8080, help="1..65535 (default 8080)")
+    mock.add_argument("--port", type=options.port, default=8080, help="1..65535 (default 8080)")
     mock.add_argument("--fd", type=int, help=argparse.SUPPRESS)
     mock.add_argument("--app-token", help="Gigma `Token` accepted (default mock-app-token)")
     mock.add_argument("--client-secret", help="mobile client_secret (default mock-client-secret)")
@@ -135,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     mock.add_argument("--store", help="state store: memory (default) or redis://HOST:PORT/DB")
     mock.add_argument(
         "--workers",
-        type=_at_least_one,
+        type=options.at_least_one,
         default=1,
         help="processes serving the port (more than 1 needs a redis store)",
     )
@@ -147,21 +49,18 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a scenario, write a run directory, print the verdict")
     run.add_argument("scenario", help="scenario YAML file")
-    run.add_argument(
-        "--target", help="mock, beta or a name from --targets (default: the scenario's)"
+    options.add_target_options(
+        run,
+        target_help="mock, beta or a name from --targets (default: the scenario's)",
+        out_help="where run directories go (default runs/)",
     )
-    run.add_argument("--targets", metavar="FILE", help="YAML file of named targets")
-    run.add_argument("--out", default="runs", help="where run directories go (default runs/)")
-    run.add_argument("--processes", type=int, default=1, help="Locust worker processes")
     run.add_argument(
         "--duration",
-        type=_seconds,
+        type=options.seconds,
         metavar="SECONDS",
         help="stretch or cut the scenario to this length (soaks)",
     )
-    run.add_argument(
-        "--confirm", action="store_true", help="send real traffic to a shared (non-mock) target"
-    )
+    options.add_confirm(run, "send real traffic to a shared (non-mock) target")
     dist = run.add_argument_group("distributed (Locust master here, `authload worker` elsewhere)")
     dist.add_argument(
         "--expect-workers", type=int, metavar="N", help="run Locust's master for N remote workers"
@@ -180,10 +79,10 @@ def _parser() -> argparse.ArgumentParser:
     web = run.add_argument_group("Locust's web UI in front of the run (instead of headless)")
     web.add_argument("--ui", action="store_true", help="start the test from Locust's web UI")
     web.add_argument("--ui-host", default="127.0.0.1", help="where the UI listens (127.0.0.1)")
-    web.add_argument("--ui-port", type=_port, default=8089, help="the UI's port (8089)")
+    web.add_argument("--ui-port", type=options.port, default=8089, help="the UI's port (8089)")
     web.add_argument(
         "--ui-linger",
-        type=_seconds_or_none,
+        type=options.seconds_or_none,
         default=300.0,
         metavar="SECONDS",
         help="serve the report there this long after the run (default 300; Ctrl-C ends it)",
@@ -193,7 +92,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="push the run's figures there at its end (default: $AUTHLOAD_PUSHGATEWAY)",
     )
-    _add_verdict_outputs(run)
+    options.add_verdict_outputs(run)
 
     worker = sub.add_parser(
         "worker", help="a Locust worker for `authload run --expect-workers` on another host"
@@ -213,7 +112,7 @@ def _parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="write RUN_DIR/report.html, print the verdict")
     report.add_argument("run_dir", metavar="RUN_DIR", help="a run directory")
-    _add_verdict_outputs(report)
+    options.add_verdict_outputs(report)
 
     smoke = sub.add_parser("smoke", help="drive every endpoint once on a mock, check contracts")
     smoke.add_argument("--url", help="a running mock (default: start an embedded one)")
@@ -224,9 +123,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     compare.add_argument("base", metavar="BASE_RUN", help="run directory of the baseline")
     compare.add_argument("candidate", metavar="CANDIDATE_RUN", help="run directory to judge")
-    _add_comparison_options(compare)
+    options.add_comparison_options(compare)
     compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
-    _add_verdict_outputs(compare)
+    options.add_verdict_outputs(compare)
 
     runs = sub.add_parser(
         "runs",
@@ -260,7 +159,7 @@ def _parser() -> argparse.ArgumentParser:
         help="baseline: the N finished runs of the same scenario and target before the latest, "
         "records pooled (default 5)",
     )
-    _add_comparison_options(runs)
+    options.add_comparison_options(runs)
 
     capacity = sub.add_parser(
         "capacity",
@@ -300,16 +199,17 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="start of each step left out of the judgement (default 15)",
     )
-    capacity.add_argument("--target", help="mock, beta or a name from --targets")
-    capacity.add_argument("--targets", metavar="FILE", help="YAML file of named targets")
-    capacity.add_argument("--out", default="runs", help="where it goes (default runs/)")
-    capacity.add_argument("--processes", type=int, default=1, help="Locust worker processes")
-    capacity.add_argument("--confirm", action="store_true", help="allow a shared target")
+    options.add_target_options(
+        capacity,
+        target_help="mock, beta or a name from --targets",
+        out_help="where it goes (default runs/)",
+    )
+    options.add_confirm(capacity, "allow a shared target")
     capacity.add_argument(
         "--verbose", action="store_true", help="the steps' own output on stderr too"
     )
     capacity.add_argument("--json", action="store_true", help="print capacity.json")
-    _add_verdict_outputs(capacity)
+    options.add_verdict_outputs(capacity)
     return parser
 
 
@@ -444,8 +344,8 @@ def _smoke(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from authload.runner import MasterOptions, run
 
-    _check_out(Path(args.out))
-    destinations = _destinations(args)
+    options.check_out(Path(args.out))
+    destinations = options.destinations(args)
     master = None
     if args.expect_workers is not None:
         master = MasterOptions(
@@ -534,17 +434,6 @@ def _print_journeys(journeys: dict[str, Any]) -> None:
         )
 
 
-def _check_out(out: Path) -> None:
-    """``--out`` must be a directory or become one: no file on the way."""
-    from authload.errors import InputError
-
-    for place in (out, *out.parents):
-        if place.is_dir():
-            return
-        if place.exists() or place.is_symlink():
-            raise InputError(f"--out {out}: {place} is not a directory")
-
-
 def _report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -554,7 +443,7 @@ def _report(args: argparse.Namespace) -> int:
     from authload.runner import salvage
     from authload.verdict_formats.commands import for_run
 
-    destinations = _destinations(args)
+    destinations = options.destinations(args)
     try:
         if salvage(Path(args.run_dir)):
             print(f"authload: {args.run_dir}: the run never finished; summarized what it left")
@@ -612,8 +501,8 @@ def _compare(args: argparse.Namespace) -> int:
     )
     from authload.errors import InputError, ResultsError
 
-    _check_comparison_options(args)
-    destinations = _destinations(args)
+    options.check_comparison_options(args)
+    destinations = options.destinations(args)
     from authload.analysis.query import Journeys
 
     try:
@@ -694,9 +583,9 @@ _ROW_VALUE = {"amplification": "{:>8.2f} x"}  # else ms
 def _capacity(args: argparse.Namespace) -> int:
     from authload.capacity import CapacityOptions, describe, run_capacity
 
-    _check_out(Path(args.out))
-    destinations = _destinations(args)
-    options = CapacityOptions(
+    options.check_out(Path(args.out))
+    destinations = options.destinations(args)
+    search = CapacityOptions(
         closed=args.closed,
         start=args.start,
         factor=args.factor,
@@ -712,7 +601,7 @@ def _capacity(args: argparse.Namespace) -> int:
         confirm=args.confirm,
         verbose=args.verbose,
     )
-    result = run_capacity(args.scenario, options)
+    result = run_capacity(args.scenario, search)
     from authload.verdict_formats.commands import for_capacity
 
     for_capacity(destinations, result.directory, result.data)
@@ -753,7 +642,7 @@ def _runs(args: argparse.Namespace) -> int:
             )
         print(f"{len(found.runs)} of {len(index.runs)} runs under {index.root}", file=sys.stderr)
         return EXIT_PASS
-    _check_comparison_options(args)
+    options.check_comparison_options(args)
     result = compare_latest(
         index.filter(since=since),
         args.compare_latest,
