@@ -70,7 +70,7 @@ def _parse_cli(argv: list[str], where: str) -> argparse.Namespace:
     err = io.StringIO()
     try:
         with contextlib.redirect_stderr(err):
-            return cli._parser().parse_args(argv)
+            return cli.build_parser().parse_args(argv)
     except SystemExit:
         pytest.fail(
             f"{where}: `authload {' '.join(argv)}` is refused by the CLI parser "

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from authload.cli import options, render
+from authload.cli.command import EXIT_ERROR, EXIT_FAIL, EXIT_PASS, Command
+
+
+class ReportCommand(Command):
+    name = "report"
+    help = "write RUN_DIR/report.html, print the verdict"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory")
+        options.add_verdict_outputs(parser)
+
+    def handle(self, args: argparse.Namespace) -> int:
+        from authload.analysis.report import write_report
+        from authload.errors import InputError, ResultsError
+        from authload.results import SUMMARY_FILE, read_json
+        from authload.run import salvage
+        from authload.verdict_formats.commands import for_run
+
+        destinations = options.destinations(args)
+        run_dir = Path(args.run_dir)
+        try:
+            if salvage(run_dir):
+                print(f"authload: {args.run_dir}: the run never finished; summarized what it left")
+            path = write_report(run_dir)
+            summary = read_json(run_dir / SUMMARY_FILE)
+        except ResultsError as exc:  # not a (finished) run directory: bad input
+            raise InputError(str(exc)) from exc
+        verdict = str(summary.get("verdict", "error"))
+        print(f"report: {path}")
+        render.print_drift(summary)
+        print(f"verdict: {verdict.upper()}")
+        for_run(destinations, run_dir, summary)
+        return {"pass": EXIT_PASS, "fail": EXIT_FAIL}.get(verdict, EXIT_ERROR)
