@@ -23,7 +23,6 @@ wins); a URL without a scheme is http. A failed push is a warning, never a faile
 from __future__ import annotations
 
 import os
-import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -32,6 +31,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
 
 from authload import metric_names as names
+from authload.console import Console
 from authload.results import MANIFEST_FILE, SUMMARY_FILE, read_json
 
 __all__ = [
@@ -125,20 +125,17 @@ def push_run(run_dir: Path, gateway: str, timeout: float = TIMEOUT_S) -> None:
     )
 
 
-def push_after_run(run_dir: Path, gateway: str | None) -> bool:
+def push_after_run(run_dir: Path, gateway: str | None, console: Console | None = None) -> bool:
     """Push when a gateway is configured (``gateway``, else ``AUTHLOAD_PUSHGATEWAY``); a
-    failure prints a warning and returns False, it never fails the run."""
+    failure is said as a warning and returns False, it never fails the run."""
+    console = console or Console()
     gateway = gateway or gateway_from_env()
     if gateway is None:
         return False
     try:
         push_run(run_dir, gateway)
     except Exception as exc:  # a push must never fail the run
-        print(
-            f"authload: warning: the run's figures were not pushed to {gateway}: {exc}",
-            file=sys.stderr,
-            flush=True,
-        )
+        console.say(f"warning: the run's figures were not pushed to {gateway}: {exc}")
         return False
-    print(f"authload: the run's figures pushed to {gateway}", file=sys.stderr, flush=True)
+    console.say(f"the run's figures pushed to {gateway}")
     return True

@@ -18,7 +18,6 @@ import contextlib
 import html
 import json
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from authload.console import Console
 from authload.errors import InputError
 from authload.results import SUMMARY_FILE, read_events, read_json
 
@@ -75,15 +75,14 @@ class UiSession:
     run_dir: Path | None = None
     manual: list[dict[str, Any]] = field(default_factory=list)  # manual control, as recorded
     _started: float | None = None
+    console: Console = field(default_factory=Console, repr=False)
     _server: ThreadingHTTPServer | None = field(default=None, repr=False)
 
     def announce(self) -> None:
-        print(
-            f"authload: Locust's web UI at {self.options.url}: press start to run the "
+        self.console.say(
+            f"Locust's web UI at {self.options.url}: press start to run the "
             f"scenario's stages; the authload tab shows its SLOs live; the report follows at "
-            f"{self.options.url}{REPORT_PATH} when the test stops",
-            file=sys.stderr,
-            flush=True,
+            f"{self.options.url}{REPORT_PATH} when the test stops"
         )
 
     def watching(
@@ -144,11 +143,7 @@ class UiSession:
                 self._server = ThreadingHTTPServer((self.options.host, self.options.port), handler)
             except OSError as exc:
                 if time.monotonic() > deadline:
-                    print(
-                        f"authload: the report is not served at {self.options.url}: {exc}",
-                        file=sys.stderr,
-                        flush=True,
-                    )
+                    self.console.say(f"the report is not served at {self.options.url}: {exc}")
                     return
                 time.sleep(0.2)
         self._server.daemon_threads = True
@@ -158,11 +153,9 @@ class UiSession:
         """Keep serving the report for ``linger_s`` seconds; Ctrl-C ends it sooner."""
         if self._server is None or self.options.linger_s <= 0:
             return
-        print(
-            f"authload: report at {self.options.url}{REPORT_PATH} for "
-            f"{self.options.linger_s:g} s more (Ctrl-C ends it)",
-            file=sys.stderr,
-            flush=True,
+        self.console.say(
+            f"report at {self.options.url}{REPORT_PATH} for "
+            f"{self.options.linger_s:g} s more (Ctrl-C ends it)"
         )
         with contextlib.suppress(KeyboardInterrupt):
             time.sleep(self.options.linger_s)

@@ -210,7 +210,7 @@ def conclude(
     _state_limits_used(target, used, console)
     from authload.pushgateway import push_after_run
 
-    push_after_run(run_dir, pushgateway)  # when configured; a failure is only a warning
+    push_after_run(run_dir, pushgateway, console)  # when configured; a failure is only a warning
     try:  # the report only shows the run: failing to write it must not lose the run
         from authload.analysis.report import write_report
 

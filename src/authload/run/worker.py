@@ -31,7 +31,28 @@ def worker(
     if not 0 < master_port < 65536:
         raise InputError(f"--master-port {master_port}: not a port number")
     console = (console or Console()).named("authload worker")
-    cmd = [
+    env = {k: v for k, v in os.environ.items() if k != CONFIG_ENV}
+    env.update({WORKER_ENV: str(master_timeout_s), "PYTHONUNBUFFERED": "1"})
+    console.say(
+        f"waiting up to {master_timeout_s} s for the Locust master at {master_host}:{master_port}"
+    )
+    code = _run_until_quit(subprocess.Popen(_command(master_host, master_port), env=env))
+    if code == 0:
+        console.say("the master ended the run")
+        return 0
+    if code == 255:  # Locust's exit when its connection loop gives up
+        raise AuthloadError(
+            f"no Locust master answered at {master_host}:{master_port} within "
+            f"{master_timeout_s} s: start `authload run SCENARIO --expect-workers N` there "
+            f"(or raise --master-timeout)"
+        )
+    if code == WORKER_UNFIT_EXIT:
+        raise InputError("this worker could not take part in the run (see above)")
+    raise AuthloadError(f"the Locust worker exited with code {code}")
+
+
+def _command(master_host: str, master_port: int) -> list[str]:
+    return [
         sys.executable,
         "-m",
         "locust",
@@ -47,34 +68,19 @@ def worker(
         "--exit-code-on-error",
         "0",
     ]
-    env = {k: v for k, v in os.environ.items() if k != CONFIG_ENV}
-    env.update({WORKER_ENV: str(master_timeout_s), "PYTHONUNBUFFERED": "1"})
-    console.say(
-        f"waiting up to {master_timeout_s} s for the Locust master at {master_host}:{master_port}"
-    )
-    proc = subprocess.Popen(cmd, env=env)
+
+
+def _run_until_quit(proc: subprocess.Popen[bytes]) -> int:
     # compose and Kubernetes stop a container with SIGTERM: Locust shuts down on it
     previous = signal.signal(signal.SIGTERM, lambda *_: proc.terminate())
     try:
         try:
-            code = proc.wait()
+            return proc.wait()
         except KeyboardInterrupt:  # Ctrl-C reached Locust too (one process group)
             try:
-                code = proc.wait(timeout=30)
+                return proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
-                code = proc.wait()
+                return proc.wait()
     finally:
         signal.signal(signal.SIGTERM, previous)
-    if code == 0:
-        console.say("the master ended the run")
-        return 0
-    if code == 255:  # Locust's exit when its connection loop gives up
-        raise AuthloadError(
-            f"no Locust master answered at {master_host}:{master_port} within "
-            f"{master_timeout_s} s: start `authload run SCENARIO --expect-workers N` there "
-            f"(or raise --master-timeout)"
-        )
-    if code == WORKER_UNFIT_EXIT:
-        raise InputError("this worker could not take part in the run (see above)")
-    raise AuthloadError(f"the Locust worker exited with code {code}")
