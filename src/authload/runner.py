@@ -46,7 +46,7 @@ import httpx
 from authload.children import die_with_parent
 from authload.control import MockControl
 from authload.errors import AuthloadError, InputError, ResultsError, TargetError
-from authload.load.limits import limits_used
+from authload.load.run_limits import limits_used
 from authload.mock.server import EmbeddedMock
 from authload.results import (
     ABORT_FILE,
