@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from authload.errors import TargetError
-from authload.load.limits import (
+from authload.load.run_limits import (
     BUDGET_SPENT,
     LimitRefused,
     RateCeiling,

@@ -21,7 +21,7 @@ import yaml
 
 from authload.distributions import Distribution, Fixed, Uniform
 from authload.mock.settings import load_settings
-from authload.mock.state import MemoryStore, NewSession, Pair, TokenRules
+from authload.mock.store import MemoryStore, NewSession, Pair, TokenRules
 from authload.scenario import RefreshStorm, Scenario, Stage
 from authload.scenario_file import load_scenario
 from tests import locust_child

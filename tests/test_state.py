@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from authload.mock.state import CodeCheck, MemoryStore, NewSession, Pair, Rotation, TokenRules
+from authload.mock.store import CodeCheck, MemoryStore, NewSession, Pair, Rotation, TokenRules
 
 T = TypeVar("T")
 

@@ -16,8 +16,7 @@ from typing import TypeVar
 
 import pytest
 
-from authload.mock.redis_store import RedisStore
-from authload.mock.state import (
+from authload.mock.store import (
     CodeCheck,
     MemoryStore,
     NewSession,
@@ -26,6 +25,7 @@ from authload.mock.state import (
     Store,
     TokenRules,
 )
+from authload.mock.store.redis import RedisStore
 
 T = TypeVar("T")
 Body = Callable[[Store, Store], Awaitable[None]]

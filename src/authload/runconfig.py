@@ -45,7 +45,7 @@ STOP_GRACE_S = 10.0
 @dataclass(frozen=True)
 class RunLimits:
     """A target's run-time limits over all Locust processes; each process enforces its share
-    (``load/limits.py``)."""
+    (``load/run_limits.py``)."""
 
     send_password_budget: int | None = None  # gigma.send_password attempts in the whole run
     max_request_rate: float | None = None  # attempts/s of every endpoint, all processes

@@ -2,7 +2,8 @@
 long run, and the history of runs. No printing; the CLI prints."""
 
 from authload.analysis.drift import Drift, analyze_drift, read_resources
-from authload.analysis.errors import (
+from authload.analysis.history import RunEntry, RunIndex, compare_latest, index_runs
+from authload.analysis.resilience import (
     RecoveryTolerance,
     error_bursts,
     latency_comparison,
@@ -14,7 +15,6 @@ from authload.analysis.errors import (
     sessions_lost,
     shedding_quality,
 )
-from authload.analysis.history import RunEntry, RunIndex, compare_latest, index_runs
 from authload.analysis.slo import SloResult, evaluate_slos
 from authload.analysis.stats import PERCENTILES, endpoint_summary, load_records, percentile
 from authload.analysis.timeline import event_windows, fault_windows, timeline

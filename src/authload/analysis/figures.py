@@ -149,7 +149,7 @@ def status_figure(tl: pd.DataFrame, origin: float, marks: pd.DataFrame) -> Figur
 
 
 def spectrum_figure(spectra: Mapping[str, pd.DataFrame]) -> Figure:
-    """Latency by percentile (:func:`~authload.analysis.errors.latency_spectrum`),
+    """Latency by percentile (:func:`~authload.analysis.resilience.latency_spectrum`),
     HdrHistogram style: x is 1/(1-p) on a log scale, so each further nine of the tail gets
     the same width."""
     fig, (ax,) = new_figure(height=3.8)

@@ -22,15 +22,6 @@ from typing import Any
 import pandas as pd
 
 from authload.analysis.drift_report import drift_section
-from authload.analysis.errors import (
-    RECOVERY_KINDS,
-    error_bursts,
-    latency_comparison,
-    latency_spectra,
-    recovery_times,
-    retry_summary,
-    sessions_lost,
-)
 from authload.analysis.figures import (
     amplification_figure,
     outcomes_figure,
@@ -40,6 +31,15 @@ from authload.analysis.figures import (
 )
 from authload.analysis.page import document, escape, frame_table, img, num, pairs, table
 from authload.analysis.query import Records
+from authload.analysis.resilience import (
+    RECOVERY_KINDS,
+    error_bursts,
+    latency_comparison,
+    latency_spectra,
+    recovery_times,
+    retry_summary,
+    sessions_lost,
+)
 from authload.analysis.summary import summary_notes
 from authload.analysis.timeline import event_windows, fault_windows, timeline
 from authload.errors import ResultsError

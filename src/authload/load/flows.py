@@ -25,8 +25,8 @@ from authload.contracts import mobile as m
 from authload.distributions import Distribution, sample_ms
 from authload.load.accounts import CodeSource, CodeUnavailable
 from authload.load.clients import OK, Answer, AuthClient, FlowContext, RunStopping
-from authload.load.limits import LimitRefused
 from authload.load.retry import CallError, Throttled
+from authload.load.run_limits import LimitRefused
 from authload.results import (
     JOURNEY,
     NEVER_REVOKED,

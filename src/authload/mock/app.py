@@ -25,8 +25,8 @@ from authload.mock import admin, gigma, mobile
 from authload.mock.behaviour import Limiter, Shed
 from authload.mock.core import Mock
 from authload.mock.http import ApiError, Reply, Request, render_error
-from authload.mock.limits import rate_limit
 from authload.mock.profile import Fault
+from authload.mock.rate_limits import rate_limit
 
 log = logging.getLogger("authload.mock")
 

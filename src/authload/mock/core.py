@@ -18,7 +18,7 @@ from authload.mock.population import Population
 from authload.mock.profile import Profile
 from authload.mock.settings import MockSettings
 from authload.mock.stale import StaleTokens
-from authload.mock.state import MemoryStore, Store, TokenRules
+from authload.mock.store import MemoryStore, Store, TokenRules
 from authload.mock.trim import EVERY_S as TRIM_EVERY_S
 from authload.mock.trim import release_free_memory
 

@@ -7,9 +7,9 @@ import time
 from authload.contracts import gigma as contract
 from authload.mock.core import Mock
 from authload.mock.http import ApiError, Reply, Request, model_reply, parse_body
-from authload.mock.limits import rate_limit
 from authload.mock.population import Account
-from authload.mock.state import CodeCheck, NewSession
+from authload.mock.rate_limits import rate_limit
+from authload.mock.store import CodeCheck, NewSession
 
 API = contract.API.name
 

@@ -10,9 +10,9 @@ from urllib.parse import urlencode
 from authload.contracts import mobile as contract
 from authload.mock.core import Mock
 from authload.mock.http import ApiError, Reply, Request, json_reply, model_reply, parse_body
-from authload.mock.limits import rate_limit
 from authload.mock.population import inn_is_valid
-from authload.mock.state import CodeCheck, NewSession, Pair, Rotation
+from authload.mock.rate_limits import rate_limit
+from authload.mock.store import CodeCheck, NewSession, Pair, Rotation
 
 API = contract.API.name
 ESIA_AUTHORIZE_URL = "https://esia.gosuslugi.ru/aas/oauth2/ac"

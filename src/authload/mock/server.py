@@ -23,7 +23,7 @@ from authload.mock.core import Mock
 from authload.mock.metrics import MULTIPROC_ENV
 from authload.mock.profile import load_profile
 from authload.mock.settings import MockSettings, load_settings
-from authload.mock.state import open_store
+from authload.mock.store import open_store
 
 
 def app_from_environment() -> MockApp:

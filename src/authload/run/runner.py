@@ -21,7 +21,7 @@ from typing import Any
 
 from authload.console import Console
 from authload.errors import InputError, ResultsError
-from authload.load.limits import limits_used
+from authload.load.run_limits import limits_used
 from authload.results import (
     MANIFEST_FILE,
     MOCK_STATS_FILE,

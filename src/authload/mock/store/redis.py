@@ -1,8 +1,8 @@
 """The mock's state in Redis, shared by every process and worker pointed at the same server.
 
-Same semantics as :class:`~authload.mock.state.MemoryStore`. Each read-then-write operation is
-one Lua script (or one MULTI transaction), so it is atomic across processes and costs one round
-trip.
+Same semantics as :class:`~authload.mock.store.memory.MemoryStore`. Each read-then-write
+operation is one Lua script (or one MULTI transaction), so it is atomic across processes and
+costs one round trip.
 
 Clock: the Redis server's, the only one every process shares. Lifetimes that are a single
 deadline (codes, ESIA states and codes, rate-limit windows, remembered rotated tokens) are key
@@ -27,7 +27,7 @@ from typing import Any, cast
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-from authload.mock.state import CodeCheck, IssuedCode, NewSession, Pair, Rotation, TokenRules
+from authload.mock.store.base import CodeCheck, IssuedCode, NewSession, Pair, Rotation, TokenRules
 
 DEFAULT_PREFIX = "authload:mock:"
 LEASE_S = 5.0  # epoch and control outlive the last mock process by this long
@@ -205,7 +205,7 @@ def _ms(seconds: float) -> int:
 
 
 class RedisStore:
-    """A :class:`~authload.mock.state.Store` in Redis; keys under ``prefix``.
+    """A :class:`~authload.mock.store.base.Store` in Redis; keys under ``prefix``.
 
     ``redis`` must decode responses to ``str`` (``decode_responses=True``), as
     :meth:`from_url` sets up.
