@@ -28,13 +28,13 @@ from authload.load.run_limits import (
     process_limits,
 )
 from authload.mock.server import EmbeddedMock
+from authload.run.sessions import session_for
 from authload.runconfig import RunConfig, RunLimits
 from authload.scenario import Abort, Scenario
 from authload.scenario_file import parse_scenario
 from authload.targets import (
     Limits,
     Target,
-    check_safety,
     load_targets,
     resolve_target,
     run_limits,
@@ -123,13 +123,13 @@ def test_beta_has_a_send_password_budget_and_a_rate_ceiling_stated_before_a_run(
     beta = resolve_target("beta")
     assert beta.limits.send_password_budget == 10
     assert beta.limits.max_request_rate == 20
-    stated = check_safety(beta, _scenario(), confirmed=True)
+    stated = session_for(beta).safety(_scenario(), confirmed=True)
     assert "send_password_budget=10" in stated
     assert "max_request_rate=20.0" in stated
     assert run_limits(beta) == RunLimits(10, 20.0)
     mock = Target(name="m", mock=True, limits=Limits(max_request_rate=5, max_users=1))
-    assert check_safety(mock, _scenario(), confirmed=False) == ["max_request_rate=5.0"]
-    assert check_safety(resolve_target("mock"), _scenario(), confirmed=False) == []
+    assert session_for(mock).safety(_scenario(), confirmed=False) == ["max_request_rate=5.0"]
+    assert session_for(resolve_target("mock")).safety(_scenario(), confirmed=False) == []
 
 
 def test_limits_in_a_targets_file_are_checked(tmp_path: Path) -> None:

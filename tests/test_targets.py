@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from authload.errors import TargetError
+from authload.run.sessions import session_for
 from authload.scenario import Scenario
 from authload.scenario_file import parse_scenario
-from authload.targets import check_safety, load_targets, resolve_target
+from authload.targets import load_targets, resolve_target
 
 
 def _scenario(
@@ -27,14 +28,16 @@ load: {{stages: [{{duration_s: 30, users: {users}}}]}}
 
 
 def test_mock_needs_no_confirmation() -> None:
-    assert check_safety(resolve_target("mock"), _scenario(users=10_000), confirmed=False) == []
+    assert (
+        session_for(resolve_target("mock")).safety(_scenario(users=10_000), confirmed=False) == []
+    )
 
 
 def test_beta_states_its_limits_and_needs_confirmation() -> None:
     beta = resolve_target("beta")
     with pytest.raises(TargetError, match=r"shared environment .*max_users=20.*--confirm"):
-        check_safety(beta, _scenario(), confirmed=False)
-    assert "max_users=20" in check_safety(beta, _scenario(), confirmed=True)
+        session_for(beta).safety(_scenario(), confirmed=False)
+    assert "max_users=20" in session_for(beta).safety(_scenario(), confirmed=True)
 
 
 @pytest.mark.parametrize(
@@ -49,7 +52,7 @@ def test_beta_refuses_beyond_its_limits_even_confirmed(
     scenario: Callable[[], Scenario], problem: str
 ) -> None:
     with pytest.raises(TargetError, match=problem):
-        check_safety(resolve_target("beta"), scenario(), confirmed=True)
+        session_for(resolve_target("beta")).safety(scenario(), confirmed=True)
 
 
 def test_secrets_only_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -28,9 +28,10 @@ import yaml
 from authload.analysis.capacity import TAIL_S
 from authload.errors import AuthloadError, InputError
 from authload.results import read_events, write_json
+from authload.run.sessions import session_for
 from authload.scenario import Load, Scenario, Stage
 from authload.scenario_file import load_scenario
-from authload.targets import check_safety, resolve_target
+from authload.targets import resolve_target
 
 __all__ = [
     "CAPACITY_FILE",
@@ -194,7 +195,8 @@ class _Search:
             self.options = options = _replace(options, maximum=float(limit))
         assert options.start is not None
         highest = options.maximum if options.maximum is not None else options.start
-        check_safety(target, step_scenario(self.scenario, highest, options), options.confirm)
+        step = step_scenario(self.scenario, highest, options)
+        session_for(target).safety(step, options.confirm)
 
     def run(self) -> CapacityResult:
         self.started = time.time()

@@ -22,8 +22,10 @@ Locust process ends with its records closed; `authload run SCENARIO --ui` is the
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Mapping, MutableMapping, Sequence
@@ -31,14 +33,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from authload.console import Console
-from authload.errors import AuthloadError, InputError, TargetError
+from authload.errors import AuthloadError, InputError
 from authload.results import MANIFEST_FILE, write_json
+from authload.run.manifest import manifest, new_run_dir
+from authload.run.sessions import session_for
 from authload.runconfig import APP_TOKEN_ENV, CLIENT_SECRET_ENV, RunConfig
-from authload.running_mock import RunningMock, check_running_mock, running_mock_secrets
-from authload.scenario import Scenario
 from authload.scenario_file import load_scenario
-from authload.targets import Target, check_safety, resolve_target
+from authload.targets import Target, accounts_for, resolve_target, run_limits, within_limits
 
 SCENARIO_ENV = "AUTHLOAD_SCENARIO"
 TARGET_ENV = "AUTHLOAD_TARGET"
@@ -61,36 +62,38 @@ class Prepared:
 
 def prepare(environ: Mapping[str, str], argv: Sequence[str]) -> Prepared:
     """Check and set up the run: its configuration and secrets; the run directory is made
-    and named."""
+    and named. The target is checked and made ready as `authload run` does (a running mock
+    reset, its behaviour kept; a shared stand's limits, secrets and reachability)."""
     _one_process(argv)
     scenario = load_scenario(environ.get(SCENARIO_ENV, DEFAULT_SCENARIO))
     target = _target(environ)
-    scenario = _checked(target, scenario, environ.get(CONFIRM_ENV, "") in ("1", "true", "yes"))
-    from authload.run.manifest import manifest, new_run_dir
-    from authload.targets import accounts_for, run_limits
-
-    gigma_url, mobile_url = target.urls()
-    secrets = _secrets(target)
+    session = session_for(target)
+    confirmed = environ.get(CONFIRM_ENV, "") in ("1", "true", "yes")
+    stated = session.safety(scenario, confirmed, confirm_hint=f"set {CONFIRM_ENV}=1")
+    if stated:
+        session.console.say(f"target {target.name} limits: {', '.join(stated)}")
+    session.check()  # missing secrets are said before anything is created
+    scenario = within_limits(scenario, target)
     run_dir = new_run_dir(Path(environ.get(OUT_ENV, "runs")), scenario.name)
-    book = manifest(scenario, target, 1) | {"launched_by": LAUNCHER}
-    write_json(run_dir / MANIFEST_FILE, book)
-    if target.mock:  # reset, its behaviour kept, as `authload run` does with a running mock
-        RunningMock.begin(target, scenario, run_dir, Console())
+    write_json(run_dir / MANIFEST_FILE, manifest(scenario, target, 1) | {"launched_by": LAUNCHER})
+    endpoints = session.begin(run_dir, scenario)
+    assert endpoints.secrets is not None  # one process here: never remote workers
     config = RunConfig(
         scenario,
         run_dir,
         target.name,
-        gigma_url,
-        mobile_url,
-        target.control_url() if target.mock else None,
+        endpoints.gigma_url,
+        endpoints.mobile_url,
+        endpoints.mock_url,
         accounts=accounts_for(target, remote=False),
         limits=run_limits(target),
     )
     path = Path(tempfile.mkdtemp(prefix="authload-locust-")) / "config.json"
+    atexit.register(shutil.rmtree, path.parent, ignore_errors=True)  # it may hold passwords
     path.write_text(json.dumps(config.to_json()), encoding="utf-8")
     os.chmod(path, 0o600)
-    print(f"authload: run directory {run_dir}", file=sys.stderr, flush=True)
-    return Prepared(config, path, secrets)
+    session.console.say(f"run directory {run_dir}")
+    return Prepared(config, path, endpoints.secrets)
 
 
 def _one_process(argv: Sequence[str]) -> None:
@@ -108,32 +111,6 @@ def _target(environ: Mapping[str, str]) -> Target:
         return resolve_target(name, environ.get(TARGETS_FILE_ENV) or None)
     url = environ.get(MOCK_URL_ENV, DEFAULT_MOCK_URL).rstrip("/")
     return Target(name="mock", mock=True, gigma_url=url, mobile_url=url)
-
-
-def _checked(target: Target, scenario: Scenario, confirmed: bool) -> Scenario:
-    """The target's limits, as `authload run` checks them; the scenario with its abort rule
-    tightened by the target's."""
-    from authload.run.sessions import check_reachable
-    from authload.targets import within_limits
-
-    stated = check_safety(target, scenario, confirmed=True)  # refuses what is out of limits
-    if not target.mock and not confirmed:
-        raise TargetError(
-            f"target {target.name} is a shared environment (limits: {', '.join(stated)}); "
-            f"set {CONFIRM_ENV}=1 to send real traffic there"
-        )
-    if stated:
-        print(f"authload: target {target.name} limits: {', '.join(stated)}", file=sys.stderr)
-    if target.mock:
-        check_running_mock(target)
-    else:
-        target.secrets()  # missing secrets are said before anything is created
-        check_reachable(target.name, target.urls())
-    return within_limits(scenario, target)
-
-
-def _secrets(target: Target) -> tuple[str, str]:
-    return running_mock_secrets(target) if target.mock else target.secrets()
 
 
 def install(environ: MutableMapping[str, str], argv: Sequence[str]) -> None:

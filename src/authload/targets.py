@@ -195,42 +195,6 @@ def resolve_target(name: str, path: str | Path | None = None) -> Target:
     return targets[name]
 
 
-def check_safety(target: Target, scenario: Scenario, confirmed: bool) -> list[str]:
-    """Refuse what the target's limits forbid; returns the limits to state before a run (a
-    mock's: only the run-time ones it sets, which it enforces without asking to confirm)."""
-    limits = target.limits
-    stated = [f"{k}={v}" for k, v in limits.model_dump().items() if v is not None]
-    if target.mock:
-        run_time = ("send_password_budget", "max_request_rate")
-        return [s for s in stated if s.split("=", 1)[0] in run_time]
-    load = scenario.load
-    peak_users = max((s.users or 0) for s in load.stages)
-    peak_rate = max((s.rate or 0.0) for s in load.stages)
-    problems = []
-    if limits.scenarios is not None and scenario.name not in limits.scenarios:
-        problems.append(
-            f"scenario {scenario.name!r} is not allowed (allowed: {', '.join(limits.scenarios)})"
-        )
-    if limits.max_users is not None and peak_users > limits.max_users:
-        problems.append(f"peak users {peak_users} > max_users {limits.max_users}")
-    if limits.max_rate is not None and peak_rate > limits.max_rate:
-        problems.append(f"peak rate {peak_rate:g}/s > max_rate {limits.max_rate:g}/s")
-    if limits.max_duration_s is not None and scenario.duration_s > limits.max_duration_s:
-        problems.append(
-            f"duration {scenario.duration_s:g} s > max_duration_s {limits.max_duration_s:g} s"
-        )
-    if "esia" in scenario.mix and scenario.mix["esia"] > 0:
-        problems.append("the esia flow needs a person at a browser: only the mock has it")
-    if problems:
-        raise TargetError(f"target {target.name} refuses this run: " + "; ".join(problems))
-    if not confirmed:
-        raise TargetError(
-            f"target {target.name} is a shared environment (limits: {', '.join(stated)}); "
-            f"run again with --confirm to send real traffic there"
-        )
-    return stated
-
-
 def within_limits(scenario: Scenario, target: Target) -> Scenario:
     """A shared target's abort level overrides a laxer one in the scenario, and its window
     and minimum of requests are at most the default rule's, so that a scenario cannot make

@@ -42,7 +42,6 @@ from authload.scenario_file import load_scenario
 from authload.targets import (
     Target,
     accounts_for,
-    check_safety,
     resolve_target,
     run_limits,
     within_limits,
@@ -82,16 +81,16 @@ def run(
     if ui is not None:
         _check_ui(ui, launcher)
     target = resolve_target(target_name or scenario.target, targets_file)
-    stated = check_safety(target, scenario, confirm)
+    session = session_for(target, console, launcher.remote_workers)
+    stated = session.safety(scenario, confirm)
     if stated:
         console.say(f"target {target.name} limits: {', '.join(stated)}")
     scenario = within_limits(scenario, target)
-    session = session_for(target, scenario, console, launcher.remote_workers)
     session.check()  # fail on missing secrets or URLs before anything is created
     run_dir = book.new_run_dir(Path(out), scenario.name)
     console.say(f"run directory {run_dir}")
     try:
-        return _Run(run_dir, session, launcher, ui, console).conduct(pushgateway)
+        return _Run(run_dir, scenario, session, launcher, ui, console).conduct(pushgateway)
     except OSError as exc:
         if exc.errno != errno.ENOSPC:
             raise
@@ -106,14 +105,11 @@ class _Run:
     """One run in its directory."""
 
     run_dir: Path
+    scenario: Scenario
     session: TargetSession
     launcher: Launcher
     ui: UiSession | None
     console: Console
-
-    @property
-    def scenario(self) -> Scenario:
-        return self.session.scenario
 
     def conduct(self, pushgateway: str | None) -> RunResult:
         """The load, then the records merged, summary and report."""
@@ -134,7 +130,7 @@ class _Run:
     def _load(self) -> tuple[int, dict[str, Any] | None]:
         """Locust's exit code, and what the target counted."""
         with self.session as session:
-            endpoints = session.begin(self.run_dir)
+            endpoints = session.begin(self.run_dir, self.scenario)
             config = RunConfig(
                 self.scenario,
                 self.run_dir,

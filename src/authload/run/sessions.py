@@ -13,7 +13,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -21,7 +21,6 @@ import httpx
 from authload.console import Console
 from authload.control import MockControl
 from authload.errors import TargetError
-from authload.mock.server import EmbeddedMock
 from authload.running_mock import (
     RunningMock,
     check_running_mock,
@@ -29,7 +28,10 @@ from authload.running_mock import (
     running_mock_secrets,
 )
 from authload.scenario import Scenario
-from authload.targets import Target
+from authload.targets import Limits, Target
+
+if TYPE_CHECKING:
+    from authload.mock.server import EmbeddedMock
 
 
 @dataclass(frozen=True)
@@ -47,20 +49,25 @@ class TargetSession(ABC):
     """One run's use of its target. ``remote_workers``: Locust's workers run elsewhere and read
     their own secrets, so none are asked for here."""
 
-    def __init__(
-        self, target: Target, scenario: Scenario, console: Console, remote_workers: bool = False
-    ) -> None:
+    def __init__(self, target: Target, console: Console, remote_workers: bool = False) -> None:
         self.target = target
-        self.scenario = scenario
         self.console = console
         self.remote_workers = remote_workers
+
+    def safety(
+        self, scenario: Scenario, confirmed: bool, confirm_hint: str = "run again with --confirm"
+    ) -> list[str]:
+        """Refuse what the target's limits forbid; the limits to state before the run. A
+        mock's: only the run-time ones it sets, which it enforces without asking to confirm."""
+        run_time = ("send_password_budget", "max_request_rate")
+        return [s for s in stated_limits(self.target) if s.split("=", 1)[0] in run_time]
 
     def check(self) -> None:
         """Before anything is created: what the run needs of its target is there."""
         return None
 
     @abstractmethod
-    def begin(self, run_dir: Path) -> Endpoints:
+    def begin(self, run_dir: Path, scenario: Scenario) -> Endpoints:
         """The target made ready for the load; where the load goes."""
 
     def end(self, run_dir: Path) -> dict[str, Any] | None:
@@ -88,14 +95,30 @@ class TargetSession(ABC):
 
 
 class SharedStand(TargetSession):
-    """A real environment (beta): its secrets from this environment, checked reachable."""
+    """A real environment (beta): its limits enforced and confirmed, its secrets from this
+    environment, checked reachable."""
+
+    def safety(
+        self, scenario: Scenario, confirmed: bool, confirm_hint: str = "run again with --confirm"
+    ) -> list[str]:
+        target = self.target
+        problems = _out_of_limits(target.limits, scenario)
+        if problems:
+            raise TargetError(f"target {target.name} refuses this run: " + "; ".join(problems))
+        stated = stated_limits(target)
+        if not confirmed:
+            raise TargetError(
+                f"target {target.name} is a shared environment (limits: {', '.join(stated)}); "
+                f"{confirm_hint} to send real traffic there"
+            )
+        return stated
 
     def check(self) -> None:
         if not self.remote_workers:
             self.target.secrets()
         check_reachable(self.target.name, self.target.urls())
 
-    def begin(self, run_dir: Path) -> Endpoints:
+    def begin(self, run_dir: Path, scenario: Scenario) -> Endpoints:
         secrets = None if self.remote_workers else self.target.secrets()
         return Endpoints(*self.target.urls(), secrets=secrets)
 
@@ -109,8 +132,8 @@ class RunningMockSession(TargetSession):
         self.target.urls()
         check_running_mock(self.target)
 
-    def begin(self, run_dir: Path) -> Endpoints:
-        self._mock = RunningMock.begin(self.target, self.scenario, run_dir, self.console)
+    def begin(self, run_dir: Path, scenario: Scenario) -> Endpoints:
+        self._mock = RunningMock.begin(self.target, scenario, run_dir, self.console)
         secrets = None if self.remote_workers else running_mock_secrets(self.target)
         return Endpoints(*self.target.urls(), mock_url=self._mock.url, secrets=secrets)
 
@@ -122,23 +145,23 @@ class EmbeddedMockSession(TargetSession):
     """The mock this run starts on 127.0.0.1 with the scenario's behaviour and settings, and
     stops at its end; a mock that exits mid-run aborts the run."""
 
-    def __init__(
-        self, target: Target, scenario: Scenario, console: Console, remote_workers: bool = False
-    ) -> None:
+    def __init__(self, target: Target, console: Console, remote_workers: bool = False) -> None:
         if remote_workers:
             raise TargetError(
                 "the embedded mock listens on this host's 127.0.0.1, out of remote workers' "
                 "reach: start `authload mock` where they reach it and name it as a target "
                 "(deploy/targets.yaml: compose-mock, k8s-mock), or use --processes"
             )
-        super().__init__(target, scenario, console)
+        super().__init__(target, console)
         self._stack = ExitStack()
         self._mock: EmbeddedMock | None = None
 
-    def begin(self, run_dir: Path) -> Endpoints:
-        settings = self.scenario.mock.settings
+    def begin(self, run_dir: Path, scenario: Scenario) -> Endpoints:
+        settings = scenario.mock.settings
         env = {f"AUTHLOAD_MOCK_{k.upper()}": str(v) for k, v in settings.items()}
-        mock = EmbeddedMock(env=env, args=self._behaviour_args(run_dir))
+        from authload.mock.server import EmbeddedMock  # the mock's web stack: only when used
+
+        mock = EmbeddedMock(env=env, args=_behaviour_args(scenario, run_dir))
         self._mock = self._stack.enter_context(mock)
         self.console.say(f"embedded mock on {mock.url}")
         from authload.mock.settings import load_settings
@@ -146,16 +169,6 @@ class EmbeddedMockSession(TargetSession):
         loaded = load_settings(**dict(settings))
         secrets = (loaded.app_token, loaded.client_secret)
         return Endpoints(mock.url, mock.url, mock.url, secrets, clock_of=mock.url)
-
-    def _behaviour_args(self, run_dir: Path) -> tuple[str, ...]:
-        behaviour = self.scenario.mock.behaviour
-        if behaviour is None or behaviour == "default":
-            return ()
-        if isinstance(behaviour, dict):
-            path = run_dir / "behaviour.json"
-            path.write_text(json.dumps(behaviour, indent=2), encoding="utf-8")
-            return ("--behaviour", str(path))
-        return ("--behaviour", behaviour)
 
     def end(self, run_dir: Path) -> dict[str, Any] | None:
         """The mock's counters and fault history; None when it died with them."""
@@ -181,7 +194,7 @@ class EmbeddedMockSession(TargetSession):
 
 
 def session_for(
-    target: Target, scenario: Scenario, console: Console, remote_workers: bool = False
+    target: Target, console: Console | None = None, remote_workers: bool = False
 ) -> TargetSession:
     """The one place that tells the kinds of target apart."""
     if target.embedded:
@@ -190,7 +203,7 @@ def session_for(
         kind = RunningMockSession
     else:
         kind = SharedStand
-    return kind(target, scenario, console, remote_workers)
+    return kind(target, console or Console(), remote_workers)
 
 
 def check_reachable(name: str, urls: tuple[str, str]) -> None:
@@ -205,3 +218,40 @@ def check_reachable(name: str, urls: tuple[str, str]) -> None:
             raise TargetError(
                 f"target {name}: cannot connect to {url} ({exc.strerror or exc}): is it up?"
             ) from None
+
+
+def stated_limits(target: Target) -> list[str]:
+    return [f"{k}={v}" for k, v in target.limits.model_dump().items() if v is not None]
+
+
+def _out_of_limits(limits: Limits, scenario: Scenario) -> list[str]:
+    load = scenario.load
+    peak_users = max((s.users or 0) for s in load.stages)
+    peak_rate = max((s.rate or 0.0) for s in load.stages)
+    problems = []
+    if limits.scenarios is not None and scenario.name not in limits.scenarios:
+        problems.append(
+            f"scenario {scenario.name!r} is not allowed (allowed: {', '.join(limits.scenarios)})"
+        )
+    if limits.max_users is not None and peak_users > limits.max_users:
+        problems.append(f"peak users {peak_users} > max_users {limits.max_users}")
+    if limits.max_rate is not None and peak_rate > limits.max_rate:
+        problems.append(f"peak rate {peak_rate:g}/s > max_rate {limits.max_rate:g}/s")
+    if limits.max_duration_s is not None and scenario.duration_s > limits.max_duration_s:
+        problems.append(
+            f"duration {scenario.duration_s:g} s > max_duration_s {limits.max_duration_s:g} s"
+        )
+    if "esia" in scenario.mix and scenario.mix["esia"] > 0:
+        problems.append("the esia flow needs a person at a browser: only the mock has it")
+    return problems
+
+
+def _behaviour_args(scenario: Scenario, run_dir: Path) -> tuple[str, ...]:
+    behaviour = scenario.mock.behaviour
+    if behaviour is None or behaviour == "default":
+        return ()
+    if isinstance(behaviour, dict):
+        path = run_dir / "behaviour.json"
+        path.write_text(json.dumps(behaviour, indent=2), encoding="utf-8")
+        return ("--behaviour", str(path))
+    return ("--behaviour", behaviour)
