@@ -19,10 +19,13 @@ Measured against Polars' streaming engine, pyarrow compute and plain pandas by
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import functools
 import itertools
 import math
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -80,6 +83,15 @@ _OPTIONAL: Mapping[str, str] = {
 }
 
 
+@functools.cache
+def _spill_directory() -> Path:
+    """This process's directory for DuckDB's spill files, removed when the process ends
+    (DuckDB removes its files, not the directory)."""
+    path = Path(tempfile.gettempdir()) / f"authload-duckdb-{os.getpid()}"
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
 def _connect(in_order: bool = False) -> duckdb.DuckDBPyConnection:
     """A private in-memory database with a memory limit and its spill files in the system's
     temporary directory (never the caller's working directory); ``in_order``: rows come out
@@ -87,7 +99,7 @@ def _connect(in_order: bool = False) -> duckdb.DuckDBPyConnection:
     config: dict[str, Any] = {
         "threads": max(1, min(os.cpu_count() or 1, 4)),
         "preserve_insertion_order": in_order,
-        "temp_directory": str(Path(tempfile.gettempdir()) / f"authload-duckdb-{os.getpid()}"),
+        "temp_directory": str(_spill_directory()),
     }
     config["memory_limit"] = os.environ.get(MEMORY_ENV) or DEFAULT_MEMORY
     try:
