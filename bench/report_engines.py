@@ -333,7 +333,8 @@ def summary(run_dir: Path) -> dict[str, Any]:
     from synthetic_run import MARKER, scenario_for
 
     from authload.analysis.summary import summarize
-    from authload.results import SUMMARY_FILE, read_json, write_json
+    from authload.rundir.files import SUMMARY_FILE
+    from authload.rundir.jsonfiles import read_json, write_json
 
     duration = float(read_json(run_dir / MARKER)["duration_s"])
     result = summarize(run_dir, scenario_for(duration), "completed")

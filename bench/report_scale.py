@@ -42,7 +42,7 @@ import synthetic_run
 from report_engines import QUANTILES
 from synthetic_run import MARKER, Spec, parse_rows, rows_label
 
-from authload.results import RECORDS_FILE, SUMMARY_FILE
+from authload.rundir.files import RECORDS_FILE, REPORT_FILE, SUMMARY_FILE
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -54,7 +54,6 @@ STEP_NAMES = {
     "pandas": "naive pandas",
 }
 ENGINE_ORDER = ("buckets", "duckdb", "duckdb-counts", "polars", "pyarrow", "pandas")
-REPORT_FILE = "report.html"
 GiB = 1024.0
 TEN_M, HUNDRED_M = 10_000_000, 100_000_000
 GOAL_10M_S, GOAL_10M_MB, GOAL_100M_MB, GOAL_REPORT_MB = 10.0, 1 * GiB, 2 * GiB, 5.0

@@ -43,20 +43,17 @@ import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
-from authload.results import (
-    ERROR_KINDS,
+from authload.rundir.files import (
     EVENTS_FILE,
-    JOURNEY_SCHEMA,
     JOURNEYS_FILE,
     LOCUST_COUNTS_DIR,
     MANIFEST_FILE,
     MOCK_STATS_FILE,
-    RECORD_SCHEMA,
     RECORDS_FILE,
     RESOURCES_FILE,
-    ROW_GROUP_ROWS,
-    write_json,
 )
+from authload.rundir.jsonfiles import write_json
+from authload.rundir.records import ERROR_KINDS, JOURNEY_SCHEMA, RECORD_SCHEMA, ROW_GROUP_ROWS
 from authload.running_mock import fault_event
 from authload.scenario import Scenario
 from authload.scenario_file import load_scenario

@@ -18,7 +18,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from authload.analysis.summary import summarize
-from authload.results import RECORD_SCHEMA, RECORDS_FILE
+from authload.rundir.files import RECORDS_FILE
+from authload.rundir.records import RECORD_SCHEMA
 from authload.scenario_file import load_scenario
 from authload.slo_grammar import PERCENTILES
 

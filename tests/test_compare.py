@@ -29,7 +29,8 @@ from authload.analysis.compare import (
 from authload.analysis.stats import percentile
 from authload.cli import main
 from authload.errors import ResultsError
-from authload.results import MANIFEST_FILE, RECORD_SCHEMA, RECORDS_DIR, RECORDS_FILE
+from authload.rundir.files import MANIFEST_FILE, RECORDS_DIR, RECORDS_FILE
+from authload.rundir.records import RECORD_SCHEMA
 
 LOGIN, REFRESH, SMS = "gigma.login", "mobile.refresh", "mobile.phone_request"
 LATENCY_STATS = ("p50", "p95", "p99")

@@ -19,7 +19,7 @@ import pytest
 from authload.analysis.drift import analyze_drift, error_budget, read_resources, settle_cpu
 from authload.analysis.trend_stats import change_points, linear_trend, pettitt
 from authload.errors import ResultsError
-from authload.results import RESOURCES_FILE
+from authload.rundir.files import RESOURCES_FILE
 from tests.runs import Run, authload, run_scenario
 
 # ------------------------------------------------------------------------ synthetic: statistics

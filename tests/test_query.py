@@ -19,7 +19,8 @@ from authload.analysis.query import (
     window_index,
 )
 from authload.errors import ResultsError
-from authload.results import MANIFEST_FILE, RECORD_SCHEMA, RECORDS_FILE
+from authload.rundir.files import MANIFEST_FILE, RECORDS_FILE
+from authload.rundir.records import RECORD_SCHEMA
 
 QS = [0.0, 0.001, 0.5, 0.9, 0.95, 0.99, 0.999, 1.0]
 

@@ -37,18 +37,10 @@ from authload.load.recorder import (
     register,
     retry_after_seconds,
 )
-from authload.results import (
-    JOURNEYS_FILE,
-    RECORD_SCHEMA,
-    RECORDS_DIR,
-    RECORDS_FILE,
-    append_event,
-    finalize_records,
-    read_events,
-    read_json,
-    read_records,
-    write_json,
-)
+from authload.rundir.events import append_event, read_events
+from authload.rundir.files import JOURNEYS_FILE, RECORDS_DIR, RECORDS_FILE
+from authload.rundir.jsonfiles import read_json, write_json
+from authload.rundir.records import RECORD_SCHEMA, finalize_records, read_records
 from tests import locust_child
 
 ROOT = Path(__file__).resolve().parent.parent

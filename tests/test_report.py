@@ -16,10 +16,12 @@ import matplotlib
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
 import pytest
 
-from authload.analysis.report import REPORT_FILE, write_report
+from authload.analysis.report import write_report
 from authload.analysis.summary import summarize
 from authload.cli import main
-from authload.results import RECORD_SCHEMA, write_json
+from authload.rundir.files import REPORT_FILE
+from authload.rundir.jsonfiles import write_json
+from authload.rundir.records import RECORD_SCHEMA
 from authload.scenario_file import load_scenario
 from tests.runs import Run, authload, run_scenario
 

@@ -16,15 +16,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from authload.results import (
-    ERROR_KINDS,
-    JOURNEY_SCHEMA,
-    JOURNEYS_FILE,
-    RECORD_SCHEMA,
-    RECORDS_FILE,
-    read_events,
-    read_json,
-)
+from authload.rundir.events import read_events
+from authload.rundir.files import JOURNEYS_FILE, RECORDS_FILE
+from authload.rundir.jsonfiles import read_json
+from authload.rundir.records import ERROR_KINDS, JOURNEY_SCHEMA, RECORD_SCHEMA
 
 REPO = Path(__file__).resolve().parents[1]
 ROWS, RATE, ROW_GROUP, CHUNK = 50_000, 500.0, 10_000, 7_000  # 100 s, 3 chunks a process

@@ -208,7 +208,7 @@ def test_the_report_server_waits_for_the_report_then_serves_it(tmp_path: Path) -
 
 
 def test_the_deadline_counts_from_the_users_start_only(tmp_path: Path) -> None:
-    from authload.results import append_event
+    from authload.rundir.events import append_event
     from authload.ui import UiOptions, UiSession
 
     session = UiSession(UiOptions())

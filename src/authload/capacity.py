@@ -27,8 +27,9 @@ import yaml
 
 from authload.analysis.capacity import TAIL_S
 from authload.errors import AuthloadError, InputError
-from authload.results import read_events, write_json
 from authload.run.sessions import session_for
+from authload.rundir.events import read_events
+from authload.rundir.jsonfiles import write_json
 from authload.scenario import Load, Scenario, Stage
 from authload.scenario_file import load_scenario
 from authload.targets import resolve_target

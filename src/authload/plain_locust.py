@@ -34,10 +34,11 @@ from pathlib import Path
 from typing import Any
 
 from authload.errors import AuthloadError, InputError
-from authload.results import MANIFEST_FILE, write_json
 from authload.run.manifest import manifest, new_run_dir
 from authload.run.sessions import session_for
 from authload.runconfig import APP_TOKEN_ENV, CLIENT_SECRET_ENV, RunConfig
+from authload.rundir.files import MANIFEST_FILE
+from authload.rundir.jsonfiles import write_json
 from authload.scenario_file import load_scenario
 from authload.targets import Target, accounts_for, resolve_target, run_limits, within_limits
 

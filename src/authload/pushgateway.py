@@ -32,7 +32,8 @@ from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
 
 from authload import metric_names as names
 from authload.console import Console
-from authload.results import MANIFEST_FILE, SUMMARY_FILE, read_json
+from authload.rundir.files import MANIFEST_FILE, SUMMARY_FILE
+from authload.rundir.jsonfiles import read_json
 
 __all__ = [
     "PUSHGATEWAY_ENV",

@@ -18,8 +18,10 @@ import httpx
 from authload.console import Console
 from authload.control import MockControl
 from authload.errors import TargetError
-from authload.results import append_event, write_json
 from authload.runconfig import mock_default_secrets
+from authload.rundir.events import append_event
+from authload.rundir.files import MOCK_BEHAVIOUR_FILE, MOCK_FAULTS_FILE
+from authload.rundir.jsonfiles import write_json
 from authload.scenario import Scenario
 from authload.targets import Target
 
@@ -45,7 +47,7 @@ def _control(url: str) -> Iterator[MockControl]:
 
 def keep_fault_history(run_dir: Path, history: list[dict[str, Any]]) -> None:
     """The mock's fault windows, as it logged them: in mock_faults.json and the events."""
-    write_json(run_dir / "mock_faults.json", history)
+    write_json(run_dir / MOCK_FAULTS_FILE, history)
     for entry in history:
         append_event(run_dir, fault_event(entry))
 
@@ -98,7 +100,7 @@ class RunningMock:
         with _control(url) as control:
             if target.reset_mock:
                 control.reset()
-            write_json(run_dir / "mock_behaviour.json", control.behaviour())
+            write_json(run_dir / MOCK_BEHAVIOUR_FILE, control.behaviour())
             before = control.stats()
         behaviour = scenario.mock.behaviour
         if (behaviour is not None and behaviour != "default") or scenario.mock.settings:

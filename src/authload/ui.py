@@ -28,7 +28,9 @@ from typing import Any
 
 from authload.console import Console
 from authload.errors import InputError
-from authload.results import SUMMARY_FILE, read_events, read_json
+from authload.rundir.events import read_events
+from authload.rundir.files import REPORT_FILE, SUMMARY_FILE
+from authload.rundir.jsonfiles import read_json
 
 UI_ENV = "AUTHLOAD_UI"  # set to 1 for a Locust process whose runner serves the report after it
 REPORT_PATH = "/authload/report"
@@ -197,7 +199,7 @@ class _ReportHandler(BaseHTTPRequestHandler):
         if path == "/":
             self._send(302, b"", "text/plain", {"Location": REPORT_PATH})
         elif path == REPORT_PATH:
-            report = self.run_dir / "report.html"
+            report = self.run_dir / REPORT_FILE
             if report.is_file():
                 self._send(200, report.read_bytes(), "text/html; charset=utf-8")
             else:
@@ -217,7 +219,7 @@ class _ReportHandler(BaseHTTPRequestHandler):
             "phase": "over",
             "verdict": verdict,
             "report": REPORT_PATH,
-            "report_ready": (self.run_dir / "report.html").is_file(),
+            "report_ready": (self.run_dir / REPORT_FILE).is_file(),
         }
 
     def _send(

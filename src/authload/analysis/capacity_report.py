@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from authload.analysis.capacity import usl
 from authload.analysis.figures import plain_numbers
 from authload.analysis.page import document, escape, img, num, table
-from authload.analysis.report import REPORT_FILE
+from authload.rundir.files import REPORT_FILE
 from authload.slo_grammar import parse_slo
 
 __all__ = [

@@ -98,12 +98,8 @@ from authload.analysis.query import (
 )
 from authload.analysis.stats import PERCENTILES
 from authload.errors import ResultsError
-from authload.results import (
-    MANIFEST_FILE,
-    RECORDS_DIR,
-    RECORDS_FILE,
-    read_json,
-)
+from authload.rundir.files import MANIFEST_FILE, RECORDS_DIR, RECORDS_FILE
+from authload.rundir.jsonfiles import read_json
 
 __all__ = [
     "ERROR_TOLERANCE_PP",

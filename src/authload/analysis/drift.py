@@ -71,7 +71,7 @@ from authload.analysis.query import (
 from authload.analysis.slo import error_where  # counted exactly as the SLOs count
 from authload.analysis.trend_stats import change_points, linear_trend
 from authload.errors import ResultsError
-from authload.results import RESOURCES_FILE
+from authload.rundir.files import RESOURCES_FILE
 from authload.slo_grammar import DEFAULT_FILTER, SloSpec, parse_slo
 
 __all__ = [

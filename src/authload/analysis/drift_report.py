@@ -18,7 +18,8 @@ from authload.analysis.drift import (
 )
 from authload.analysis.figures import new_figure, plain_numbers
 from authload.analysis.page import escape, frame_table, img
-from authload.results import SUMMARY_FILE, read_json, write_json
+from authload.rundir.files import SUMMARY_FILE
+from authload.rundir.jsonfiles import read_json, write_json
 
 __all__ = ["drift_section"]
 

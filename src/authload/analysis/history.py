@@ -37,7 +37,8 @@ import pandas as pd
 from authload.analysis.compare import Comparison, compare_runs, endpoint_figures
 from authload.analysis.query import Journeys, Records
 from authload.errors import InputError, ResultsError
-from authload.results import MANIFEST_FILE, RECORDS_FILE, SUMMARY_FILE, read_json
+from authload.rundir.files import MANIFEST_FILE, RECORDS_FILE, SUMMARY_FILE
+from authload.rundir.jsonfiles import read_json
 
 __all__ = [
     "CAPACITY_FILE",

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from authload.analysis.query import Journeys, JourneysLike, Percentiles, as_journeys, sql_strings
-from authload.results import (
+from authload.rundir.records import (
     DROPPED,
     JOURNEY,
     LOST_PREFIXES,

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from authload.analysis.query import JourneysLike, Percentiles, Table, as_journeys
-from authload.results import DROPPED, JOURNEY
+from authload.rundir.records import DROPPED, JOURNEY
 from authload.scenario import Load
 from authload.slo_grammar import EVENT_JOURNEYS
 

@@ -36,7 +36,8 @@ import duckdb
 import pandas as pd
 
 from authload.errors import ResultsError
-from authload.results import JOURNEY_SCHEMA, JOURNEYS_FILE, RECORD_SCHEMA, RECORDS_DIR, RECORDS_FILE
+from authload.rundir.files import JOURNEYS_FILE, RECORDS_DIR, RECORDS_FILE
+from authload.rundir.records import JOURNEY_SCHEMA, RECORD_SCHEMA
 
 __all__ = [
     "ALL",
@@ -256,7 +257,7 @@ class Table:
 
 
 class Records(Table):
-    """The request records of a run (:data:`authload.results.RECORD_SCHEMA`), view
+    """The request records of a run (:data:`authload.rundir.records.RECORD_SCHEMA`), view
     ``records``."""
 
     @classmethod
@@ -300,7 +301,7 @@ class Records(Table):
 
 
 class Journeys(Table):
-    """The journeys of a run (:data:`authload.results.JOURNEY_SCHEMA`) with ``duration_ms``,
+    """The journeys of a run (:data:`authload.rundir.records.JOURNEY_SCHEMA`) with ``duration_ms``,
     view ``journeys``; none for a run made before journeys were recorded."""
 
     @classmethod

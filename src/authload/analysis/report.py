@@ -43,12 +43,12 @@ from authload.analysis.resilience import (
 from authload.analysis.summary import summary_notes
 from authload.analysis.timeline import event_windows, fault_windows, timeline
 from authload.errors import ResultsError
-from authload.results import MANIFEST_FILE, SUMMARY_FILE, read_events, read_json
+from authload.rundir.events import read_events
+from authload.rundir.files import MANIFEST_FILE, MOCK_FAULTS_FILE, REPORT_FILE, SUMMARY_FILE
+from authload.rundir.jsonfiles import read_json
 from authload.slo_grammar import parse_slo
 
 __all__ = [
-    "FAULTS_FILE",
-    "REPORT_FILE",
     "RunData",
     "latency_spectra",
     "load_run",
@@ -58,8 +58,6 @@ __all__ = [
     "write_report",
 ]
 
-REPORT_FILE = "report.html"
-FAULTS_FILE = "mock_faults.json"  # the mock's fault history (GET /_mock/faults), if saved
 
 _VERDICT_COLOURS = {"pass": "#1a7f37", "fail": "#cf222e"}  # invalid, aborted, error: amber
 _ENDPOINT_HEAD = (
@@ -142,7 +140,7 @@ def load_run(run_dir: str | Path) -> RunData:
     path = Path(run_dir)
     if not (path / MANIFEST_FILE).is_file():
         raise ResultsError(f"{path}: not a run directory (no {MANIFEST_FILE})")
-    history = read_json(path / FAULTS_FILE) if (path / FAULTS_FILE).is_file() else []
+    history = read_json(path / MOCK_FAULTS_FILE) if (path / MOCK_FAULTS_FILE).is_file() else []
     if isinstance(history, dict):  # the whole GET /_mock/faults answer
         history = history.get("history", [])
     return RunData(

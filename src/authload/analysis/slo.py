@@ -29,7 +29,7 @@ from authload.analysis.query import (
     as_records,
     sql_strings,
 )
-from authload.results import REVOCATION
+from authload.rundir.records import REVOCATION
 from authload.slo_grammar import (
     JOURNEYS,
     ErrorFilter,

@@ -17,13 +17,9 @@ from authload.analysis.offered import open_model_limit
 from authload.analysis.query import ANSWERED, Journeys, Records, RecordsLike, as_records
 from authload.analysis.slo import evaluate_slos
 from authload.analysis.stats import endpoint_summary
-from authload.results import (
-    LOCUST_COUNTS_DIR,
-    MANIFEST_FILE,
-    MOCK_STATS_FILE,
-    read_events,
-    read_json,
-)
+from authload.rundir.events import read_events
+from authload.rundir.files import LOCUST_COUNTS_DIR, MANIFEST_FILE, MOCK_STATS_FILE
+from authload.rundir.jsonfiles import read_json
 from authload.scenario import Scenario
 
 

@@ -317,7 +317,7 @@ def timeline(
 
 
 def event_windows(events: list[dict[str, Any]], end_t: float) -> pd.DataFrame:
-    """The run's events (:func:`authload.results.read_events`) as intervals, by start.
+    """The run's events (:func:`authload.rundir.events.read_events`) as intervals, by start.
 
     ``stage``: from each stage change to the next (the last until ``end_t``);
     ``refresh_storm``: from the first process's ``refresh_storm_start`` to the last one's

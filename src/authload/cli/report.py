@@ -18,8 +18,9 @@ class ReportCommand(Command):
     def handle(self, args: argparse.Namespace) -> int:
         from authload.analysis.report import write_report
         from authload.errors import InputError, ResultsError
-        from authload.results import SUMMARY_FILE, read_json
         from authload.run import salvage
+        from authload.rundir.files import SUMMARY_FILE
+        from authload.rundir.jsonfiles import read_json
         from authload.verdict_formats.commands import for_run
 
         destinations = options.destinations(args)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from authload.results import ERROR_KINDS
+from authload.rundir.records import ERROR_KINDS
 
 __all__ = ["FAILURE_PATTERN", "failure_message"]
 

@@ -27,7 +27,8 @@ from authload.load.accounts import CodeSource, CodeUnavailable
 from authload.load.clients import OK, Answer, AuthClient, FlowContext, RunStopping
 from authload.load.retry import CallError, Throttled
 from authload.load.run_limits import LimitRefused
-from authload.results import (
+from authload.runconfig import TestAccount
+from authload.rundir.records import (
     JOURNEY,
     NEVER_REVOKED,
     REVOCATION,
@@ -35,7 +36,6 @@ from authload.results import (
     REVOKED_LATE,
     STOPPED,
 )
-from authload.runconfig import TestAccount
 from authload.scenario import Scenario
 
 if TYPE_CHECKING:

@@ -1,7 +1,7 @@
 """Journey records of a load run: one row per journey (and per revoked token checked), spooled
 to disk as the run goes, like the request records (:mod:`authload.load.recorder`): an Arrow
 IPC stream per process under ``records/journeys/``, merged into ``journeys.parquet`` at the
-end by :func:`authload.results.finalize_records`.
+end by :func:`authload.rundir.records.finalize_records`.
 
 A journey is what a person waits for: from its intended start (open model: the arrival's due
 time, so the time it waited for a free place counts) or its start (closed model) to its end,
@@ -20,7 +20,8 @@ import pyarrow.ipc as ipc  # type: ignore[import-untyped]
 
 from authload.errors import ResultsError
 from authload.load.recorder import TYPECODES, arrow_column
-from authload.results import JOURNEY_SCHEMA, JOURNEYS_DIR, RECORDS_DIR, SPOOL_SUFFIX
+from authload.rundir.files import JOURNEYS_DIR, RECORDS_DIR, SPOOL_SUFFIX
+from authload.rundir.records import JOURNEY_SCHEMA
 
 Row = tuple[float, float, float | None, str, str | None, str, str]  # all but the worker
 _COLUMNS = [(f, TYPECODES[str(f.type)]) for f in JOURNEY_SCHEMA]

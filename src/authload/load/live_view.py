@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from authload.load import live_counts
 from authload.load.run_state import slo_live
 from authload.load.shapes import stage_at
-from authload.results import LOST_PREFIXES, journey_ok
+from authload.rundir.records import LOST_PREFIXES, journey_ok
 from authload.slo_grammar import parse_slo
 
 if TYPE_CHECKING:

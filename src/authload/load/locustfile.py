@@ -41,7 +41,6 @@ from authload.load.runtime import Runtime
 from authload.load.shapes import StagesShape
 from authload.load.timed_events import run_timed_events
 from authload.load.users import RUNTIME, ArrivalUser, journey_users
-from authload.results import LOCUST_COUNTS_DIR, MANIFEST_FILE, append_event, write_json
 from authload.runconfig import (
     CONFIG_ENV,
     CONFIG_MESSAGE,
@@ -53,6 +52,9 @@ from authload.runconfig import (
     WorkerConfigError,
     load_config,
 )
+from authload.rundir.events import append_event
+from authload.rundir.files import LOCUST_COUNTS_DIR, MANIFEST_FILE
+from authload.rundir.jsonfiles import write_json
 from authload.scenario import FLOWS
 
 memtrace.install("locust")  # off unless bench/soak_memory --diagnose asks for it

@@ -34,7 +34,8 @@ from locust.runners import LocalRunner, MasterRunner, Runner
 from authload.load import live_counts
 from authload.load.recorder import recording
 from authload.load.shapes import stage_at
-from authload.results import ABORT_FILE, RESOURCES_FILE, append_event
+from authload.rundir.events import append_event
+from authload.rundir.files import ABORT_FILE, RESOURCES_FILE
 from authload.scenario import Scenario
 
 PROGRESS_EVERY_S = 5.0

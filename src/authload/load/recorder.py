@@ -3,7 +3,7 @@
 Each Locust process appends to its own Arrow IPC *stream* (``records/<worker>.arrows``) in
 record batches of at most ``flush_rows`` rows, written as soon as a row arrives ``flush_s``
 seconds or more after the previous write (no thread, no timer).
-When the run ends, :func:`authload.results.finalize_records` merges the spools into one
+When the run ends, :func:`authload.rundir.records.finalize_records` merges the spools into one
 ``requests.parquet``. Why a stream first and Parquet only then:
 
 - Crash safety. A Parquet file is readable only once its footer is written; a process
@@ -37,7 +37,8 @@ import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.ipc as ipc  # type: ignore[import-untyped]
 
 from authload.errors import ContractError, ResultsError
-from authload.results import RECORD_SCHEMA, RECORDS_DIR, SPOOL_SUFFIX
+from authload.rundir.files import RECORDS_DIR, SPOOL_SUFFIX
+from authload.rundir.records import RECORD_SCHEMA
 
 if TYPE_CHECKING:
     from locust.env import Environment

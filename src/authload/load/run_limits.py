@@ -20,8 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from authload.results import read_events
 from authload.runconfig import RunLimits
+from authload.rundir.events import read_events
 
 SEND_PASSWORD = "gigma.send_password"
 BUDGET_SPENT = "send_password_budget_spent"

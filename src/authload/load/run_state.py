@@ -38,7 +38,7 @@ from authload import metric_names as names
 from authload.contracts import ENDPOINTS
 from authload.load import live_counts
 from authload.load.failures import FAILURE_PATTERN
-from authload.results import LOST_PREFIXES, journey_ok
+from authload.rundir.records import LOST_PREFIXES, journey_ok
 from authload.slo_grammar import (
     DEFAULT_FILTER,
     ERROR_FILTERS,

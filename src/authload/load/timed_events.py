@@ -24,7 +24,8 @@ from authload.load.flows import (
     run_steps,
 )
 from authload.load.runtime import Runtime
-from authload.results import STOPPED, append_event
+from authload.rundir.events import append_event
+from authload.rundir.records import STOPPED
 from authload.scenario import MassLogout, RefreshStorm
 
 MIN_CONNECTIONS = 10  # FastHttpSession's own default

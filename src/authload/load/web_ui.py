@@ -38,8 +38,9 @@ from authload.load import live_view
 from authload.load.live_view import Moment, UiRun
 from authload.load.mock_peek import MockPeek
 from authload.load.shapes import stage_at
-from authload.results import ABORT_FILE, append_event
 from authload.runconfig import RunConfig
+from authload.rundir.events import append_event
+from authload.rundir.files import ABORT_FILE
 from authload.ui import MANUAL_EVENT, REPORT_PATH, STATE_PATH, UI_ENV, WRITING, waiting_page
 
 TAB = "authload"

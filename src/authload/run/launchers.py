@@ -14,7 +14,8 @@ from typing import Any
 
 from authload.console import Console
 from authload.errors import AuthloadError, InputError, TargetError
-from authload.results import LOCUST_COUNTS_DIR, read_events
+from authload.rundir.events import read_events
+from authload.rundir.files import LOCUST_COUNTS_DIR
 from authload.scenario import Scenario
 
 DEFAULT_MASTER_PORT = 5557  # Locust's

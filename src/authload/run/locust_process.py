@@ -23,7 +23,6 @@ from pathlib import Path
 from authload.children import die_with_parent
 from authload.console import Console
 from authload.errors import AuthloadError
-from authload.results import ABORT_FILE, append_event
 from authload.run.launchers import WORKER_FINISH_S, Launcher
 from authload.run.sessions import Endpoints
 from authload.runconfig import (
@@ -34,6 +33,8 @@ from authload.runconfig import (
     STOP_GRACE_S,
     RunConfig,
 )
+from authload.rundir.events import append_event
+from authload.rundir.files import ABORT_FILE
 from authload.scenario import Scenario
 from authload.ui import UI_ENV, UiSession
 

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from authload.errors import AuthloadError
-from authload.results import SPOOL_SUFFIX, read_events
+from authload.rundir.events import read_events
+from authload.rundir.files import SPOOL_SUFFIX
 from authload.scenario import Scenario
 from authload.targets import Target
 

@@ -22,21 +22,21 @@ from typing import Any
 from authload.console import Console
 from authload.errors import InputError, ResultsError
 from authload.load.run_limits import limits_used
-from authload.results import (
-    MANIFEST_FILE,
-    MOCK_STATS_FILE,
-    RECORDS_DIR,
-    RECORDS_FILE,
-    SUMMARY_FILE,
-    append_event,
-    finalize_records,
-    write_json,
-)
 from authload.run import manifest as book
 from authload.run.launchers import Launcher, MasterOptions, launcher_for
 from authload.run.locust_process import LocustProcess
 from authload.run.sessions import TargetSession, session_for
 from authload.runconfig import RunConfig
+from authload.rundir.events import append_event
+from authload.rundir.files import (
+    MANIFEST_FILE,
+    MOCK_STATS_FILE,
+    RECORDS_DIR,
+    RECORDS_FILE,
+    SUMMARY_FILE,
+)
+from authload.rundir.jsonfiles import write_json
+from authload.rundir.records import finalize_records
 from authload.scenario import Scenario
 from authload.scenario_file import load_scenario
 from authload.targets import (

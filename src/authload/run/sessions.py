@@ -21,6 +21,7 @@ import httpx
 from authload.console import Console
 from authload.control import MockControl
 from authload.errors import TargetError
+from authload.rundir.files import BEHAVIOUR_FILE
 from authload.running_mock import (
     RunningMock,
     check_running_mock,
@@ -251,7 +252,7 @@ def _behaviour_args(scenario: Scenario, run_dir: Path) -> tuple[str, ...]:
     if behaviour is None or behaviour == "default":
         return ()
     if isinstance(behaviour, dict):
-        path = run_dir / "behaviour.json"
+        path = run_dir / BEHAVIOUR_FILE
         path.write_text(json.dumps(behaviour, indent=2), encoding="utf-8")
         return ("--behaviour", str(path))
     return ("--behaviour", behaviour)

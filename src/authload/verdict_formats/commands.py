@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from authload.errors import ResultsError
-from authload.results import MANIFEST_FILE, SUMMARY_FILE, read_json
+from authload.rundir.files import MANIFEST_FILE, REPORT_FILE, SUMMARY_FILE
+from authload.rundir.jsonfiles import read_json
 from authload.verdict_formats import outputs
 from authload.verdict_formats.capacity_cases import capacity_suite
 from authload.verdict_formats.cases import Suite, run_suite
@@ -21,7 +22,6 @@ from authload.verdict_formats.markdown import (
 )
 from authload.verdict_formats.outputs import Destinations
 
-REPORT_FILE = "report.html"
 CAPACITY_REPORT_FILE = "capacity.html"
 
 

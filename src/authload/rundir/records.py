@@ -1,71 +1,38 @@
-"""Run directory records: the request schema, spool merging, JSON and event files.
+"""A run's records: one row per HTTP attempt and one per journey, their schemas defined once,
+and the merge of the processes' spools.
 
-A run directory holds ``manifest.json``, ``requests.parquet``, ``events.jsonl`` and
-``summary.json``. While a run is going, each Locust process appends its requests to its own
-Arrow IPC stream under ``records/`` (see :mod:`authload.load.recorder`);
-:func:`finalize_records` merges them into one Parquet file, batch by batch, so memory stays
-bounded however long the run was. This module imports pyarrow only: it is shared by the
-recorder (writing) and the analysis layer (reading).
+While a run is going, each Locust process appends its requests to its own Arrow IPC stream
+under ``records/`` (see :mod:`authload.load.recorder`); :func:`finalize_records` merges them
+into one Parquet file, batch by batch, so memory stays bounded however long the run was. This
+module imports pyarrow only: it is shared by the recorder (writing) and the analysis layer
+(reading).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.ipc as ipc  # type: ignore[import-untyped]
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
 from authload.errors import ResultsError
-
-__all__ = [
-    "ERROR_KINDS",
-    "EVENTS_FILE",
-    "JOURNEYS_DIR",
-    "JOURNEYS_FILE",
-    "JOURNEY_SCHEMA",
-    "LOCUST_COUNTS_DIR",
-    "MANIFEST_FILE",
-    "RECORDS_DIR",
-    "RECORDS_FILE",
-    "RECORD_SCHEMA",
-    "RESOURCES_FILE",
-    "ROW_GROUP_ROWS",
-    "SPOOL_SUFFIX",
-    "SUMMARY_FILE",
-    "FinalizeResult",
-    "append_event",
-    "finalize_records",
-    "journey_ok",
-    "read_events",
-    "read_journeys",
-    "read_json",
-    "read_records",
-    "write_json",
-]
+from authload.rundir.files import (
+    JOURNEYS_DIR,
+    JOURNEYS_FILE,
+    RECORDS_DIR,
+    RECORDS_FILE,
+    SPOOL_SUFFIX,
+)
 
 log = logging.getLogger(__name__)
 
-MANIFEST_FILE = "manifest.json"
-RECORDS_FILE = "requests.parquet"
-EVENTS_FILE = "events.jsonl"
-SUMMARY_FILE = "summary.json"
-MOCK_STATS_FILE = "mock_stats.json"  # on a mock: its counters' increase over the run
-RESOURCES_FILE = "resources.jsonl"  # the Locust processes' memory and CPU, sampled
-LOCUST_COUNTS_DIR = "locust_counts"  # per process: Locust's request count per endpoint
-ABORT_FILE = ".abort"  # the runner asks the run's watcher to abort: the reason, one line
-RECORDS_DIR = "records"
-SPOOL_SUFFIX = ".arrows"
-JOURNEYS_FILE = "journeys.parquet"
-JOURNEYS_DIR = "journeys"  # under records/: each process's journey spool
 ROW_GROUP_ROWS = 100_000
+
 
 #: The values of the ``error`` column besides null (no error).
 ERROR_KINDS = ("timeout", "connect", "reset", "http", "contract")
@@ -290,67 +257,3 @@ def read_journeys(run_dir: Path) -> pa.Table:
         return pq.read_table(path).select(JOURNEY_SCHEMA.names).cast(JOURNEY_SCHEMA)
     except (pa.ArrowException, OSError, KeyError) as exc:
         raise ResultsError(f"{path}: unreadable journey records: {exc}") from exc
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Write ``data`` as indented UTF-8 JSON, atomically (temporary file, then rename)."""
-    text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-
-
-def read_json(path: Path) -> Any:
-    """Read a run directory JSON file; a missing or broken file is a :class:`ResultsError`."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ResultsError(f"{path}: missing") from exc
-    except (OSError, ValueError) as exc:
-        raise ResultsError(f"{path}: unreadable: {exc}") from exc
-
-
-def append_event(run_dir: Path, event: dict[str, Any]) -> None:
-    """Append one event as a JSON line to ``events.jsonl`` (one write, line-buffered).
-
-    The event gets ``t`` (now, unix seconds) first unless it has one.
-    """
-    line = json.dumps(
-        {"t": time.time(), **event}, ensure_ascii=False, allow_nan=False, separators=(",", ":")
-    )
-    with (run_dir / EVENTS_FILE).open("a", encoding="utf-8", buffering=1) as f:
-        f.write(line + "\n")
-
-
-def read_events(run_dir: Path) -> list[dict[str, Any]]:
-    """The events of a run, in order; none if the file is missing.
-
-    A last line without its newline (the writer was killed mid-line) is ignored if it does
-    not parse; any other bad line is a :class:`ResultsError`.
-    """
-    path = run_dir / EVENTS_FILE
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return []
-    except (OSError, ValueError) as exc:
-        raise ResultsError(f"{path}: unreadable: {exc}") from exc
-    lines = text.split("\n")
-    events: list[dict[str, Any]] = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            event = json.loads(line)
-        except ValueError as exc:
-            if number == len(lines):  # torn last line: no newline after it
-                break
-            raise ResultsError(f"{path}:{number}: not a JSON line: {exc}") from exc
-        if not isinstance(event, dict):
-            raise ResultsError(f"{path}:{number}: an event must be a JSON object")
-        events.append(event)
-    return events
