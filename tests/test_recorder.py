@@ -28,7 +28,6 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 import pytest
 
-from authload import results
 from authload.errors import ContractError, ResultsError
 from authload.load.recorder import (
     RecordSpool,
@@ -37,10 +36,11 @@ from authload.load.recorder import (
     register,
     retry_after_seconds,
 )
+from authload.rundir import files
 from authload.rundir.events import append_event, read_events
 from authload.rundir.files import JOURNEYS_FILE, RECORDS_DIR, RECORDS_FILE
 from authload.rundir.jsonfiles import read_json, write_json
-from authload.rundir.records import RECORD_SCHEMA, finalize_records, read_records
+from authload.rundir.records import RECORD_SCHEMA, FinalizeResult, finalize_records, read_records
 from tests import locust_child
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -382,7 +382,7 @@ def test_finalize_streams_spools_into_row_groups_and_removes_them(tmp_path: Path
     for worker, rows in (("w1", 100_000), ("w2", 90_000), ("w3", 60_000)):
         write_spool(tmp_path, worker, rows)
     result = finalize_records(tmp_path)
-    assert result == results.FinalizeResult(rows=250_000, spools=3, torn=[], unclosed=[])
+    assert result == FinalizeResult(rows=250_000, spools=3, torn=[], unclosed=[])
     meta = pq.ParquetFile(tmp_path / RECORDS_FILE).metadata
     assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [
         100_000,
@@ -413,7 +413,7 @@ def test_finalize_keeps_the_complete_batches_of_a_torn_spool(tmp_path: Path) -> 
         f.truncate(torn_size)
     write_spool(tmp_path, "whole", 50)
     result = finalize_records(tmp_path)
-    assert result == results.FinalizeResult(
+    assert result == FinalizeResult(
         rows=350, spools=2, torn=["killed.arrows"], unclosed=["killed.arrows"]
     )
     assert read_records(tmp_path).num_rows == 350
@@ -454,11 +454,11 @@ def test_finalize_is_atomic_when_a_spool_is_unusable(tmp_path: Path) -> None:
 
 
 def test_finalize_without_spools(tmp_path: Path) -> None:
-    assert finalize_records(tmp_path) == results.FinalizeResult(rows=0, spools=0)
+    assert finalize_records(tmp_path) == FinalizeResult(rows=0, spools=0)
     assert read_records(tmp_path).schema.equals(RECORD_SCHEMA)
     write_spool(tmp_path, "w1", 5)
     assert finalize_records(tmp_path).rows == 5
-    assert finalize_records(tmp_path) == results.FinalizeResult(rows=5, spools=0)
+    assert finalize_records(tmp_path) == FinalizeResult(rows=5, spools=0)
 
 
 def test_read_records_errors_are_results_errors(tmp_path: Path) -> None:
@@ -479,7 +479,7 @@ def test_read_records_errors_are_results_errors(tmp_path: Path) -> None:
 
 
 def test_write_json_is_atomic_and_utf8(tmp_path: Path) -> None:
-    path = tmp_path / results.MANIFEST_FILE
+    path = tmp_path / files.MANIFEST_FILE
     write_json(path, {"scenario": "вход", "b": 1, "a": [1.5, None]})
     assert path.read_text(encoding="utf-8") == (
         '{\n  "scenario": "вход",\n  "b": 1,\n  "a": [\n    1.5,\n    null\n  ]\n}\n'
@@ -487,22 +487,22 @@ def test_write_json_is_atomic_and_utf8(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         write_json(path, {"p99": float("nan")})
     assert read_json(path)["b"] == 1
-    assert os.listdir(tmp_path) == [results.MANIFEST_FILE]
+    assert os.listdir(tmp_path) == [files.MANIFEST_FILE]
 
 
 def test_read_json_errors_are_results_errors(tmp_path: Path) -> None:
     with pytest.raises(ResultsError, match="missing"):
-        read_json(tmp_path / results.SUMMARY_FILE)
-    (tmp_path / results.SUMMARY_FILE).write_text("{", encoding="utf-8")
+        read_json(tmp_path / files.SUMMARY_FILE)
+    (tmp_path / files.SUMMARY_FILE).write_text("{", encoding="utf-8")
     with pytest.raises(ResultsError, match="unreadable"):
-        read_json(tmp_path / results.SUMMARY_FILE)
+        read_json(tmp_path / files.SUMMARY_FILE)
 
 
 def test_events_are_appended_as_json_lines_with_a_time(tmp_path: Path) -> None:
     assert read_events(tmp_path) == []
     append_event(tmp_path, {"kind": "stage", "users": 10})
     append_event(tmp_path, {"kind": "fault", "t": 5.0})
-    lines = (tmp_path / results.EVENTS_FILE).read_text(encoding="utf-8").splitlines()
+    lines = (tmp_path / files.EVENTS_FILE).read_text(encoding="utf-8").splitlines()
     assert [json.loads(line)["kind"] for line in lines] == ["stage", "fault"]
     events = read_events(tmp_path)
     assert list(events[0]) == ["t", "kind", "users"] and events[0]["t"] > 1.7e9
@@ -510,7 +510,7 @@ def test_events_are_appended_as_json_lines_with_a_time(tmp_path: Path) -> None:
 
 
 def test_read_events_ignores_a_torn_last_line_only(tmp_path: Path) -> None:
-    path = tmp_path / results.EVENTS_FILE
+    path = tmp_path / files.EVENTS_FILE
     path.write_text('{"t": 1, "kind": "start"}\n{"t": 2, "ki', encoding="utf-8")
     assert read_events(tmp_path) == [{"t": 1, "kind": "start"}]
     path.write_text('{"t": 1}\nnot json\n{"t": 2}\n', encoding="utf-8")
