@@ -16,22 +16,12 @@ import pytest
 import yaml
 from junitparser import JUnitXml
 
-from authload.analysis.capacity import (
-    TAIL_S,
-    Decision,
-    UslFitError,
-    bracket,
-    find_knee,
-    first_breach,
-    fit_usl,
-    judge_step,
-    next_rate,
-    next_users,
-    step_window,
-    usl,
-)
-from authload.analysis.capacity_report import capacity_figures, render_capacity_report
 from authload.capacity import CapacityOptions, describe, step_scenario
+from authload.capacity.curve import find_knee, first_breach
+from authload.capacity.judge import TAIL_S, judge_step, step_window
+from authload.capacity.page import capacity_figures, render_capacity_report
+from authload.capacity.search import Decision, bracket, next_rate, next_users
+from authload.capacity.usl import UslFitError, fit_usl, usl
 from authload.cli import main
 from authload.scenario_file import load_scenario
 from tests.runs import SCENARIOS, authload
@@ -563,13 +553,20 @@ def test_closed_steps_with_only_a_maximum_start_at_one_user(tmp_path: Path) -> N
     assert data["stop_reason"] == "max_reached"
 
 
-def test_the_public_api_of_the_capacity_maths() -> None:
-    from authload.analysis import capacity
+def test_the_public_api_of_the_capacity_package() -> None:
+    from authload import capacity
+    from authload.capacity import curve, judge, search
+    from authload.capacity import usl as usl_module
 
     assert set(capacity.__all__) == {
-        "Breach", "Decision", "Knee", "SloOutcome", "StepJudgement", "UslFit", "UslFitError",
-        "bracket", "find_knee", "first_breach", "fit_usl", "judge_step", "next_rate",
-        "next_users", "step_window", "usl",
+        "CapacityOptions", "CapacityResult", "describe", "run_capacity", "step_scenario",
+    }  # fmt: skip
+    assert all(getattr(capacity, name) is not None for name in capacity.__all__)
+    maths = {*judge.__all__, *search.__all__, *curve.__all__, *usl_module.__all__}
+    assert maths == {
+        "TAIL_S", "Breach", "Decision", "Knee", "SloOutcome", "StepJudgement", "UslFit",
+        "UslFitError", "bracket", "find_knee", "first_breach", "fit_usl", "judge_step",
+        "next_rate", "next_users", "step_window", "usl",
     }  # fmt: skip
 
 

@@ -20,10 +20,10 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from authload.analysis.capacity import usl
 from authload.analysis.figures import plain_numbers
 from authload.analysis.page import document, escape, img, num, table
 from authload.analysis.report import REPORT_FILE
+from authload.capacity.usl import usl
 from authload.slo_grammar import parse_slo
 
 __all__ = [

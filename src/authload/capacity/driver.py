@@ -7,8 +7,8 @@ from the given one: the same mix, flows, think time, retry policy, SLOs, abort r
 setup; its load replaced by one level (a warm-up stage, then the measured stage at the same
 level); its timed events left out. Steps go under one capacity run directory
 (``runs/<UTC time>-capacity-<scenario>/``) beside ``capacity.json``, ``capacity.html`` and
-``capacity.log`` (what the steps printed). The maths is :mod:`authload.analysis.capacity`;
-this module runs the steps and keeps the books.
+``capacity.log`` (what the steps printed). The maths is in the modules beside
+this one; this one runs the steps and keeps the books.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any, TextIO
 
 import yaml
 
-from authload.analysis.capacity import TAIL_S
+from authload.capacity.judge import TAIL_S
 from authload.errors import AuthloadError, InputError
 from authload.results import read_events, write_json
 from authload.scenario import Load, Scenario, Stage
@@ -218,7 +218,7 @@ class _Search:
     # ------------------------------------------------------------------------ the loop
 
     def _loop(self) -> tuple[str, str, str]:
-        from authload.analysis.capacity import next_rate, next_users
+        from authload.capacity.search import next_rate, next_users
 
         options = self.options
         assert options.start is not None and options.factor is not None
@@ -251,8 +251,8 @@ class _Search:
                 return step["verdict"], step["verdict"], "; ".join(step["reasons"])
 
     def _step(self, level: float, chosen_by: str) -> dict[str, Any]:
-        from authload.analysis.capacity import judge_step, step_window
         from authload.analysis.query import Records
+        from authload.capacity.judge import judge_step, step_window
         from authload.runner import run
 
         options = self.options
@@ -341,7 +341,7 @@ class _Search:
     # ----------------------------------------------------------------------- the books
 
     def _write(self, status: str, reason: str, detail: str) -> dict[str, Any]:
-        from authload.analysis.capacity_report import write_capacity_report
+        from authload.capacity.page import write_capacity_report
 
         data = _clean(self._data(status, reason, detail))
         write_json(self.directory / CAPACITY_FILE, data)
@@ -353,7 +353,8 @@ class _Search:
         return dict(data)
 
     def _data(self, status: str, reason: str, detail: str) -> dict[str, Any]:
-        from authload.analysis.capacity import bracket, find_knee, first_breach
+        from authload.capacity.curve import find_knee, first_breach
+        from authload.capacity.search import bracket
 
         options = self.options
         judged = sorted(self.judged, key=lambda p: p[0])
@@ -438,7 +439,7 @@ class _Search:
         )
 
     def _usl(self) -> dict[str, Any] | None:
-        from authload.analysis.capacity import UslFitError, fit_usl
+        from authload.capacity.usl import UslFitError, fit_usl
 
         judged = sorted(self.judged, key=lambda p: p[0])
         try:

@@ -1,0 +1,52 @@
+"""`authload capacity`: find the highest arrival rate of a scenario's traffic mix that meets
+its SLOs, or (``closed``) measure throughput over steps of users and fit the Universal
+Scalability Law.
+
+The modules: :mod:`~authload.capacity.driver` runs the steps and keeps the books;
+:mod:`~authload.capacity.search` decides the next level; :mod:`~authload.capacity.judge`
+judges a step on its measured window; :mod:`~authload.capacity.curve` finds the knee and the
+first SLO to break; :mod:`~authload.capacity.usl` fits the Universal Scalability Law;
+:mod:`~authload.capacity.page` draws ``capacity.html``.
+
+The names below are imported on first use, not with the package: the maths pulls in pandas
+and SciPy, and the commands that only read a capacity run directory should not pay for them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from authload.capacity.driver import (
+        CapacityOptions,
+        CapacityResult,
+        describe,
+        run_capacity,
+        step_scenario,
+    )
+
+__all__ = [
+    "CapacityOptions",
+    "CapacityResult",
+    "describe",
+    "run_capacity",
+    "step_scenario",
+]
+
+_HOME = {
+    "CapacityOptions": "driver",
+    "CapacityResult": "driver",
+    "describe": "driver",
+    "run_capacity": "driver",
+    "step_scenario": "driver",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value  # once: later look-ups find it without coming here
+    return value
