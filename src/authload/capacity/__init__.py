@@ -2,7 +2,8 @@
 its SLOs, or (``closed``) measure throughput over steps of users and fit the Universal
 Scalability Law.
 
-The modules: :mod:`~authload.capacity.driver` runs the steps and keeps the books;
+The modules: :mod:`~authload.capacity.options` takes the settings;
+:mod:`~authload.capacity.driver` runs the steps and keeps the books;
 :mod:`~authload.capacity.search` decides the next level; :mod:`~authload.capacity.judge`
 judges a step on its measured window; :mod:`~authload.capacity.curve` finds the knee and the
 first SLO to break; :mod:`~authload.capacity.usl` fits the Universal Scalability Law;
@@ -18,13 +19,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from authload.capacity.driver import (
-        CapacityOptions,
-        CapacityResult,
-        describe,
-        run_capacity,
-        step_scenario,
-    )
+    from authload.capacity.driver import CapacityResult, describe, run_capacity, step_scenario
+    from authload.capacity.options import CapacityOptions
 
 __all__ = [
     "CapacityOptions",
@@ -35,7 +31,7 @@ __all__ = [
 ]
 
 _HOME = {
-    "CapacityOptions": "driver",
+    "CapacityOptions": "options",
     "CapacityResult": "driver",
     "describe": "driver",
     "run_capacity": "driver",

@@ -18,15 +18,15 @@ import math
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 import yaml
 
-from authload.capacity.judge import TAIL_S
-from authload.errors import AuthloadError, InputError
+from authload.capacity.options import CapacityOptions, resolve_options, validate_options
+from authload.errors import AuthloadError
 from authload.results import read_events, write_json
 from authload.scenario import Load, Scenario, Stage
 from authload.scenario_file import load_scenario
@@ -35,12 +35,10 @@ from authload.targets import check_safety, resolve_target
 __all__ = [
     "CAPACITY_FILE",
     "CAPACITY_LOG",
-    "CapacityOptions",
     "CapacityResult",
     "describe",
     "run_capacity",
     "step_scenario",
-    "validate_options",
 ]
 
 CAPACITY_FILE = "capacity.json"
@@ -50,74 +48,10 @@ EXIT_FOUND, EXIT_BELOW_START, EXIT_ERROR = 0, 1, 3
 
 
 @dataclass(frozen=True)
-class CapacityOptions:
-    """The search's settings; None means the documented default for the mode."""
-
-    closed: bool = False
-    start: float | None = None  # open: arrivals/s (default: the scenario's peak rate, else 5)
-    factor: float | None = None  # step-up multiplier (default 1.5 open, 2 closed)
-    maximum: float | None = None  # highest level tried (closed default 64 users)
-    precision: float = 0.05  # open: stop when last pass and first fail are this close
-    budget_s: float = 1800.0
-    step_s: float = 60.0  # each step, warm-up included
-    warmup_s: float = 15.0
-    target: str | None = None
-    targets_file: str | Path | None = None
-    out: str | Path = "runs"
-    processes: int = 1
-    confirm: bool = False
-    verbose: bool = False  # the steps' own output on stderr too, not only in capacity.log
-
-
-@dataclass(frozen=True)
 class CapacityResult:
     directory: Path
     data: dict[str, Any]  # what capacity.json holds
     exit_code: int
-
-
-def validate_options(options: CapacityOptions) -> None:
-    """Refuse unusable options with an :class:`InputError` naming the option."""
-
-    def need(ok: bool, message: str) -> None:
-        if not ok:
-            raise InputError(message)
-
-    need(
-        0.001 <= options.precision <= 0.5,
-        f"--precision must be from 0.001 to 0.5 (0.05 = 5%), not {options.precision:g}",
-    )
-    if options.factor is not None:
-        need(
-            1.0 < options.factor <= 10.0,
-            f"--factor must be above 1 and at most 10, not {options.factor:g}",
-        )
-    if options.start is not None:
-        need(0 < options.start < math.inf, f"--start must be above 0, not {options.start:g}")
-        if options.closed:
-            need(options.start == int(options.start), "--start: users must be a whole number")
-    if options.maximum is not None:
-        need(0 < options.maximum < math.inf, f"--max must be above 0, not {options.maximum:g}")
-        if options.closed:
-            need(options.maximum == int(options.maximum), "--max: users must be a whole number")
-    if options.start is not None and options.maximum is not None:
-        need(
-            options.maximum >= options.start,
-            f"--max ({options.maximum:g}) must be at least --start ({options.start:g})",
-        )
-    need(0 < options.step_s < math.inf, f"--step must be above 0 s, not {options.step_s:g}")
-    room = options.step_s - TAIL_S - 1.0  # at least 1 s judged after warm-up and tail
-    need(
-        0 <= options.warmup_s <= room,
-        f"--warmup must be from 0 to --step minus {TAIL_S + 1.0:g} s ({room:g} s; the last "
-        f"{TAIL_S:g} s of a step is not judged either), not {options.warmup_s:g}",
-    )
-    need(
-        options.budget_s >= options.step_s,
-        f"--budget ({options.budget_s:g} s) must be at "
-        f"least one step (--step {options.step_s:g} s)",
-    )
-    need(options.processes >= 1, f"--processes must be at least 1, not {options.processes}")
 
 
 def step_scenario(scenario: Scenario, level: float, options: CapacityOptions) -> Scenario:
@@ -145,31 +79,11 @@ def run_capacity(scenario_path: str | Path, options: CapacityOptions) -> Capacit
     closed steps ran), 1 even the first level failed its SLOs, 3 aborted or run error."""
     validate_options(options)
     scenario = load_scenario(scenario_path)
-    if not options.closed and not scenario.slos:
-        raise InputError(
-            f"{scenario_path}: slos: the scenario sets no SLOs, so no rate can fail; "
-            f"capacity needs at least one (e.g. 'p99(*) < 500ms')"
-        )
-    search = _Search(scenario, Path(scenario_path), _defaults(scenario, options))
+    search = _Search(
+        scenario, Path(scenario_path), resolve_options(scenario_path, scenario, options)
+    )
     search.precheck()
     return search.run()
-
-
-def _defaults(scenario: Scenario, options: CapacityOptions) -> CapacityOptions:
-    from dataclasses import replace
-
-    if options.closed:
-        start = options.start or 1.0
-        maximum = options.maximum or max(64.0, start)
-        return replace(options, start=start, factor=options.factor or 2.0, maximum=maximum)
-    peak = max((s.rate or 0.0) for s in scenario.load.stages)
-    start = options.start or (peak if scenario.load.model == "open" and peak > 0 else 5.0)
-    if options.maximum is not None and options.maximum < start:
-        raise InputError(
-            f"--max ({options.maximum:g}) must be at least the start rate "
-            f"({start:g}/s; set --start)"
-        )
-    return replace(options, start=start, factor=options.factor or 1.5)
 
 
 class _Search:
@@ -191,7 +105,7 @@ class _Search:
         target = resolve_target(options.target or self.scenario.target, options.targets_file)
         limit = target.limits.max_users if options.closed else target.limits.max_rate
         if limit is not None and options.maximum is None:
-            self.options = options = _replace(options, maximum=float(limit))
+            self.options = options = replace(options, maximum=float(limit))
         assert options.start is not None
         highest = options.maximum if options.maximum is not None else options.start
         check_safety(target, step_scenario(self.scenario, highest, options), options.confirm)
@@ -508,12 +422,6 @@ def describe(data: dict[str, Any]) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------- helpers
-
-
-def _replace(options: CapacityOptions, **changes: Any) -> CapacityOptions:
-    from dataclasses import replace
-
-    return replace(options, **changes)
 
 
 def _level(level: float, unit: str) -> str:
