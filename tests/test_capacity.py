@@ -20,7 +20,15 @@ from authload.capacity import CapacityOptions, describe, step_scenario
 from authload.capacity.curve import find_knee, first_breach
 from authload.capacity.judge import TAIL_S, judge_step, step_window
 from authload.capacity.page import capacity_figures, render_capacity_report
-from authload.capacity.search import Decision, bracket, next_rate, next_users
+from authload.capacity.search import (
+    ClosedSweep,
+    Decision,
+    OpenBisection,
+    bracket,
+    next_rate,
+    next_users,
+    search_for,
+)
 from authload.capacity.usl import UslFitError, fit_usl, usl
 from authload.cli import main
 from authload.scenario_file import load_scenario
@@ -85,6 +93,22 @@ def test_closed_steps_double_users_and_stop_once_saturated() -> None:
     assert next_users([(1, 10.0), (2, 19.0)], start=1, factor=2, maximum=3) == Decision(
         3, "step_up"
     )
+
+
+def test_the_options_pick_one_search_and_both_answer_the_same_call() -> None:
+    ok = judge_step(_records(_steady(5, 20, 50.0)), ["p99(*) < 100ms"], 1000, 1005)
+    bad = judge_step(_records(_steady(5, 20, 900.0)), ["p99(*) < 100ms"], 1000, 1005)
+    search = search_for(CapacityOptions(start=10, factor=2, maximum=30))
+    assert search == OpenBisection(start=10, factor=2, precision=0.05, maximum=30)
+    assert (search.unit, search.mode) == ("journeys/s", "open")
+    assert search.next([]) == Decision(10, "start")
+    assert search.next([(10, ok)]) == Decision(20.0, "step_up")
+    assert search.next([(10, ok), (20, bad)]) == Decision(14.14, "bisect")
+    sweep = search_for(CapacityOptions(closed=True, start=1, factor=2, maximum=4))
+    assert sweep == ClosedSweep(start=1, factor=2, maximum=4)
+    assert (sweep.unit, sweep.mode) == ("users", "closed")
+    assert sweep.next([(1, ok), (2, ok)]) == Decision(4, "step_up")
+    assert sweep.next([(1, ok), (2, ok), (4, bad)]).reason == "saturated"  # no more ok/s
 
 
 # ---------------------------------------------------------------------------- the knee
@@ -567,6 +591,7 @@ def test_the_public_api_of_the_capacity_package() -> None:
         "TAIL_S", "Breach", "Decision", "Knee", "SloOutcome", "StepJudgement", "UslFit",
         "UslFitError", "bracket", "find_knee", "first_breach", "fit_usl", "judge_step",
         "next_rate", "next_users", "step_window", "usl",
+        "ClosedSweep", "OpenBisection", "Search", "search_for", "search_kind", "step_scenario",
     }  # fmt: skip
 
 

@@ -2,12 +2,15 @@
 its SLOs, or (``closed``) measure throughput over steps of users and fit the Universal
 Scalability Law.
 
-The modules: :mod:`~authload.capacity.options` takes the settings;
-:mod:`~authload.capacity.driver` runs the steps and keeps the books;
-:mod:`~authload.capacity.search` decides the next level; :mod:`~authload.capacity.judge`
-judges a step on its measured window; :mod:`~authload.capacity.curve` finds the knee and the
-first SLO to break; :mod:`~authload.capacity.usl` fits the Universal Scalability Law;
-:mod:`~authload.capacity.page` draws ``capacity.html``.
+The modules:
+
+- :mod:`~authload.capacity.options`: the settings, refused when unusable, and their defaults;
+- :mod:`~authload.capacity.search`: the next level, by an open or a closed-model strategy;
+- :mod:`~authload.capacity.driver`: runs the steps and keeps the books;
+- :mod:`~authload.capacity.judge`: a step judged on its measured window;
+- :mod:`~authload.capacity.curve`: the knee and the first SLO to break;
+- :mod:`~authload.capacity.usl`: the Universal Scalability Law fit;
+- :mod:`~authload.capacity.page`: ``capacity.html``.
 
 The names below are imported on first use, not with the package: the maths pulls in pandas
 and SciPy, and the commands that only read a capacity run directory should not pay for them.
@@ -19,8 +22,9 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from authload.capacity.driver import CapacityResult, describe, run_capacity, step_scenario
+    from authload.capacity.driver import CapacityResult, describe, run_capacity
     from authload.capacity.options import CapacityOptions
+    from authload.capacity.search import step_scenario
 
 __all__ = [
     "CapacityOptions",
@@ -35,7 +39,7 @@ _HOME = {
     "CapacityResult": "driver",
     "describe": "driver",
     "run_capacity": "driver",
-    "step_scenario": "driver",
+    "step_scenario": "search",
 }
 
 

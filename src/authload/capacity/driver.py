@@ -18,17 +18,23 @@ import math
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 import yaml
 
-from authload.capacity.options import CapacityOptions, resolve_options, validate_options
+from authload.capacity.options import (
+    CapacityOptions,
+    resolve_options,
+    validate_options,
+    within_limits,
+)
+from authload.capacity.search import Search, search_for
 from authload.errors import AuthloadError
 from authload.results import read_events, write_json
-from authload.scenario import Load, Scenario, Stage
+from authload.scenario import Scenario
 from authload.scenario_file import load_scenario
 from authload.targets import check_safety, resolve_target
 
@@ -38,7 +44,6 @@ __all__ = [
     "CapacityResult",
     "describe",
     "run_capacity",
-    "step_scenario",
 ]
 
 CAPACITY_FILE = "capacity.json"
@@ -54,67 +59,43 @@ class CapacityResult:
     exit_code: int
 
 
-def step_scenario(scenario: Scenario, level: float, options: CapacityOptions) -> Scenario:
-    """The scenario of one step: ``level`` arrivals/s (open) or users (closed), a warm-up
-    stage then the measured stage, no timed events."""
-    measure = options.step_s - options.warmup_s
-    if options.closed:
-        users = int(level)
-        spawn = max(1.0, users / max(options.warmup_s / 2.0, 0.5))  # all up mid-warm-up
-        stages = [
-            Stage(duration_s=d, users=users, spawn_rate=spawn)
-            for d in (options.warmup_s, measure)
-            if d > 0
-        ]
-        load = Load(model="closed", stages=stages, max_in_flight=scenario.load.max_in_flight)
-    else:
-        stages = [Stage(duration_s=d, rate=level) for d in (options.warmup_s, measure) if d > 0]
-        load = Load(model="open", stages=stages, max_in_flight=scenario.load.max_in_flight)
-    return scenario.model_copy(update={"load": load, "events": []})
-
-
 def run_capacity(scenario_path: str | Path, options: CapacityOptions) -> CapacityResult:
     """Run the search (or the closed-model steps), write the capacity run directory, and
     return what ``capacity.json`` holds with the exit code: 0 a capacity was found (or the
     closed steps ran), 1 even the first level failed its SLOs, 3 aborted or run error."""
     validate_options(options)
     scenario = load_scenario(scenario_path)
-    search = _Search(
-        scenario, Path(scenario_path), resolve_options(scenario_path, scenario, options)
-    )
-    search.precheck()
-    return search.run()
+    options = resolve_options(scenario_path, scenario, options)
+    target = resolve_target(options.target or scenario.target, options.targets_file)
+    options = within_limits(options, target.limits)
+    search = search_for(options)
+    # refuse before anything runs what a step would be refused: the target's limits, at the
+    # highest level the search may reach
+    assert options.start is not None
+    highest = options.maximum if options.maximum is not None else options.start
+    check_safety(target, search.step_scenario(scenario, highest, options), options.confirm)
+    return _Driver(scenario, Path(scenario_path), options, search).run()
 
 
-class _Search:
-    def __init__(self, scenario: Scenario, path: Path, options: CapacityOptions) -> None:
+class _Driver:
+    def __init__(
+        self, scenario: Scenario, path: Path, options: CapacityOptions, search: Search
+    ) -> None:
         self.scenario = scenario
         self.path = path
         self.options = options
-        self.unit = "users" if options.closed else "journeys/s"
+        self.search = search
+        self.unit = search.unit
         self.steps: list[dict[str, Any]] = []
         self.judged: list[tuple[float, Any]] = []  # (level, StepJudgement)
         self.console: TextIO = sys.stderr
         self.directory = Path()
         self.started = 0.0
 
-    def precheck(self) -> None:
-        """Refuse before anything runs what a step would be refused: the target's limits, at
-        the highest level the search may reach."""
-        options = self.options
-        target = resolve_target(options.target or self.scenario.target, options.targets_file)
-        limit = target.limits.max_users if options.closed else target.limits.max_rate
-        if limit is not None and options.maximum is None:
-            self.options = options = replace(options, maximum=float(limit))
-        assert options.start is not None
-        highest = options.maximum if options.maximum is not None else options.start
-        check_safety(target, step_scenario(self.scenario, highest, options), options.confirm)
-
     def run(self) -> CapacityResult:
         self.started = time.time()
         self.directory = _new_dir(Path(self.options.out), self.scenario.name)
-        mode = "closed model, users" if self.options.closed else "open model, arrivals/s"
-        self._say(f"capacity run directory {self.directory} ({mode})")
+        self._say(f"capacity run directory {self.directory} ({self.search.description})")
         status, reason, detail = "running", "", ""
         try:
             status, reason, detail = self._loop()
@@ -132,27 +113,9 @@ class _Search:
     # ------------------------------------------------------------------------ the loop
 
     def _loop(self) -> tuple[str, str, str]:
-        from authload.capacity.search import next_rate, next_users
-
         options = self.options
-        assert options.start is not None and options.factor is not None
         while True:
-            if options.closed:
-                points = [(int(lv), j.ok_rps) for lv, j in self.judged]
-                decision = next_users(
-                    points,
-                    start=int(options.start),
-                    factor=options.factor,
-                    maximum=int(options.maximum or 64),
-                )
-            else:
-                decision = next_rate(
-                    [(lv, j.passed) for lv, j in self.judged],
-                    start=options.start,
-                    factor=options.factor,
-                    precision=options.precision,
-                    maximum=options.maximum,
-                )
+            decision = self.search.next(self.judged)
             if decision.level is None:
                 return "completed", decision.reason, ""
             elapsed = time.time() - self.started
@@ -171,7 +134,7 @@ class _Search:
 
         options = self.options
         index = len(self.steps) + 1
-        scenario = step_scenario(self.scenario, level, options)
+        scenario = self.search.step_scenario(self.scenario, level, options)
         path = self.directory / "scenarios" / f"step-{index:02d}.yaml"
         path.parent.mkdir(exist_ok=True)
         data = scenario.model_dump(mode="json")
@@ -213,7 +176,7 @@ class _Search:
             records,
             options.warmup_s,
             options.step_s - options.warmup_s,
-            open_model=not options.closed,
+            open_model=self.search.open_model,
         )
         dropped = int(result.summary.get("outcomes", {}).get("dropped_arrivals", 0))
         judgement = judge_step(records, scenario.slos, start, end, dropped)
@@ -302,7 +265,7 @@ class _Search:
             "version": 1,
             "scenario": self.scenario.name,
             "scenario_file": str(self.path),
-            "mode": "closed" if options.closed else "open",
+            "mode": self.search.mode,
             "unit": self.unit,
             "target": options.target or self.scenario.target,
             "status": status,
@@ -320,7 +283,7 @@ class _Search:
             "capacity": capacity,
             "knee": None if knee is None else asdict(knee),
             "first_breach": None if breach is None else asdict(breach),
-            "usl": self._usl() if options.closed else None,
+            "usl": self._usl() if self.search.fits_usl else None,
             "steps": self.steps,
             "exit_code": code,
         }

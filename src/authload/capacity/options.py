@@ -10,8 +10,9 @@ from pathlib import Path
 from authload.capacity.judge import TAIL_S
 from authload.errors import InputError
 from authload.scenario import Scenario
+from authload.targets import Limits
 
-__all__ = ["CapacityOptions", "resolve_options", "validate_options"]
+__all__ = ["CapacityOptions", "resolve_options", "validate_options", "within_limits"]
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,15 @@ def resolve_options(
             f"capacity needs at least one (e.g. 'p99(*) < 500ms')"
         )
     return _defaults(scenario, options)
+
+
+def within_limits(options: CapacityOptions, limits: Limits) -> CapacityOptions:
+    """Without ``--max``, the target's own ceiling on the mode's level (``max_users``,
+    ``max_rate``) is the highest level tried: a step above it would be refused."""
+    limit = limits.max_users if options.closed else limits.max_rate
+    if limit is None or options.maximum is not None:
+        return options
+    return replace(options, maximum=float(limit))
 
 
 def _defaults(scenario: Scenario, options: CapacityOptions) -> CapacityOptions:
