@@ -29,6 +29,7 @@ from authload.capacity.search import (
     next_users,
     search_for,
 )
+from authload.capacity.stops import SoFar, Stopped, stop_on_failed_step, stop_when_budget_spent
 from authload.capacity.usl import UslFitError, fit_usl, usl
 from authload.cli import main
 from authload.scenario_file import load_scenario
@@ -109,6 +110,18 @@ def test_the_options_pick_one_search_and_both_answer_the_same_call() -> None:
     assert (sweep.unit, sweep.mode) == ("users", "closed")
     assert sweep.next([(1, ok), (2, ok)]) == Decision(4, "step_up")
     assert sweep.next([(1, ok), (2, ok), (4, bad)]).reason == "saturated"  # no more ok/s
+
+
+def test_stops_compose_and_the_first_to_stop_says_how() -> None:
+    stop = stop_on_failed_step() | stop_when_budget_spent(100)
+    assert stop(SoFar([], 500.0)) is None  # the first step always runs
+    passed = {"verdict": "pass", "reasons": [], "wall_s": 30.0}
+    assert stop(SoFar([passed], 70.0)) is None  # the next step expected to end at 100 s
+    assert stop(SoFar([passed], 70.5)) == Stopped("completed", "budget", "70 s of 100 s used")
+    aborted = {"verdict": "aborted", "reasons": ["abort rule", "Ctrl-C"], "wall_s": 10.0}
+    assert stop(SoFar([passed, aborted], 95.0)) == Stopped(
+        "aborted", "aborted", "abort rule; Ctrl-C"
+    )
 
 
 # ---------------------------------------------------------------------------- the knee

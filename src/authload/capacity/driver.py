@@ -32,6 +32,7 @@ from authload.capacity.options import (
     within_limits,
 )
 from authload.capacity.search import Search, search_for
+from authload.capacity.stops import SoFar, Stopped, stop_on_failed_step, stop_when_budget_spent
 from authload.errors import AuthloadError
 from authload.results import read_events, write_json
 from authload.scenario import Scenario
@@ -48,7 +49,6 @@ __all__ = [
 
 CAPACITY_FILE = "capacity.json"
 CAPACITY_LOG = "capacity.log"
-STEP_OVERHEAD_S = 15.0  # mock and Locust start, records merged, report: a first guess
 EXIT_FOUND, EXIT_BELOW_START, EXIT_ERROR = 0, 1, 3
 
 
@@ -85,6 +85,7 @@ class _Driver:
         self.path = path
         self.options = options
         self.search = search
+        self.stop = stop_on_failed_step() | stop_when_budget_spent(options.budget_s)
         self.unit = search.unit
         self.steps: list[dict[str, Any]] = []
         self.judged: list[tuple[float, Any]] = []  # (level, StepJudgement)
@@ -98,7 +99,8 @@ class _Driver:
         self._say(f"capacity run directory {self.directory} ({self.search.description})")
         status, reason, detail = "running", "", ""
         try:
-            status, reason, detail = self._loop()
+            stopped = self._loop()
+            status, reason, detail = stopped.status, stopped.reason, stopped.detail
         except KeyboardInterrupt:
             status, reason, detail = "aborted", "interrupted", "interrupted (Ctrl-C)"
             raise
@@ -112,22 +114,21 @@ class _Driver:
 
     # ------------------------------------------------------------------------ the loop
 
-    def _loop(self) -> tuple[str, str, str]:
-        options = self.options
+    def _loop(self) -> Stopped:
+        """Step after step until the search is over or a stop says so. The stops are asked
+        after the search, so that a search that is over says why in its own words even when
+        its budget is spent too; after a step that failed, the search (asked again with the
+        same judged steps) names the same level, and the stop ends it before that runs."""
         while True:
             decision = self.search.next(self.judged)
             if decision.level is None:
-                return "completed", decision.reason, ""
-            elapsed = time.time() - self.started
-            walls = [s["wall_s"] for s in self.steps]
-            expected = max(walls) if walls else options.step_s + STEP_OVERHEAD_S
-            if self.steps and elapsed + expected > options.budget_s:
-                return "completed", "budget", f"{elapsed:.0f} s of {options.budget_s:g} s used"
-            step = self._step(decision.level, decision.reason)
-            if step["verdict"] in ("aborted", "error"):
-                return step["verdict"], step["verdict"], "; ".join(step["reasons"])
+                return Stopped("completed", decision.reason)
+            stopped = self.stop(SoFar(self.steps, time.time() - self.started))
+            if stopped is not None:
+                return stopped
+            self._step(decision.level, decision.reason)
 
-    def _step(self, level: float, chosen_by: str) -> dict[str, Any]:
+    def _step(self, level: float, chosen_by: str) -> None:
         from authload.analysis.query import Records
         from authload.capacity.judge import judge_step, step_window
         from authload.runner import run
@@ -170,7 +171,7 @@ class _Driver:
             step.update(verdict=result.verdict, reasons=reasons, wall_s=time.time() - begun)
             self.steps.append(step)
             self._say(f"step {index}: {result.verdict.upper()}: {'; '.join(reasons)}")
-            return step
+            return
         records = Records.of_run(result.run_dir)
         start, end = step_window(
             records,
@@ -197,7 +198,6 @@ class _Driver:
             f"{_figures(step)}" + (f"; {'; '.join(judgement.reasons)}" if judgement.reasons else "")
         )
         self._write("running", "", "")
-        return step
 
     @contextlib.contextmanager
     def _step_output(self) -> Iterator[None]:
