@@ -6,7 +6,9 @@ The modules:
 
 - :mod:`~authload.capacity.options`: the settings, refused when unusable, and their defaults;
 - :mod:`~authload.capacity.search`: the next level, by an open or a closed-model strategy;
+- :mod:`~authload.capacity.stops`: what ends a search from outside it (budget, failed step);
 - :mod:`~authload.capacity.driver`: runs the steps and keeps the books;
+- :mod:`~authload.capacity.document`: ``capacity.json``'s content, and the lines printed;
 - :mod:`~authload.capacity.judge`: a step judged on its measured window;
 - :mod:`~authload.capacity.curve`: the knee and the first SLO to break;
 - :mod:`~authload.capacity.usl`: the Universal Scalability Law fit;
@@ -22,7 +24,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from authload.capacity.driver import CapacityResult, describe, run_capacity
+    from authload.capacity.document import describe
+    from authload.capacity.driver import CapacityResult, run_capacity
     from authload.capacity.options import CapacityOptions
     from authload.capacity.search import step_scenario
 
@@ -37,7 +40,7 @@ __all__ = [
 _HOME = {
     "CapacityOptions": "options",
     "CapacityResult": "driver",
-    "describe": "driver",
+    "describe": "document",
     "run_capacity": "driver",
     "step_scenario": "search",
 }

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "FAILED",
     "SoFar",
     "Stop",
     "Stopped",
@@ -24,7 +25,7 @@ __all__ = [
     "stop_when_budget_spent",
 ]
 
-FAILED = ("aborted", "error")  # a step's verdicts that end the search at once
+FAILED = ("aborted", "error")  # a step's verdicts that end the search, its statuses then
 
 
 @dataclass(frozen=True)
