@@ -16,7 +16,7 @@ import pytest
 import yaml
 from junitparser import JUnitXml
 
-from authload.capacity import CapacityOptions, describe, step_scenario
+from authload.capacity import CapacityOptions, describe, run_capacity, step_scenario
 from authload.capacity.curve import find_knee, first_breach
 from authload.capacity.judge import TAIL_S, judge_step, step_window
 from authload.capacity.page import capacity_figures, render_capacity_report
@@ -32,6 +32,7 @@ from authload.capacity.search import (
 from authload.capacity.stops import SoFar, Stopped, stop_on_failed_step, stop_when_budget_spent
 from authload.capacity.usl import UslFitError, fit_usl, usl
 from authload.cli import main
+from authload.console import RecordingConsole
 from authload.scenario_file import load_scenario
 from tests.runs import SCENARIOS, authload
 
@@ -576,18 +577,28 @@ def test_closed_steps_of_users_fit_the_usl(tmp_path: Path) -> None:
 @pytest.mark.integration
 @pytest.mark.timeout(200)
 def test_closed_steps_with_only_a_maximum_start_at_one_user(tmp_path: Path) -> None:
-    """The README's `--closed --max N` with no --start: steps of 1, 2 users up to the max."""
+    """The README's `--closed --max N` with no --start: steps of 1, 2 users up to the max.
+    Run here with a console that keeps what the search says; the steps' runs say theirs
+    in capacity.log."""
     path = tmp_path / "usl.yaml"
     path.write_text(CLOSED, encoding="utf-8")
-    proc = authload(
-        "capacity", path, "--closed", "--max", "2", "--out", tmp_path / "runs", "--json",
-        "--step", "3", "--warmup", "0",
-        timeout=180,
-    )  # fmt: skip
-    assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr}"
-    data = json.loads(proc.stdout)
+    console = RecordingConsole()
+    options = CapacityOptions(closed=True, maximum=2, step_s=3, warmup_s=0, out=tmp_path / "runs")
+    result = run_capacity(path, options, console)
+    data = result.data
+    assert result.exit_code == 0, console.lines
     assert [s["level"] for s in data["steps"]] == [1, 2]
     assert data["stop_reason"] == "max_reached"
+    assert console.lines[0] == f"capacity run directory {result.directory} (closed model, users)"
+    assert console.lines[1] == "step 1: 1 users (start), 3 s with 0 s warm-up"
+    assert console.lines[2].startswith("step 1: 1 users PASS: ")
+    assert console.lines[3] == "step 2: 2 users (step up), 3 s with 0 s warm-up"
+    assert console.lines[4].startswith("step 2: 2 users PASS: ")
+    assert console.lines[5:] == [f"done: {data['capacity']['note']}"]
+    log = (result.directory / "capacity.log").read_text(encoding="utf-8")
+    assert [line for line in log.splitlines() if "run directory" in line] == [
+        f"authload: run directory {result.directory / s['run_dir']}" for s in data["steps"]
+    ]
 
 
 def test_the_public_api_of_the_capacity_package() -> None:

@@ -12,13 +12,12 @@ level); its timed events left out. Steps go under one capacity run directory
 from __future__ import annotations
 
 import contextlib
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -39,6 +38,7 @@ from authload.capacity.stops import (
     stop_on_failed_step,
     stop_when_budget_spent,
 )
+from authload.console import Console
 from authload.errors import AuthloadError
 from authload.results import read_events, write_json
 from authload.scenario import Scenario
@@ -61,10 +61,15 @@ class CapacityResult:
     exit_code: int
 
 
-def run_capacity(scenario_path: str | Path, options: CapacityOptions) -> CapacityResult:
+def run_capacity(
+    scenario_path: str | Path, options: CapacityOptions, console: Console | None = None
+) -> CapacityResult:
     """Run the search (or the closed-model steps), write the capacity run directory, and
     return what ``capacity.json`` holds with the exit code: 0 a capacity was found (or the
-    closed steps ran), 1 even the first level failed its SLOs, 3 aborted or run error."""
+    closed steps ran), 1 even the first level failed its SLOs, 3 aborted or run error.
+    ``console``: where the search says how it goes (stderr by default), as ``authload
+    capacity``; the steps' own runs say theirs on ``capacity.log`` (with ``verbose``, on the
+    console's stream)."""
     validate_options(options)
     scenario = load_scenario(scenario_path)
     options = resolve_options(scenario_path, scenario, options)
@@ -76,24 +81,25 @@ def run_capacity(scenario_path: str | Path, options: CapacityOptions) -> Capacit
     assert options.start is not None
     highest = options.maximum if options.maximum is not None else options.start
     check_safety(target, search.step_scenario(scenario, highest, options), options.confirm)
-    return _Driver(Ledger(scenario, Path(scenario_path), options, search, 0.0)).run()
+    ledger = Ledger(scenario, Path(scenario_path), options, search, 0.0)
+    return _Driver(ledger, (console or Console()).named("authload capacity")).run()
 
 
 class _Driver:
     """One search in its capacity run directory: its steps, and capacity.json after each."""
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Ledger, console: Console) -> None:
         self.ledger = ledger
         self.options = ledger.options
         self.search = ledger.search
         self.stop = stop_on_failed_step() | stop_when_budget_spent(self.options.budget_s)
-        self.console: TextIO = sys.stderr
+        self.console = console
         self.directory = Path()
 
     def run(self) -> CapacityResult:
         self.ledger.started = time.time()
         self.directory = _new_dir(Path(self.options.out), self.ledger.scenario.name)
-        self._say(f"capacity run directory {self.directory} ({self.search.description})")
+        self.console.say(f"capacity run directory {self.directory} ({self.search.description})")
         stopped: Stopped | None = None
         try:
             stopped = self._loop()
@@ -105,7 +111,7 @@ class _Driver:
             raise
         finally:
             data = self._write(stopped)
-        self._say(f"done: {data['capacity']['note']}")
+        self.console.say(f"done: {data['capacity']['note']}")
         return CapacityResult(self.directory, data, int(data["exit_code"]))
 
     def _loop(self) -> Stopped:
@@ -129,7 +135,7 @@ class _Driver:
         index = len(self.ledger.steps) + 1
         scenario = self.search.step_scenario(self.ledger.scenario, level, self.options)
         path = self._step_file(index, scenario)
-        self._say(
+        self.console.say(
             f"step {index}: {level_text(level, self.search.unit)} "
             f"({chosen_by.replace('_', ' ')}), {self.options.step_s:g} s with "
             f"{self.options.warmup_s:g} s warm-up"
@@ -161,7 +167,7 @@ class _Driver:
         from authload.runner import run
 
         options = self.options
-        with self._step_output():
+        with self._step_console() as console:
             return run(
                 path,
                 target_name=options.target,
@@ -169,6 +175,7 @@ class _Driver:
                 processes=options.processes,
                 confirm=options.confirm,
                 targets_file=options.targets_file,
+                console=console,
             )
 
     def _book_failed(self, step: dict[str, Any], result: RunResult, begun: float) -> None:
@@ -179,7 +186,7 @@ class _Driver:
         ] or [f"the step's run ended: {result.verdict}"]
         step.update(verdict=result.verdict, reasons=reasons, wall_s=time.time() - begun)
         self.ledger.steps.append(step)
-        self._say(f"step {step['index']}: {result.verdict.upper()}: {'; '.join(reasons)}")
+        self.console.say(f"step {step['index']}: {result.verdict.upper()}: {'; '.join(reasons)}")
 
     def _book_judged(
         self, step: dict[str, Any], result: RunResult, scenario: Scenario, begun: float
@@ -207,27 +214,21 @@ class _Driver:
         )
         self.ledger.steps.append(step)
         why = f"; {'; '.join(judgement.reasons)}" if judgement.reasons else ""
-        self._say(
+        self.console.say(
             f"step {step['index']}: {level_text(step['level'], self.search.unit)} "
             f"{step['verdict'].upper()}: {step_figures(step)}{why}"
         )
         self._write(None)
 
     @contextlib.contextmanager
-    def _step_output(self) -> Iterator[None]:
-        """The step's own output (the run's lines, Locust's) into capacity.log; with
-        ``verbose``, on stderr as it comes instead."""
+    def _step_console(self) -> Iterator[Console]:
+        """The step's console: its run's lines and Locust's output into capacity.log; with
+        ``verbose``, on the search's own stream as they come instead."""
         if self.options.verbose:
-            yield
+            yield self.console.named("authload")
             return
-        with (
-            (self.directory / CAPACITY_LOG).open("a", encoding="utf-8") as log,
-            contextlib.redirect_stderr(log),
-        ):
-            yield
-
-    def _say(self, line: str) -> None:
-        print(f"authload capacity: {line}", file=self.console, flush=True)
+        with (self.directory / CAPACITY_LOG).open("a", encoding="utf-8") as log:
+            yield Console(log)
 
     def _write(self, stopped: Stopped | None) -> dict[str, Any]:
         """capacity.json as the search stands (``stopped`` None: still running); once it has
@@ -240,7 +241,7 @@ class _Driver:
             try:  # the page only shows capacity.json: failing to draw it must not lose it
                 write_capacity_report(self.directory, data)
             except Exception as exc:
-                self._say(f"capacity.html not written: {exc!r}")
+                self.console.say(f"capacity.html not written: {exc!r}")
         return data
 
 
