@@ -607,6 +607,7 @@ def test_the_public_api_of_the_capacity_package() -> None:
     from authload.capacity import usl as usl_module
 
     assert set(capacity.__all__) == {
+        "CAPACITY_FILE", "CAPACITY_LOG", "CAPACITY_REPORT_FILE",
         "CapacityOptions", "CapacityResult", "describe", "run_capacity", "step_scenario",
     }  # fmt: skip
     assert all(getattr(capacity, name) is not None for name in capacity.__all__)

@@ -36,6 +36,7 @@ import pandas as pd
 
 from authload.analysis.compare import Comparison, compare_runs, endpoint_figures
 from authload.analysis.query import Journeys, Records
+from authload.capacity import CAPACITY_FILE, CAPACITY_LOG
 from authload.errors import InputError, ResultsError
 from authload.results import MANIFEST_FILE, RECORDS_FILE, SUMMARY_FILE, read_json
 
@@ -51,8 +52,6 @@ __all__ = [
     "parse_since",
 ]
 
-CAPACITY_FILE = "capacity.json"
-CAPACITY_LOG = "capacity.log"
 DEFAULT_LAST = 5
 MAX_DEPTH = 4  # directories below the root searched for runs
 FINISHED = ("pass", "fail")

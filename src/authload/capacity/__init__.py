@@ -14,14 +14,17 @@ The modules:
 - :mod:`~authload.capacity.usl`: the Universal Scalability Law fit;
 - :mod:`~authload.capacity.page`: ``capacity.html``.
 
-The names below are imported on first use, not with the package: the maths pulls in pandas
-and SciPy, and the commands that only read a capacity run directory should not pay for them.
+Apart from the file names (:mod:`~authload.capacity.files`), the names below are imported on
+first use, not with the package: the maths pulls in pandas and SciPy, and what only reads a
+capacity run directory (the run history, the verdict formats) should not pay for them.
 """
 
 from __future__ import annotations
 
 import importlib
 from typing import TYPE_CHECKING, Any
+
+from authload.capacity.files import CAPACITY_FILE, CAPACITY_LOG, CAPACITY_REPORT_FILE
 
 if TYPE_CHECKING:
     from authload.capacity.document import describe
@@ -30,6 +33,9 @@ if TYPE_CHECKING:
     from authload.capacity.search import step_scenario
 
 __all__ = [
+    "CAPACITY_FILE",
+    "CAPACITY_LOG",
+    "CAPACITY_REPORT_FILE",
     "CapacityOptions",
     "CapacityResult",
     "describe",

@@ -23,6 +23,7 @@ import yaml
 
 from authload.analysis.query import Records
 from authload.capacity.document import Ledger, document, level_text, step_figures
+from authload.capacity.files import CAPACITY_FILE, CAPACITY_LOG, CAPACITY_REPORT_FILE
 from authload.capacity.judge import judge_step, step_window
 from authload.capacity.options import (
     CapacityOptions,
@@ -48,10 +49,7 @@ from authload.targets import check_safety, resolve_target
 if TYPE_CHECKING:
     from authload.runner import RunResult
 
-__all__ = ["CAPACITY_FILE", "CAPACITY_LOG", "CapacityResult", "run_capacity"]
-
-CAPACITY_FILE = "capacity.json"
-CAPACITY_LOG = "capacity.log"
+__all__ = ["CapacityResult", "run_capacity"]
 
 
 @dataclass(frozen=True)
@@ -241,7 +239,7 @@ class _Driver:
             try:  # the page only shows capacity.json: failing to draw it must not lose it
                 write_capacity_report(self.directory, data)
             except Exception as exc:
-                self.console.say(f"capacity.html not written: {exc!r}")
+                self.console.say(f"{CAPACITY_REPORT_FILE} not written: {exc!r}")
         return data
 
 

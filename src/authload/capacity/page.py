@@ -23,17 +23,16 @@ from matplotlib.figure import Figure
 from authload.analysis.figures import plain_numbers
 from authload.analysis.page import document, escape, img, num, table
 from authload.analysis.report import REPORT_FILE
+from authload.capacity.files import CAPACITY_REPORT_FILE
 from authload.capacity.usl import usl
 from authload.slo_grammar import parse_slo
 
 __all__ = [
-    "CAPACITY_REPORT_FILE",
     "capacity_figures",
     "render_capacity_report",
     "write_capacity_report",
 ]
 
-CAPACITY_REPORT_FILE = "capacity.html"
 _PASS, _FAIL, _MODEL = "#1a7f37", "#cf222e", "#8250df"
 
 

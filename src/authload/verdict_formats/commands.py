@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from authload.capacity import CAPACITY_REPORT_FILE
 from authload.errors import ResultsError
 from authload.results import MANIFEST_FILE, SUMMARY_FILE, read_json
 from authload.verdict_formats import outputs
@@ -22,7 +23,6 @@ from authload.verdict_formats.markdown import (
 from authload.verdict_formats.outputs import Destinations
 
 REPORT_FILE = "report.html"
-CAPACITY_REPORT_FILE = "capacity.html"
 
 
 def for_run(destinations: Destinations, run_dir: Path, summary: Mapping[str, Any]) -> None:
