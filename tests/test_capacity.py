@@ -16,23 +16,26 @@ import pytest
 import yaml
 from junitparser import JUnitXml
 
-from authload.analysis.capacity import (
-    TAIL_S,
+from authload.capacity.curve import find_knee, first_breach
+from authload.capacity.document import describe
+from authload.capacity.driver import run_capacity
+from authload.capacity.judge import TAIL_S, judge_step, step_window
+from authload.capacity.options import CapacityOptions
+from authload.capacity.page import capacity_figures, render_capacity_report
+from authload.capacity.search import (
+    ClosedSweep,
     Decision,
-    UslFitError,
+    OpenBisection,
     bracket,
-    find_knee,
-    first_breach,
-    fit_usl,
-    judge_step,
     next_rate,
     next_users,
-    step_window,
-    usl,
+    search_for,
+    step_scenario,
 )
-from authload.analysis.capacity_report import capacity_figures, render_capacity_report
-from authload.capacity import CapacityOptions, describe, step_scenario
+from authload.capacity.stops import SoFar, Stopped, stop_on_failed_step, stop_when_budget_spent
+from authload.capacity.usl import UslFitError, fit_usl, usl
 from authload.cli import main
+from authload.console import RecordingConsole
 from authload.scenario_file import load_scenario
 from tests.runs import SCENARIOS, authload
 
@@ -94,6 +97,34 @@ def test_closed_steps_double_users_and_stop_once_saturated() -> None:
     )
     assert next_users([(1, 10.0), (2, 19.0)], start=1, factor=2, maximum=3) == Decision(
         3, "step_up"
+    )
+
+
+def test_the_options_pick_one_search_and_both_answer_the_same_call() -> None:
+    ok = judge_step(_records(_steady(5, 20, 50.0)), ["p99(*) < 100ms"], 1000, 1005)
+    bad = judge_step(_records(_steady(5, 20, 900.0)), ["p99(*) < 100ms"], 1000, 1005)
+    search = search_for(CapacityOptions(start=10, factor=2, maximum=30))
+    assert search == OpenBisection(start=10, factor=2, precision=0.05, maximum=30)
+    assert (search.unit, search.mode) == ("journeys/s", "open")
+    assert search.next([]) == Decision(10, "start")
+    assert search.next([(10, ok)]) == Decision(20.0, "step_up")
+    assert search.next([(10, ok), (20, bad)]) == Decision(14.14, "bisect")
+    sweep = search_for(CapacityOptions(closed=True, start=1, factor=2, maximum=4))
+    assert sweep == ClosedSweep(start=1, factor=2, maximum=4)
+    assert (sweep.unit, sweep.mode) == ("users", "closed")
+    assert sweep.next([(1, ok), (2, ok)]) == Decision(4, "step_up")
+    assert sweep.next([(1, ok), (2, ok), (4, bad)]).reason == "saturated"  # no more ok/s
+
+
+def test_stops_compose_and_the_first_to_stop_says_how() -> None:
+    stop = stop_on_failed_step() | stop_when_budget_spent(100)
+    assert stop(SoFar([], 500.0)) is None  # the first step always runs
+    passed = {"verdict": "pass", "reasons": [], "wall_s": 30.0}
+    assert stop(SoFar([passed], 70.0)) is None  # the next step expected to end at 100 s
+    assert stop(SoFar([passed], 70.5)) == Stopped("completed", "budget", "70 s of 100 s used")
+    aborted = {"verdict": "aborted", "reasons": ["abort rule", "Ctrl-C"], "wall_s": 10.0}
+    assert stop(SoFar([passed, aborted], 95.0)) == Stopped(
+        "aborted", "aborted", "abort rule; Ctrl-C"
     )
 
 
@@ -549,28 +580,28 @@ def test_closed_steps_of_users_fit_the_usl(tmp_path: Path) -> None:
 @pytest.mark.integration
 @pytest.mark.timeout(200)
 def test_closed_steps_with_only_a_maximum_start_at_one_user(tmp_path: Path) -> None:
-    """The README's `--closed --max N` with no --start: steps of 1, 2 users up to the max."""
+    """The README's `--closed --max N` with no --start: steps of 1, 2 users up to the max.
+    Run here with a console that keeps what the search says; the steps' runs say theirs
+    in capacity.log."""
     path = tmp_path / "usl.yaml"
     path.write_text(CLOSED, encoding="utf-8")
-    proc = authload(
-        "capacity", path, "--closed", "--max", "2", "--out", tmp_path / "runs", "--json",
-        "--step", "3", "--warmup", "0",
-        timeout=180,
-    )  # fmt: skip
-    assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr}"
-    data = json.loads(proc.stdout)
+    console = RecordingConsole()
+    options = CapacityOptions(closed=True, maximum=2, step_s=3, warmup_s=0, out=tmp_path / "runs")
+    result = run_capacity(path, options, console)
+    data = result.data
+    assert result.exit_code == 0, console.lines
     assert [s["level"] for s in data["steps"]] == [1, 2]
     assert data["stop_reason"] == "max_reached"
-
-
-def test_the_public_api_of_the_capacity_maths() -> None:
-    from authload.analysis import capacity
-
-    assert set(capacity.__all__) == {
-        "Breach", "Decision", "Knee", "SloOutcome", "StepJudgement", "UslFit", "UslFitError",
-        "bracket", "find_knee", "first_breach", "fit_usl", "judge_step", "next_rate",
-        "next_users", "step_window", "usl",
-    }  # fmt: skip
+    assert console.lines[0] == f"capacity run directory {result.directory} (closed model, users)"
+    assert console.lines[1] == "step 1: 1 users (start), 3 s with 0 s warm-up"
+    assert console.lines[2].startswith("step 1: 1 users PASS: ")
+    assert console.lines[3] == "step 2: 2 users (step up), 3 s with 0 s warm-up"
+    assert console.lines[4].startswith("step 2: 2 users PASS: ")
+    assert console.lines[5:] == [f"done: {data['capacity']['note']}"]
+    log = (result.directory / "capacity.log").read_text(encoding="utf-8")
+    assert [line for line in log.splitlines() if "run directory" in line] == [
+        f"authload: run directory {result.directory / s['run_dir']}" for s in data["steps"]
+    ]
 
 
 ABORTING = """

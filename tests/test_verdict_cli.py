@@ -13,7 +13,7 @@ import pytest
 import yaml
 from junitparser import Failure, JUnitXml, TestSuite
 
-from authload import capacity as capacity_module
+from authload.capacity import driver as capacity_driver
 from authload.cli import main
 from authload.verdict_formats.outputs import GITHUB_STEP_SUMMARY
 from tests.runs import REPO, authload, run_scenario
@@ -167,10 +167,10 @@ def test_capacity_writes_the_search_and_keeps_its_exit_code(
     directory.mkdir()
     data = capacity(exit_code=code)
 
-    def search(scenario: Any, options: Any) -> capacity_module.CapacityResult:
-        return capacity_module.CapacityResult(directory, data, code)
+    def search(scenario: Any, options: Any) -> capacity_driver.CapacityResult:
+        return capacity_driver.CapacityResult(directory, data, code)
 
-    monkeypatch.setattr(capacity_module, "run_capacity", search)
+    monkeypatch.setattr(capacity_driver, "run_capacity", search)
     junit, markdown = tmp_path / "cap.xml", tmp_path / "cap.md"
     args = ["--out", str(tmp_path), "--junit", str(junit), "--summary-md", str(markdown)]
     assert main(["capacity", "scenarios/capacity.yaml", *args]) == code

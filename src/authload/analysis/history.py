@@ -37,7 +37,13 @@ import pandas as pd
 from authload.analysis.compare import Comparison, compare_runs, endpoint_figures
 from authload.analysis.query import Journeys, Records
 from authload.errors import InputError, ResultsError
-from authload.rundir.files import MANIFEST_FILE, RECORDS_FILE, SUMMARY_FILE
+from authload.rundir.files import (
+    CAPACITY_FILE,
+    CAPACITY_LOG,
+    MANIFEST_FILE,
+    RECORDS_FILE,
+    SUMMARY_FILE,
+)
 from authload.rundir.jsonfiles import read_json
 
 __all__ = [
@@ -52,8 +58,6 @@ __all__ = [
     "parse_since",
 ]
 
-CAPACITY_FILE = "capacity.json"
-CAPACITY_LOG = "capacity.log"
 DEFAULT_LAST = 5
 MAX_DEPTH = 4  # directories below the root searched for runs
 FINISHED = ("pass", "fail")

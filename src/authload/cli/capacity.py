@@ -31,7 +31,9 @@ class CapacityCommand(Command):
         options.add_verdict_outputs(parser)
 
     def handle(self, args: argparse.Namespace) -> int:
-        from authload.capacity import CapacityOptions, describe, run_capacity
+        from authload.capacity.document import describe
+        from authload.capacity.driver import run_capacity
+        from authload.capacity.options import CapacityOptions
 
         options.check_out(Path(args.out))
         destinations = options.destinations(args)

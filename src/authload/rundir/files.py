@@ -16,3 +16,8 @@ MOCK_FAULTS_FILE = "mock_faults.json"  # the mock's fault windows over the run, 
 MOCK_BEHAVIOUR_FILE = "mock_behaviour.json"  # a running mock's behaviour, as it reported it
 BEHAVIOUR_FILE = "behaviour.json"  # the scenario's inline behaviour, handed to the embedded mock
 REPORT_FILE = "report.html"
+
+# a capacity run directory: its steps' run directories, and
+CAPACITY_FILE = "capacity.json"  # the search's settings, steps and answer
+CAPACITY_LOG = "capacity.log"  # what the steps' runs printed
+CAPACITY_REPORT_FILE = "capacity.html"  # the page, drawn from capacity.json alone

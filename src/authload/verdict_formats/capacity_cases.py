@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from authload.rundir.files import CAPACITY_LOG
 from authload.verdict_formats.cases import FAILED, PASSED, Case, Suite, slo_case
 
 EXIT_FOUND, EXIT_BELOW_START = 0, 1
@@ -67,5 +68,5 @@ def search_case(data: Mapping[str, Any]) -> Case:
     if code == EXIT_BELOW_START:
         return Case(**common, outcome=FAILED, message=note, kind="below_start", detail=note)
     stop = str(data.get("stop_detail") or data.get("stop_reason") or "")
-    message = f"the search ended {data.get('status')}: {stop}; capacity.log says more"
+    message = f"the search ended {data.get('status')}: {stop}; {CAPACITY_LOG} says more"
     return Case(**common, outcome=FAILED, message=message, kind=str(data.get("status")))

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from authload.errors import ResultsError
-from authload.rundir.files import MANIFEST_FILE, REPORT_FILE, SUMMARY_FILE
+from authload.rundir.files import CAPACITY_REPORT_FILE, MANIFEST_FILE, REPORT_FILE, SUMMARY_FILE
 from authload.rundir.jsonfiles import read_json
 from authload.verdict_formats import outputs
 from authload.verdict_formats.capacity_cases import capacity_suite
@@ -21,8 +21,6 @@ from authload.verdict_formats.markdown import (
     run_markdown,
 )
 from authload.verdict_formats.outputs import Destinations
-
-CAPACITY_REPORT_FILE = "capacity.html"
 
 
 def for_run(destinations: Destinations, run_dir: Path, summary: Mapping[str, Any]) -> None:

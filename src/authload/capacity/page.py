@@ -20,20 +20,18 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from authload.analysis.capacity import usl
 from authload.analysis.figures import plain_numbers
 from authload.analysis.page import document, escape, img, num, table
-from authload.rundir.files import REPORT_FILE
+from authload.capacity.usl import usl
+from authload.rundir.files import CAPACITY_REPORT_FILE, REPORT_FILE
 from authload.slo_grammar import parse_slo
 
 __all__ = [
-    "CAPACITY_REPORT_FILE",
     "capacity_figures",
     "render_capacity_report",
     "write_capacity_report",
 ]
 
-CAPACITY_REPORT_FILE = "capacity.html"
 _PASS, _FAIL, _MODEL = "#1a7f37", "#cf222e", "#8250df"
 
 
@@ -95,13 +93,16 @@ def capacity_figures(data: Mapping[str, Any]) -> list[tuple[str, Figure]]:
     """The page's plots, titled: throughput, p99 and error rate against the offered load."""
     closed = data["mode"] == "closed"
     xlabel = "users (closed model)" if closed else "offered load (journey arrivals/s)"
+    return [
+        ("Throughput vs offered load", _throughput_figure(data, xlabel)),
+        ("p99 latency vs offered load", _latency_figure(data, xlabel)),
+        ("Error rate vs offered load", _errors_figure(data, xlabel)),
+    ]
+
+
+def _throughput_figure(data: Mapping[str, Any], xlabel: str) -> Figure:
     x, throughput, passed = _points(data, "throughput_rps")
     _, ok, _ = _points(data, "ok_rps")
-    _, p99, _ = _points(data, "p99_ms")
-    _, p50, _ = _points(data, "p50_ms")
-    _, errors, _ = _points(data, "error_rate")
-    figures = []
-
     fig = Figure(figsize=(11.0, 3.6), layout="constrained")
     ax = fig.subplots()
     ax.plot(x, throughput, color="#8c959f", linewidth=1, label="requests/s (all answers)")
@@ -118,27 +119,35 @@ def capacity_figures(data: Mapping[str, Any]) -> list[tuple[str, Figure]]:
             label="proportional to the first step",
         )
     model = data.get("usl")
-    if closed and model and "error" not in model:
-        top = float(x.max()) if len(x) else 1.0
-        peak = model.get("n_peak")
-        reach = max(top * 1.5, min(peak * 1.3, top * 10) if peak else 0.0)
-        n = np.linspace(1.0, reach, 200)
-        ax.plot(
-            n,
-            usl(n, model["lam"], model["sigma"], model["kappa"]),
-            color=_MODEL,
-            linestyle="--",
-            label="USL model (fit; beyond the steps: extrapolated)",
-        )
-        if peak:
-            ax.axvline(
-                peak, color=_MODEL, linewidth=0.8, linestyle=":", label=f"model peak N* {peak:.3g}"
-            )
+    if data["mode"] == "closed" and model and "error" not in model:
+        _usl_curve(ax, model, float(x.max()) if len(x) else 1.0)
     ax.set_ylim(bottom=0)
     _marks(ax, data)
     _finish(ax, "Throughput vs offered load", xlabel, "requests/s")
-    figures.append(("Throughput vs offered load", fig))
+    return fig
 
+
+def _usl_curve(ax: Axes, model: Mapping[str, Any], top: float) -> None:
+    """The fitted model over the steps and beyond them (past its peak, when it has one)."""
+    peak = model.get("n_peak")
+    reach = max(top * 1.5, min(peak * 1.3, top * 10) if peak else 0.0)
+    n = np.linspace(1.0, reach, 200)
+    ax.plot(
+        n,
+        usl(n, model["lam"], model["sigma"], model["kappa"]),
+        color=_MODEL,
+        linestyle="--",
+        label="USL model (fit; beyond the steps: extrapolated)",
+    )
+    if peak:
+        ax.axvline(
+            peak, color=_MODEL, linewidth=0.8, linestyle=":", label=f"model peak N* {peak:.3g}"
+        )
+
+
+def _latency_figure(data: Mapping[str, Any], xlabel: str) -> Figure:
+    x, p99, passed = _points(data, "p99_ms")
+    _, p50, _ = _points(data, "p50_ms")
     fig = Figure(figsize=(11.0, 3.6), layout="constrained")
     ax = fig.subplots()
     ax.plot(x, p50, color="#8c959f", linewidth=1, label="p50")
@@ -149,8 +158,11 @@ def capacity_figures(data: Mapping[str, Any]) -> list[tuple[str, Figure]]:
         plain_numbers(ax.yaxis)
     _marks(ax, data)
     _finish(ax, "p99 latency vs offered load", xlabel, "latency (ms, log)")
-    figures.append(("p99 latency vs offered load", fig))
+    return fig
 
+
+def _errors_figure(data: Mapping[str, Any], xlabel: str) -> Figure:
+    x, errors, passed = _points(data, "error_rate")
     fig = Figure(figsize=(11.0, 3.0), layout="constrained")
     ax = fig.subplots()
     _scatter(ax, x, errors * 100.0, passed, "error rate")
@@ -158,8 +170,7 @@ def capacity_figures(data: Mapping[str, Any]) -> list[tuple[str, Figure]]:
     ax.set_ylim(bottom=0)
     _marks(ax, data)
     _finish(ax, "Error rate vs offered load", xlabel, "requests with an error (%)")
-    figures.append(("Error rate vs offered load", fig))
-    return figures
+    return fig
 
 
 def _summary(data: Mapping[str, Any]) -> str:
