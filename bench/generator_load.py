@@ -45,11 +45,11 @@ def authload_user(
     """authload's runtime, recorder and metrics on this process, and the refresh-loop user.
     The accounts come from the mock at ``args.url`` unless given (``TestAccount`` s)."""
     from authload.load import metrics, recorder
+    from authload.load.config import RunConfig
     from authload.load.flows import FlowFailed, refresh
     from authload.load.runtime import Runtime
     from authload.load.users import RUNTIME, JourneyUser
-    from authload.runconfig import RunConfig
-    from authload.scenario import Scenario
+    from authload.scenario.model import Scenario
 
     scenario = Scenario.model_validate(
         {

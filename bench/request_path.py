@@ -96,8 +96,8 @@ def authload_step(env: Any, case: str, tmp: Path) -> Callable[[], None]:
     import generator_load
 
     from authload.load import metrics, recorder
+    from authload.load.config import TestAccount
     from authload.load.users import runtime
-    from authload.runconfig import TestAccount
 
     if case == "authload-core":
         recorder.register = lambda *a, **k: None  # type: ignore[assignment]

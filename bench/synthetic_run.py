@@ -43,6 +43,7 @@ import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
+from authload.run.running_mock import fault_event
 from authload.rundir.files import (
     EVENTS_FILE,
     JOURNEYS_FILE,
@@ -54,9 +55,8 @@ from authload.rundir.files import (
 )
 from authload.rundir.jsonfiles import write_json
 from authload.rundir.records import ERROR_KINDS, JOURNEY_SCHEMA, RECORD_SCHEMA, ROW_GROUP_ROWS
-from authload.running_mock import fault_event
-from authload.scenario import Scenario
-from authload.scenario_file import load_scenario
+from authload.scenario.loader import load_scenario
+from authload.scenario.model import Scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = ROOT / "scenarios" / "release-gate.yaml"

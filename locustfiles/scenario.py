@@ -8,7 +8,7 @@ any target of a targets file, with `authload run`'s safety rules:
 
 Then open http://127.0.0.1:8089 and start: the scenario's stages drive the load (as a Locust
 shape), with its flows, events, retry policy and think times; its records go to
-runs/<time>-<scenario>/. The variables are described in ``authload.plain_locust``.
+runs/<time>-<scenario>/. The variables are described in ``authload.run.plain_locust``.
 `authload run SCENARIO --ui` is the same UI with the summary, report and verdict.
 """
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import sys
 
-from authload.plain_locust import install
+from authload.run.plain_locust import install
 
 install(os.environ, sys.argv)  # before the locustfile below reads the run's configuration
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from authload.control import MockControl
+from authload.mock.control import MockControl
 from authload.mock.server import EmbeddedMock
 
 pytest_plugins = ["pytester", "tests.tools", "tests.redis_server"]

@@ -10,7 +10,7 @@ import pytest
 
 from authload.analysis.slo import error_mask, evaluate
 from authload.analysis.stats import endpoint_summary, percentile
-from authload.slo_grammar import ERROR_FILTERS, parse_slo
+from authload.scenario.slo_grammar import ERROR_FILTERS, parse_slo
 
 
 def _records(

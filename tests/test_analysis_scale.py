@@ -20,8 +20,8 @@ import pytest
 from authload.analysis.summary import summarize
 from authload.rundir.files import RECORDS_FILE
 from authload.rundir.records import RECORD_SCHEMA
-from authload.scenario_file import load_scenario
-from authload.slo_grammar import PERCENTILES
+from authload.scenario.loader import load_scenario
+from authload.scenario.slo_grammar import PERCENTILES
 
 REPO = Path(__file__).resolve().parents[1]
 ENDPOINTS = ("gigma.login", "gigma.logout", "mobile.lkfl_auth", "mobile.refresh")
@@ -108,7 +108,7 @@ import sys
 from pathlib import Path
 import authload.analysis.drift  # imported by the summary on its way
 from authload.analysis.summary import summarize
-from authload.scenario_file import load_scenario
+from authload.scenario.loader import load_scenario
 
 def kib(field):
     status = Path("/proc/self/status").read_text().splitlines()

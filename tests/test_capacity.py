@@ -36,7 +36,7 @@ from authload.capacity.stops import SoFar, Stopped, stop_on_failed_step, stop_wh
 from authload.capacity.usl import UslFitError, fit_usl, usl
 from authload.cli import main
 from authload.console import RecordingConsole
-from authload.scenario_file import load_scenario
+from authload.scenario.loader import load_scenario
 from tests.runs import SCENARIOS, authload
 
 # ------------------------------------------------------------------------ the search

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from authload.control import MockControl
+from authload.mock.control import MockControl
 from authload.mock.server import EmbeddedMock
 from tests.conftest import APP_TOKEN, CLIENT_SECRET, AccountPool
 

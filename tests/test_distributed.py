@@ -21,18 +21,18 @@ from pathlib import Path
 import httpx
 import pytest
 
-from authload import runconfig
 from authload.errors import TargetError
-from authload.runconfig import (
+from authload.load import config as runconfig
+from authload.load.config import (
     APP_TOKEN_ENV,
     CLIENT_SECRET_ENV,
     RunConfig,
     WorkerConfigError,
     mock_default_secrets,
 )
-from authload.running_mock import counter_delta
-from authload.scenario import Scenario
-from authload.targets import load_targets, resolve_target
+from authload.run.running_mock import counter_delta
+from authload.run.targets import load_targets, resolve_target
+from authload.scenario.model import Scenario
 from tests.runs import REPO, Run, authload
 
 SCENARIO = """

@@ -30,7 +30,7 @@ from schemathesis import Response as StResponse
 
 from authload.contracts import ENDPOINTS, Endpoint, ErrorStyle
 from authload.contracts.openapi import openapi_document
-from authload.control import MockControl
+from authload.mock.control import MockControl
 from authload.mock.server import EmbeddedMock
 from tests.conftest import APP_TOKEN, CLIENT_SECRET, AccountPool
 

@@ -7,7 +7,7 @@ import re
 import httpx
 
 from authload.contracts import gigma
-from authload.control import MockControl
+from authload.mock.control import MockControl
 from tests.conftest import APP_TOKEN
 
 H = {"Token": APP_TOKEN}

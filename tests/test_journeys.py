@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from authload.control import MockControl
+from authload.mock.control import MockControl
 from tests.conftest import APP_TOKEN, CLIENT_SECRET
 
 H = {"Token": APP_TOKEN}

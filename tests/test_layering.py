@@ -37,7 +37,7 @@ KNOWN_CYCLE_EDGES: Mapping[tuple[str, str], str] = {
 LOCUST_OUTSIDE_LOAD: Mapping[str, str] = {
     # The plain `locust -f locustfiles/scenario.py` entry: it runs inside the Locust process,
     # which has already imported Locust, and hooks Locust's init event to set the stop timeout.
-    "authload.plain_locust": "configures a plain `locust -f` run from inside Locust",
+    "authload.run.plain_locust": "configures a plain `locust -f` run from inside Locust",
 }
 
 

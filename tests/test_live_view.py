@@ -41,9 +41,9 @@ def child_view(scenario_path: str) -> None:
     from locust.stats import RequestStats
 
     from authload.load import live_counts, live_view
+    from authload.load.config import RunConfig
     from authload.load.mock_peek import MockView
-    from authload.runconfig import RunConfig
-    from authload.scenario_file import load_scenario
+    from authload.scenario.loader import load_scenario
 
     stats = RequestStats()
     for ms in [100] * 36 + [900] * 3 + [3000]:  # gigma.login: p95 900 ms

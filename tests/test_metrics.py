@@ -56,7 +56,7 @@ class FakeResponse:
 def fake_runtime() -> Any:
     """What the exporter reads of authload's Runtime: outcomes, retry stats, the scenario."""
     from authload.load.retry import RetryStats
-    from authload.scenario import Load, Stage
+    from authload.scenario.model import Load, Stage
 
     load = Load(model="open", stages=[Stage(duration_s=60, rate=10), Stage(duration_s=60, rate=4)])
     return SimpleNamespace(
@@ -75,7 +75,7 @@ RUN_LABELS = {"scenario": SCENARIO, "run": RUN}
 
 def fake_config(scenario: str = SCENARIO, run: str = RUN, slos: tuple[str, ...] = ()) -> Any:
     """What the exporter reads of the run's configuration."""
-    from authload.scenario import Load, Stage
+    from authload.scenario.model import Load, Stage
 
     load = Load(stages=[Stage(duration_s=60, users=2), Stage(duration_s=60, users=4)])
     return SimpleNamespace(
@@ -476,7 +476,7 @@ def child_run_state() -> None:
     from prometheus_client import CollectorRegistry
 
     from authload.load.run_state import RunState, slo_met
-    from authload.scenario import Load, Stage
+    from authload.scenario.model import Load, Stage
 
     stats = RequestStats()
     for ms in [100] * 36 + [900] * 3 + [3000]:  # gigma.login: p95 900 ms, max 3 s

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from authload.contracts import mobile
-from authload.control import MockControl
+from authload.mock.control import MockControl
 from tests.conftest import CLIENT_SECRET
 
 S = CLIENT_SECRET

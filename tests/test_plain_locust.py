@@ -17,7 +17,7 @@ import pytest
 
 from authload.errors import InputError, TargetError
 from authload.mock.server import EmbeddedMock
-from authload.plain_locust import prepare
+from authload.run.plain_locust import prepare
 from tests.conftest import FUNCTIONAL_PROFILE, mock_with_profile
 from tests.runs import REPO
 

@@ -51,7 +51,7 @@ import yaml
 
 from authload import metric_names as names
 from authload.analysis.stats import percentile
-from authload.pushgateway import (
+from authload.run.pushgateway import (
     PUSHGATEWAY_ENV,
     QUANTILES,
     push_after_run,

@@ -22,7 +22,7 @@ from authload.cli import main
 from authload.rundir.files import REPORT_FILE
 from authload.rundir.jsonfiles import write_json
 from authload.rundir.records import RECORD_SCHEMA
-from authload.scenario_file import load_scenario
+from authload.scenario.loader import load_scenario
 from tests.runs import Run, authload, run_scenario
 
 pytestmark = pytest.mark.integration

@@ -17,7 +17,7 @@ from authload.load.retry import (
     RetryPolicy,
     Throttled,
 )
-from authload.scenario import Retry
+from authload.scenario.model import Retry
 
 OK = "ok"
 E503 = CallError("http", 503)

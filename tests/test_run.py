@@ -24,7 +24,7 @@ from authload.contracts import ENDPOINTS
 from authload.load.gc_tuning import GEN0_THRESHOLD
 from authload.mock.profile import load_profile
 from authload.mock.server import EmbeddedMock
-from authload.targets import BUILTIN
+from authload.run.targets import BUILTIN
 from tests.runs import SCENARIOS, Run, authload, flow_of, journeys, run_scenario
 
 pytestmark = pytest.mark.integration

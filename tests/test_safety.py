@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from authload.errors import TargetError
+from authload.load.config import RunConfig, RunLimits
 from authload.load.run_limits import (
     BUDGET_SPENT,
     LimitRefused,
@@ -29,10 +30,7 @@ from authload.load.run_limits import (
 )
 from authload.mock.server import EmbeddedMock
 from authload.run.sessions import session_for
-from authload.runconfig import RunConfig, RunLimits
-from authload.scenario import Abort, Scenario
-from authload.scenario_file import parse_scenario
-from authload.targets import (
+from authload.run.targets import (
     Limits,
     Target,
     load_targets,
@@ -40,6 +38,8 @@ from authload.targets import (
     run_limits,
     within_limits,
 )
+from authload.scenario.loader import parse_scenario
+from authload.scenario.model import Abort, Scenario
 from tests import locust_child
 from tests.runs import REPO, Run, run_scenario
 
@@ -270,10 +270,10 @@ class _Session:
 
 def child_every_attempt_takes_a_unit_and_the_journey_ends_with_its_outcome() -> None:
     from authload.load.clients import AuthClient, FlowContext, TargetAccess
+    from authload.load.config import TestAccount
     from authload.load.flows import Journey, SharedState, run_journey
     from authload.load.retry import CallError, RetryPolicy
-    from authload.runconfig import TestAccount
-    from authload.scenario import Retry
+    from authload.scenario.model import Retry
 
     scenario = _scenario("retry: {policy: immediate, max_attempts: 3}\n")
     limits = RequestLimits(RunLimits(send_password_budget=4))

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from authload.errors import ScenarioError
-from authload.scenario_file import load_scenario, parse_scenario
+from authload.scenario.loader import load_scenario, parse_scenario
 
 SCENARIOS = sorted((Path(__file__).parents[1] / "scenarios").glob("*.yaml"))
 

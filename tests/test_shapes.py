@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from authload.scenario import Load
+from authload.scenario.model import Load
 from tests import locust_child
 from tests.runs import run_scenario
 

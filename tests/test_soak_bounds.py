@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 import yaml
 
-from authload.distributions import Distribution, Fixed, Uniform
 from authload.mock.settings import load_settings
 from authload.mock.store import MemoryStore, NewSession, Pair, TokenRules
-from authload.scenario import RefreshStorm, Scenario, Stage
-from authload.scenario_file import load_scenario
+from authload.scenario.distributions import Distribution, Fixed, Uniform
+from authload.scenario.loader import load_scenario
+from authload.scenario.model import RefreshStorm, Scenario, Stage
 from tests import locust_child
 from tests.runs import REPO
 
@@ -97,12 +97,12 @@ def _journeys(scenario_text: str, processes: int, lkfl: int, calls: int) -> tupl
     """Run ``lkfl`` LKFL journeys and ``calls`` call-reset journeys of one process."""
     from authload.load.accounts import ConfiguredCodes
     from authload.load.clients import AuthClient, FlowContext, TargetAccess
+    from authload.load.config import TestAccount
     from authload.load.flows import Journey, SharedState, run_journey
     from authload.load.retry import RetryPolicy
     from authload.load.runtime import storm_share
-    from authload.runconfig import TestAccount
-    from authload.scenario import Retry
-    from authload.scenario_file import parse_scenario
+    from authload.scenario.loader import parse_scenario
+    from authload.scenario.model import Retry
 
     scenario = parse_scenario(scenario_text, "s.yaml")
     state = SharedState(idle_mobile=deque(maxlen=storm_share(scenario, processes)))

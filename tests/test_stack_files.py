@@ -137,7 +137,7 @@ def test_compose_has_the_stack() -> None:
         for variable in services[name]["environment"]:
             if variable.startswith("AUTHLOAD_METRICS_"):
                 assert variable in _metrics_variables(), variable
-    from authload.pushgateway import PUSHGATEWAY_ENV
+    from authload.run.pushgateway import PUSHGATEWAY_ENV
 
     assert services["master"]["environment"][PUSHGATEWAY_ENV] == "http://pushgateway:9091"
     # host ports only on the loopback interface
@@ -175,7 +175,7 @@ def test_compose_worker_command() -> None:
 
 def _target_hosts(name: str) -> set[tuple[str, int]]:
     """(host, port) of every URL of a target of deploy/targets.yaml; it must be a mock."""
-    from authload.targets import resolve_target
+    from authload.run.targets import resolve_target
 
     target = resolve_target(name, TARGETS)
     assert target.mock and not target.embedded, f"{name}: a running mock"
@@ -689,7 +689,7 @@ def _metrics_variables() -> set[str]:
 
 
 def test_k8s_env_is_what_the_code_reads() -> None:
-    from authload.pushgateway import PUSHGATEWAY_ENV
+    from authload.run.pushgateway import PUSHGATEWAY_ENV
 
     for where, container in _authload_containers():
         for variable in container.get("env", []):

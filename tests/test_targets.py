@@ -9,9 +9,9 @@ import pytest
 
 from authload.errors import TargetError
 from authload.run.sessions import session_for
-from authload.scenario import Scenario
-from authload.scenario_file import parse_scenario
-from authload.targets import load_targets, resolve_target
+from authload.run.targets import load_targets, resolve_target
+from authload.scenario.loader import parse_scenario
+from authload.scenario.model import Scenario
 
 
 def _scenario(

@@ -183,7 +183,7 @@ def test_a_ui_port_in_use_is_refused_before_anything(tmp_path: Path) -> None:
 
 
 def test_the_report_server_waits_for_the_report_then_serves_it(tmp_path: Path) -> None:
-    from authload.ui import WRITING, UiOptions, UiSession
+    from authload.run.ui import WRITING, UiOptions, UiSession
 
     run_dir = tmp_path / "20260101T000000Z-ui-check"
     run_dir.mkdir()
@@ -208,8 +208,8 @@ def test_the_report_server_waits_for_the_report_then_serves_it(tmp_path: Path) -
 
 
 def test_the_deadline_counts_from_the_users_start_only(tmp_path: Path) -> None:
+    from authload.run.ui import UiOptions, UiSession
     from authload.rundir.events import append_event
-    from authload.ui import UiOptions, UiSession
 
     session = UiSession(UiOptions())
     session.check_deadline(tmp_path, bound_s=0.0)  # not started: no deadline

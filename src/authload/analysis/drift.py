@@ -72,7 +72,7 @@ from authload.analysis.slo import error_where  # counted exactly as the SLOs cou
 from authload.analysis.trend_stats import change_points, linear_trend
 from authload.errors import ResultsError
 from authload.rundir.files import RESOURCES_FILE
-from authload.slo_grammar import DEFAULT_FILTER, SloSpec, parse_slo
+from authload.scenario.slo_grammar import DEFAULT_FILTER, SloSpec, parse_slo
 
 __all__ = [
     "MIN_CPU_INTERVAL_S",

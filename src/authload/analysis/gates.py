@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from authload.analysis.journeys import revocation_summary
 from authload.analysis.offered import shortfalls
 from authload.analysis.query import Journeys
-from authload.scenario import Load
+from authload.scenario.model import Load
 
 FAIL, INVALID = "fail", "invalid"
 STALE_ACCEPTED = "stale_accepted."  # /_mock/stats events: stale_accepted.<api>

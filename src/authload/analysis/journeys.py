@@ -25,7 +25,7 @@ from authload.rundir.records import (
     REVOKED_AT_ONCE,
     STOPPED,
 )
-from authload.slo_grammar import PERCENTILES
+from authload.scenario.slo_grammar import PERCENTILES
 
 __all__ = [
     "DROPPED_ARRIVAL",

@@ -18,8 +18,8 @@ import pandas as pd
 
 from authload.analysis.query import JourneysLike, Percentiles, Table, as_journeys
 from authload.rundir.records import DROPPED, JOURNEY
-from authload.scenario import Load
-from authload.slo_grammar import EVENT_JOURNEYS
+from authload.scenario.model import Load
+from authload.scenario.slo_grammar import EVENT_JOURNEYS
 
 SETTLE_S = 5.0  # after a stage's ramp: Locust's master learns the workers' users with delay
 SUSTAINED = 2  # samples (5 s apart) short of the plan that make a shortfall

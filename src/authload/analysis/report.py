@@ -46,7 +46,7 @@ from authload.errors import ResultsError
 from authload.rundir.events import read_events
 from authload.rundir.files import MANIFEST_FILE, MOCK_FAULTS_FILE, REPORT_FILE, SUMMARY_FILE
 from authload.rundir.jsonfiles import read_json
-from authload.slo_grammar import parse_slo
+from authload.scenario.slo_grammar import parse_slo
 
 __all__ = [
     "RunData",

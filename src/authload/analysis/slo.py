@@ -6,7 +6,7 @@ counts the time until it failed, as Locust's statistics and the live verdict cou
 Journey statistics are of the journeys (:mod:`authload.analysis.journeys`), revocation
 statistics of the tokens a logout from all devices revoked. Shares (an ``error_rate``,
 ``journey_success``, ``sessions_lost``, ``dropped``) are judged exactly
-(:meth:`~authload.slo_grammar.SloSpec.error_rate_met`), and like a latency each has no
+(:meth:`~authload.scenario.slo_grammar.SloSpec.error_rate_met`), and like a latency each has no
 value and fails when there is nothing to judge: a gate never passes on what was not
 exercised.
 """
@@ -30,14 +30,14 @@ from authload.analysis.query import (
     sql_strings,
 )
 from authload.rundir.records import REVOCATION
-from authload.slo_grammar import (
+from authload.scenario.slo_grammar import (
     JOURNEYS,
     ErrorFilter,
     LatencyFilter,
     SloSpec,
     parse_slo,
 )
-from authload.slo_grammar import (
+from authload.scenario.slo_grammar import (
     REVOCATION as REVOCATION_FAMILY,
 )
 

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from authload.analysis.query import ALL, Percentiles, Records, RecordsLike, as_records
-from authload.slo_grammar import PERCENTILES
+from authload.scenario.slo_grammar import PERCENTILES
 
 __all__ = ["PERCENTILES", "endpoint_summary", "load_records", "percentile"]
 

@@ -20,7 +20,7 @@ from authload.analysis.stats import endpoint_summary
 from authload.rundir.events import read_events
 from authload.rundir.files import LOCUST_COUNTS_DIR, MANIFEST_FILE, MOCK_STATS_FILE
 from authload.rundir.jsonfiles import read_json
-from authload.scenario import Scenario
+from authload.scenario.model import Scenario
 
 
 def summarize(run_dir: Path, scenario: Scenario, status: str) -> dict[str, Any]:

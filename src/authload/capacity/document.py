@@ -21,7 +21,7 @@ from authload.capacity.options import CapacityOptions
 from authload.capacity.search import Search, bracket
 from authload.capacity.stops import FAILED, Stopped
 from authload.capacity.usl import UslFitError, fit_usl
-from authload.scenario import Scenario
+from authload.scenario.model import Scenario
 
 __all__ = [
     "EXIT_BELOW_START",

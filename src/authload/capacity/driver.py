@@ -41,12 +41,12 @@ from authload.capacity.stops import (
 from authload.console import Console
 from authload.errors import AuthloadError
 from authload.run.sessions import session_for
+from authload.run.targets import resolve_target
 from authload.rundir.events import read_events
 from authload.rundir.files import CAPACITY_FILE, CAPACITY_LOG, CAPACITY_REPORT_FILE
 from authload.rundir.jsonfiles import write_json
-from authload.scenario import Scenario
-from authload.scenario_file import load_scenario
-from authload.targets import resolve_target
+from authload.scenario.loader import load_scenario
+from authload.scenario.model import Scenario
 
 if TYPE_CHECKING:
     from authload.run import RunResult

@@ -25,7 +25,7 @@ from authload.analysis.query import (
     exact_quantiles,
 )
 from authload.analysis.slo import evaluate, evaluate_slos
-from authload.slo_grammar import REQUESTS, parse_slo
+from authload.scenario.slo_grammar import REQUESTS, parse_slo
 
 __all__ = ["TAIL_S", "SloOutcome", "StepJudgement", "judge_step", "step_window"]
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from authload.capacity.judge import TAIL_S
 from authload.errors import InputError
-from authload.scenario import Scenario
-from authload.targets import Limits
+from authload.run.targets import Limits
+from authload.scenario.model import Scenario
 
 __all__ = ["CapacityOptions", "capped_by_target", "resolve_options", "validate_options"]
 

@@ -24,7 +24,7 @@ from authload.analysis.figures import plain_numbers
 from authload.analysis.page import document, escape, img, num, table
 from authload.capacity.usl import usl
 from authload.rundir.files import CAPACITY_REPORT_FILE, REPORT_FILE
-from authload.slo_grammar import parse_slo
+from authload.scenario.slo_grammar import parse_slo
 
 __all__ = [
     "capacity_figures",

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from authload.capacity.options import CapacityOptions
-from authload.scenario import Load, Scenario, Stage
+from authload.scenario.model import Load, Scenario, Stage
 
 if TYPE_CHECKING:
     from authload.capacity.judge import StepJudgement

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from authload.analysis.compare import Comparison
     from authload.analysis.history import LatestComparison, RunIndex
-    from authload.smoke import Step
+    from authload.run.smoke import Step
 
 
 def print_summary(summary: dict[str, Any]) -> None:

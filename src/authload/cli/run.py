@@ -46,7 +46,7 @@ class RunCommand(Command):
             )
         ui = None
         if args.ui:
-            from authload.ui import UiOptions, UiSession
+            from authload.run.ui import UiOptions, UiSession
 
             ui = UiSession(UiOptions(args.ui_host, args.ui_port, args.ui_linger))
         try:

@@ -9,7 +9,7 @@ from authload.cli import render
 from authload.cli.command import EXIT_FAIL, EXIT_PASS, Command
 
 if TYPE_CHECKING:
-    from authload.smoke import Step
+    from authload.run.smoke import Step
 
 
 class SmokeCommand(Command):
@@ -23,7 +23,7 @@ class SmokeCommand(Command):
     def handle(self, args: argparse.Namespace) -> int:
         from authload.mock.server import EmbeddedMock
         from authload.mock.settings import load_settings
-        from authload.smoke import run_smoke
+        from authload.run.smoke import run_smoke
 
         settings = load_settings()
         if args.url:

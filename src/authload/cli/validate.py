@@ -15,7 +15,7 @@ class ValidateCommand(Command):
 
     def handle(self, args: argparse.Namespace) -> int:
         from authload.errors import ScenarioError
-        from authload.scenario_file import load_scenario
+        from authload.scenario.loader import load_scenario
 
         failed = 0
         for path in args.scenarios:

@@ -15,7 +15,7 @@ from urllib.parse import quote, urlencode
 from geventhttpclient import HTTPClient
 from geventhttpclient.url import URL
 
-from authload.runconfig import TestAccount
+from authload.load.config import TestAccount
 
 
 class CodeSource(Protocol):

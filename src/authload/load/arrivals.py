@@ -18,7 +18,7 @@ from gevent.pool import Group
 from authload.load.flows import SharedState
 from authload.load.live_counts import ArrivalCounts
 from authload.rundir.records import DROPPED
-from authload.scenario import Load
+from authload.scenario.model import Load
 
 DROPPED_OUTCOME = "dropped_arrivals"  # the outcomes counter's key, as before journeys
 

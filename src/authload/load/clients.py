@@ -18,11 +18,11 @@ from pydantic import ValidationError
 
 from authload.contracts import ENDPOINTS, Contract
 from authload.contracts.base import Endpoint
+from authload.load.config import STOP_GRACE_S
 from authload.load.failures import failure_message
 from authload.load.recorder import answer_retry_after, error_kind
 from authload.load.retry import CallError, RetryPolicy
 from authload.load.run_limits import RequestLimits
-from authload.runconfig import STOP_GRACE_S
 
 OK = frozenset({200})
 

@@ -22,12 +22,11 @@ from urllib.parse import parse_qs, urlsplit
 
 from authload.contracts import gigma as g
 from authload.contracts import mobile as m
-from authload.distributions import Distribution, sample_ms
 from authload.load.accounts import CodeSource, CodeUnavailable
 from authload.load.clients import OK, Answer, AuthClient, FlowContext, RunStopping
+from authload.load.config import TestAccount
 from authload.load.retry import CallError, Throttled
 from authload.load.run_limits import LimitRefused
-from authload.runconfig import TestAccount
 from authload.rundir.records import (
     JOURNEY,
     NEVER_REVOKED,
@@ -36,7 +35,8 @@ from authload.rundir.records import (
     REVOKED_LATE,
     STOPPED,
 )
-from authload.scenario import Scenario
+from authload.scenario.distributions import Distribution, sample_ms
+from authload.scenario.model import Scenario
 
 if TYPE_CHECKING:
     from authload.load.journal import JourneySpool

@@ -19,11 +19,11 @@ from authload.load import live_counts
 from authload.load.run_state import slo_live
 from authload.load.shapes import stage_at
 from authload.rundir.records import LOST_PREFIXES, journey_ok
-from authload.slo_grammar import parse_slo
+from authload.scenario.slo_grammar import parse_slo
 
 if TYPE_CHECKING:
+    from authload.load.config import RunConfig
     from authload.load.mock_peek import MockView
-    from authload.runconfig import RunConfig
 
 AT_END = "at the end"
 OK, FAILING = "ok so far", "FAILING"

@@ -35,13 +35,7 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from authload import memtrace
 from authload.load import gc_tuning, live_counts, locust_stats, metrics, metrics_endpoint, recorder
-from authload.load.journal import JourneySpool
-from authload.load.progress import watch
-from authload.load.runtime import Runtime
-from authload.load.shapes import StagesShape
-from authload.load.timed_events import run_timed_events
-from authload.load.users import RUNTIME, ArrivalUser, journey_users
-from authload.runconfig import (
+from authload.load.config import (
     CONFIG_ENV,
     CONFIG_MESSAGE,
     MOCK_CLOCK_ENV,
@@ -52,10 +46,16 @@ from authload.runconfig import (
     WorkerConfigError,
     load_config,
 )
+from authload.load.journal import JourneySpool
+from authload.load.progress import watch
+from authload.load.runtime import Runtime
+from authload.load.shapes import StagesShape
+from authload.load.timed_events import run_timed_events
+from authload.load.users import RUNTIME, ArrivalUser, journey_users
 from authload.rundir.events import append_event
 from authload.rundir.files import LOCUST_COUNTS_DIR, MANIFEST_FILE
 from authload.rundir.jsonfiles import write_json
-from authload.scenario import FLOWS
+from authload.scenario.model import FLOWS
 
 memtrace.install("locust")  # off unless bench/soak_memory --diagnose asks for it
 REMOTE = not os.environ.get(CONFIG_ENV)  # a worker elsewhere: its master sends the run
@@ -304,7 +304,7 @@ def _start_mock_clock(t: float) -> None:
     url = os.environ.get(MOCK_CLOCK_ENV)
     if not url:
         return
-    from authload.control import MockControl
+    from authload.mock.control import MockControl
 
     control = MockControl(url)
     try:

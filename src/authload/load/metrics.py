@@ -62,8 +62,8 @@ from authload.load.run_state import RunState
 if TYPE_CHECKING:
     from locust.env import Environment
 
+    from authload.load.config import RunConfig
     from authload.load.runtime import Runtime
-    from authload.runconfig import RunConfig
 
 __all__ = ["LoadMetrics", "register"]
 
@@ -86,7 +86,7 @@ def _current_config() -> RunConfig | None:
     rt = _current_runtime()
     if rt is not None:
         return rt.config
-    from authload.runconfig import CONFIG_ENV, load_config
+    from authload.load.config import CONFIG_ENV, load_config
 
     if not os.environ.get(CONFIG_ENV):
         return None

@@ -36,7 +36,7 @@ from authload.load.recorder import recording
 from authload.load.shapes import stage_at
 from authload.rundir.events import append_event
 from authload.rundir.files import ABORT_FILE, RESOURCES_FILE
-from authload.scenario import Scenario
+from authload.scenario.model import Scenario
 
 PROGRESS_EVERY_S = 5.0
 RESOURCES_EVERY_S = 10.0  # Locust's own CPU and memory monitor measures every 10 s

@@ -46,7 +46,7 @@ from tenacity.wait import wait_base
 if TYPE_CHECKING:
     from tenacity import RetryCallState
 
-    from authload.scenario import Retry
+    from authload.scenario.model import Retry
 
 __all__ = [
     "RETRY_AFTER_MAX_S",

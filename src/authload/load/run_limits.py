@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from authload.runconfig import RunLimits
+from authload.load.config import RunLimits
 from authload.rundir.events import read_events
 
 SEND_PASSWORD = "gigma.send_password"

@@ -4,18 +4,19 @@ far of each SLO of the scenario.
 
 The verdict so far comes from the statistics Locust already aggregates on the master (the
 workers report theirs every few seconds), evaluated with the scenario's own SLO grammar
-(:func:`authload.slo_grammar.parse_slo`) over the run so far:
+(:func:`authload.scenario.slo_grammar.parse_slo`) over the run so far:
 
 - ``p50`` ... ``p99.9``, ``max``, ``mean``: Locust's response times of the endpoint (or of
   every request for ``*``). Locust keeps them rounded (to 2 significant digits above 100 ms)
   and counts attempts that got no answer too, so this is the live estimate; the exact figure
   is the summary's, from the records.
 - ``error_rate``: failed attempts over attempts, judged exactly
-  (:meth:`~authload.slo_grammar.SloSpec.error_rate_met`). ``errors`` is Locust's failure
+  (:meth:`~authload.scenario.slo_grammar.SloSpec.error_rate_met`). ``errors`` is Locust's failure
   count; the other filters read the failures' kind and status from Locust's error table (each
   failure is reported as ``<endpoint>: <kind> (status <status>)`` by
   :mod:`authload.load.clients`) and select them with
-  :meth:`~authload.slo_grammar.ErrorFilter.selects`, the rule the records' verdict uses too:
+  :meth:`~authload.scenario.slo_grammar.ErrorFilter.selects`, the rule the records' verdict
+  uses too:
   ``4xx`` and ``429`` count the 4xx answers the journey did not expect (an expected 401 or
   400 is not a failure), ``transport`` the attempts that got no answer.
 - ``rate``: attempts per second since the test started.
@@ -39,7 +40,7 @@ from authload.contracts import ENDPOINTS
 from authload.load import live_counts
 from authload.load.failures import FAILURE_PATTERN
 from authload.rundir.records import LOST_PREFIXES, journey_ok
-from authload.slo_grammar import (
+from authload.scenario.slo_grammar import (
     DEFAULT_FILTER,
     ERROR_FILTERS,
     JOURNEYS,
@@ -52,7 +53,7 @@ from authload.slo_grammar import (
 if TYPE_CHECKING:
     from locust.env import Environment
 
-    from authload.runconfig import RunConfig
+    from authload.load.config import RunConfig
 
 __all__ = ["RunState", "error_budgets", "slo_live", "slo_met"]
 

@@ -16,11 +16,11 @@ from locust.env import Environment
 from authload.load.accounts import CodeSource, ConfiguredCodes, MockInbox
 from authload.load.arrivals import Arrivals
 from authload.load.clients import AuthClient, FlowContext, StopGate, TargetAccess
+from authload.load.config import APP_TOKEN_ENV, CLIENT_SECRET_ENV, RunConfig, TestAccount
 from authload.load.flows import Journey, SharedState
 from authload.load.retry import AdaptiveThrottle, RetryBudget, RetryPolicy
 from authload.load.run_limits import RequestLimits, process_limits
-from authload.runconfig import APP_TOKEN_ENV, CLIENT_SECRET_ENV, RunConfig, TestAccount
-from authload.scenario import RefreshStorm, Scenario
+from authload.scenario.model import RefreshStorm, Scenario
 
 
 class Runtime:

@@ -9,7 +9,7 @@ from typing import Any
 
 from locust import LoadTestShape
 
-from authload.scenario import Load
+from authload.scenario.model import Load
 
 
 def stage_at(load: Load, elapsed: float) -> int | None:

@@ -26,7 +26,7 @@ from authload.load.flows import (
 from authload.load.runtime import Runtime
 from authload.rundir.events import append_event
 from authload.rundir.records import STOPPED
-from authload.scenario import MassLogout, RefreshStorm
+from authload.scenario.model import MassLogout, RefreshStorm
 
 MIN_CONNECTIONS = 10  # FastHttpSession's own default
 

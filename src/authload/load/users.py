@@ -9,11 +9,11 @@ from typing import Any, ClassVar
 
 from locust import FastHttpUser, constant, task
 
-from authload.distributions import sample_ms
 from authload.load.arrivals import sleep_until
 from authload.load.flows import run_journey
 from authload.load.runtime import Runtime
 from authload.load.shapes import arrival_times, stage_at
+from authload.scenario.distributions import sample_ms
 
 RUNTIME: dict[str, Runtime] = {}  # "current": the process's runtime, set on Locust's init
 # (a remote worker: when its master's run configuration arrives, before its users spawn)

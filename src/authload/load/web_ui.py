@@ -6,7 +6,7 @@
   ``GET /authload/state``.
 - **The report's link**, in Locust's "Download Data" tab: ``/authload/report``; while Locust
   lives a page that waits for the report, which the runner serves once Locust has quit
-  (:mod:`authload.ui`).
+  (:mod:`authload.run.ui`).
 - **Start** runs the scenario's stages (the start form shows the first stage's users and spawn
   rate). Users set in the form that differ from the stage's plan, at the start or while the
   test runs ("Edit"), take **manual control** (closed model only): the shape keeps them until
@@ -35,13 +35,13 @@ from locust.env import Environment
 from locust.runners import MasterRunner
 
 from authload.load import live_view
+from authload.load.config import RunConfig
 from authload.load.live_view import Moment, UiRun
 from authload.load.mock_peek import MockPeek
 from authload.load.shapes import stage_at
-from authload.runconfig import RunConfig
+from authload.run.ui import MANUAL_EVENT, REPORT_PATH, STATE_PATH, UI_ENV, WRITING, waiting_page
 from authload.rundir.events import append_event
 from authload.rundir.files import ABORT_FILE
-from authload.ui import MANUAL_EVENT, REPORT_PATH, STATE_PATH, UI_ENV, WRITING, waiting_page
 
 TAB = "authload"
 QUIT_AFTER_STOP_S = 3.0  # the UI polls every 2 s: it shows the stop before Locust goes

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from authload.contracts import ENDPOINTS
-from authload.distributions import sample_ms
 from authload.mock.profile import STATE_FAULTS, Capacity, Fault, Profile
+from authload.scenario.distributions import sample_ms
 
 MAX_FAULT_RECORDS = 1000
 

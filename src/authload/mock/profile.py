@@ -21,8 +21,8 @@ from pydantic import (
 )
 
 from authload.contracts import ENDPOINTS
-from authload.distributions import Distribution
 from authload.errors import ProfileError
+from authload.scenario.distributions import Distribution
 
 
 def _known_endpoint(name: str) -> str:

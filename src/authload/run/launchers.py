@@ -16,7 +16,7 @@ from authload.console import Console
 from authload.errors import AuthloadError, InputError, TargetError
 from authload.rundir.events import read_events
 from authload.rundir.files import LOCUST_COUNTS_DIR
-from authload.scenario import Scenario
+from authload.scenario.model import Scenario
 
 DEFAULT_MASTER_PORT = 5557  # Locust's
 DEFAULT_WORKERS_TIMEOUT_S = 300  # a distributed run's master waits this long for its workers

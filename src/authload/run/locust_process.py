@@ -23,9 +23,7 @@ from pathlib import Path
 from authload.children import die_with_parent
 from authload.console import Console
 from authload.errors import AuthloadError
-from authload.run.launchers import WORKER_FINISH_S, Launcher
-from authload.run.sessions import Endpoints
-from authload.runconfig import (
+from authload.load.config import (
     APP_TOKEN_ENV,
     CLIENT_SECRET_ENV,
     CONFIG_ENV,
@@ -33,10 +31,12 @@ from authload.runconfig import (
     STOP_GRACE_S,
     RunConfig,
 )
+from authload.run.launchers import WORKER_FINISH_S, Launcher
+from authload.run.sessions import Endpoints
+from authload.run.ui import UI_ENV, UiSession
 from authload.rundir.events import append_event
 from authload.rundir.files import ABORT_FILE
-from authload.scenario import Scenario
-from authload.ui import UI_ENV, UiSession
+from authload.scenario.model import Scenario
 
 LOCUSTFILE = Path(__file__).parent.parent / "load" / "locustfile.py"
 GRACE_S = 120.0  # beyond the scenario's duration before the run is killed

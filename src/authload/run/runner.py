@@ -21,12 +21,20 @@ from typing import Any
 
 from authload.console import Console
 from authload.errors import InputError, ResultsError
+from authload.load.config import RunConfig
 from authload.load.run_limits import limits_used
-from authload.run import manifest as book
+from authload.run import book
 from authload.run.launchers import Launcher, MasterOptions, launcher_for
 from authload.run.locust_process import LocustProcess
 from authload.run.sessions import TargetSession, session_for
-from authload.runconfig import RunConfig
+from authload.run.targets import (
+    Target,
+    accounts_for,
+    resolve_target,
+    run_limits,
+    within_limits,
+)
+from authload.run.ui import UiSession
 from authload.rundir.events import append_event
 from authload.rundir.files import (
     MANIFEST_FILE,
@@ -37,16 +45,8 @@ from authload.rundir.files import (
 )
 from authload.rundir.jsonfiles import write_json
 from authload.rundir.records import finalize_records
-from authload.scenario import Scenario
-from authload.scenario_file import load_scenario
-from authload.targets import (
-    Target,
-    accounts_for,
-    resolve_target,
-    run_limits,
-    within_limits,
-)
-from authload.ui import UiSession
+from authload.scenario.loader import load_scenario
+from authload.scenario.model import Scenario
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def run(
     console: Console | None = None,
 ) -> RunResult:
     """``master``: a distributed run, Locust's master here and its workers elsewhere.
-    ``ui``: Locust's web UI in front instead of headless (:mod:`authload.ui`). ``console``:
+    ``ui``: Locust's web UI in front instead of headless (:mod:`authload.run.ui`). ``console``:
     where the run's lines and Locust's output go (stderr by default)."""
     console = console or Console()
     scenario = load_scenario(scenario_path)
@@ -204,7 +204,7 @@ def conclude(
         summary["limits"] = used
     write_json(run_dir / SUMMARY_FILE, summary)
     _state_limits_used(target, used, console)
-    from authload.pushgateway import push_after_run
+    from authload.run.pushgateway import push_after_run
 
     push_after_run(run_dir, pushgateway, console)  # when configured; a failure is only a warning
     try:  # the report only shows the run: failing to write it must not lose the run

@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from authload.errors import InputError
-from authload.run.manifest import died, workers
+from authload.run.book import died, workers
 from authload.rundir.events import read_events
 from authload.rundir.files import MANIFEST_FILE, SUMMARY_FILE
 from authload.rundir.jsonfiles import read_json, write_json
 from authload.rundir.records import finalize_records
-from authload.scenario import Scenario
+from authload.scenario.model import Scenario
 
 
 def salvage(run_dir: Path) -> bool:

@@ -19,17 +19,17 @@ from urllib.parse import urlsplit
 import httpx
 
 from authload.console import Console
-from authload.control import MockControl
 from authload.errors import TargetError
-from authload.rundir.files import BEHAVIOUR_FILE
-from authload.running_mock import (
+from authload.mock.control import MockControl
+from authload.run.running_mock import (
     RunningMock,
     check_running_mock,
     keep_fault_history,
     running_mock_secrets,
 )
-from authload.scenario import Scenario
-from authload.targets import Limits, Target
+from authload.run.targets import Limits, Target
+from authload.rundir.files import BEHAVIOUR_FILE
+from authload.scenario.model import Scenario
 
 if TYPE_CHECKING:
     from authload.mock.server import EmbeddedMock

@@ -9,9 +9,9 @@ import sys
 
 from authload.console import Console
 from authload.errors import AuthloadError, InputError
+from authload.load.config import CONFIG_ENV, WORKER_ENV, WORKER_UNFIT_EXIT
 from authload.run.launchers import DEFAULT_MASTER_PORT
 from authload.run.locust_process import LOCUSTFILE
-from authload.runconfig import CONFIG_ENV, WORKER_ENV, WORKER_UNFIT_EXIT
 
 DEFAULT_MASTER_TIMEOUT_S = 300  # a worker waits this long for its master (Locust's 60 x 5 s)
 MAX_MASTER_TIMEOUT_S = 3600  # Locust's connection loop recurses once per 5 s try

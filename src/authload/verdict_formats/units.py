@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from authload.slo_grammar import SloSpec, parse_slo
+from authload.scenario.slo_grammar import SloSpec, parse_slo
 
 NO_DATA = "no data"
 

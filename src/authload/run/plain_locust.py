@@ -34,13 +34,13 @@ from pathlib import Path
 from typing import Any
 
 from authload.errors import AuthloadError, InputError
-from authload.run.manifest import manifest, new_run_dir
+from authload.load.config import APP_TOKEN_ENV, CLIENT_SECRET_ENV, RunConfig
+from authload.run.book import manifest, new_run_dir
 from authload.run.sessions import session_for
-from authload.runconfig import APP_TOKEN_ENV, CLIENT_SECRET_ENV, RunConfig
+from authload.run.targets import Target, accounts_for, resolve_target, run_limits, within_limits
 from authload.rundir.files import MANIFEST_FILE
 from authload.rundir.jsonfiles import write_json
-from authload.scenario_file import load_scenario
-from authload.targets import Target, accounts_for, resolve_target, run_limits, within_limits
+from authload.scenario.loader import load_scenario
 
 SCENARIO_ENV = "AUTHLOAD_SCENARIO"
 TARGET_ENV = "AUTHLOAD_TARGET"
@@ -117,7 +117,7 @@ def _target(environ: Mapping[str, str]) -> Target:
 def install(environ: MutableMapping[str, str], argv: Sequence[str]) -> None:
     """Prepare the run and point this process at it (before authload's locustfile is
     imported, which reads it); a refusal ends the process with its reason."""
-    from authload.runconfig import CONFIG_ENV
+    from authload.load.config import CONFIG_ENV
 
     try:
         prepared = prepare(environ, argv)

@@ -16,14 +16,14 @@ from typing import Any
 import httpx
 
 from authload.console import Console
-from authload.control import MockControl
 from authload.errors import TargetError
-from authload.runconfig import mock_default_secrets
+from authload.load.config import mock_default_secrets
+from authload.mock.control import MockControl
+from authload.run.targets import Target
 from authload.rundir.events import append_event
 from authload.rundir.files import MOCK_BEHAVIOUR_FILE, MOCK_FAULTS_FILE
 from authload.rundir.jsonfiles import write_json
-from authload.scenario import Scenario
-from authload.targets import Target
+from authload.scenario.model import Scenario
 
 __all__ = [
     "RunningMock",

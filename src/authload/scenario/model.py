@@ -1,4 +1,4 @@
-"""The scenario schema: what a scenario file may say (loaded by :mod:`authload.scenario_file`,
+"""The scenario schema: what a scenario file may say (loaded by :mod:`authload.scenario.loader`,
 whose errors name the file, line, field and what is allowed)."""
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from pydantic import (
 )
 
 from authload.contracts import ENDPOINTS
-from authload.distributions import Distribution, Fixed
 from authload.errors import ScenarioError
-from authload.slo_grammar import EVENT_JOURNEYS, JOURNEYS, REQUESTS, parse_slo
+from authload.scenario.distributions import Distribution, Fixed
+from authload.scenario.slo_grammar import EVENT_JOURNEYS, JOURNEYS, REQUESTS, parse_slo
 
 FLOWS = ("password_call", "sms", "esia", "lkfl")
 FlowName = Literal["password_call", "sms", "esia", "lkfl"]

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from authload.errors import AuthloadError
+from authload.run.targets import Target
 from authload.rundir.events import read_events
 from authload.rundir.files import SPOOL_SUFFIX
-from authload.scenario import Scenario
-from authload.targets import Target
+from authload.scenario.model import Scenario
 
 
 def new_run_dir(out: Path, name: str) -> Path:

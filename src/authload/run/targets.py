@@ -13,8 +13,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from authload.errors import TargetError
-from authload.runconfig import RunLimits, TestAccount
-from authload.scenario import Abort, Scenario
+from authload.load.config import RunLimits, TestAccount
+from authload.scenario.model import Abort, Scenario
 
 
 class _Strict(BaseModel):

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from authload.scenario import Scenario
+from authload.scenario.model import Scenario
 
 
 @dataclass(frozen=True)

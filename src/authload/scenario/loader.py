@@ -1,4 +1,4 @@
-"""Scenario files on disk: YAML read into a :class:`~authload.scenario.Scenario`, every
+"""Scenario files on disk: YAML read into a :class:`~authload.scenario.model.Scenario`, every
 problem named with the file, the line, the field and what is allowed, e.g.
 ``scenarios/x.yaml:12: load.stages.1.users: Input should be >= 0``. Besides the schema:
 duplicate keys, non-finite numbers, and the scenario's ``mock`` section checked with the
@@ -20,7 +20,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 from authload.errors import ProfileError, ScenarioError
 from authload.mock.profile import Profile, load_profile
 from authload.mock.settings import MockSettings
-from authload.scenario import MockSetup, Scenario
+from authload.scenario.model import MockSetup, Scenario
 
 __all__ = ["load_scenario", "parse_scenario"]
 

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from authload.contracts import ENDPOINTS, Contract
 from authload.contracts import gigma as g
 from authload.contracts import mobile as m
-from authload.control import MockControl
+from authload.mock.control import MockControl
 
 
 @dataclass(frozen=True)
