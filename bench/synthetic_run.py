@@ -43,7 +43,14 @@ import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
-from authload.run.running_mock import fault_event
+from authload.rundir.events import (
+    Event,
+    FaultWindow,
+    OfferedEvent,
+    OutcomesEvent,
+    StageEvent,
+    fault_event,
+)
 from authload.rundir.files import (
     EVENTS_FILE,
     JOURNEYS_FILE,
@@ -638,40 +645,33 @@ def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds")
 
 
-def _events(scenario: Scenario, windows: Windows, totals: Totals) -> Iterator[dict[str, Any]]:
+def _events(scenario: Scenario, windows: Windows, totals: Totals) -> Iterator[Event]:
     """Stages, the watcher's offered users every 5 s, the fault windows, the outcomes."""
-    rows = [*_stages(scenario, totals.last_end)]
-    rows += [fault_event(entry) for entry in _fault_history(windows)]
-    yield from sorted(rows, key=lambda e: float(e["t"]))
+    rows: list[Event] = [*_stages(scenario, totals.last_end)]
+    rows += [fault_event(FaultWindow.model_validate(e)) for e in _fault_history(windows)]
+    yield from sorted(rows, key=lambda e: e.t)
     arrivals = dict.fromkeys(("due", "started", "waited", "dropped", "waiting", "in_flight"), 0)
     for worker, counts in totals.outcomes.items():
-        yield {
-            "t": totals.last_end + 0.5,
-            "kind": "outcomes",
-            "worker": worker,
-            "counts": dict(sorted(counts.items())),
-            "arrivals": {**arrivals, "due_by_stage": []},
-        }
+        yield OutcomesEvent(
+            t=totals.last_end + 0.5,
+            worker=worker,
+            counts=dict(sorted(counts.items())),
+            arrivals={**arrivals, "due_by_stage": []},
+        )
 
 
-def _stages(scenario: Scenario, end: float) -> Iterator[dict[str, Any]]:
+def _stages(scenario: Scenario, end: float) -> Iterator[StageEvent | OfferedEvent]:
     begin, previous = START_T - 0.05, 0.0
     for index, stage in enumerate(scenario.load.stages):
         if begin > end:
             return
-        yield {"t": begin, "kind": "stage", "stage": index, **stage.model_dump()}
+        yield StageEvent(t=begin, stage=index, **stage.model_dump())
         planned = float(stage.users or 0)
         t = begin + 5.0
         while t < min(begin + stage.duration_s, end):
             step = stage.spawn_rate * (t - begin)
             users = min(planned, previous + step) if planned >= previous else planned
-            yield {
-                "t": t,
-                "kind": "offered",
-                "stage": index,
-                "users": round(users),
-                "planned_users": round(planned),
-            }
+            yield OfferedEvent(t=t, stage=index, users=round(users), planned_users=round(planned))
             t += 5.0
         begin, previous = begin + stage.duration_s, planned
 
@@ -783,7 +783,8 @@ def generate(run_dir: Path, spec: Spec, progress: bool = False) -> dict[str, Any
     started = time.monotonic()
     totals = _write_records(partial, spec, progress)
     windows = Windows.of(START_T, spec.duration_s)
-    _write_lines(partial / EVENTS_FILE, _events(scenario, windows, totals))
+    events = (e.model_dump(mode="json") for e in _events(scenario, windows, totals))
+    _write_lines(partial / EVENTS_FILE, events)
     _write_lines(partial / RESOURCES_FILE, _resources(totals))
     write_json(partial / "mock_faults.json", _fault_history(windows))
     write_json(partial / MOCK_STATS_FILE, _mock_stats(totals, totals.last_end))

@@ -77,7 +77,7 @@ import itertools
 import json
 import math
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -99,7 +99,8 @@ from authload.analysis.query import (
 from authload.analysis.stats import PERCENTILES
 from authload.errors import ResultsError
 from authload.rundir.files import MANIFEST_FILE, RECORDS_DIR, RECORDS_FILE
-from authload.rundir.jsonfiles import read_json
+from authload.rundir.jsonfiles import plain
+from authload.rundir.manifest import read_manifest
 
 __all__ = [
     "ERROR_TOLERANCE_PP",
@@ -211,8 +212,7 @@ class Comparison:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able data; infinite interval ends (a zero base resampled) become None."""
-        data = asdict(self)
-        data["rows"] = [{k: _finite(v) for k, v in row.items()} for row in data["rows"]]
+        data: dict[str, Any] = plain(asdict(self))
         return data
 
     def to_json(self) -> str:
@@ -886,10 +886,6 @@ def _verdict(low: float, high: float, tolerance: float) -> str:
     return NO_SIGNIFICANT_CHANGE
 
 
-def _finite(value: Any) -> Any:
-    return None if isinstance(value, float) and not math.isfinite(value) else value
-
-
 # ---------------------------------------------------------------------------- run setups
 
 
@@ -913,20 +909,15 @@ SETUP_LABELS = {
 
 def load_setup(run_dir: Path | str) -> RunSetup:
     """A run directory's setup; all None when it has no readable manifest."""
-    path = Path(run_dir) / MANIFEST_FILE
     try:
-        manifest = read_json(path)
+        manifest = read_manifest(Path(run_dir))
     except ResultsError:
-        manifest = None
-    if not isinstance(manifest, Mapping):
-        manifest = {}
-    scenario = manifest.get("scenario")
-    spec: Mapping[str, Any] = scenario if isinstance(scenario, Mapping) else {}
+        return RunSetup(None, None, None, None)
     return RunSetup(
-        scenario=_text(spec.get("name")),
-        target=_text(manifest.get("target")),
-        model=_text(_field(spec, "load", "model")),
-        retry_policy=_text(_field(spec, "retry", "policy")),
+        scenario=manifest.scenario_name,
+        target=manifest.target,
+        model=_text(manifest.scenario_field("load", "model")),
+        retry_policy=_text(manifest.scenario_field("retry", "policy")),
     )
 
 
@@ -938,11 +929,6 @@ def setup_differences(base: RunSetup, candidate: RunSetup) -> list[str]:
         if None not in (getattr(base, name), getattr(candidate, name))
         and getattr(base, name) != getattr(candidate, name)
     ]
-
-
-def _field(spec: Mapping[str, Any], section: str, key: str) -> Any:
-    part = spec.get(section)
-    return part.get(key) if isinstance(part, Mapping) else None
 
 
 def _text(value: Any) -> str | None:

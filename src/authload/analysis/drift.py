@@ -72,6 +72,8 @@ from authload.analysis.slo import error_where  # counted exactly as the SLOs cou
 from authload.analysis.trend_stats import change_points, linear_trend
 from authload.errors import ResultsError
 from authload.rundir.files import RESOURCES_FILE
+from authload.rundir.jsonfiles import plain
+from authload.rundir.manifest import Manifest
 from authload.scenario.slo_grammar import DEFAULT_FILTER, SloSpec, parse_slo
 
 __all__ = [
@@ -243,7 +245,7 @@ class Drift:
             "harness": frame_rows(self.harness),
             "notes": list(self.notes),
         }
-        cleaned: dict[str, Any] = _json_safe(data)
+        cleaned: dict[str, Any] = plain(data)
         return cleaned
 
 
@@ -647,7 +649,7 @@ class LoadedRun(Protocol):
     def run_dir(self) -> Path: ...
 
     @property
-    def manifest(self) -> dict[str, Any]: ...
+    def manifest(self) -> Manifest: ...
 
     @property
     def records(self) -> RecordsLike: ...
@@ -664,7 +666,7 @@ def run_drift(run: LoadedRun, thresholds: Thresholds | None = None) -> Drift | N
     recorded nothing."""
     if run.records.empty or run.end_t - run.start_t < MIN_SPAN_S:
         return None
-    slos = run.manifest.get("scenario", {}).get("slos") or []
+    slos = run.manifest.scenario.get("slos") or []
     return analyze_drift(
         run.records,
         [str(s) for s in slos],
@@ -686,16 +688,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return value
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    return _plain(value)
 
 
 def _trend_text(row: Mapping[str, Any]) -> str:

@@ -17,6 +17,8 @@ from typing import Any, ClassVar
 from authload.analysis.journeys import revocation_summary
 from authload.analysis.offered import shortfalls
 from authload.analysis.query import Journeys
+from authload.rundir.events import Event
+from authload.rundir.manifest import DiedProcess
 from authload.scenario.model import Load
 
 FAIL, INVALID = "fail", "invalid"
@@ -30,9 +32,9 @@ class RunFacts:
 
     journeys: Journeys
     reconciliation: dict[str, Any]
-    died: list[dict[str, Any]]
+    died: list[DiedProcess]
     mock_stats: dict[str, Any] | None
-    events: list[dict[str, Any]] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
     load: Load | None = None
 
 
@@ -133,8 +135,8 @@ class Processes(Gate):
         if not facts.died:
             return True, 0, "every Locust process lived to the end"
         detail = ", ".join(
-            f"{d['worker']} (last record {d.get('last_record') or 'none'}"
-            + (f", missing from {d['missing_at']}" if d.get("missing_at") else "")
+            f"{d.worker} (last record {d.last_record or 'none'}"
+            + (f", missing from {d.missing_at}" if d.missing_at else "")
             + ")"
             for d in facts.died
         )

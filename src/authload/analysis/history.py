@@ -45,6 +45,7 @@ from authload.rundir.files import (
     SUMMARY_FILE,
 )
 from authload.rundir.jsonfiles import read_json
+from authload.rundir.manifest import read_manifest
 
 __all__ = [
     "CAPACITY_FILE",
@@ -208,29 +209,26 @@ def _object(path: Path) -> dict[str, Any]:
 
 
 def _run(path: Path) -> RunEntry:
-    manifest = _object(path / MANIFEST_FILE)
+    manifest = read_manifest(path)
     summary = _object(path / SUMMARY_FILE) if (path / SUMMARY_FILE).exists() else {}
-    spec = manifest.get("scenario")
-    spec = spec if isinstance(spec, dict) else {}
-    start, end = _time(manifest.get("start")), _time(manifest.get("end"))
+    start, end = manifest.started_at(), manifest.ended_at()
     duration = _float(summary.get("duration_s"))
     if duration is None and start is not None and end is not None:
         duration = (end - start).total_seconds()
-    status = _str(manifest.get("status"))
     return RunEntry(
         path=path,
         kind="run",
-        scenario=_str(spec.get("name")) or _str(summary.get("scenario")),
-        target=_str(manifest.get("target")),
-        git_revision=_str(manifest.get("git_revision")),
+        scenario=manifest.scenario_name or _str(summary.get("scenario")),
+        target=manifest.target,
+        git_revision=manifest.git_revision,
         start=start,
         end=end,
         duration_s=duration,
-        status=status,
-        verdict=_str(summary.get("verdict")) or status,
-        requests=_int(summary.get("requests", manifest.get("records"))),
-        processes=_int(manifest.get("processes")),
-        scenario_spec=spec,
+        status=manifest.status,
+        verdict=_str(summary.get("verdict")) or manifest.status,
+        requests=_int(summary.get("requests", manifest.records)),
+        processes=manifest.processes,
+        scenario_spec=manifest.scenario,
     )
 
 

@@ -12,11 +12,12 @@ records stand for what it offered): a stage falls short by more than :data:`ARRI
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import pandas as pd
 
 from authload.analysis.query import JourneysLike, Percentiles, Table, as_journeys
+from authload.rundir.events import Event, OfferedEvent, OutcomesEvent, StageEvent, of_kind
+from authload.rundir.manifest import DiedProcess
 from authload.rundir.records import DROPPED, JOURNEY
 from authload.scenario.model import Load
 from authload.scenario.slo_grammar import EVENT_JOURNEYS
@@ -30,11 +31,11 @@ ARRIVALS = f"kind = '{JOURNEY}' AND flow NOT IN ({', '.join(repr(f) for f in EVE
 
 
 def shortfalls(
-    load: Load, events: list[dict[str, Any]], journeys: JourneysLike, died: list[dict[str, Any]]
+    load: Load, events: list[Event], journeys: JourneysLike, died: list[DiedProcess]
 ) -> list[str]:
     """Each stage that was not offered as planned, said for a person (times from the load's
     start)."""
-    starts = {int(e["stage"]): float(e["t"]) for e in events if e.get("kind") == "stage"}
+    starts = {e.stage: e.t for e in of_kind(events, StageEvent)}
     if not starts:
         return ["the load never started"]
     if load.model == "closed":
@@ -42,9 +43,9 @@ def shortfalls(
     return _open(load, events, as_journeys(journeys), died, min(starts.values()))
 
 
-def _closed(load: Load, events: list[dict[str, Any]], starts: dict[int, float]) -> list[str]:
+def _closed(load: Load, events: list[Event], starts: dict[int, float]) -> list[str]:
     origin = min(starts.values())
-    offered = [e for e in events if e.get("kind") == "offered"]
+    offered = of_kind(events, OfferedEvent)
     found, previous = [], 0
     for index, stage in enumerate(load.stages):
         planned = int(stage.users or 0)
@@ -52,12 +53,10 @@ def _closed(load: Load, events: list[dict[str, Any]], starts: dict[int, float]) 
             found.append(f"stage {index} ({planned} users) never ran")
             continue
         steady = starts[index] + abs(planned - previous) / stage.spawn_rate + SETTLE_S
-        short = [
-            e for e in offered if e["stage"] == index and e["t"] >= steady and e["users"] < planned
-        ]
+        short = [e for e in offered if e.stage == index and e.t >= steady and e.users < planned]
         if len(short) >= SUSTAINED:
-            fewest = min(int(e["users"]) for e in short)
-            since = float(short[0]["t"]) - origin
+            fewest = min(e.users for e in short)
+            since = short[0].t - origin
             found.append(
                 f"stage {index}: planned {planned} users, {fewest} running from {since:.0f} s"
             )
@@ -67,9 +66,9 @@ def _closed(load: Load, events: list[dict[str, Any]], starts: dict[int, float]) 
 
 def _open(
     load: Load,
-    events: list[dict[str, Any]],
+    events: list[Event],
     journeys: Table,
-    died: list[dict[str, Any]],
+    died: list[DiedProcess],
     origin: float,
 ) -> list[str]:
     reported = _reported_dues(events)
@@ -84,21 +83,19 @@ def _open(
     return found
 
 
-def _reported_dues(events: list[dict[str, Any]]) -> dict[int, int]:
+def _reported_dues(events: list[Event]) -> dict[int, int]:
     total: dict[int, int] = {}
-    for event in events:
-        if event.get("kind") != "outcomes":
-            continue
-        for index, n in enumerate((event.get("arrivals") or {}).get("due_by_stage", [])):
+    for event in of_kind(events, OutcomesEvent):
+        for index, n in enumerate(event.arrivals.get("due_by_stage", [])):
             total[index] = total.get(index, 0) + int(n)
     return total
 
 
 def _dead_journeys(
-    load: Load, journeys: Table, died: list[dict[str, Any]], origin: float
+    load: Load, journeys: Table, died: list[DiedProcess], origin: float
 ) -> dict[int, int]:
     """The journeys kept of the processes that died, by the stage they were due in."""
-    dead = sorted({str(d["worker"]) for d in died})
+    dead = sorted({d.worker for d in died})
     if not dead:
         return {}
     marks = ", ".join("?" for _ in dead)

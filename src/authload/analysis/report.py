@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -43,9 +42,10 @@ from authload.analysis.resilience import (
 from authload.analysis.summary import summary_notes
 from authload.analysis.timeline import event_windows, fault_windows, timeline
 from authload.errors import ResultsError
-from authload.rundir.events import read_events
+from authload.rundir.events import Event, FaultWindow, read_events
 from authload.rundir.files import MANIFEST_FILE, MOCK_FAULTS_FILE, REPORT_FILE, SUMMARY_FILE
 from authload.rundir.jsonfiles import read_json
+from authload.rundir.manifest import Manifest, read_manifest
 from authload.scenario.slo_grammar import parse_slo
 
 __all__ = [
@@ -80,11 +80,11 @@ class RunData:
     file, queried (:class:`~authload.analysis.query.Records`)."""
 
     run_dir: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
     summary: dict[str, Any]
     records: Records
-    events: list[dict[str, Any]]
-    fault_history: list[dict[str, Any]]  # empty without mock_faults.json
+    events: list[Event]
+    fault_history: list[FaultWindow]  # empty without mock_faults.json
 
     @cached_property
     def _bounds(self) -> dict[str, Any]:
@@ -99,19 +99,21 @@ class RunData:
         """The origin of the time axis (unix s): the first request, else the run's start."""
         if len(self.records):
             return float(self._bounds["start"])
-        return _iso_t(self.manifest.get("start")) or 0.0
+        start = self.manifest.started_at()
+        return 0.0 if start is None else start.timestamp()
 
     @property
     def end_t(self) -> float:
         """When the last request ended (unix s), else the run's end."""
         if len(self.records):
             return float(self._bounds["end"])
-        return _iso_t(self.manifest.get("end")) or self.start_t
+        end = self.manifest.ended_at()
+        return self.start_t if end is None else end.timestamp()
 
     @property
     def open_model(self) -> bool:
-        load = self.manifest.get("scenario", {}).get("load", {})
-        return bool(load.get("model") == "open" or self._bounds.get("intended"))
+        model = self.manifest.scenario_field("load", "model")
+        return bool(model == "open" or self._bounds.get("intended"))
 
     def since_start(self, frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
         """``frame`` with its time ``columns`` (unix s) as seconds since :attr:`start_t`."""
@@ -145,11 +147,11 @@ def load_run(run_dir: str | Path) -> RunData:
         history = history.get("history", [])
     return RunData(
         run_dir=path,
-        manifest=dict(read_json(path / MANIFEST_FILE)),
+        manifest=read_manifest(path),
         summary=dict(read_json(path / SUMMARY_FILE)),
         records=Records.of_run(path),
         events=read_events(path),
-        fault_history=list(history),
+        fault_history=[FaultWindow.model_validate(entry) for entry in history],
     )
 
 
@@ -177,7 +179,7 @@ def window_for(span_s: float) -> float:
 # ------------------------------------------------------------------------------------- html
 
 
-def _counts(counts: Mapping[str, int]) -> str:
+def _counts(counts: Mapping[str, object]) -> str:
     return ", ".join(f"{k}: {v}" for k, v in counts.items()) or "-"
 
 
@@ -311,25 +313,21 @@ def _details(run: RunData) -> str:
     return "".join(parts)
 
 
-def _run_table(manifest: Mapping[str, Any], summary: Mapping[str, Any]) -> str:
-    scenario = manifest.get("scenario", {})
+def _run_table(manifest: Manifest, summary: Mapping[str, Any]) -> str:
     info = {
-        "scenario": scenario.get("name", summary.get("scenario")),
-        "description": scenario.get("description", ""),
-        "status": manifest.get("status"),
+        "scenario": manifest.scenario_name or summary.get("scenario"),
+        "description": manifest.scenario.get("description", ""),
+        "status": manifest.status,
         "requests": summary.get("requests"),
         "duration (s)": num(summary.get("duration_s")),
-        "load model": scenario.get("load", {}).get("model"),
-        "retry policy": scenario.get("retry", {}).get("policy"),
-        "seed": manifest.get("seed"),
-        "processes": manifest.get("processes"),
-        "died": ", ".join(
-            f"{d.get('worker')} (last record {d.get('last_record')})"
-            for d in manifest.get("died") or []
-        )
+        "load model": manifest.scenario_field("load", "model"),
+        "retry policy": manifest.scenario_field("retry", "policy"),
+        "seed": manifest.seed,
+        "processes": manifest.processes,
+        "died": ", ".join(f"{d.worker} (last record {d.last_record})" for d in manifest.died)
         or "-",
-        "git revision": manifest.get("git_revision"),
-        "versions": _counts(manifest.get("versions", {})),
+        "git revision": manifest.git_revision,
+        "versions": _counts(manifest.versions),
     }
     return table(["", ""], [[k, "-" if v is None else v] for k, v in info.items()], "kv")
 
@@ -340,8 +338,8 @@ def render_report(run: RunData, drift: str | None = None) -> str:
     manifest, summary = run.manifest, run.summary
     verdict = str(summary.get("verdict", "error"))
     meta = (
-        f"target {manifest.get('target', '?')} · start {manifest.get('start', '?')} · "
-        f"end {manifest.get('end', '?')} · status {manifest.get('status', '?')}"
+        f"target {manifest.target} · start {manifest.start} · "
+        f"end {manifest.end or '?'} · status {manifest.status}"
     )
     slos = summary.get("slos", [])
     outcomes = summary.get("outcomes", {})
@@ -400,10 +398,3 @@ def write_report(run_dir: Path) -> Path:
         partial.unlink(missing_ok=True)
         raise
     return path
-
-
-def _iso_t(value: Any) -> float | None:
-    try:
-        return datetime.fromisoformat(str(value)).timestamp()
-    except ValueError:
-        return None

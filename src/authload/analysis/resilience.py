@@ -33,6 +33,7 @@ from authload.analysis.timeline import (
     per_window,
     share,
 )
+from authload.rundir.events import Event, OutcomesEvent, of_kind
 
 __all__ = [
     "DEFAULT_TOLERANCE",
@@ -405,17 +406,15 @@ def shedding_quality(records: RecordsLike, window_s: float = 1.0) -> pd.DataFram
     )
 
 
-def sessions_lost(events: list[dict[str, Any]]) -> dict[str, int]:
+def sessions_lost(events: list[Event]) -> dict[str, int]:
     """Lost sessions by reason (``rotation``, ``invalid``, ...), summed over flows and
     processes, from the run's ``outcomes`` events (outcomes ``<flow>:session_lost:<reason>``)."""
     lost: dict[str, int] = {}
-    for event in events:
-        if event.get("kind") != "outcomes":
-            continue
-        for outcome, n in dict(event.get("counts") or {}).items():
+    for event in of_kind(events, OutcomesEvent):
+        for outcome, n in event.counts.items():
             if "session_lost" in outcome:
-                reason = str(outcome).split("session_lost", 1)[1].strip(":") or "unknown"
-                lost[reason] = lost.get(reason, 0) + int(n)
+                reason = outcome.split("session_lost", 1)[1].strip(":") or "unknown"
+                lost[reason] = lost.get(reason, 0) + n
     return dict(sorted(lost.items()))
 
 

@@ -17,9 +17,10 @@ from authload.analysis.offered import open_model_limit
 from authload.analysis.query import ANSWERED, Journeys, Records, RecordsLike, as_records
 from authload.analysis.slo import evaluate_slos
 from authload.analysis.stats import endpoint_summary
-from authload.rundir.events import read_events
+from authload.rundir.events import OutcomesEvent, of_kind, read_events
 from authload.rundir.files import LOCUST_COUNTS_DIR, MANIFEST_FILE, MOCK_STATS_FILE
 from authload.rundir.jsonfiles import read_json
+from authload.rundir.manifest import DiedProcess, read_manifest
 from authload.scenario.model import Scenario
 
 
@@ -62,13 +63,11 @@ def _event_count(mock: dict[str, Any] | None, key: str) -> int | None:
     return None if mock is None else int(mock.get("events", {}).get(key, 0))
 
 
-def _died(run_dir: Path) -> list[dict[str, Any]]:
+def _died(run_dir: Path) -> list[DiedProcess]:
     """The Locust processes the manifest names as dead."""
-    path = run_dir / MANIFEST_FILE
-    if not path.is_file():
+    if not (run_dir / MANIFEST_FILE).is_file():
         return []
-    died: list[dict[str, Any]] = read_json(path).get("died") or []
-    return died
+    return read_manifest(run_dir).died
 
 
 EVICTED = "sessions_evicted."  # /_mock/stats events: sessions_evicted.<api>
@@ -139,9 +138,8 @@ def _span_s(records: Records) -> float:
 
 def _outcomes(run_dir: Path) -> dict[str, int]:
     total: Counter[str] = Counter()
-    for event in read_events(run_dir):
-        if event.get("kind") == "outcomes":
-            total.update(event["counts"])
+    for event in of_kind(read_events(run_dir), OutcomesEvent):
+        total.update(event.counts)
     return dict(sorted(total.items()))
 
 

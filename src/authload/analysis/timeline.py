@@ -14,7 +14,7 @@ its own.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,19 @@ import numpy.typing as npt
 import pandas as pd
 
 from authload.analysis.query import ANSWERED, Records, RecordsLike, as_records, exact_quantiles
+from authload.rundir.events import (
+    AbortEvent,
+    Event,
+    EventT,
+    FaultEndEvent,
+    FaultStartEvent,
+    FaultWindow,
+    MassLogoutEvent,
+    RefreshStormEndEvent,
+    RefreshStormStartEvent,
+    StageEvent,
+    of_kind,
+)
 
 __all__ = ["event_windows", "fault_windows", "timeline"]
 
@@ -316,7 +329,7 @@ def timeline(
 # events as intervals
 
 
-def event_windows(events: list[dict[str, Any]], end_t: float) -> pd.DataFrame:
+def event_windows(events: Sequence[Event | FaultWindow], end_t: float) -> pd.DataFrame:
     """The run's events (:func:`authload.rundir.events.read_events`) as intervals, by start.
 
     ``stage``: from each stage change to the next (the last until ``end_t``);
@@ -326,99 +339,77 @@ def event_windows(events: list[dict[str, Any]], end_t: float) -> pd.DataFrame:
     run logged it), and entries of that history given as they are, go to
     :func:`fault_windows`. Other events (outcomes, ...) are left out.
     """
-    history = [_as_history(e) for e in events if e.get("kind") in ("fault_start", "fault_end")]
-    history += [e for e in events if e.get("event") in ("start", "end") and "fault" in e]
+    logged = [e for e in events if not isinstance(e, FaultWindow)]
+    history = [e for e in events if isinstance(e, FaultWindow)]
+    history += [e.window() for e in logged if isinstance(e, FaultStartEvent | FaultEndEvent)]
+    aborts = _in_order(logged, AbortEvent)
     rows = [
-        *_stages(events, end_t),
-        *_storms(events, end_t),
-        *_mass_logouts(events),
-        *(_row("abort", e["t"], e["t"], str(e.get("reason", ""))) for e in _kind(events, "abort")),
+        *_stages(_in_order(logged, StageEvent), end_t),
+        *_storms(logged, end_t),
+        *_mass_logouts(_in_order(logged, MassLogoutEvent)),
+        *(_row("abort", e.t, e.t, e.reason) for e in aborts),
     ]
     frames = [f for f in (_frame(rows), fault_windows(history, end_t)) if len(f)]
     return _sorted(pd.concat(frames, ignore_index=True) if frames else _frame([]))
 
 
-def fault_windows(history: list[dict[str, Any]], end_t: float) -> pd.DataFrame:
+def fault_windows(history: Sequence[FaultWindow], end_t: float) -> pd.DataFrame:
     """The mock's fault ``history`` (``GET /_mock/faults``) as intervals of kind ``fault``,
     labelled ``"<fault kind> on <endpoints>"``; a window still open ends at ``end_t``, an end
     whose start is not in the history is left out, a window listed twice counts once."""
-    ends = {e["fault"]: float(e["t"]) for e in history if e.get("event") == "end"}
-    starts = {e["fault"]: e for e in reversed(history) if e.get("event") == "start"}
+    ends = {e.fault: e.t for e in history if e.event == "end"}
+    starts = {e.fault: e for e in reversed(history) if e.event == "start"}
     rows = [
-        _row(
-            "fault",
-            e["t"],
-            ends.get(fault, end_t),
-            f"{e['kind']} on {', '.join(map(str, e.get('endpoints') or ['*']))}",
-        )
+        _row("fault", e.t, ends.get(fault, end_t), f"{e.kind} on {', '.join(e.endpoints or ['*'])}")
         for fault, e in starts.items()
     ]
     return _sorted(_frame(rows))
 
 
-def _as_history(event: dict[str, Any]) -> dict[str, Any]:
-    """A ``fault_start``/``fault_end`` event as the ``/_mock/faults`` history entry it came
-    from."""
-    return {
-        "t": event["t"],
-        "event": str(event["kind"]).removeprefix("fault_"),
-        "fault": event.get("fault"),
-        "kind": event.get("fault_kind", "fault"),
-        "endpoints": event.get("endpoints") or ["*"],
-        "name": event.get("name", ""),
-    }
-
-
-def _kind(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
-    return sorted((e for e in events if e.get("kind") == kind), key=lambda e: float(e["t"]))
+def _in_order(events: list[Event], kind: type[EventT]) -> list[EventT]:
+    return sorted(of_kind(events, kind), key=lambda e: e.t)
 
 
 def _row(kind: str, start: float, end: float, label: str) -> dict[str, Any]:
     return {"kind": kind, "start": float(start), "end": float(end), "label": label}
 
 
-def _stages(events: list[dict[str, Any]], end_t: float) -> list[dict[str, Any]]:
-    stages = _kind(events, "stage")
-    ends = [float(e["t"]) for e in stages[1:]] + [end_t] if stages else []
-    return [
-        _row("stage", e["t"], end, _stage_label(e)) for e, end in zip(stages, ends, strict=True)
-    ]
+def _stages(stages: list[StageEvent], end_t: float) -> list[dict[str, Any]]:
+    ends = [e.t for e in stages[1:]] + [end_t] if stages else []
+    return [_row("stage", e.t, end, _stage_label(e)) for e, end in zip(stages, ends, strict=True)]
 
 
-def _stage_label(event: dict[str, Any]) -> str:
-    users = event.get("users")
-    load = f"{users} users" if users is not None else f"{event.get('rate', '?')}/s"
-    return f"stage {event.get('stage', '?')}: {load}"
+def _stage_label(event: StageEvent) -> str:
+    load = f"{event.users} users" if event.users is not None else f"{event.rate}/s"
+    return f"stage {event.stage}: {load}"
 
 
-def _storms(events: list[dict[str, Any]], end_t: float) -> list[dict[str, Any]]:
+def _storms(events: list[Event], end_t: float) -> list[dict[str, Any]]:
     """One interval per storm (``at_s``), over the starts and ends of every process."""
-    starts: dict[Any, list[dict[str, Any]]] = {}
-    for e in _kind(events, "refresh_storm_start"):
-        starts.setdefault(e.get("at_s"), []).append(e)
-    ends: dict[Any, list[float]] = {}
-    for e in _kind(events, "refresh_storm_end"):
-        ends.setdefault(e.get("at_s"), []).append(float(e["t"]))
+    starts: dict[float, list[RefreshStormStartEvent]] = {}
+    for e in _in_order(events, RefreshStormStartEvent):
+        starts.setdefault(e.at_s, []).append(e)
+    ends: dict[float, list[float]] = {}
+    for end in _in_order(events, RefreshStormEndEvent):
+        ends.setdefault(end.at_s, []).append(end.t)
     rows = []
     for at_s, group in starts.items():
         finished = ends.get(at_s, [])
-        end = max(finished) if len(finished) >= len(group) else end_t
-        sessions = sum(int(e.get("sessions", 0)) for e in group)
-        rows.append(
-            _row("refresh_storm", group[0]["t"], end, f"refresh storm: {sessions} sessions")
-        )
+        last = max(finished) if len(finished) >= len(group) else end_t
+        sessions = sum(e.sessions for e in group)
+        rows.append(_row("refresh_storm", group[0].t, last, f"refresh storm: {sessions} sessions"))
     return rows
 
 
-def _mass_logouts(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _mass_logouts(logouts: list[MassLogoutEvent]) -> list[dict[str, Any]]:
     """One point per mass logout (``at_s``): when the first process started it."""
-    groups: dict[Any, list[dict[str, Any]]] = {}
-    for e in _kind(events, "mass_logout"):
-        groups.setdefault(e.get("at_s"), []).append(e)
+    groups: dict[float, list[MassLogoutEvent]] = {}
+    for e in logouts:
+        groups.setdefault(e.at_s, []).append(e)
     rows = []
     for group in groups.values():
-        n = sum(int(e.get("counterparties", 0)) for e in group)
-        rows.append(_row("mass_logout", group[0]["t"], group[0]["t"], f"mass logout: {n} users"))
+        n = sum(e.counterparties for e in group)
+        rows.append(_row("mass_logout", group[0].t, group[0].t, f"mass logout: {n} users"))
     return rows
 
 

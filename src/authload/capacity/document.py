@@ -21,6 +21,7 @@ from authload.capacity.options import CapacityOptions
 from authload.capacity.search import Search, bracket
 from authload.capacity.stops import FAILED, Stopped
 from authload.capacity.usl import UslFitError, fit_usl
+from authload.rundir.jsonfiles import plain
 from authload.scenario.model import Scenario
 
 __all__ = [
@@ -85,7 +86,8 @@ def document(ledger: Ledger, stopped: Stopped | None) -> dict[str, Any]:
         "steps": ledger.steps,
         "exit_code": _exit_code(ended.status, below_start),
     }
-    return dict(_clean(data))
+    cleaned: dict[str, Any] = plain(data)
+    return cleaned
 
 
 def _capacity(ledger: Ledger, judged: Judged, ended: Stopped) -> dict[str, Any]:
@@ -249,17 +251,6 @@ def _pct(value: Any) -> str:
 
 
 # --------------------------------------------------------------------------------- helpers
-
-
-def _clean(value: Any) -> Any:
-    """JSON-safe: NaN and infinities as None, tuples as lists."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    return value
 
 
 def _iso(t: float) -> str:

@@ -42,7 +42,7 @@ from authload.console import Console
 from authload.errors import AuthloadError
 from authload.run.sessions import session_for
 from authload.run.targets import resolve_target
-from authload.rundir.events import read_events
+from authload.rundir.events import AbortEvent, of_kind, read_events
 from authload.rundir.files import CAPACITY_FILE, CAPACITY_LOG, CAPACITY_REPORT_FILE
 from authload.rundir.jsonfiles import write_json
 from authload.scenario.loader import load_scenario
@@ -180,11 +180,8 @@ class _Driver:
             )
 
     def _book_failed(self, step: dict[str, Any], result: RunResult, begun: float) -> None:
-        reasons = [
-            e.get("reason", "aborted")
-            for e in read_events(result.run_dir)
-            if e.get("kind") == "abort"
-        ] or [f"the step's run ended: {result.verdict}"]
+        aborts = of_kind(read_events(result.run_dir), AbortEvent)
+        reasons = [e.reason for e in aborts] or [f"the step's run ended: {result.verdict}"]
         step.update(verdict=result.verdict, reasons=reasons, wall_s=time.time() - begun)
         self.ledger.steps.append(step)
         self.console.say(f"step {step['index']}: {result.verdict.upper()}: {'; '.join(reasons)}")

@@ -52,7 +52,17 @@ from authload.load.runtime import Runtime
 from authload.load.shapes import StagesShape
 from authload.load.timed_events import run_timed_events
 from authload.load.users import RUNTIME, ArrivalUser, journey_users
-from authload.rundir.events import append_event
+from authload.rundir.events import (
+    AbortEvent,
+    GeneratorEvent,
+    LimitsEvent,
+    OutcomesEvent,
+    WorkerConnectedEvent,
+    WorkerInfo,
+    WorkerJoinedEvent,
+    WorkersEvent,
+    append_event,
+)
 from authload.rundir.files import LOCUST_COUNTS_DIR, MANIFEST_FILE
 from authload.rundir.jsonfiles import write_json
 from authload.scenario.model import FLOWS
@@ -205,25 +215,24 @@ def _serve_remote_workers(environment: Environment, config: RunConfig) -> None:
         if client_id in connected:  # a worker repeats client_ready until its master answers
             return
         connected.add(client_id)
-        append_event(config.run_dir, {"kind": "worker_connected", **info(client_id)})
+        append_event(config.run_dir, WorkerConnectedEvent(**info(client_id)))
         if sent and client_id not in sent:  # the test is going: it joins, then gets users
             send(client_id)
-            append_event(config.run_dir, {"kind": "worker_joined", **info(client_id)})
+            append_event(config.run_dir, WorkerJoinedEvent(**info(client_id)))
 
     def on_test_start(**_: Any) -> None:
         workers = [c.id for c in runner.clients.ready + runner.clients.spawning]
         workers += [c.id for c in runner.clients.running]
         for client_id in workers:
             send(client_id)
-        append_event(config.run_dir, {"kind": "workers", "workers": [info(w) for w in workers]})
+        listed = [WorkerInfo(**info(w)) for w in workers]
+        append_event(config.run_dir, WorkersEvent(workers=listed))
 
     def on_failed(environment: Environment, msg: Any, **_: Any) -> None:
         data = msg.data or {}
         reason = f"worker {data.get('worker')} on {data.get('host')}: {data.get('error')}"
         print(f"authload: aborting: {reason}", file=sys.stderr, flush=True)
-        append_event(
-            config.run_dir, {"kind": "abort", "reason": reason, "worker": data.get("worker")}
-        )
+        append_event(config.run_dir, AbortEvent(reason=reason, worker=data.get("worker")))
         gevent.spawn(runner.quit)
 
     environment.events.worker_connect.add_listener(on_connect)
@@ -293,7 +302,7 @@ def _on_start(environment: Environment, **_: Any) -> None:
         rt.reseed()
         rt.divide_limits()
         settings = gc_tuning.tune()  # last before the users spawn: what lives now, lives on
-        append_event(rt.config.run_dir, {"kind": "generator", "worker": rt.worker, **settings})
+        append_event(rt.config.run_dir, GeneratorEvent(worker=rt.worker, **settings))
         if rt.scenario.events:
             gevent.spawn(run_timed_events, rt, time.time())
 
@@ -335,20 +344,9 @@ def _close_run(environment: Environment, rt: Runtime) -> None:
     run_dir = rt.config.run_dir
     outcomes = dict(sorted(rt.state.outcomes.items()))
     arrivals = asdict(rt.arrivals.counts)
-    append_event(
-        run_dir,
-        {
-            "t": time.time(),
-            "kind": "outcomes",
-            "worker": rt.worker,
-            "counts": outcomes,
-            "arrivals": arrivals,
-        },
-    )
+    append_event(run_dir, OutcomesEvent(worker=rt.worker, counts=outcomes, arrivals=arrivals))
     if rt.limits is not None:
-        append_event(
-            run_dir, {"t": time.time(), "kind": "limits", "worker": rt.worker, **rt.limits.report()}
-        )
+        append_event(run_dir, LimitsEvent(worker=rt.worker, **rt.limits.report()))
     with recorder.recording(environment, SPOOL["current"].path):
         SPOOL["current"].close()  # (again when the recorder's own listener closes it: no-op)
     if rt.state.journal is not None:

@@ -350,6 +350,15 @@ def register(
         metrics.run_state = RunState(metrics.registry)
     environment.events.request.add_listener(metrics.on_request)
     loop = gevent.spawn(metrics.run, environment, port, mode, host)
+    _follow_the_test(environment, metrics, loop, linger)
+    return metrics
+
+
+def _follow_the_test(
+    environment: Environment, metrics: LoadMetrics, loop: gevent.Greenlet, linger: float
+) -> None:
+    """Sample at the test's start and stop; at the quit, the final values, served ``linger``
+    seconds more for a last scrape."""
 
     def on_test_start(**_: Any) -> None:
         metrics.start_test()
@@ -384,4 +393,3 @@ def register(
     environment.events.test_start.add_listener(on_test_start)
     environment.events.test_stop.add_listener(on_test_stop)
     environment.events.quitting.add_listener(on_quitting)
-    return metrics

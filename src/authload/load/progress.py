@@ -34,7 +34,13 @@ from locust.runners import LocalRunner, MasterRunner, Runner
 from authload.load import live_counts
 from authload.load.recorder import recording
 from authload.load.shapes import stage_at
-from authload.rundir.events import append_event
+from authload.rundir.events import (
+    AbortEvent,
+    OfferedEvent,
+    StageEvent,
+    WorkerMissingEvent,
+    append_event,
+)
 from authload.rundir.files import ABORT_FILE, RESOURCES_FILE
 from authload.scenario.model import Scenario
 
@@ -74,22 +80,15 @@ def _watch(
         current = stage_at(scenario.load, elapsed)
         if current != stage and current is not None:
             stage = current
-            append_event(
-                run_dir,
-                {
-                    "t": now,
-                    "kind": "stage",
-                    "stage": current,
-                    **scenario.load.stages[current].model_dump(),
-                },
-            )
+            stage_plan = scenario.load.stages[current].model_dump()
+            append_event(run_dir, StageEvent(t=now, stage=current, **stage_plan))
         total = environment.stats.total
         window.append((now, total.num_requests, total.num_failures))
         reason = _asked_to_abort(run_dir) or (
             _abort_reason(scenario) if _should_abort(scenario, window, now) else None
         )
         if reason is not None:
-            append_event(run_dir, {"t": now, "kind": "abort", "reason": reason})
+            append_event(run_dir, AbortEvent(t=now, reason=reason))
             print(f"authload: aborting: {reason}", file=sys.stderr, flush=True)
             runner.quit()
             return
@@ -221,7 +220,7 @@ def _note_missing(runner: Runner, run_dir: Path, noted: set[str], now: float) ->
         if node.state == "missing" and node.id not in noted:
             noted.add(node.id)
             worker = f"w{runner.get_worker_index(node.id)}"
-            append_event(run_dir, {"t": now, "kind": "worker_missing", "worker": worker})
+            append_event(run_dir, WorkerMissingEvent(t=now, worker=worker))
 
 
 def _offered(run_dir: Path, runner: Runner, scenario: Scenario, elapsed: float, now: float) -> None:
@@ -231,8 +230,8 @@ def _offered(run_dir: Path, runner: Runner, scenario: Scenario, elapsed: float, 
     if scenario.load.model != "closed" or stage is None:
         return
     planned = scenario.load.stages[stage].users
-    event = {"t": now, "kind": "offered", "stage": stage, "users": runner.user_count}
-    append_event(run_dir, {**event, "planned_users": planned})
+    event = OfferedEvent(t=now, stage=stage, users=runner.user_count, planned_users=planned)
+    append_event(run_dir, event)
 
 
 class Progress:

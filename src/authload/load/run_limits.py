@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from authload.load.config import RunLimits
-from authload.rundir.events import read_events
+from authload.rundir.events import LimitsEvent, of_kind, read_events
 
 SEND_PASSWORD = "gigma.send_password"
 BUDGET_SPENT = "send_password_budget_spent"
@@ -164,18 +164,18 @@ def process_limits(limits: RunLimits, index: int = 0, processes: int = 1) -> Req
 def limits_used(run_dir: Path) -> dict[str, Any] | None:
     """What the run used of its target's run-time limits, over all processes (from each
     process's ``limits`` event, :meth:`RequestLimits.report`); None when the target set none."""
-    reports = [e for e in read_events(run_dir) if e.get("kind") == "limits"]
+    reports = of_kind(read_events(run_dir), LimitsEvent)
     if not reports:
         return None
     used: dict[str, Any] = {"processes": len(reports)}
-    budgets = [r["send_password_budget"] for r in reports if "send_password_budget" in r]
+    budgets = [r.send_password_budget for r in reports if r.send_password_budget is not None]
     if budgets:
         used["send_password_budget"] = {
             "used": sum(b["used"] for b in budgets),
             "shares": sum(b["share"] for b in budgets),
             "refused": sum(b["refused"] for b in budgets),
         }
-    ceilings = [r["max_request_rate"] for r in reports if "max_request_rate" in r]
+    ceilings = [r.max_request_rate for r in reports if r.max_request_rate is not None]
     if ceilings:
         used["max_request_rate"] = {
             "rate_per_s": sum(c["rate_per_s"] for c in ceilings),

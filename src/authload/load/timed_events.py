@@ -24,10 +24,16 @@ from authload.load.flows import (
     run_steps,
 )
 from authload.load.runtime import Runtime
-from authload.rundir.events import append_event
+from authload.rundir.events import (
+    MassLogoutEvent,
+    RefreshStormEndEvent,
+    RefreshStormStartEvent,
+    append_event,
+)
 from authload.rundir.records import STOPPED
 from authload.scenario.model import MassLogout, RefreshStorm
 
+StormOrLogout = RefreshStormStartEvent | RefreshStormEndEvent | MassLogoutEvent
 MIN_CONNECTIONS = 10  # FastHttpSession's own default
 
 
@@ -69,8 +75,8 @@ def event_connections(rt: Runtime) -> int:
     return max(MIN_CONNECTIONS, population, *storms)
 
 
-def _note(rt: Runtime, kind: str, **fields: Any) -> None:
-    append_event(rt.config.run_dir, {"t": time.time(), "kind": kind, "worker": rt.worker, **fields})
+def _note(rt: Runtime, kind: type[StormOrLogout], **fields: Any) -> None:
+    append_event(rt.config.run_dir, kind(worker=rt.worker, **fields))
 
 
 def refresh_storm(rt: Runtime, client: Any, event: RefreshStorm) -> None:
@@ -80,7 +86,7 @@ def refresh_storm(rt: Runtime, client: Any, event: RefreshStorm) -> None:
     sessions = [pool.popleft() for _ in range(min(wanted, len(pool)))]
     _note(
         rt,
-        "refresh_storm_start",
+        RefreshStormStartEvent,
         at_s=event.at_s,
         sessions=len(sessions),
         wanted=wanted,
@@ -95,7 +101,7 @@ def refresh_storm(rt: Runtime, client: Any, event: RefreshStorm) -> None:
         for i, s in enumerate(sessions)
     ]
     gevent.joinall(greenlets)
-    _note(rt, "refresh_storm_end", at_s=event.at_s, sessions=len(sessions))
+    _note(rt, RefreshStormEndEvent, at_s=event.at_s, sessions=len(sessions))
 
 
 def _storm_refresh(rt: Runtime, client: Any, session: MobileSession, due: float) -> None:
@@ -125,7 +131,7 @@ def mass_logout(rt: Runtime, client: Any, event: MassLogout) -> None:
     now = time.time()
     for session in chosen:
         session.revoked_at = now
-    _note(rt, "mass_logout", at_s=event.at_s, counterparties=len(chosen), live=len(live))
+    _note(rt, MassLogoutEvent, at_s=event.at_s, counterparties=len(chosen), live=len(live))
     gevent.joinall([gevent.spawn(_logout_everywhere, rt, client, s, event) for s in chosen])
 
 

@@ -39,8 +39,8 @@ from authload.load.config import RunConfig
 from authload.load.live_view import Moment, UiRun
 from authload.load.mock_peek import MockPeek
 from authload.load.shapes import stage_at
-from authload.run.ui import MANUAL_EVENT, REPORT_PATH, STATE_PATH, UI_ENV, WRITING, waiting_page
-from authload.rundir.events import append_event
+from authload.run.ui import REPORT_PATH, STATE_PATH, UI_ENV, WRITING, waiting_page
+from authload.rundir.events import AbortEvent, ManualControlEvent, append_event
 from authload.rundir.files import ABORT_FILE
 
 TAB = "authload"
@@ -169,7 +169,7 @@ def _stopped_early(config: RunConfig, ui: UiRun) -> None:
     if elapsed >= planned:
         return
     reason = f"stopped from the web UI at {elapsed:.0f} s of {planned:g} s"
-    append_event(config.run_dir, {"t": time.time(), "kind": "abort", "reason": reason})
+    append_event(config.run_dir, AbortEvent(reason=reason))
     print(f"authload: aborting: {reason}", file=sys.stderr, flush=True)
 
 
@@ -188,10 +188,11 @@ def _manual(environment: Environment, config: RunConfig, ui: UiRun) -> Response 
         return jsonify({"success": False, "message": message, "host": environment.host})
     users, spawn_rate = asked
     environment.shape_class.manual = asked  # type: ignore[attr-defined]
-    event = {"t": time.time(), "kind": MANUAL_EVENT, "elapsed_s": round(elapsed, 3)}
-    event |= {"users": users, "spawn_rate": spawn_rate, "stage": stage}
+    event = ManualControlEvent(
+        elapsed_s=round(elapsed, 3), users=users, spawn_rate=spawn_rate, stage=stage
+    )
     append_event(config.run_dir, event)
-    ui.manual.append(event)
+    ui.manual.append(event.model_dump(mode="json"))
     message = (
         f"manual control: {users} users at {spawn_rate:g}/s until the scenario's end "
         f"(the manifest records it)"
@@ -239,7 +240,7 @@ def _abort_before_start(environment: Environment, config: RunConfig, ui: UiRun) 
             gevent.sleep(0.5)
             continue
         reason = f"{reason or 'asked to abort'}, before the test started"
-        append_event(config.run_dir, {"t": time.time(), "kind": "abort", "reason": reason})
+        append_event(config.run_dir, AbortEvent(reason=reason))
         print(f"authload: aborting: {reason}", file=sys.stderr, flush=True)
         ui.stopped = ui.stopped or time.time()
         _quit(environment)

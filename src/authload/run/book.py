@@ -10,12 +10,21 @@ import subprocess
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 from authload.errors import AuthloadError
 from authload.run.targets import Target
-from authload.rundir.events import read_events
+from authload.rundir.events import (
+    AbortEvent,
+    OutcomesEvent,
+    WorkerInfo,
+    WorkerJoinedEvent,
+    WorkerMissingEvent,
+    WorkersEvent,
+    of_kind,
+    read_events,
+)
 from authload.rundir.files import SPOOL_SUFFIX
+from authload.rundir.manifest import DiedProcess, Manifest, Runner
 from authload.scenario.model import Scenario
 
 
@@ -32,36 +41,37 @@ def new_run_dir(out: Path, name: str) -> Path:
     raise AuthloadError(f"cannot create a run directory under {out}")
 
 
-def manifest(scenario: Scenario, target: Target, processes: int) -> dict[str, Any]:
-    return {
-        "scenario": scenario.model_dump(mode="json"),
-        "target": target.name,
-        "versions": {name: _version(name) for name in ("authload", "locust", "pyarrow")}
+def manifest(scenario: Scenario, target: Target, processes: int) -> Manifest:
+    """The manifest of a run starting now."""
+    return Manifest(
+        scenario=scenario.model_dump(mode="json"),
+        target=target.name,
+        versions={name: _version(name) for name in ("authload", "locust", "pyarrow")}
         | {"python": platform.python_version()},
-        "git_revision": _git_revision(),
-        "start": now(),
-        "end": None,
-        "status": "running",
-        "seed": scenario.seed,
-        "processes": processes,
-        "runner": {"host": socket.gethostname(), "pid": os.getpid()},
-    }
+        git_revision=_git_revision(),
+        start=now(),
+        seed=scenario.seed,
+        processes=processes,
+        runner=Runner(host=socket.gethostname(), pid=os.getpid()),
+    )
 
 
-def workers(run_dir: Path) -> list[dict[str, Any]]:
+def workers(run_dir: Path) -> list[WorkerInfo]:
     """The Locust processes that ran users: a distributed run's workers as the master listed
     them (index name, host, Locust client id), else the local processes' names."""
     events = read_events(run_dir)
-    fields = ("worker", "host", "client_id")
-    listed = [w for e in events if e.get("kind") == "workers" for w in e["workers"]]
-    listed += [{k: e.get(k) for k in fields} for e in events if e.get("kind") == "worker_joined"]
+    listed = [w for e in of_kind(events, WorkersEvent) for w in e.workers]
+    listed += [
+        WorkerInfo.model_validate(e, from_attributes=True)
+        for e in of_kind(events, WorkerJoinedEvent)
+    ]
     if listed:
         return listed
-    local = {str(e["worker"]) for e in events if e.get("kind") == "outcomes"}
-    return [{"worker": w} for w in sorted(local)]
+    local = {e.worker for e in of_kind(events, OutcomesEvent)}
+    return [WorkerInfo(worker=w) for w in sorted(local)]
 
 
-def died(run_dir: Path, unclosed: list[str]) -> list[dict[str, Any]]:
+def died(run_dir: Path, unclosed: list[str]) -> list[DiedProcess]:
     """Processes whose record spool was never closed: they died. When: their last record,
     and when Locust's master found them missing (no heartbeat), if it did."""
     if not unclosed:
@@ -70,26 +80,24 @@ def died(run_dir: Path, unclosed: list[str]) -> list[dict[str, Any]]:
 
     ends = Records.of_run(run_dir).sql("SELECT worker, max(t) AS t FROM {records} GROUP BY worker")
     lasts = {str(w): float(t) for w, t in zip(ends["worker"], ends["t"], strict=True)}
-    missing = {
-        e["worker"]: e["t"] for e in read_events(run_dir) if e.get("kind") == "worker_missing"
-    }
+    missing = {e.worker: e.t for e in of_kind(read_events(run_dir), WorkerMissingEvent)}
     found = []
     for spool in unclosed:
         worker = spool.removesuffix(SPOOL_SUFFIX)
         last = lasts.get(worker)
         found.append(
-            {
-                "worker": worker,
-                "last_record_t": last,
-                "last_record": None if last is None else iso(last),
-                "missing_at": None if worker not in missing else iso(missing[worker]),
-            }
+            DiedProcess(
+                worker=worker,
+                last_record_t=last,
+                last_record=None if last is None else iso(last),
+                missing_at=None if worker not in missing else iso(missing[worker]),
+            )
         )
     return found
 
 
 def aborted(run_dir: Path) -> bool:
-    return any(e.get("kind") == "abort" for e in read_events(run_dir))
+    return bool(of_kind(read_events(run_dir), AbortEvent))
 
 
 def iso(t: float) -> str:

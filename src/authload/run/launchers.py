@@ -14,8 +14,17 @@ from typing import Any
 
 from authload.console import Console
 from authload.errors import AuthloadError, InputError, TargetError
-from authload.rundir.events import read_events
+from authload.rundir.events import (
+    AbortEvent,
+    Event,
+    WorkerConnectedEvent,
+    WorkerJoinedEvent,
+    WorkersEvent,
+    of_kind,
+    read_events,
+)
 from authload.rundir.files import LOCUST_COUNTS_DIR
+from authload.rundir.manifest import Distributed
 from authload.scenario.model import Scenario
 
 DEFAULT_MASTER_PORT = 5557  # Locust's
@@ -43,8 +52,9 @@ class Launcher:
     def locust_args(self, run_dir: Path) -> list[str]:
         return locust_reports(run_dir, partial=False)
 
-    def manifest_fields(self) -> dict[str, Any]:
-        return {}
+    def distributed(self) -> Distributed | None:
+        """What the manifest records of a distributed run."""
+        return None
 
     def started(self, proc: subprocess.Popen[bytes], console: Console) -> None:
         """Locust's main process has started."""
@@ -142,16 +152,14 @@ class RemoteWorkers(Launcher):
             str(master.port),
         ]
 
-    def manifest_fields(self) -> dict[str, Any]:
+    def distributed(self) -> Distributed:
         master = self.master
-        return {
-            "distributed": {
-                "expect_workers": master.workers,
-                "master_bind_host": master.bind_host,
-                "master_port": master.port,
-                "workers_timeout_s": master.timeout_s,
-            }
-        }
+        return Distributed(
+            expect_workers=master.workers,
+            master_bind_host=master.bind_host,
+            master_port=master.port,
+            workers_timeout_s=master.timeout_s,
+        )
 
     def started(self, proc: subprocess.Popen[bytes], console: Console) -> None:
         master = self.master
@@ -168,14 +176,14 @@ class RemoteWorkers(Launcher):
         each worker's last act (its counts file, written after its record spool is closed);
         one that never finishes is reported and shows in ``died``."""
         events = read_events(run_dir)
-        started = [e for e in events if e.get("kind") == "workers"]
+        started = of_kind(events, WorkersEvent)
         if not started:
             if code != 130:
                 raise self._no_test(events, code, waited_s)
             return
-        unfit = {e.get("worker") for e in events if e.get("kind") == "abort"}
-        names = {w["worker"] for e in started for w in e["workers"]}
-        names |= {e["worker"] for e in events if e.get("kind") == "worker_joined"}
+        unfit = {e.worker for e in of_kind(events, AbortEvent)}
+        names = {w.worker for e in started for w in e.workers}
+        names |= {e.worker for e in of_kind(events, WorkerJoinedEvent)}
         deadline = time.monotonic() + scenario.request_timeout_s + 1 + WORKER_FINISH_S
         pending = sorted(names - unfit)
         while pending and time.monotonic() < deadline:
@@ -188,14 +196,14 @@ class RemoteWorkers(Launcher):
                 f"{WORKER_FINISH_S:g} s of the master's end; their records so far are kept"
             )
 
-    def _no_test(self, events: list[dict[str, Any]], code: int, waited_s: float) -> AuthloadError:
+    def _no_test(self, events: list[Event], code: int, waited_s: float) -> AuthloadError:
         master = self.master
         if waited_s < master.timeout_s:
             return AuthloadError(
                 f"the Locust master exited (code {code}) before the test started: see its "
                 f"messages above"
             )
-        connected = {e["client_id"] for e in events if e.get("kind") == "worker_connected"}
+        connected = {e.client_id for e in of_kind(events, WorkerConnectedEvent)}
         return AuthloadError(
             f"no test ran: the Locust master waited {master.timeout_s} s for "
             f"{master.workers} workers on port {master.port} and {len(connected)} "

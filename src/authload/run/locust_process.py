@@ -34,7 +34,7 @@ from authload.load.config import (
 from authload.run.launchers import WORKER_FINISH_S, Launcher
 from authload.run.sessions import Endpoints
 from authload.run.ui import UI_ENV, UiSession
-from authload.rundir.events import append_event
+from authload.rundir.events import AbortEvent, LocustEvent, append_event
 from authload.rundir.files import ABORT_FILE
 from authload.scenario.model import Scenario
 
@@ -124,8 +124,7 @@ class LocustProcess:
             start_new_session=True,
             preexec_fn=die_with_parent,  # this process killed: Locust stops, records closed
         )
-        event = {"kind": "locust", "host": socket.gethostname(), "pid": proc.pid}
-        append_event(self.run_dir, event)
+        append_event(self.run_dir, LocustEvent(host=socket.gethostname(), pid=proc.pid))
         self.launcher.started(proc, self.console)
         return proc
 
@@ -172,7 +171,7 @@ class LocustProcess:
             _kill_group(proc)
             with contextlib.suppress(OSError):
                 reason = "interrupted twice: stopped at once"
-                append_event(self.run_dir, {"t": time.time(), "kind": "abort", "reason": reason})
+                append_event(self.run_dir, AbortEvent(reason=reason))
             return 130
 
 

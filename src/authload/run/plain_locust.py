@@ -38,8 +38,7 @@ from authload.load.config import APP_TOKEN_ENV, CLIENT_SECRET_ENV, RunConfig
 from authload.run.book import manifest, new_run_dir
 from authload.run.sessions import session_for
 from authload.run.targets import Target, accounts_for, resolve_target, run_limits, within_limits
-from authload.rundir.files import MANIFEST_FILE
-from authload.rundir.jsonfiles import write_json
+from authload.rundir.manifest import write_manifest
 from authload.scenario.loader import load_scenario
 
 SCENARIO_ENV = "AUTHLOAD_SCENARIO"
@@ -76,7 +75,9 @@ def prepare(environ: Mapping[str, str], argv: Sequence[str]) -> Prepared:
     session.check()  # missing secrets are said before anything is created
     scenario = within_limits(scenario, target)
     run_dir = new_run_dir(Path(environ.get(OUT_ENV, "runs")), scenario.name)
-    write_json(run_dir / MANIFEST_FILE, manifest(scenario, target, 1) | {"launched_by": LAUNCHER})
+    book = manifest(scenario, target, 1)
+    book.launched_by = LAUNCHER
+    write_manifest(run_dir, book)
     endpoints = session.begin(run_dir, scenario)
     assert endpoints.secrets is not None  # one process here: never remote workers
     config = RunConfig(

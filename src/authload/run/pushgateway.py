@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ from authload import metric_names as names
 from authload.console import Console
 from authload.rundir.files import MANIFEST_FILE, SUMMARY_FILE
 from authload.rundir.jsonfiles import read_json
+from authload.rundir.manifest import Manifest, read_manifest
 
 __all__ = [
     "PUSHGATEWAY_ENV",
@@ -65,8 +65,7 @@ def run_grouping_key(run_dir: Path) -> dict[str, str]:
 def run_registry(run_dir: Path) -> CollectorRegistry:
     """A registry holding the run's figures, read from its run directory."""
     summary: dict[str, Any] = read_json(run_dir / SUMMARY_FILE)
-    manifest_path = run_dir / MANIFEST_FILE
-    manifest: dict[str, Any] = read_json(manifest_path) if manifest_path.is_file() else {}
+    manifest = read_manifest(run_dir) if (run_dir / MANIFEST_FILE).is_file() else None
     r = CollectorRegistry()
     requests = Gauge(
         names.PUSHED_REQUESTS,
@@ -104,14 +103,9 @@ def run_registry(run_dir: Path) -> CollectorRegistry:
     return r
 
 
-def _end(manifest: dict[str, Any]) -> float:
-    end = manifest.get("end")
-    if isinstance(end, str):
-        try:
-            return datetime.fromisoformat(end).timestamp()
-        except ValueError:
-            pass
-    return time.time()
+def _end(manifest: Manifest | None) -> float:
+    end = None if manifest is None else manifest.ended_at()
+    return time.time() if end is None else end.timestamp()
 
 
 def push_run(run_dir: Path, gateway: str, timeout: float = TIMEOUT_S) -> None:

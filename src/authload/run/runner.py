@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,15 +34,15 @@ from authload.run.targets import (
     within_limits,
 )
 from authload.run.ui import UiSession
-from authload.rundir.events import append_event
+from authload.rundir.events import RunErrorEvent, append_event
 from authload.rundir.files import (
-    MANIFEST_FILE,
     MOCK_STATS_FILE,
     RECORDS_DIR,
     RECORDS_FILE,
     SUMMARY_FILE,
 )
 from authload.rundir.jsonfiles import write_json
+from authload.rundir.manifest import Manifest, Status, write_manifest
 from authload.rundir.records import finalize_records
 from authload.scenario.loader import load_scenario
 from authload.scenario.model import Scenario
@@ -115,12 +114,12 @@ class _Run:
         """The load, then the records merged, summary and report."""
         target = self.session.target
         manifest = book.manifest(self.scenario, target, self.launcher.processes)
-        manifest.update(self.launcher.manifest_fields())
-        write_json(self.run_dir / MANIFEST_FILE, manifest)
+        manifest.distributed = self.launcher.distributed()
+        write_manifest(self.run_dir, manifest)
         try:
             code, mock_stats = self._load()
             aborted = book.aborted(self.run_dir)
-            status = "aborted" if aborted else ("completed" if code == 0 else "error")
+            status: Status = "aborted" if aborted else ("completed" if code == 0 else "error")
         except BaseException as exc:
             _keep_what_failed(self.run_dir, manifest, exc)
             raise
@@ -152,7 +151,7 @@ class _Run:
             return code, session.end(self.run_dir)
 
     def _complete(
-        self, manifest: dict[str, Any], status: str, code: int, mock_stats: dict[str, Any] | None
+        self, manifest: Manifest, status: Status, code: int, mock_stats: dict[str, Any] | None
     ) -> None:
         finalized = finalize_records(self.run_dir)
         if finalized.torn:
@@ -162,27 +161,23 @@ class _Run:
             )
         if mock_stats is not None:
             write_json(self.run_dir / MOCK_STATS_FILE, mock_stats)
-        manifest.update(
-            end=book.now(),
-            status=status,
-            locust_exit=code,
-            records=finalized.rows,
-            torn_spools=finalized.torn,
-            died=book.died(self.run_dir, finalized.unclosed),
-            workers=book.workers(self.run_dir),
-            **(self.ui.manifest_fields(self.run_dir) if self.ui is not None else {}),
-        )
-        write_json(self.run_dir / MANIFEST_FILE, manifest)
+        manifest.end, manifest.status, manifest.locust_exit = book.now(), status, code
+        manifest.records, manifest.torn_spools = finalized.rows, finalized.torn
+        manifest.died = book.died(self.run_dir, finalized.unclosed)
+        manifest.workers = book.workers(self.run_dir)
+        manifest.ui = self.ui.record(self.run_dir) if self.ui is not None else None
+        write_manifest(self.run_dir, manifest)
 
 
-def _keep_what_failed(run_dir: Path, manifest: dict[str, Any], exc: BaseException) -> None:
+def _keep_what_failed(run_dir: Path, manifest: Manifest, exc: BaseException) -> None:
     """After a failed run: its error into the events and manifest, its records merged, as far
     as the disk lets (a full disk must not hide the error that stopped the run)."""
     with contextlib.suppress(OSError):
-        append_event(run_dir, {"t": time.time(), "kind": "run_error", "error": str(exc)})
-    manifest.update(end=book.now(), status="error", error=str(exc), workers=book.workers(run_dir))
+        append_event(run_dir, RunErrorEvent(error=str(exc)))
+    manifest.end, manifest.status, manifest.error = book.now(), "error", str(exc)
+    manifest.workers = book.workers(run_dir)
     with contextlib.suppress(OSError):
-        write_json(run_dir / MANIFEST_FILE, manifest)
+        write_manifest(run_dir, manifest)
     with contextlib.suppress(OSError):
         finalize_records(run_dir)
 

@@ -20,7 +20,7 @@ from authload.errors import TargetError
 from authload.load.config import mock_default_secrets
 from authload.mock.control import MockControl
 from authload.run.targets import Target
-from authload.rundir.events import append_event
+from authload.rundir.events import FaultWindow, append_event, fault_event
 from authload.rundir.files import MOCK_BEHAVIOUR_FILE, MOCK_FAULTS_FILE
 from authload.rundir.jsonfiles import write_json
 from authload.scenario.model import Scenario
@@ -49,20 +49,7 @@ def keep_fault_history(run_dir: Path, history: list[dict[str, Any]]) -> None:
     """The mock's fault windows, as it logged them: in mock_faults.json and the events."""
     write_json(run_dir / MOCK_FAULTS_FILE, history)
     for entry in history:
-        append_event(run_dir, fault_event(entry))
-
-
-def fault_event(entry: dict[str, Any]) -> dict[str, Any]:
-    """One entry of the mock's fault history as the run's event
-    (:func:`authload.analysis.timeline.event_windows` reads it back)."""
-    return {
-        "t": entry["t"],
-        "kind": f"fault_{entry['event']}",
-        "fault": entry["fault"],
-        "fault_kind": entry["kind"],
-        "endpoints": entry["endpoints"],
-        "name": entry["name"],
-    }
+        append_event(run_dir, fault_event(FaultWindow.model_validate(entry)))
 
 
 def check_running_mock(target: Target) -> None:

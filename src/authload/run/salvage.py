@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
-from typing import Any
 
 from authload.errors import InputError
 from authload.run.book import died, workers
-from authload.rundir.events import read_events
+from authload.rundir.events import LocustEvent, of_kind, read_events
 from authload.rundir.files import MANIFEST_FILE, SUMMARY_FILE
-from authload.rundir.jsonfiles import read_json, write_json
+from authload.rundir.jsonfiles import write_json
+from authload.rundir.manifest import read_manifest, write_manifest
 from authload.rundir.records import finalize_records
 from authload.scenario.model import Scenario
 
@@ -22,34 +22,29 @@ def salvage(run_dir: Path) -> bool:
     when the run had finished; an :class:`InputError` while its runner still lives."""
     if not (run_dir / MANIFEST_FILE).is_file():
         return False  # not a run directory: the report says so
-    manifest = read_json(run_dir / MANIFEST_FILE)
-    if manifest.get("status") != "running":
+    manifest = read_manifest(run_dir)
+    if manifest.status != "running":
         return False
     here = socket.gethostname()
-    started = [manifest.get("runner") or {}]
-    started += [e for e in read_events(run_dir) if e.get("kind") == "locust"]
-    going = [p["pid"] for p in started if p.get("host") == here and _alive(p.get("pid"))]
+    started = [(manifest.runner.host, manifest.runner.pid)]
+    started += [(e.host, e.pid) for e in of_kind(read_events(run_dir), LocustEvent)]
+    going = [pid for host, pid in started if host == here and _alive(pid)]
     if going:
         raise InputError(f"{run_dir}: its run is still going (pid {going[0]})")
-    scenario = Scenario.model_validate(manifest["scenario"])
+    scenario = Scenario.model_validate(manifest.scenario)
     finalized = finalize_records(run_dir)
-    manifest.update(
-        status="incomplete",
-        records=finalized.rows,
-        torn_spools=finalized.torn,
-        died=died(run_dir, finalized.unclosed),
-        workers=workers(run_dir),
-    )
-    write_json(run_dir / MANIFEST_FILE, manifest)
+    manifest.status, manifest.records = "incomplete", finalized.rows
+    manifest.torn_spools = finalized.torn
+    manifest.died = died(run_dir, finalized.unclosed)
+    manifest.workers = workers(run_dir)
+    write_manifest(run_dir, manifest)
     from authload.analysis.summary import summarize
 
     write_json(run_dir / SUMMARY_FILE, summarize(run_dir, scenario, "incomplete"))
     return True
 
 
-def _alive(pid: Any) -> bool:
-    if not isinstance(pid, int):
-        return False
+def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

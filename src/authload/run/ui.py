@@ -28,9 +28,10 @@ from typing import Any
 
 from authload.console import Console
 from authload.errors import InputError
-from authload.rundir.events import read_events
+from authload.rundir.events import ManualControlEvent, StageEvent, of_kind, read_events
 from authload.rundir.files import REPORT_FILE, SUMMARY_FILE
 from authload.rundir.jsonfiles import read_json
+from authload.rundir.manifest import UiRecord
 
 UI_ENV = "AUTHLOAD_UI"  # set to 1 for a Locust process whose runner serves the report after it
 REPORT_PATH = "/authload/report"
@@ -38,7 +39,6 @@ STATE_PATH = "/authload/state"
 DEFAULT_UI_PORT = 8089  # Locust's
 DEFAULT_LINGER_S = 300.0
 BIND_TRIES_S = 10.0  # Locust's forked processes may hold its port a moment after it quits
-MANUAL_EVENT = "manual_control"
 
 
 @dataclass(frozen=True)
@@ -104,24 +104,22 @@ class UiSession:
         """Raise :class:`subprocess.TimeoutExpired` once the test has run ``bound_s`` since
         the user started it (its first stage event); nothing before the start."""
         if self._started is None:
-            stages = [e for e in read_events(run_dir) if e.get("kind") == "stage"]
+            stages = of_kind(read_events(run_dir), StageEvent)
             if not stages:
                 return
-            self._started = float(stages[0]["t"])
+            self._started = stages[0].t
         if time.time() - self._started > bound_s:
             raise subprocess.TimeoutExpired("locust", bound_s)
 
-    def manifest_fields(self, run_dir: Path) -> dict[str, Any]:
-        fields = ("t", "elapsed_s", "users", "spawn_rate", "stage")
-        events = [e for e in read_events(run_dir) if e.get("kind") == MANUAL_EVENT]
-        self.manual = [{k: e.get(k) for k in fields} for e in events]
-        return {
-            "ui": {
-                "url": self.options.url,
-                "started_by_user": self._started is not None,
-                "manual_control": self.manual,
-            }
-        }
+    def record(self, run_dir: Path) -> UiRecord:
+        """What the manifest records of the UI."""
+        events = of_kind(read_events(run_dir), ManualControlEvent)
+        self.manual = [e.model_dump(mode="json", exclude={"kind"}) for e in events]
+        return UiRecord(
+            url=self.options.url,
+            started_by_user=self._started is not None,
+            manual_control=self.manual,
+        )
 
     def notes(self) -> list[str]:
         """What a person must read beside the verdict of a run the UI drove."""
