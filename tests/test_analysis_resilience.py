@@ -28,7 +28,7 @@ from authload.analysis import (
 )
 from authload.analysis.stats import percentile
 from authload.analysis.timeline import TIMELINE_COLUMNS, grouped_percentiles
-from tests.runs import Run, run_scenario
+from tests.helpers.runs import Run, run_scenario
 
 nan = float("nan")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import APP_TOKEN, CLIENT_SECRET, mock_with_profile
+from tests.helpers.mock_server import APP_TOKEN, CLIENT_SECRET, mock_with_profile
 
 ESIA_URL = "/v2/mobile/users/esia/auth/url"
 REFRESH = "/v2/mobile/users/refresh"

@@ -37,7 +37,7 @@ from authload.capacity.usl import UslFitError, fit_usl, usl
 from authload.cli import main
 from authload.console import RecordingConsole
 from authload.scenario.loader import load_scenario
-from tests.runs import SCENARIOS, authload
+from tests.helpers.runs import SCENARIOS, authload
 
 # ------------------------------------------------------------------------ the search
 

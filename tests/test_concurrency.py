@@ -18,7 +18,7 @@ import httpx
 
 from authload.mock.control import MockControl
 from authload.mock.server import EmbeddedMock
-from tests.conftest import APP_TOKEN, CLIENT_SECRET, AccountPool
+from tests.helpers.mock_server import APP_TOKEN, CLIENT_SECRET, AccountPool
 
 T = TypeVar("T")
 

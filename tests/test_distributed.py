@@ -33,7 +33,7 @@ from authload.load.config import (
 from authload.run.running_mock import counter_delta
 from authload.run.targets import load_targets, resolve_target
 from authload.scenario.model import Scenario
-from tests.runs import REPO, Run, authload
+from tests.helpers.runs import REPO, Run, authload
 
 SCENARIO = """
 name: distributed

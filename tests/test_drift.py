@@ -20,7 +20,7 @@ from authload.analysis.drift import analyze_drift, error_budget, read_resources,
 from authload.analysis.trend_stats import change_points, linear_trend, pettitt
 from authload.errors import ResultsError
 from authload.rundir.files import RESOURCES_FILE
-from tests.runs import Run, authload, run_scenario
+from tests.helpers.runs import Run, authload, run_scenario
 
 # ------------------------------------------------------------------------ synthetic: statistics
 

@@ -32,7 +32,7 @@ from authload.contracts import ENDPOINTS, Endpoint, ErrorStyle
 from authload.contracts.openapi import openapi_document
 from authload.mock.control import MockControl
 from authload.mock.server import EmbeddedMock
-from tests.conftest import APP_TOKEN, CLIENT_SECRET, AccountPool
+from tests.helpers.mock_server import APP_TOKEN, CLIENT_SECRET, AccountPool
 
 # Generated cases per operation in the fuzzing phase; the examples and coverage phases add
 # their own deterministic cases on top. Nine operations at this size take a few seconds.

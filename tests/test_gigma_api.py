@@ -8,7 +8,7 @@ import httpx
 
 from authload.contracts import gigma
 from authload.mock.control import MockControl
-from tests.conftest import APP_TOKEN
+from tests.helpers.mock_server import APP_TOKEN
 
 H = {"Token": APP_TOKEN}
 

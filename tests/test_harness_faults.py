@@ -23,7 +23,7 @@ import pandas as pd
 import psutil  # type: ignore[import-untyped]
 import pytest
 
-from tests.runs import REPO, authload
+from tests.helpers.runs import REPO, authload
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

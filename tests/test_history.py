@@ -20,7 +20,7 @@ import yaml
 from authload.analysis.history import index_runs, parse_since
 from authload.cli import main
 from authload.errors import InputError
-from tests.runs import REPO, Run, authload, run_scenario
+from tests.helpers.runs import REPO, Run, authload, run_scenario
 
 SCENARIO = """
 name: {name}

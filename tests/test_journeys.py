@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from authload.mock.control import MockControl
-from tests.conftest import APP_TOKEN, CLIENT_SECRET
+from tests.helpers.mock_server import APP_TOKEN, CLIENT_SECRET
 
 H = {"Token": APP_TOKEN}
 S = CLIENT_SECRET

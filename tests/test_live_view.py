@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests import locust_child
+from tests.helpers import locust_child
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +32,7 @@ gates_off: [reconciliation]
 
 
 def run_child(main: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return locust_child.run_child("test_live_view", main, *args)
+    return locust_child.run_child(__name__, main, *args)
 
 
 def child_view(scenario_path: str) -> None:

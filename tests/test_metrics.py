@@ -37,15 +37,15 @@ from authload.load.metrics_endpoint import (
     process_port,
 )
 from authload.load.run_state import error_budgets
-from tests import locust_child
-from tests.tools import tool_path
+from tests.helpers import locust_child
+from tests.helpers.tools import tool_path
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS = ROOT / "dashboards" / "prometheus"
 
 
 def run_child(main: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return locust_child.run_child("test_metrics", main, *args)
+    return locust_child.run_child(__name__, main, *args)
 
 
 class FakeResponse:

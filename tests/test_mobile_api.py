@@ -11,7 +11,7 @@ import pytest
 
 from authload.contracts import mobile
 from authload.mock.control import MockControl
-from tests.conftest import CLIENT_SECRET
+from tests.helpers.mock_server import CLIENT_SECRET
 
 S = CLIENT_SECRET
 SESSION_ID = re.compile(

@@ -18,8 +18,8 @@ import pytest
 from authload.errors import InputError, TargetError
 from authload.mock.server import EmbeddedMock
 from authload.run.plain_locust import prepare
-from tests.conftest import FUNCTIONAL_PROFILE, mock_with_profile
-from tests.runs import REPO
+from tests.helpers.mock_server import FUNCTIONAL_PROFILE, mock_with_profile
+from tests.helpers.runs import REPO
 
 pytestmark = pytest.mark.integration
 

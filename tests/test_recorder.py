@@ -41,13 +41,13 @@ from authload.rundir.events import append_event, read_events
 from authload.rundir.files import JOURNEYS_FILE, RECORDS_DIR, RECORDS_FILE
 from authload.rundir.jsonfiles import read_json, write_json
 from authload.rundir.records import RECORD_SCHEMA, FinalizeResult, finalize_records, read_records
-from tests import locust_child
+from tests.helpers import locust_child
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_child(main: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return locust_child.run_child("test_recorder", main, *args)
+    return locust_child.run_child(__name__, main, *args)
 
 
 class FakeClock:

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from authload.mock.server import EmbeddedMock
-from tests.conftest import APP_TOKEN, CLIENT_SECRET
+from tests.helpers.mock_server import APP_TOKEN, CLIENT_SECRET
 
 pytestmark = pytest.mark.integration
 

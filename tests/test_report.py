@@ -23,7 +23,7 @@ from authload.rundir.files import REPORT_FILE
 from authload.rundir.jsonfiles import write_json
 from authload.rundir.records import RECORD_SCHEMA
 from authload.scenario.loader import load_scenario
-from tests.runs import Run, authload, run_scenario
+from tests.helpers.runs import Run, authload, run_scenario
 
 pytestmark = pytest.mark.integration
 

@@ -25,7 +25,7 @@ from authload.load.gc_tuning import GEN0_THRESHOLD
 from authload.mock.profile import load_profile
 from authload.mock.server import EmbeddedMock
 from authload.run.targets import BUILTIN
-from tests.runs import SCENARIOS, Run, authload, flow_of, journeys, run_scenario
+from tests.helpers.runs import SCENARIOS, Run, authload, flow_of, journeys, run_scenario
 
 pytestmark = pytest.mark.integration
 

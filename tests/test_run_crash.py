@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.runs import REPO
+from tests.helpers.runs import REPO
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -40,8 +40,8 @@ from authload.run.targets import (
 )
 from authload.scenario.loader import parse_scenario
 from authload.scenario.model import Abort, Scenario
-from tests import locust_child
-from tests.runs import REPO, Run, run_scenario
+from tests.helpers import locust_child
+from tests.helpers.runs import REPO, Run, run_scenario
 
 # ---------------------------------------------------------------------------------------------
 # 1: a mock target is one mock: its APIs on the origin of its control
@@ -298,7 +298,7 @@ def child_every_attempt_takes_a_unit_and_the_journey_ends_with_its_outcome() -> 
 
 def test_every_attempt_takes_a_unit_and_the_journey_ends_with_its_outcome() -> None:
     result = locust_child.run_child(
-        "test_safety", "child_every_attempt_takes_a_unit_and_the_journey_ends_with_its_outcome"
+        __name__, "child_every_attempt_takes_a_unit_and_the_journey_ends_with_its_outcome"
     )
     assert result.returncode == 0, result.stdout + result.stderr
 

@@ -1,6 +1,6 @@
 """Open-model arrival schedules over N processes: interleaved, exact in total, never two
 processes at one instant. ``authload.load.shapes`` imports Locust, so the checks run in a
-fresh interpreter (``child_*``, see ``tests/locust_child.py``)."""
+fresh interpreter (``child_*``, see ``tests/helpers/locust_child.py``)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from authload.scenario.model import Load
-from tests import locust_child
-from tests.runs import run_scenario
+from tests.helpers import locust_child
+from tests.helpers.runs import run_scenario
 
 
 def _load(*stages: tuple[float, float]) -> Load:
@@ -71,7 +71,7 @@ def child_one_process_is_unchanged() -> None:
     ],
 )
 def test_arrival_schedule(main: str) -> None:
-    result = locust_child.run_child("test_shapes", main)
+    result = locust_child.run_child(__name__, main)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

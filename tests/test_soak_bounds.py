@@ -1,7 +1,8 @@
 """Nothing on the load side grows with run length (issue 21): each structure a long soak
 fills is driven here by a fast synthetic load far past its bound and must stay at it.
 
-Code that imports Locust runs in a fresh interpreter (``child_*``, see tests/locust_child.py).
+Code that imports Locust runs in a fresh interpreter (``child_*``, see
+tests/helpers/locust_child.py).
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from authload.mock.store import MemoryStore, NewSession, Pair, TokenRules
 from authload.scenario.distributions import Distribution, Fixed, Uniform
 from authload.scenario.loader import load_scenario
 from authload.scenario.model import RefreshStorm, Scenario, Stage
-from tests import locust_child
-from tests.runs import REPO
+from tests.helpers import locust_child
+from tests.helpers.runs import REPO
 
 STORMY = """
 name: stormy
@@ -173,7 +174,7 @@ def child_locust_statistics_stay_bounded_over_hours() -> None:
 
 
 def _child(main: str) -> None:
-    result = locust_child.run_child("test_soak_bounds", main)
+    result = locust_child.run_child(__name__, main)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

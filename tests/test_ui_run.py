@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.runs import SCENARIOS, Run, authload
-from tests.ui_runs import SHORT, free_port, ui_run, wait_until
+from tests.helpers.runs import SCENARIOS, Run, authload
+from tests.helpers.ui_runs import SHORT, free_port, ui_run, wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.runs import Run, run_scenario
+from tests.helpers.runs import Run, run_scenario
 from tests.test_run import STORM
 
 pytestmark = pytest.mark.integration

