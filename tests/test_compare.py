@@ -11,8 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa  # type: ignore[import-untyped]
-import pyarrow.parquet as pq  # type: ignore[import-untyped]
 import pytest
 
 from authload.analysis import compare as compare_module
@@ -30,42 +28,9 @@ from authload.analysis.stats import percentile
 from authload.cli import main
 from authload.errors import ResultsError
 from authload.rundir.files import MANIFEST_FILE, RECORDS_DIR, RECORDS_FILE
-from authload.rundir.records import RECORD_SCHEMA
+from tests.helpers.synthetic_runs import LOGIN, REFRESH, SMS, one_endpoint, one_run, write_run
 
-LOGIN, REFRESH, SMS = "gigma.login", "mobile.refresh", "mobile.phone_request"
 LATENCY_STATS = ("p50", "p95", "p99")
-
-
-def _endpoint(
-    endpoint: str,
-    n: int,
-    seed: int,
-    *,
-    scale: float = 1.0,
-    tail_scale: float = 1.0,
-    error_rate: float = 0.0,
-    median_ms: float = 40.0,
-) -> pd.DataFrame:
-    """``n`` attempts at ``endpoint``: log-normal latencies (median ``median_ms``) times
-    ``scale``; those above the distribution's 90th percentile also times ``tail_scale``; a
-    share ``error_rate`` answered 503 (latency kept, so answered latencies are unchanged)."""
-    rng = np.random.default_rng(seed)
-    latency = rng.lognormal(np.log(median_ms), 0.6, n)
-    tail = latency > median_ms * np.exp(0.6 * 1.2816)  # the 90th percentile
-    latency = np.where(tail, latency * tail_scale, latency) * scale
-    failed = rng.random(n) < error_rate
-    return pd.DataFrame(
-        {
-            "t": 1.7e9 + np.arange(n) * 0.01,
-            "endpoint": endpoint,
-            "status": np.where(failed, 503, 200).astype(np.int16),
-            "latency_ms": latency,
-            "error": ["http" if f else None for f in failed],
-            "worker": "w0",
-            "op_id": np.arange(n),  # one attempt per operation: no retries
-            "attempt": 1,
-        }
-    )
 
 
 def _retried(records: pd.DataFrame, attempts: list[int], worker: str = "w0") -> pd.DataFrame:
@@ -76,39 +41,6 @@ def _retried(records: pd.DataFrame, attempts: list[int], worker: str = "w0") -> 
     return records.assign(worker=worker, op_id=ops, attempt=attempt)
 
 
-def _run(*parts: pd.DataFrame) -> pd.DataFrame:
-    return pd.concat(parts, ignore_index=True)
-
-
-def _write_run(directory: Path, records: pd.DataFrame, retry: str = "none") -> Path:
-    """A run directory as `authload run` leaves it, as far as a comparison reads it."""
-    directory.mkdir(parents=True)
-    n = len(records)
-    table = pa.table(
-        {
-            "t": pa.array(records["t"], pa.float64()),
-            "t_intended": pa.nulls(n, pa.float64()),
-            "endpoint": pa.array(records["endpoint"], pa.string()),
-            "status": pa.array(records["status"], pa.int16()),
-            "latency_ms": pa.array(records["latency_ms"], pa.float64()),
-            "bytes": pa.array(np.full(n, 512), pa.int64()),
-            "error": pa.array(records["error"], pa.string(), from_pandas=True),
-            "retry_after_s": pa.nulls(n, pa.float64()),
-            "flow": pa.array(["password_call"] * n, pa.string()),
-            "flow_id": pa.array([f"f{i}" for i in range(n)], pa.string()),
-            "op_id": pa.array(records["op_id"], pa.int64()),
-            "attempt": pa.array(records["attempt"], pa.int16()),
-            "worker": pa.array(records["worker"], pa.string()),
-        },
-        schema=RECORD_SCHEMA,
-    )
-    pq.write_table(table, directory / RECORDS_FILE)
-    scenario = {"name": "synthetic", "load": {"model": "open"}, "retry": {"policy": retry}}
-    manifest = {"scenario": scenario, "target": "mock", "status": "completed"}
-    (directory / MANIFEST_FILE).write_text(json.dumps(manifest), encoding="utf-8")
-    return directory
-
-
 def _verdicts(result: Comparison, endpoint: str) -> dict[str, str]:
     return {stat: result.row(endpoint, stat).verdict for stat in STATS}
 
@@ -117,11 +49,13 @@ def _same(verdict: str) -> dict[str, str]:
     return dict.fromkeys(STATS, verdict)
 
 
-BASE = _run(_endpoint(LOGIN, 5000, 1), _endpoint(REFRESH, 20000, 2, median_ms=15.0))
+BASE = one_run(one_endpoint(LOGIN, 5000, 1), one_endpoint(REFRESH, 20000, 2, median_ms=15.0))
 
 
 def test_identical_distributions_are_no_significant_change() -> None:
-    candidate = _run(_endpoint(LOGIN, 5000, 11), _endpoint(REFRESH, 20000, 12, median_ms=15.0))
+    candidate = one_run(
+        one_endpoint(LOGIN, 5000, 11), one_endpoint(REFRESH, 20000, 12, median_ms=15.0)
+    )
     result = compare_runs(BASE, candidate)
     assert result.verdict == NO_SIGNIFICANT_CHANGE
     for endpoint in (LOGIN, REFRESH, "*"):
@@ -138,8 +72,8 @@ def test_identical_distributions_are_no_significant_change() -> None:
 
 
 def test_slower_endpoint_is_a_regression_on_that_endpoint_and_its_latency_only() -> None:
-    candidate = _run(
-        _endpoint(LOGIN, 5000, 11, scale=1.3), _endpoint(REFRESH, 20000, 12, median_ms=15.0)
+    candidate = one_run(
+        one_endpoint(LOGIN, 5000, 11, scale=1.3), one_endpoint(REFRESH, 20000, 12, median_ms=15.0)
     )
     result = compare_runs(BASE, candidate)
     assert result.verdict == REGRESSION
@@ -162,8 +96,9 @@ def test_slower_endpoint_is_a_regression_on_that_endpoint_and_its_latency_only()
 
 
 def test_slower_tail_is_a_regression_of_the_tail_percentiles_only() -> None:
-    candidate = _run(
-        _endpoint(LOGIN, 5000, 11), _endpoint(REFRESH, 20000, 12, median_ms=15.0, tail_scale=1.3)
+    candidate = one_run(
+        one_endpoint(LOGIN, 5000, 11),
+        one_endpoint(REFRESH, 20000, 12, median_ms=15.0, tail_scale=1.3),
     )
     result = compare_runs(BASE, candidate)
     assert result.verdict == REGRESSION
@@ -178,8 +113,8 @@ def test_slower_tail_is_a_regression_of_the_tail_percentiles_only() -> None:
 
 
 def test_faster_endpoint_is_an_improvement() -> None:
-    candidate = _run(
-        _endpoint(LOGIN, 5000, 11, scale=0.7), _endpoint(REFRESH, 20000, 12, median_ms=15.0)
+    candidate = one_run(
+        one_endpoint(LOGIN, 5000, 11, scale=0.7), one_endpoint(REFRESH, 20000, 12, median_ms=15.0)
     )
     result = compare_runs(BASE, candidate)
     assert result.verdict == IMPROVEMENT
@@ -192,8 +127,10 @@ def test_faster_endpoint_is_an_improvement() -> None:
 
 
 def test_error_rate_from_1_to_5_percent_is_a_regression_in_percentage_points() -> None:
-    base = _run(_endpoint(LOGIN, 5000, 1, error_rate=0.01), _endpoint(REFRESH, 5000, 2))
-    candidate = _run(_endpoint(LOGIN, 5000, 11, error_rate=0.05), _endpoint(REFRESH, 5000, 12))
+    base = one_run(one_endpoint(LOGIN, 5000, 1, error_rate=0.01), one_endpoint(REFRESH, 5000, 2))
+    candidate = one_run(
+        one_endpoint(LOGIN, 5000, 11, error_rate=0.05), one_endpoint(REFRESH, 5000, 12)
+    )
     result = compare_runs(base, candidate)
     assert result.verdict == REGRESSION
     row = result.row(LOGIN, "error_rate")
@@ -211,8 +148,8 @@ def test_error_rate_from_1_to_5_percent_is_a_regression_in_percentage_points() -
 
 
 def test_small_error_rate_changes_are_within_the_absolute_tolerance() -> None:
-    base = _run(_endpoint(LOGIN, 50000, 1, error_rate=0.001))
-    candidate = _run(_endpoint(LOGIN, 50000, 11, error_rate=0.003))  # tripled, +0.2 pp
+    base = one_run(one_endpoint(LOGIN, 50000, 1, error_rate=0.001))
+    candidate = one_run(one_endpoint(LOGIN, 50000, 11, error_rate=0.003))  # tripled, +0.2 pp
     row = compare_runs(base, candidate).row(LOGIN, "error_rate")
     assert row.verdict == NO_SIGNIFICANT_CHANGE
     assert row.relative_change is not None and row.relative_change > 1.0
@@ -221,11 +158,11 @@ def test_small_error_rate_changes_are_within_the_absolute_tolerance() -> None:
 
 
 def test_too_few_samples_is_insufficient_data_never_a_regression() -> None:
-    base = _run(_endpoint(LOGIN, 1000, 1), _endpoint(REFRESH, 1000, 2))
-    candidate = _run(
-        _endpoint(LOGIN, 19, 11, scale=3.0, error_rate=0.5),  # much worse, but 19 attempts
-        _endpoint(REFRESH, 1000, 12),
-        _endpoint(SMS, 500, 13),  # not in the base run
+    base = one_run(one_endpoint(LOGIN, 1000, 1), one_endpoint(REFRESH, 1000, 2))
+    candidate = one_run(
+        one_endpoint(LOGIN, 19, 11, scale=3.0, error_rate=0.5),  # much worse, but 19 attempts
+        one_endpoint(REFRESH, 1000, 12),
+        one_endpoint(SMS, 500, 13),  # not in the base run
     )
     result = compare_runs(base, candidate)
     assert result.verdict == NO_SIGNIFICANT_CHANGE
@@ -238,15 +175,15 @@ def test_too_few_samples_is_insufficient_data_never_a_regression() -> None:
     assert (sms.base, sms.base_count, sms.change) == (None, 0, None)
     assert [r.endpoint for r in result.rows[:: len(STATS)]] == [LOGIN, SMS, REFRESH, "*"]
 
-    twenty = _run(_endpoint(LOGIN, 20, 11, scale=3.0), _endpoint(REFRESH, 1000, 12))
+    twenty = one_run(one_endpoint(LOGIN, 20, 11, scale=3.0), one_endpoint(REFRESH, 1000, 12))
     assert compare_runs(base, twenty).row(LOGIN, "p50").verdict == REGRESSION
 
 
 def test_error_rate_and_latency_count_attempts_not_answers() -> None:
     """An endpoint that stopped answering at all: its error rate (every attempt failed) is a
     regression, and its latency rows still compare every attempt (the time until it failed)."""
-    base = _run(_endpoint(LOGIN, 200, 1))
-    down = _endpoint(LOGIN, 200, 11)
+    base = one_run(one_endpoint(LOGIN, 200, 1))
+    down = one_endpoint(LOGIN, 200, 11)
     down["status"], down["error"] = np.int16(0), "connect"
     result = compare_runs(base, down)
     assert result.verdict == REGRESSION
@@ -261,8 +198,8 @@ def test_error_rate_and_latency_count_attempts_not_answers() -> None:
 
 
 def test_unanswered_attempts_count_in_latency_with_their_time_to_fail() -> None:
-    base = _run(_endpoint(LOGIN, 2000, 1))
-    candidate = _endpoint(LOGIN, 2000, 11)
+    base = one_run(one_endpoint(LOGIN, 2000, 1))
+    candidate = one_endpoint(LOGIN, 2000, 11)
     timed_out = np.arange(2000) % 10 == 0  # 10% time out after 10 s
     candidate.loc[timed_out, ["status", "latency_ms", "error"]] = (0, 10_000.0, "timeout")
     result = compare_runs(base, candidate)
@@ -272,7 +209,7 @@ def test_unanswered_attempts_count_in_latency_with_their_time_to_fail() -> None:
 
 
 def test_same_seed_same_intervals_other_seed_other_intervals() -> None:
-    candidate = _run(_endpoint(LOGIN, 3000, 11, scale=1.1), _endpoint(REFRESH, 3000, 12))
+    candidate = one_run(one_endpoint(LOGIN, 3000, 11, scale=1.1), one_endpoint(REFRESH, 3000, 12))
     first, again = compare_runs(BASE, candidate, seed=7), compare_runs(BASE, candidate, seed=7)
     assert first == again
     assert first.to_json() == again.to_json()
@@ -294,7 +231,7 @@ def test_same_seed_same_intervals_other_seed_other_intervals() -> None:
 
 def test_intervals_match_a_bootstrap_that_resamples_the_records() -> None:
     """The order-statistic draws give the interval resampling the records would give."""
-    base, candidate = _endpoint(LOGIN, 400, 1), _endpoint(LOGIN, 400, 11, scale=1.2)
+    base, candidate = one_endpoint(LOGIN, 400, 1), one_endpoint(LOGIN, 400, 11, scale=1.2)
     resamples, confidence = 20000, 0.7  # 8 rows decide: each row's interval at 96.25%
     result = compare_runs(base, candidate, confidence=confidence, resamples=resamples)
     assert result.deciding == 8  # not p99 on 400 samples: p50, p95, errors, retries, twice
@@ -317,8 +254,8 @@ def test_intervals_match_a_bootstrap_that_resamples_the_records() -> None:
 
 def test_fifty_thousand_records_per_endpoint_take_well_under_a_second() -> None:
     endpoints = [f"e{i}" for i in range(4)]
-    base = _run(*(_endpoint(e, 50000, i) for i, e in enumerate(endpoints)))
-    candidate = _run(*(_endpoint(e, 50000, 10 + i) for i, e in enumerate(endpoints)))
+    base = one_run(*(one_endpoint(e, 50000, i) for i, e in enumerate(endpoints)))
+    candidate = one_run(*(one_endpoint(e, 50000, 10 + i) for i, e in enumerate(endpoints)))
     start = time.perf_counter()
     compare_runs(base, candidate)
     assert time.perf_counter() - start < 1.0
@@ -333,7 +270,7 @@ def test_arguments_are_checked() -> None:
 
 
 def test_json_round_trips() -> None:
-    candidate = _run(_endpoint(LOGIN, 5000, 11, scale=1.3), _endpoint(SMS, 10, 13))
+    candidate = one_run(one_endpoint(LOGIN, 5000, 11, scale=1.3), one_endpoint(SMS, 10, 13))
     data = json.loads(compare_runs(BASE, candidate).to_json())
     assert data["verdict"] == REGRESSION
     assert data["tolerance"] == 0.05 and data["error_tolerance_pp"] == 0.5
@@ -344,7 +281,7 @@ def test_json_round_trips() -> None:
 
 def _fast(n: int, seed: int, median_ms: float) -> pd.DataFrame:
     """A fast endpoint: latencies within 3% of ``median_ms``."""
-    records = _endpoint(REFRESH, n, seed, median_ms=median_ms)
+    records = one_endpoint(REFRESH, n, seed, median_ms=median_ms)
     rng = np.random.default_rng(seed)
     return records.assign(latency_ms=median_ms * rng.uniform(0.97, 1.03, n))
 
@@ -391,9 +328,10 @@ def test_the_floor_is_at_least_the_records_resolution() -> None:
 def test_retry_amplification_is_attempts_per_operation() -> None:
     """Policy none (one attempt each) against immediate retries (half the operations took 2
     attempts, half 3): 2.5 attempts per operation, a regression of +150%."""
-    none = _run(_endpoint(LOGIN, 3000, 1), _endpoint(REFRESH, 3000, 2))
-    immediate = _run(
-        _retried(_endpoint(LOGIN, 3000, 11), [2, 3]), _endpoint(REFRESH, 3000, 12, median_ms=40)
+    none = one_run(one_endpoint(LOGIN, 3000, 1), one_endpoint(REFRESH, 3000, 2))
+    immediate = one_run(
+        _retried(one_endpoint(LOGIN, 3000, 11), [2, 3]),
+        one_endpoint(REFRESH, 3000, 12, median_ms=40),
     )
     result = compare_runs(none, immediate)
     assert result.verdict == REGRESSION
@@ -407,9 +345,9 @@ def test_retry_amplification_is_attempts_per_operation() -> None:
     overall = result.row("*", "amplification")
     assert overall.candidate == pytest.approx(6000 / 4200)  # attempts / operations
     # the same operation ids in another process are other operations
-    two_workers = _run(
-        _retried(_endpoint(LOGIN, 1500, 1), [2, 3], "w0"),
-        _retried(_endpoint(LOGIN, 1500, 2), [2, 3], "w1"),
+    two_workers = one_run(
+        _retried(one_endpoint(LOGIN, 1500, 1), [2, 3], "w0"),
+        _retried(one_endpoint(LOGIN, 1500, 2), [2, 3], "w1"),
     )
     assert compare_runs(two_workers, immediate).row(LOGIN, "amplification").base == 2.5
 
@@ -421,7 +359,7 @@ def test_amplification_needs_operations_in_the_records() -> None:
     assert (row.verdict, row.base) == (INSUFFICIENT_DATA, None)
     assert row.note.startswith("no operations in the records (op_id, worker)")
     assert result.row(LOGIN, "p50").verdict == NO_SIGNIFICANT_CHANGE  # the rest still compares
-    few = compare_runs(BASE, _retried(_endpoint(LOGIN, 45, 11), [3]))
+    few = compare_runs(BASE, _retried(one_endpoint(LOGIN, 45, 11), [3]))
     assert few.row(LOGIN, "amplification").note == ("too few operations for amplification: 15 < 20")
 
 
@@ -453,8 +391,8 @@ def test_setup_differences_name_what_differs(tmp_path: Path) -> None:
 
 
 def test_load_run_records_reads_a_run_directory(tmp_path: Path) -> None:
-    records = _run(_endpoint(LOGIN, 100, 1, error_rate=0.1), _endpoint(REFRESH, 50, 2))
-    frame = load_run_records(_write_run(tmp_path / "run", records))
+    records = one_run(one_endpoint(LOGIN, 100, 1, error_rate=0.1), one_endpoint(REFRESH, 50, 2))
+    frame = load_run_records(write_run(tmp_path / "run", records))
     assert list(frame.columns) == list(compare_module.COLUMNS)
     assert len(frame) == 150
     assert frame["error"].notna().sum() == (records["error"].notna()).sum()
@@ -493,15 +431,19 @@ def _authload(*args: str | Path) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("runs")
-    refresh = _endpoint(REFRESH, 3000, 2, median_ms=15.0)
+    refresh = one_endpoint(REFRESH, 3000, 2, median_ms=15.0)
     return {
-        "base": _write_run(root / "base", _run(_endpoint(LOGIN, 3000, 1), refresh)),
-        "same": _write_run(root / "same", _run(_endpoint(LOGIN, 3000, 11), refresh)),
-        "slower": _write_run(root / "slower", _run(_endpoint(LOGIN, 3000, 11, scale=1.3), refresh)),
-        "faster": _write_run(root / "faster", _run(_endpoint(LOGIN, 3000, 11, scale=0.7), refresh)),
-        "retried": _write_run(
+        "base": write_run(root / "base", one_run(one_endpoint(LOGIN, 3000, 1), refresh)),
+        "same": write_run(root / "same", one_run(one_endpoint(LOGIN, 3000, 11), refresh)),
+        "slower": write_run(
+            root / "slower", one_run(one_endpoint(LOGIN, 3000, 11, scale=1.3), refresh)
+        ),
+        "faster": write_run(
+            root / "faster", one_run(one_endpoint(LOGIN, 3000, 11, scale=0.7), refresh)
+        ),
+        "retried": write_run(
             root / "retried",
-            _run(_retried(_endpoint(LOGIN, 3000, 11), [2, 3]), refresh),
+            one_run(_retried(one_endpoint(LOGIN, 3000, 11), [2, 3]), refresh),
             retry="immediate",
         ),
     }
@@ -625,8 +567,10 @@ def test_runs_from_one_distribution_are_rarely_called_a_regression(
 
 
 def test_p99_needs_five_samples_beyond_it_to_decide() -> None:
-    base = _run(_endpoint(LOGIN, 499, 1), _endpoint(REFRESH, 500, 2))
-    candidate = _run(_endpoint(LOGIN, 499, 11, scale=3.0), _endpoint(REFRESH, 500, 12, scale=3.0))
+    base = one_run(one_endpoint(LOGIN, 499, 1), one_endpoint(REFRESH, 500, 2))
+    candidate = one_run(
+        one_endpoint(LOGIN, 499, 11, scale=3.0), one_endpoint(REFRESH, 500, 12, scale=3.0)
+    )
     result = compare_runs(base, candidate)
     login, refresh = result.row(LOGIN, "p99"), result.row(REFRESH, "p99")
     assert (login.verdict, login.ci_low) == (INSUFFICIENT_DATA, None)
@@ -658,7 +602,7 @@ def _journeys(
 
 
 def test_failed_journeys_and_dropped_arrivals_are_rows_that_decide() -> None:
-    records = _run(_endpoint("mobile.refresh", 200, 1))
+    records = one_run(one_endpoint("mobile.refresh", 200, 1))
     base = _journeys("sms", ok=495, failed=5)
     candidate = pd.concat(
         [_journeys("sms", ok=400, failed=50, dropped=50), _journeys("esia", ok=100, failed=0)],

@@ -25,7 +25,7 @@ from authload.load.gc_tuning import GEN0_THRESHOLD
 from authload.mock.profile import load_profile
 from authload.mock.server import EmbeddedMock
 from authload.run.targets import BUILTIN
-from tests.helpers.runs import SCENARIOS, Run, authload, flow_of, journeys, run_scenario
+from tests.helpers.runs import SCENARIOS, STORM, Run, authload, flow_of, journeys, run_scenario
 
 pytestmark = pytest.mark.integration
 
@@ -562,27 +562,6 @@ def test_retry_policy_budget_keeps_retries_within_a_tenth_of_first_attempts(
 # ---------------------------------------------------------------------------------------------
 # 5: a refresh storm while a share of refresh answers is lost after the rotation
 
-STORM = """
-name: storm-lost-answers
-seed: 9
-accounts: {count: 3000}
-mix: {sms: 1, lkfl: 1}
-load:
-  model: closed
-  stages: [{duration_s: 7, users: 6, spawn_rate: 6}]
-think_time: {dist: fixed, ms: 50}
-flows:
-  sms: {typo_share: 0, refreshes: [0, 0]}
-  lkfl: {wrong_password_share: 0}
-events:
-  - {kind: refresh_storm, at_s: 4, sessions: STORM_SESSIONS, window_s: 1}
-retry: {policy: retry_after, max_attempts: 2, base_ms: 20, cap_ms: 100}
-abort: null
-mock:
-  behaviour:
-    faults:
-      - {name: lost-answers, kind: reset, endpoints: [mobile.refresh], fraction: 0.3}
-"""
 STORM_SESSIONS = 60
 
 

@@ -9,8 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.helpers.runs import Run, run_scenario
-from tests.test_run import STORM
+from tests.helpers.runs import STORM, Run, run_scenario
 
 pytestmark = pytest.mark.integration
 

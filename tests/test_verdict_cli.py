@@ -17,8 +17,8 @@ from authload.capacity import driver as capacity_driver
 from authload.cli import main
 from authload.verdict_formats.outputs import GITHUB_STEP_SUMMARY
 from tests.helpers.runs import REPO, authload, run_scenario
-from tests.test_compare import LOGIN, REFRESH, _endpoint, _run, _write_run
-from tests.test_verdict_formats import SCHEMA, capacity
+from tests.helpers.synthetic_runs import LOGIN, REFRESH, one_endpoint, one_run, write_run
+from tests.helpers.verdict_documents import SCHEMA, capacity
 
 SCENARIO = """
 name: verdict-e2e
@@ -115,11 +115,13 @@ def test_a_destination_that_cannot_be_written_is_refused_before_the_run(
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("runs")
-    refresh = _endpoint(REFRESH, 3000, 2, median_ms=15.0)
+    refresh = one_endpoint(REFRESH, 3000, 2, median_ms=15.0)
     return {
-        "base": _write_run(root / "base", _run(_endpoint(LOGIN, 3000, 1), refresh)),
-        "same": _write_run(root / "same", _run(_endpoint(LOGIN, 3000, 11), refresh)),
-        "slower": _write_run(root / "slower", _run(_endpoint(LOGIN, 3000, 11, scale=1.3), refresh)),
+        "base": write_run(root / "base", one_run(one_endpoint(LOGIN, 3000, 1), refresh)),
+        "same": write_run(root / "same", one_run(one_endpoint(LOGIN, 3000, 11), refresh)),
+        "slower": write_run(
+            root / "slower", one_run(one_endpoint(LOGIN, 3000, 11, scale=1.3), refresh)
+        ),
     }
 
 

@@ -4,12 +4,10 @@ comparison and capacity.json as they are written."""
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
 import pytest
-import xmlschema
 from junitparser import Failure, JUnitXml, Skipped, TestCase, TestSuite
 
 from authload.errors import InputError
@@ -23,8 +21,8 @@ from authload.verdict_formats.markdown import (
     run_markdown,
 )
 from authload.verdict_formats.outputs import GITHUB_STEP_SUMMARY, Destinations, write
+from tests.helpers.verdict_documents import SCHEMA, capacity
 
-SCHEMA = xmlschema.XMLSchema(Path(__file__).with_name("data") / "junit-10.xsd")
 REPORT = "runs/20261123T134431Z-smoke/report.html"
 
 
@@ -288,32 +286,6 @@ def test_markdown_shows_the_comparison_with_the_baseline() -> None:
     ) in section
     assert "1 rows had too little data to decide." in section
     assert "mobile.refresh" not in section.split("\n\n")[2]  # not a deciding row
-
-
-def capacity(exit_code: int = 0) -> dict[str, Any]:
-    step = {
-        "index": 1, "level": 50.0, "verdict": "pass", "run_dir": "20261123T140243Z-capacity",
-        "throughput_rps": 50.0, "ok_rps": 50.0, "p99_ms": 108.4, "error_rate": 0.0,
-        "slos": [{"slo": "p99(mobile.lkfl_auth) < 160ms", "value": 108.4, "threshold": 160.0,
-                  "passed": True, "count": 400, "endpoint": "mobile.lkfl_auth",
-                  "severity": 0.68}],
-    }  # fmt: skip
-    failed = copy.deepcopy(step) | {"index": 2, "level": 75.0, "verdict": "fail"}
-    failed["slos"][0] |= {"value": 324.6, "passed": False}
-    found = exit_code == 0
-    return {
-        "scenario": "capacity", "mode": "open", "unit": "journeys/s", "status": "completed",
-        "stop_reason": "precision", "stop_detail": "", "start": "2026-11-23T14:02:43+00:00",
-        "elapsed_s": 120.5, "exit_code": exit_code,
-        "capacity": {
-            "level": 50.0 if found else None,
-            "note": "capacity 50 journeys/s: the highest level that met every SLO" if found
-            else "capacity below the start: the first step (75 journeys/s) already failed its "
-            "SLOs; try a lower --start",
-        },
-        "knee": None, "first_breach": None,
-        "steps": [step, failed] if found else [failed],
-    }  # fmt: skip
 
 
 def test_a_capacity_search_is_its_answer_and_the_slos_at_the_deciding_step() -> None:

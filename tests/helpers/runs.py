@@ -19,6 +19,30 @@ REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = REPO / "scenarios"
 STARTUP_S = 60.0  # mock start, Locust start, finalizing: generous on a loaded CI machine
 
+# A refresh storm of STORM_SESSIONS sessions while a share of refresh answers is lost after
+# the rotation: test_run's storm, and test_verdict's family revocation.
+STORM = """
+name: storm-lost-answers
+seed: 9
+accounts: {count: 3000}
+mix: {sms: 1, lkfl: 1}
+load:
+  model: closed
+  stages: [{duration_s: 7, users: 6, spawn_rate: 6}]
+think_time: {dist: fixed, ms: 50}
+flows:
+  sms: {typo_share: 0, refreshes: [0, 0]}
+  lkfl: {wrong_password_share: 0}
+events:
+  - {kind: refresh_storm, at_s: 4, sessions: STORM_SESSIONS, window_s: 1}
+retry: {policy: retry_after, max_attempts: 2, base_ms: 20, cap_ms: 100}
+abort: null
+mock:
+  behaviour:
+    faults:
+      - {name: lost-answers, kind: reset, endpoints: [mobile.refresh], fraction: 0.3}
+"""
+
 
 def authload(
     *args: str | Path, env: dict[str, str] | None = None, timeout: float = 60.0
