@@ -23,7 +23,7 @@ from authload.rundir.records import RECORD_SCHEMA
 from authload.scenario.loader import load_scenario
 from authload.scenario.slo_grammar import PERCENTILES
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ENDPOINTS = ("gigma.login", "gigma.logout", "mobile.lkfl_auth", "mobile.refresh")
 ROW_GROUP = 50_000
 

@@ -43,7 +43,7 @@ from authload.rundir.jsonfiles import read_json, write_json
 from authload.rundir.records import RECORD_SCHEMA, FinalizeResult, finalize_records, read_records
 from tests.helpers import locust_child
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_child(main: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -3,7 +3,7 @@
 
 Importing Locust monkey-patches the process with gevent, so the exporter's tests that need
 Locust's ``Environment`` run a ``child_*`` function of this module in a fresh interpreter
-that imports Locust first (as in tests/test_recorder.py) and print what was exported.
+that imports Locust first (as in tests/load/test_recorder.py) and print what was exported.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from authload.load.run_state import error_budgets
 from tests.helpers import locust_child
 from tests.helpers.tools import tool_path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS = ROOT / "dashboards" / "prometheus"
 
 

@@ -9,7 +9,7 @@ import pytest
 from authload.errors import ScenarioError
 from authload.scenario.loader import load_scenario, parse_scenario
 
-SCENARIOS = sorted((Path(__file__).parents[1] / "scenarios").glob("*.yaml"))
+SCENARIOS = sorted((Path(__file__).parents[2] / "scenarios").glob("*.yaml"))
 
 MINIMAL = """
 name: t

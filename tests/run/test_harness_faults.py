@@ -1,8 +1,8 @@
 """The harness under its own faults, each caused for real on 127.0.0.1: a run that lost part of
 itself never says PASS, ends in bounded time, and leaves a readable run directory.
 
-(A Locust worker killed mid-run: ``test_run_crash.py``; a spool cut mid-record:
-``test_recorder.py``.)
+(A Locust worker killed mid-run: ``tests/run/test_run_crash.py``; a spool cut mid-record:
+``tests/load/test_recorder.py``.)
 """
 
 from __future__ import annotations
