@@ -17,8 +17,6 @@ import json
 import os
 import platform
 import shutil
-import signal
-import socket
 import sys
 import time
 import urllib.request
@@ -27,6 +25,8 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import harness
+from harness import BenchError, Proc, Processes, free_port
 from mock_throughput import (
     APP_TOKEN,
     BUSY_PCT,
@@ -34,13 +34,9 @@ from mock_throughput import (
     MAX_ACCOUNTS,
     OTHER_PCT,
     Bench,
-    BenchError,
-    Proc,
-    Processes,
     Server,
     bench_profile,
     no_model_profile,
-    start_bench,
 )
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -48,12 +44,6 @@ GOAL = 0.85  # authload's requests per Locust CPU-second / bare's, at least
 PACKAGES = ("locust", "geventhttpclient", "gevent", "pydantic", "tenacity", "prometheus-client")
 STARTUP_S = 12.0  # paired: both processes import and spawn their users within this
 SHARE_PCT = 40.0  # paired: a side with less of the shared core than this was held back
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 CONTROL_TEXT = {
@@ -128,7 +118,7 @@ def _start_side(
 ) -> tuple[Proc, Path, int]:
     a = bench.args
     out = bench.tmp / f"result-{label}-{n}.json"
-    port = _free_port()
+    port = free_port()
     cmd = [
         sys.executable, str(BENCH_DIR / "generator_load.py"),
         "--kind", kind,
@@ -358,7 +348,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    started = start_bench("generator_efficiency")
+    started = harness.start_bench("generator_efficiency")
     if started is None:
         return 2
     taskset, tmp = started
@@ -391,8 +381,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("generator_efficiency: interrupted", file=sys.stderr)
         return 130
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_IGN)
+        harness.ignore_interrupts()
         bench.procs.stop_all()
         if args.keep_temp:
             print(f"generator_efficiency: kept {tmp}", file=sys.stderr)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import gevent
+import harness
 from locust import FastHttpUser, HttpUser, User, constant, task
 from locust.env import Environment
 
@@ -108,23 +109,6 @@ def refresh_user(
     return MobileRefresh
 
 
-def group_cpu_ticks(pgids: list[int]) -> dict[int, int]:
-    """User + system CPU ticks of the live processes of each given process group."""
-    ticks = dict.fromkeys(pgids, 0)
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            raw = Path(entry.path, "stat").read_text()
-        except OSError:
-            continue
-        fields = raw[raw.rindex(")") + 2 :].split()  # after "pid (comm) "
-        pgrp = int(fields[2])
-        if pgrp in ticks:
-            ticks[pgrp] += int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks
-
-
 def machine_busy_ticks() -> int:
     """Busy CPU ticks of the whole machine: everything but idle and iowait (steal counts)."""
     fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
@@ -154,12 +138,12 @@ def measure(env: Environment, name: str, args: argparse.Namespace) -> dict[str, 
     pgids: list[int] = args.server_pgid
     env.stats.reset_all()
     window_start = time.time()
-    t0, cpu0, srv0 = time.monotonic(), own_cpu_seconds(), group_cpu_ticks(pgids)
+    t0, cpu0, srv0 = time.monotonic(), own_cpu_seconds(), harness.group_cpu_ticks(pgids)
     busy0 = machine_busy_ticks()
     gevent.sleep(args.seconds)
     entry, total = env.stats.get(name, "POST"), env.stats.total
     elapsed = time.monotonic() - t0
-    load_cpu, srv1 = own_cpu_seconds() - cpu0, group_cpu_ticks(pgids)
+    load_cpu, srv1 = own_cpu_seconds() - cpu0, harness.group_cpu_ticks(pgids)
     busy = machine_busy_ticks() - busy0
     server_pct = [100.0 * (srv1[g] - srv0[g]) / TICKS / elapsed for g in pgids]
     load_pct = 100.0 * load_cpu / elapsed

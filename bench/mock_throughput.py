@@ -11,25 +11,22 @@ bench/README.md for the cases, the columns and the goal ratios.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
-from types import FrameType
 from typing import Any, Literal
+
+import harness
+from harness import BenchError, Proc, Processes, bound_socket, free_port, listening, wait_until
 
 BENCH_DIR = Path(__file__).resolve().parent
 APP_TOKEN = "mock-app-token"
@@ -38,128 +35,12 @@ PASSWORD = "1111"
 LOGIN_PATH = "/counterparty/login"
 BARE_BODY = b'{"status":"ok"}'  # what bare_app.py answers and nginx serves
 MAX_ACCOUNTS = 10_000  # one /_mock/accounts page
-STARTUP_TIMEOUT_S = 30.0
-STOP_TIMEOUT_S = 5.0
 PACKAGES = ("uvicorn", "uvloop", "httptools", "granian", "locust")  # versions in the report
 MODEL_GOAL = 0.85  # the mock with its behaviour model keeps this share of the rate without it
 BUSY_PCT = 90.0  # a CPU this busy (percent of one core) is taken as saturated
 OTHER_PCT = 10.0  # more foreign CPU use than this in a window marks the case as disturbed
 
 LoadKind = Literal["login", "refresh"]
-
-
-class BenchError(Exception):
-    """The bench cannot go on: a server or the load generator failed."""
-
-
-# --- processes --------------------------------------------------------------------------
-
-
-@dataclass
-class Proc:
-    name: str
-    popen: subprocess.Popen[bytes]
-    log: Path
-
-    @property
-    def pgid(self) -> int:
-        return self.popen.pid  # started with start_new_session: leader of its own group
-
-    def log_tail(self, chars: int = 2000) -> str:
-        try:
-            return self.log.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
-
-
-class Processes:
-    """Every process the bench starts, each in a new session (process group) of its own.
-
-    Stopping one signals its whole group, so the children it forked (nginx and granian
-    workers) end with it. ``stop_all`` runs from a ``finally``, on errors and Ctrl-C too.
-    """
-
-    def __init__(self, logdir: Path) -> None:
-        self.logdir = logdir
-        self.live: list[Proc] = []
-
-    def start(
-        self,
-        name: str,
-        cmd: Sequence[str],
-        pass_fds: Sequence[int] = (),
-        env: dict[str, str] | None = None,
-    ) -> Proc:
-        log = self.logdir / f"{name}.{len(os.listdir(self.logdir))}.log"
-        with log.open("wb") as out:
-            popen = subprocess.Popen(
-                list(cmd),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                pass_fds=tuple(pass_fds),
-                env={**os.environ, **(env or {})},
-                start_new_session=True,
-            )
-        proc = Proc(name, popen, log)
-        self.live.append(proc)
-        return proc
-
-    def stop(self, proc: Proc) -> None:
-        """SIGTERM to the process group, SIGKILL after STOP_TIMEOUT_S; reaps the leader."""
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pgid, sig)  # also reaches children left by an exited leader
-            deadline = time.monotonic() + STOP_TIMEOUT_S
-            while time.monotonic() < deadline:
-                if proc.popen.poll() is not None and not _group_members(proc.pgid):
-                    break
-                time.sleep(0.02)
-            else:
-                continue
-            break
-        if proc in self.live:
-            self.live.remove(proc)
-
-    def stop_all(self) -> None:
-        for proc in reversed(list(self.live)):
-            self.stop(proc)
-
-
-def _group_members(pgid: int) -> list[int]:
-    """Pids of the live (not zombie) processes in a process group."""
-    members = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            raw = Path(entry.path, "stat").read_text()
-        except OSError:
-            continue
-        fields = raw[raw.rindex(")") + 2 :].split()  # state, ppid, pgrp, ...
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            members.append(int(entry.name))
-    return members
-
-
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-def start_bench(name: str) -> tuple[str, Path] | None:
-    """What every bench needs first: ``taskset`` (None, after saying so, when missing),
-    SIGINT/SIGTERM/SIGHUP turned into KeyboardInterrupt (even if inherited as ignored) so
-    the ``finally`` that stops the servers runs, and a fresh temporary directory with
-    ``logs/``. Returns (taskset, directory)."""
-    taskset = shutil.which("taskset")
-    if taskset is None:
-        print(f"{name}: taskset (util-linux) is required", file=sys.stderr)
-        return None
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _raise_interrupt)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{name}-"))
-    (tmp / "logs").mkdir()
-    return taskset, tmp
 
 
 # --- servers ----------------------------------------------------------------------------
@@ -173,21 +54,6 @@ class Server:
     @property
     def pgids(self) -> list[int]:
         return [p.pgid for p in self.procs]
-
-
-def _bound_socket(port: int = 0, reuse_port: bool = False) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if reuse_port:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind(("127.0.0.1", port))
-    sock.set_inheritable(True)
-    return sock
-
-
-def _free_port() -> int:
-    with contextlib.closing(_bound_socket()) as sock:
-        return int(sock.getsockname()[1])
 
 
 def _http(
@@ -210,26 +76,6 @@ def _login_request(url: str, phone: str = "79000000000") -> tuple[int, bytes]:
     return _http(url + LOGIN_PATH, "POST", body, headers)
 
 
-def _wait_until(ready: Callable[[], bool], server: Server, what: str) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        for proc in server.procs:
-            if proc.popen.poll() is not None:
-                raise BenchError(f"{what} exited with {proc.popen.returncode}:\n{proc.log_tail()}")
-        if ready():
-            return
-        time.sleep(0.05)
-    tails = "\n".join(p.log_tail() for p in server.procs)
-    raise BenchError(f"{what} not ready within {STARTUP_TIMEOUT_S:.0f} s:\n{tails}")
-
-
-def _listening(port: int) -> int:
-    """How many sockets listen on 127.0.0.1:port (one per process with SO_REUSEPORT)."""
-    lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
-    local = f"0100007F:{port:04X}"
-    return sum(1 for line in lines if line.split()[1] == local and line.split()[3] == "0A")
-
-
 @dataclass
 class Bench:
     args: argparse.Namespace
@@ -241,7 +87,7 @@ class Bench:
     accounts_file: Path | None = None
 
     def pinned(self, cpus: str, cmd: Sequence[str]) -> list[str]:
-        return [self.taskset, "-c", cpus, *cmd]
+        return harness.pinned(self.taskset, cpus, cmd)
 
     # the servers under test
 
@@ -254,9 +100,9 @@ class Bench:
         process, which gigma.login with the test password does not need.
         """
         many = len(cpus) > 1
-        first = _bound_socket(reuse_port=many)
+        first = bound_socket(reuse_port=many)
         port = int(first.getsockname()[1])
-        socks = [first] + [_bound_socket(port, reuse_port=True) for _ in cpus[1:]]
+        socks = [first] + [bound_socket(port, reuse_port=True) for _ in cpus[1:]]
         env = {
             "AUTHLOAD_MOCK_BEHAVIOUR": str(self.behaviour if model else self.no_model),
             "AUTHLOAD_MOCK_STORE": "memory",
@@ -276,15 +122,15 @@ class Bench:
             for sock in socks:
                 sock.close()
         # every process listens on its own socket (SO_REUSEPORT) and the mock answers
-        _wait_until(
-            lambda: _listening(port) == len(socks) and _http(server.url + "/healthz")[0] == 200,
-            server,
+        wait_until(
+            lambda: listening(port) == len(socks) and _http(server.url + "/healthz")[0] == 200,
+            server.procs,
             "the mock",
         )
         return server
 
     def bare_uvicorn(self) -> Server:
-        sock = _bound_socket()
+        sock = bound_socket()
         server = Server(f"http://127.0.0.1:{sock.getsockname()[1]}")
         cmd = [sys.executable, str(BENCH_DIR / "bare_app.py"), "--fd", str(sock.fileno())]
         try:
@@ -297,7 +143,7 @@ class Bench:
         return server
 
     def bare_granian(self) -> Server:
-        port = _free_port()
+        port = free_port()
         server = Server(f"http://127.0.0.1:{port}")
         cmd = [
             sys.executable, "-m", "granian",
@@ -321,7 +167,7 @@ class Bench:
         return server
 
     def nginx(self) -> Server:
-        port = _free_port()
+        port = free_port()
         root = self.tmp / "nginx"
         (root / "www").mkdir(parents=True, exist_ok=True)
         (root / "www" / "hello.json").write_bytes(BARE_BODY)
@@ -344,7 +190,7 @@ class Bench:
                 raise BenchError(f"{what} answered {body[:200]!r}, not {BARE_BODY!r}")
             return status == 200
 
-        _wait_until(ready, server, what)
+        wait_until(ready, server.procs, what)
 
     @property
     def server_cpu(self) -> str:
@@ -871,7 +717,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    started = start_bench("mock_throughput")
+    started = harness.start_bench("mock_throughput")
     if started is None:
         return 2
     taskset, tmp = started
@@ -910,8 +756,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("mock_throughput: interrupted", file=sys.stderr)
         return 130
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
+        harness.ignore_interrupts()
         bench.procs.stop_all()
         if args.keep_temp:
             print(f"mock_throughput: kept {tmp}", file=sys.stderr)

@@ -27,7 +27,6 @@ import json
 import os
 import platform
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -38,7 +37,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import harness
 import synthetic_run
+from harness import BenchError
 from report_engines import QUANTILES
 from synthetic_run import MARKER, Spec, parse_rows, rows_label
 
@@ -60,10 +61,6 @@ GOAL_10M_S, GOAL_10M_MB, GOAL_100M_MB, GOAL_REPORT_MB = 10.0, 1 * GiB, 2 * GiB, 
 TICKS = os.sysconf("SC_CLK_TCK")
 POLL_S = 0.2
 DISTURBED_PCT = 10.0  # other work on the machine during a step, % of one core
-
-
-class BenchError(Exception):
-    """The bench cannot go on (a run directory could not be made)."""
 
 
 # --- one child, measured --------------------------------------------------------------------
@@ -122,12 +119,9 @@ def _available_mb() -> float:
 def run_child(cmd: list[str], log: Path, limits: Limits) -> Measure:
     """Run ``cmd`` in a process group of its own and wait for it: killed when it outlives
     ``timeout_s``, passes ``max_rss_mb`` or leaves the machine under ``min_available_mb``."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     busy0, started = _busy_s(), time.monotonic()
     with log.open("w") as out:
-        proc = subprocess.Popen(
-            cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        proc = harness.start_in_group(cmd, out, env={"PYTHONUNBUFFERED": "1"}, cwd=ROOT)
     reason = ""
     try:
         while True:
@@ -136,10 +130,10 @@ def run_child(cmd: list[str], log: Path, limits: Limits) -> Measure:
                 break
             reason = reason or _why_kill(proc.pid, time.monotonic() - started, limits)
             if reason:
-                _kill(proc.pid)
+                harness.kill_group(proc.pid)
             time.sleep(POLL_S)
     except BaseException:
-        _kill(proc.pid)
+        harness.kill_group(proc.pid)
         with contextlib.suppress(ChildProcessError):
             os.wait4(proc.pid, 0)
         proc.returncode = -9
@@ -170,11 +164,6 @@ def _why_kill(pid: int, elapsed: float, limits: Limits) -> str:
     return ""
 
 
-def _kill(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
-
-
 def _tail(log: Path, lines: int = 3) -> str:
     """The error a failed child printed last, else its last lines."""
     try:
@@ -183,10 +172,6 @@ def _tail(log: Path, lines: int = 3) -> str:
         return ""
     errors = [ln for ln in text if "Error" in ln or "Exception" in ln or "error:" in ln]
     return errors[-1] if errors else " | ".join(text[-lines:])
-
-
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 # --- run directories --------------------------------------------------------------------
@@ -657,8 +642,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _raise_interrupt)
+    harness.raise_on_interrupts()
     temp = args.dir is None
     if temp:
         args.dir = Path(tempfile.mkdtemp(prefix="report_scale-"))
@@ -675,8 +659,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("report_scale: interrupted", file=sys.stderr)
         code = 130
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_IGN)
+        harness.ignore_interrupts()
         shutil.rmtree(logs, ignore_errors=True)
         if temp and not args.keep:
             shutil.rmtree(args.dir, ignore_errors=True)

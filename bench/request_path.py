@@ -32,6 +32,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import harness
+
 BENCH_DIR = Path(__file__).resolve().parent
 CASES = ("bare", "authload-core", "authload-recorder", "authload")
 BATCHES = 5
@@ -157,15 +159,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.case:
         print(json.dumps(measure(args.case, args.n)))
         return 0
-    taskset = shutil.which("taskset")
+    taskset = harness.need_taskset("request_path")
     if taskset is None:
-        print("request_path: taskset (util-linux) is required", file=sys.stderr)
         return 2
     print(f"request_path: mobile.refresh, {args.n} requests per case, canned answers, cpu"
           f" {args.cpu}; us per request, fastest of {BATCHES} batches")  # fmt: skip
     results = {}
     for case in CASES:
-        cmd = [taskset, "-c", str(args.cpu), sys.executable, __file__, "--case", case]
+        cmd = harness.pinned(taskset, args.cpu, [sys.executable, __file__, "--case", case])
         proc = subprocess.run(
             [*cmd, "--n", str(args.n)], capture_output=True, text=True, timeout=600, check=False
         )

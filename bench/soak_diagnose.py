@@ -14,7 +14,7 @@ import tracemalloc
 from dataclasses import dataclass
 from pathlib import Path
 
-from mock_throughput import BenchError
+from harness import BenchError
 
 from authload.memtrace import DIR_ENV, FRAMES_ENV, SIGNAL, SUFFIX
 

@@ -19,8 +19,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,9 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import harness
 import httpx
 import soak_diagnose
-from mock_throughput import BenchError, Proc, Processes, start_bench
+from harness import BenchError, Proc, Processes
 from soak_figures import Sample, at, figures, report_lines
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,44 +102,19 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-def _pin(pid: int, cpu: int) -> None:
-    """Move every thread of a process to one CPU (threads made later inherit it)."""
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            os.sched_setaffinity(int(task.name), {cpu})
-        except OSError:
-            continue
-
-
-def _affinity(pid: int) -> set[int]:
-    cpus: set[int] = set()
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            cpus |= os.sched_getaffinity(int(task.name))
-        except OSError:
-            continue
-    return cpus
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 # --- the run ------------------------------------------------------------------------------
 
 
 def run_soak(args: argparse.Namespace, procs: Processes, tmp: Path, taskset: str) -> Soak:
     duration = 60.0 * args.minutes
-    cmd = [
-        taskset, "-c", str(args.load_cpu),
+    run_cmd = [
         sys.executable, "-m", "authload", "run", str(args.scenario),
         "--duration", f"{duration:g}",
         "--out", str(tmp / "runs"),
     ]  # fmt: skip
+    cmd = harness.pinned(taskset, args.load_cpu, run_cmd)
     env = {
-        "AUTHLOAD_METRICS_PORT": str(_free_port()),
+        "AUTHLOAD_METRICS_PORT": str(harness.free_port()),
         "AUTHLOAD_METRICS_LINGER_S": "0",  # nothing scrapes it: no final-scrape grace
         "PYTHONUNBUFFERED": "1",
     }
@@ -181,8 +155,8 @@ def _sample(args: argparse.Namespace, soak: Soak, tmp: Path) -> None:
         if rss is None or t > duration + 1.0:
             break  # Locust has exited, or the load is over: Locust is stopping its users
         if n == 0:
-            soak.locust_cpus = _affinity(soak.locust_pid)
-            soak.mock_cpus = _affinity(soak.mock_pid)
+            soak.locust_cpus = harness.affinity(soak.locust_pid)
+            soak.mock_cpus = harness.affinity(soak.mock_pid)
         mock = _rss_kb(soak.mock_pid)
         soak.samples.append(Sample(round(t, 1), rss, mock, _cpu_s(soak.locust_pid) - cpu0))
         if n % max(1, round(60 / args.every)) == 0:
@@ -223,11 +197,11 @@ def _find(run: Proc, mock_cpu: int) -> tuple[int, int]:
             cmd = _cmdline(pid)
             if not mock and cmd[1:4] == ["-m", "authload", "mock"]:
                 mock = pid
-                _pin(pid, mock_cpu)
+                harness.pin(pid, mock_cpu)
             elif not locust and cmd[1:3] == ["-m", "locust"]:
                 locust = pid
         if mock:
-            _pin(mock, mock_cpu)  # again: threads it started since
+            harness.pin(mock, mock_cpu)  # again: threads it started since
         if locust and mock:
             return locust, mock
         time.sleep(0.05)
@@ -336,7 +310,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    started = start_bench("soak_memory")
+    started = harness.start_bench("soak_memory")
     if started is None:
         return 2
     taskset, tmp = started
@@ -364,8 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("soak_memory: interrupted", file=sys.stderr)
         return 130
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_IGN)
+        harness.ignore_interrupts()
         procs.stop_all()
         if args.keep_temp:
             print(f"soak_memory: kept {tmp}", file=sys.stderr)

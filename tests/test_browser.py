@@ -3,7 +3,7 @@ opens `authload run --ui`'s page on 127.0.0.1, starts the test by clicking, watc
 authload tab's SLO table update, stops the test, and follows the UI's link to the report.
 
 Both programs come from the Debian packages ``chromium`` and ``chromium-driver``, found or
-installed before the session as the tests' other programs are (``tests/tools.py``).
+installed before the session as the tests' other programs are (``tests/helpers/tools.py``).
 ``AUTHLOAD_UI_SCREENSHOT=FILE`` also saves the authload tab as a PNG (the README's picture is
 made so).
 """
@@ -24,8 +24,8 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from tests.tools import tool_path
-from tests.ui_runs import SHORT, ui_run
+from tests.helpers.tools import tool_path
+from tests.helpers.ui_runs import SHORT, ui_run
 
 pytestmark = [
     pytest.mark.integration,

@@ -18,7 +18,7 @@ from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 
-from tests.runs import REPO, Run, run_scenario
+from tests.helpers.runs import REPO, Run, run_scenario
 
 pytestmark = pytest.mark.integration
 

@@ -58,7 +58,7 @@ from authload.run.pushgateway import (
     run_grouping_key,
     run_registry,
 )
-from tests.tools import tool_path
+from tests.helpers.tools import tool_path
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARDS = ROOT / "dashboards"

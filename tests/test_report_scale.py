@@ -164,6 +164,7 @@ def test_sizes_are_read_either_way(text: str, rows: int) -> None:
 
 
 def test_a_figure_off_by_anything_is_a_mismatch() -> None:
+    _bench_module("harness")  # report_scale imports it by name, as synthetic_run
     scale = _bench_module("report_scale")
     want = {"endpoints": {"*": {"count": 3, "p99": 5.0}}, "windows": [[0, 3, 5.0]]}
     assert scale.differences(want, want) == []

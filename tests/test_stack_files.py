@@ -22,7 +22,7 @@ import yaml
 
 from authload import cli
 from authload import metric_names as names
-from tests.tools import tool_path
+from tests.helpers.tools import tool_path
 
 ROOT = Path(__file__).parents[1]
 COMPOSE = ROOT / "docker-compose.yml"

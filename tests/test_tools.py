@@ -1,5 +1,5 @@
-"""tests/tools.py: the programs the tests run are found in the locked environment, else on
-PATH, else installed from Debian's packages, else the session stops before any test."""
+"""tests/helpers/tools.py: the programs the tests run are found in the locked environment,
+else on PATH, else installed from Debian's packages, else the session stops before any test."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests import tools
+from tests.helpers import tools
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -147,7 +147,9 @@ def test_the_session_stops_before_any_test_when_a_program_cannot_be_had(
     with pytest.MonkeyPatch.context() as patch:
         for key, value in env.items():
             patch.setenv(key, value)
-        result = pytester.runpytest_subprocess("-p", "tests.tools", "-p", "no:cacheprovider")
+        result = pytester.runpytest_subprocess(
+            "-p", "tests.helpers.tools", "-p", "no:cacheprovider"
+        )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stdout.fnmatch_lines(
         [
