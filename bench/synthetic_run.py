@@ -49,18 +49,19 @@ from authload.rundir.events import (
     OfferedEvent,
     OutcomesEvent,
     StageEvent,
+    WorkerInfo,
     fault_event,
 )
 from authload.rundir.files import (
     EVENTS_FILE,
     JOURNEYS_FILE,
     LOCUST_COUNTS_DIR,
-    MANIFEST_FILE,
     MOCK_STATS_FILE,
     RECORDS_FILE,
     RESOURCES_FILE,
 )
 from authload.rundir.jsonfiles import write_json
+from authload.rundir.manifest import Manifest, Runner, write_manifest
 from authload.rundir.records import ERROR_KINDS, JOURNEY_SCHEMA, RECORD_SCHEMA, ROW_GROUP_ROWS
 from authload.scenario.loader import load_scenario
 from authload.scenario.model import Scenario
@@ -733,25 +734,22 @@ def _write_lines(path: Path, rows: Iterator[dict[str, Any]]) -> None:
             f.write(json.dumps(row, allow_nan=False, separators=(",", ":")) + "\n")
 
 
-def _manifest(scenario: Scenario, spec: Spec, end: float) -> dict[str, Any]:
-    return {
-        "scenario": scenario.model_dump(mode="json"),
-        "target": "mock",
-        "versions": {"authload": "0.1.0", "locust": None, "pyarrow": pa.__version__},
-        "git_revision": None,
-        "start": _iso(START_T - 1.0),
-        "end": _iso(end + 1.0),
-        "status": "completed",
-        "seed": scenario.seed,
-        "processes": len(WORKERS),
-        "runner": {"host": "synthetic", "pid": 0},
-        "locust_exit": 0,
-        "records": spec.rows,
-        "torn_spools": [],
-        "died": [],
-        "workers": [{"worker": w} for w in WORKERS],
-        "synthetic": {"generator": "bench/synthetic_run.py", **spec.key()},
-    }
+def _manifest(scenario: Scenario, spec: Spec, end: float) -> Manifest:
+    return Manifest(
+        scenario=scenario.model_dump(mode="json"),
+        target="mock",
+        versions={"authload": "0.1.0", "locust": None, "pyarrow": pa.__version__},
+        start=_iso(START_T - 1.0),
+        end=_iso(end + 1.0),
+        status="completed",
+        seed=scenario.seed,
+        processes=len(WORKERS),
+        runner=Runner(host="synthetic", pid=0),
+        launched_by="bench/synthetic_run.py",  # its spec: in MARKER
+        locust_exit=0,
+        records=spec.rows,
+        workers=[WorkerInfo(worker=w) for w in WORKERS],
+    )
 
 
 def _mock_stats(totals: Totals, end: float) -> dict[str, Any]:
@@ -791,7 +789,7 @@ def generate(run_dir: Path, spec: Spec, progress: bool = False) -> dict[str, Any
     (partial / LOCUST_COUNTS_DIR).mkdir()
     for worker, counts in totals.counts.items():
         write_json(partial / LOCUST_COUNTS_DIR / f"{worker}.json", dict(counts))
-    write_json(partial / MANIFEST_FILE, _manifest(scenario, spec, totals.last_end))
+    write_manifest(partial, _manifest(scenario, spec, totals.last_end))
     made = {
         "key": spec.key(),
         "duration_s": spec.duration_s,

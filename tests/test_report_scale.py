@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from authload.rundir.events import read_events
+from authload.rundir.events import FaultEndEvent, FaultStartEvent, read_events
 from authload.rundir.files import JOURNEYS_FILE, RECORDS_FILE
 from authload.rundir.jsonfiles import read_json
 from authload.rundir.records import ERROR_KINDS, JOURNEY_SCHEMA, RECORD_SCHEMA
@@ -99,8 +99,9 @@ def test_the_503_burst_and_the_fault_window_are_there(
     assert timeouts.any() and records.loc[timeouts, "t"].between(*hang, inclusive="left").all()
     assert (records.loc[timeouts, "status"] == 0).all()
     assert (records.loc[timeouts, "latency_ms"] == 5000.0).all()
-    faults = [e for e in read_events(made[0]) if e["kind"] in ("fault_start", "fault_end")]
-    assert [e["t"] for e in faults] == [burst[0], burst[1], hang[0], hang[1]]
+    events = read_events(made[0])
+    faults = [e for e in events if isinstance(e, FaultStartEvent | FaultEndEvent)]
+    assert [e.t for e in faults] == [burst[0], burst[1], hang[0], hang[1]]
 
 
 def test_journeys_hold_the_records_flows(

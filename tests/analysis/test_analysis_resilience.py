@@ -28,6 +28,18 @@ from authload.analysis import (
 )
 from authload.analysis.stats import percentile
 from authload.analysis.timeline import TIMELINE_COLUMNS, grouped_percentiles
+from authload.rundir.events import (
+    AbortEvent,
+    Event,
+    FaultWindow,
+    MassLogoutEvent,
+    OutcomesEvent,
+    RefreshStormEndEvent,
+    RefreshStormStartEvent,
+    StageEvent,
+    fault_event,
+    read_events,
+)
 from tests.helpers.runs import Run, run_scenario
 
 nan = float("nan")
@@ -166,15 +178,14 @@ def test_grouped_percentiles_are_stats_percentile_per_group() -> None:
 # events as intervals
 
 
-FAULT_HISTORY: list[dict[str, Any]] = [
-    {"t": 1010.0, "event": "start", "fault": "profile-1", "kind": "status",
-     "endpoints": ["mobile.esia_url"], "name": "esia down"},
-    {"t": 1012.0, "event": "start", "fault": "admin-2", "kind": "latency",
-     "endpoints": ["gigma.login", "mobile.refresh"], "name": ""},
-    {"t": 1014.0, "event": "end", "fault": "profile-1", "kind": "status",
-     "endpoints": ["mobile.esia_url"], "name": "esia down"},
-    {"t": 1001.0, "event": "end", "fault": "admin-0", "kind": "reset",  # start not kept
-     "endpoints": ["*"], "name": ""},
+FAULT_HISTORY = [
+    FaultWindow(t=1010.0, event="start", fault="profile-1", kind="status",
+                endpoints=["mobile.esia_url"], name="esia down"),
+    FaultWindow(t=1012.0, event="start", fault="admin-2", kind="latency",
+                endpoints=["gigma.login", "mobile.refresh"]),
+    FaultWindow(t=1014.0, event="end", fault="profile-1", kind="status",
+                endpoints=["mobile.esia_url"], name="esia down"),
+    FaultWindow(t=1001.0, event="end", fault="admin-0", kind="reset"),  # start not kept
 ]  # fmt: skip
 
 
@@ -193,18 +204,23 @@ def test_fault_windows_pair_starts_and_ends() -> None:
 
 
 def test_event_windows_from_the_run_events() -> None:
-    events: list[dict[str, Any]] = [
-        {"t": 1000.0, "kind": "stage", "stage": 0, "duration_s": 5, "users": 4, "spawn_rate": 4},
-        {"t": 1005.0, "kind": "stage", "stage": 1, "duration_s": 20, "rate": 50},
-        {"t": 1006.0, "kind": "refresh_storm_start", "worker": "w0", "at_s": 6, "sessions": 30},
-        {"t": 1006.1, "kind": "refresh_storm_start", "worker": "w1", "at_s": 6, "sessions": 20},
-        {"t": 1008.0, "kind": "refresh_storm_end", "worker": "w1", "at_s": 6, "sessions": 20},
-        {"t": 1008.5, "kind": "refresh_storm_end", "worker": "w0", "at_s": 6, "sessions": 30},
-        {"t": 1016.0, "kind": "refresh_storm_start", "worker": "w0", "at_s": 16, "sessions": 5},
-        {"t": 1009.0, "kind": "mass_logout", "worker": "w0", "at_s": 9, "counterparties": 3},
-        {"t": 1009.2, "kind": "mass_logout", "worker": "w1", "at_s": 9, "counterparties": 4},
-        {"t": 1020.0, "kind": "abort", "reason": "error rate over 50%"},
-        {"t": 1021.0, "kind": "outcomes", "worker": "w0", "counts": {"sms:completed": 3}},
+    def storm(t: float, worker: str, at_s: float, n: int) -> RefreshStormStartEvent:
+        return RefreshStormStartEvent(
+            t=t, worker=worker, at_s=at_s, sessions=n, wanted=n, window_s=1.0
+        )
+
+    events: list[Event | FaultWindow] = [
+        StageEvent(t=1000.0, stage=0, duration_s=5, users=4, spawn_rate=4),
+        StageEvent(t=1005.0, stage=1, duration_s=20, rate=50),
+        storm(1006.0, "w0", 6, 30),
+        storm(1006.1, "w1", 6, 20),
+        RefreshStormEndEvent(t=1008.0, worker="w1", at_s=6, sessions=20),
+        RefreshStormEndEvent(t=1008.5, worker="w0", at_s=6, sessions=30),
+        storm(1016.0, "w0", 16, 5),
+        MassLogoutEvent(t=1009.0, worker="w0", at_s=9, counterparties=3, live=3),
+        MassLogoutEvent(t=1009.2, worker="w1", at_s=9, counterparties=4, live=4),
+        AbortEvent(t=1020.0, reason="error rate over 50%"),
+        OutcomesEvent(t=1021.0, worker="w0", counts={"sms:completed": 3}),
         *FAULT_HISTORY,
     ]
     windows = event_windows(events, end_t=1025.0)
@@ -238,11 +254,7 @@ def test_event_windows_from_the_run_events() -> None:
 
 def test_event_windows_take_the_fault_events_the_run_logged() -> None:
     """The run logs the mock's fault history as ``fault_start``/``fault_end`` events."""
-    logged = [
-        {"t": e["t"], "kind": f"fault_{e['event']}", "fault": e["fault"], "fault_kind": e["kind"],
-         "endpoints": e["endpoints"], "name": e["name"]}
-        for e in FAULT_HISTORY
-    ]  # fmt: skip
+    logged = [fault_event(e) for e in FAULT_HISTORY]
     expected = fault_windows(FAULT_HISTORY, end_t=1030.0)
     pd.testing.assert_frame_equal(event_windows(logged, end_t=1030.0), expected)
     both = event_windows([*logged, *FAULT_HISTORY], end_t=1030.0)  # each window once
@@ -496,20 +508,19 @@ def test_shedding_quality() -> None:
 
 
 def test_sessions_lost_by_reason() -> None:
-    events = [
-        {"t": 1.0, "kind": "stage", "stage": 0, "users": 1},
-        {
-            "t": 2.0,
-            "kind": "outcomes",
-            "worker": "w0",
-            "counts": {
+    events: list[Event] = [
+        StageEvent(t=1.0, stage=0, duration_s=1, users=1),
+        OutcomesEvent(
+            t=2.0,
+            worker="w0",
+            counts={
                 "sms:completed": 10,
                 "sms:session_lost:rotation": 3,
                 "refresh_storm:session_lost:rotation": 2,
                 "refresh_storm:session_lost:invalid": 1,
             },
-        },
-        {"t": 2.0, "kind": "outcomes", "worker": "w1", "counts": {"sms:session_lost:rotation": 1}},
+        ),
+        OutcomesEvent(t=2.0, worker="w1", counts={"sms:session_lost:rotation": 1}),
     ]
     assert sessions_lost(events) == {"invalid": 1, "rotation": 6}
     assert sessions_lost([]) == {}
@@ -590,13 +601,14 @@ def test_burst_and_recovery_match_the_mock_fault_window(faulted: Run) -> None:
     assert ((outside >= burst["start"] - 1.0) & (outside < burst["end"] + 1.0)).all()
 
     history = [
-        {"t": start, "event": "start", "fault": "profile-1", "kind": "status",
-         "endpoints": ["mobile.esia_url"], "name": "esia-down"},
-        {"t": end, "event": "end", "fault": "profile-1", "kind": "status",
-         "endpoints": ["mobile.esia_url"], "name": "esia-down"},
+        FaultWindow(t=start, event="start", fault="profile-1", kind="status",
+                    endpoints=["mobile.esia_url"], name="esia-down"),
+        FaultWindow(t=end, event="end", fault="profile-1", kind="status",
+                    endpoints=["mobile.esia_url"], name="esia-down"),
     ]  # fmt: skip
     run_end = float((records["t"] + records["latency_ms"] / 1000).max())
-    logged = event_windows(faulted.events, run_end)
+    assert faulted.run_dir is not None
+    logged = event_windows(read_events(faulted.run_dir), run_end)
     assert list(logged["kind"]).count("stage") == 1
     for fault in logged[logged["kind"] == "fault"].to_dict("records"):  # if the run logged it
         assert (fault["start"], fault["end"]) == pytest.approx((start, end), abs=1e-3)

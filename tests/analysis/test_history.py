@@ -285,11 +285,25 @@ def test_parse_since() -> None:
         parse_since("yesterday")
 
 
+#: The manifest of a run that has started and not ended (as `authload run` writes it first).
+STARTED = json.dumps(
+    {
+        "scenario": {"name": "s"},
+        "target": "mock",
+        "versions": {},
+        "start": "2026-12-07T10:00:00.000+00:00",
+        "processes": 1,
+        "runner": {"host": "h", "pid": 1},
+    }
+)
+
+
 @pytest.mark.parametrize(
     ("files", "reason"),
     [
         ({"manifest.json": "[1, 2]"}, "manifest.json: not a JSON object"),
-        ({"manifest.json": "{}", "summary.json": "{"}, "summary.json: unreadable"),
+        ({"manifest.json": "{}"}, "manifest.json: scenario: Field required"),
+        ({"manifest.json": STARTED, "summary.json": "{"}, "summary.json: unreadable"),
         ({"capacity.json": "nope"}, "capacity.json: unreadable"),
     ],
 )
@@ -308,17 +322,10 @@ def test_unreadable_runs_are_skipped_with_the_reason(
 
 
 def test_a_run_with_only_a_manifest_is_listed(tmp_path: Path) -> None:
-    (tmp_path / "manifest.json").write_text(
-        json.dumps({"scenario": {"name": "s"}, "target": "mock", "status": "running"}),
-        encoding="utf-8",
-    )
+    (tmp_path / "manifest.json").write_text(STARTED, encoding="utf-8")
     [entry] = index_runs(tmp_path).runs  # the root itself is a run directory
-    assert (entry.scenario, entry.verdict, entry.start, entry.duration_s) == (
-        "s",
-        "running",
-        None,
-        None,
-    )
+    assert (entry.scenario, entry.verdict, entry.duration_s) == ("s", "running", None)
+    assert entry.start == datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
     assert not entry.finished
 
 

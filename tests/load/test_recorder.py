@@ -10,7 +10,6 @@ recorded from here.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import socket
@@ -36,8 +35,6 @@ from authload.load.recorder import (
     register,
     retry_after_seconds,
 )
-from authload.rundir import files
-from authload.rundir.events import append_event, read_events
 from authload.rundir.files import JOURNEYS_FILE, RECORDS_DIR, RECORDS_FILE
 from authload.rundir.jsonfiles import read_json, write_json
 from authload.rundir.records import RECORD_SCHEMA, FinalizeResult, finalize_records, read_records
@@ -476,46 +473,3 @@ def test_read_records_errors_are_results_errors(tmp_path: Path) -> None:
     with pytest.raises(ResultsError, match="unknown record columns"):
         read_records(tmp_path, columns=["t", "nope"])
     assert read_records(tmp_path, columns=["t"]).column("t").to_pylist() == [1.0]
-
-
-def test_write_json_is_atomic_and_utf8(tmp_path: Path) -> None:
-    path = tmp_path / files.MANIFEST_FILE
-    write_json(path, {"scenario": "вход", "b": 1, "a": [1.5, None]})
-    assert path.read_text(encoding="utf-8") == (
-        '{\n  "scenario": "вход",\n  "b": 1,\n  "a": [\n    1.5,\n    null\n  ]\n}\n'
-    )
-    with pytest.raises(ValueError):
-        write_json(path, {"p99": float("nan")})
-    assert read_json(path)["b"] == 1
-    assert os.listdir(tmp_path) == [files.MANIFEST_FILE]
-
-
-def test_read_json_errors_are_results_errors(tmp_path: Path) -> None:
-    with pytest.raises(ResultsError, match="missing"):
-        read_json(tmp_path / files.SUMMARY_FILE)
-    (tmp_path / files.SUMMARY_FILE).write_text("{", encoding="utf-8")
-    with pytest.raises(ResultsError, match="unreadable"):
-        read_json(tmp_path / files.SUMMARY_FILE)
-
-
-def test_events_are_appended_as_json_lines_with_a_time(tmp_path: Path) -> None:
-    assert read_events(tmp_path) == []
-    append_event(tmp_path, {"kind": "stage", "users": 10})
-    append_event(tmp_path, {"kind": "fault", "t": 5.0})
-    lines = (tmp_path / files.EVENTS_FILE).read_text(encoding="utf-8").splitlines()
-    assert [json.loads(line)["kind"] for line in lines] == ["stage", "fault"]
-    events = read_events(tmp_path)
-    assert list(events[0]) == ["t", "kind", "users"] and events[0]["t"] > 1.7e9
-    assert events[1] == {"t": 5.0, "kind": "fault"}
-
-
-def test_read_events_ignores_a_torn_last_line_only(tmp_path: Path) -> None:
-    path = tmp_path / files.EVENTS_FILE
-    path.write_text('{"t": 1, "kind": "start"}\n{"t": 2, "ki', encoding="utf-8")
-    assert read_events(tmp_path) == [{"t": 1, "kind": "start"}]
-    path.write_text('{"t": 1}\nnot json\n{"t": 2}\n', encoding="utf-8")
-    with pytest.raises(ResultsError, match=r"events.jsonl:2"):
-        read_events(tmp_path)
-    path.write_text("[1, 2]\n", encoding="utf-8")
-    with pytest.raises(ResultsError, match="JSON object"):
-        read_events(tmp_path)

@@ -209,11 +209,11 @@ def test_the_report_server_waits_for_the_report_then_serves_it(tmp_path: Path) -
 
 def test_the_deadline_counts_from_the_users_start_only(tmp_path: Path) -> None:
     from authload.run.ui import UiOptions, UiSession
-    from authload.rundir.events import append_event
+    from authload.rundir.events import StageEvent, append_event
 
     session = UiSession(UiOptions())
     session.check_deadline(tmp_path, bound_s=0.0)  # not started: no deadline
-    append_event(tmp_path, {"t": time.time() - 100, "kind": "stage", "stage": 0})
+    append_event(tmp_path, StageEvent(t=time.time() - 100, stage=0, duration_s=300, users=1))
     session.check_deadline(tmp_path, bound_s=200.0)
     with pytest.raises(subprocess.TimeoutExpired):
         session.check_deadline(tmp_path, bound_s=50.0)

@@ -380,8 +380,9 @@ def _stages(stages: list[StageEvent], end_t: float) -> list[dict[str, Any]]:
 
 
 def _stage_label(event: StageEvent) -> str:
-    load = f"{event.users} users" if event.users is not None else f"{event.rate}/s"
-    return f"stage {event.stage}: {load}"
+    if event.users is not None:
+        return f"stage {event.stage}: {event.users} users"
+    return f"stage {event.stage}: {event.rate or 0:g}/s"
 
 
 def _storms(events: list[Event], end_t: float) -> list[dict[str, Any]]:

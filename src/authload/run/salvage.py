@@ -26,8 +26,9 @@ def salvage(run_dir: Path) -> bool:
     if manifest.status != "running":
         return False
     here = socket.gethostname()
-    started = [(manifest.runner.host, manifest.runner.pid)]
-    started += [(e.host, e.pid) for e in of_kind(read_events(run_dir), LocustEvent)]
+    started = [(e.host, e.pid) for e in of_kind(read_events(run_dir), LocustEvent)]
+    if manifest.runner is not None:
+        started.append((manifest.runner.host, manifest.runner.pid))
     going = [pid for host, pid in started if host == here and _alive(pid)]
     if going:
         raise InputError(f"{run_dir}: its run is still going (pid {going[0]})")

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from authload.errors import ResultsError
 from authload.rundir.files import EVENTS_FILE
+from authload.scenario.model import Stage
 
 
 class EventKind(StrEnum):
@@ -49,13 +50,11 @@ class _Event(BaseModel):
     t: float = Field(default_factory=time.time)  # unix seconds
 
 
-class StageEvent(_Event):
+class StageEvent(_Event, Stage):
+    """The stage's plan as the scenario has it, and its index."""
+
     kind: Literal[EventKind.STAGE] = EventKind.STAGE
     stage: int
-    duration_s: float
-    users: int | None = None
-    spawn_rate: float
-    rate: float | None = None
 
 
 class OfferedEvent(_Event):
@@ -120,7 +119,8 @@ class OutcomesEvent(_Event):
     kind: Literal[EventKind.OUTCOMES] = EventKind.OUTCOMES
     worker: str
     counts: dict[str, int]  # journey outcome -> journeys (``flow:outcome``)
-    arrivals: dict[str, Any]  # open model: :class:`authload.load.live_counts.ArrivalCounts`
+    # open model: :class:`authload.load.live_counts.ArrivalCounts`
+    arrivals: dict[str, Any] = Field(default_factory=dict)
 
 
 class LimitsEvent(_Event):

@@ -72,7 +72,7 @@ class Manifest(_Part):
     status: Status = "running"
     seed: int | None = None
     processes: int  # Locust processes that ran users
-    runner: Runner
+    runner: Runner | None = None  # None: written before manifests named their runner
     launched_by: str | None = None  # plain `locust -f`, not `authload run`
     distributed: Distributed | None = None
     locust_exit: int | None = None
