@@ -396,6 +396,7 @@ flows:
 retry: {{policy: immediate, max_attempts: 3}}
 """
 CEILING = 10.0
+WAKE_LATENESS_S = 0.05  # how late a sleep may return on a loaded 2-core machine
 
 
 @pytest.mark.integration
@@ -409,8 +410,11 @@ def test_the_request_rate_ceiling_holds_over_processes_and_says_it_throttled(
     total = sum(counts.values())
     times = sorted(run.records["t"])
     assert total == len(times) > 20, counts
-    span = times[-1] - times[0]
-    assert (total - 2) / span <= CEILING, (total, span)  # 2 processes: one burst token each
+    # Each process sends on slots 1/5 s apart, so total <= 10 x (slots' span) + 2 (one first
+    # slot each). The records time an attempt when its sleep returns: a first attempt woken
+    # late on a busy machine makes the recorded span shorter than the slots' by that lateness.
+    span = times[-1] - times[0] + WAKE_LATENESS_S
+    assert (total - 2) / span <= CEILING, (total, span)
     for i, t in enumerate(times):  # any one-second window
         window = sum(1 for u in times[i:] if u < t + 1.0)
         assert window <= CEILING + 2, (t, window)
