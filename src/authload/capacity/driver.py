@@ -197,7 +197,7 @@ class _Driver:
             options.step_s - options.warmup_s,
             open_model=self.search.open_model,
         )
-        dropped = int(result.summary.get("outcomes", {}).get("dropped_arrivals", 0))
+        dropped = result.summary.outcomes.get("dropped_arrivals", 0)
         judgement = judge_step(records, scenario.slos, start, end, dropped)
         self.ledger.judged.append((step["level"], judgement))
         body = asdict(judgement)
