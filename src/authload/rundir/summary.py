@@ -12,11 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from authload.errors import ResultsError
 from authload.rundir.files import SUMMARY_FILE
-from authload.rundir.jsonfiles import read_json, write_json
+from authload.rundir.jsonfiles import read_model, write_json
 from authload.rundir.manifest import Status
 
 SCHEMA_VERSION = 1
@@ -94,13 +93,4 @@ def write_summary(run_dir: Path, summary: Summary) -> None:
 def read_summary(run_dir: Path) -> Summary:
     """The run's summary; a :class:`ResultsError` that names the file and the field when it
     is missing or not a summary."""
-    path = run_dir / SUMMARY_FILE
-    data = read_json(path)
-    if not isinstance(data, dict):
-        raise ResultsError(f"{path}: not a JSON object")
-    try:
-        return Summary.model_validate(data)
-    except ValidationError as exc:
-        problem = exc.errors()[0]
-        field = ".".join(str(p) for p in problem["loc"]) or "(the file)"
-        raise ResultsError(f"{path}: {field}: {problem['msg']}") from None
+    return read_model(run_dir / SUMMARY_FILE, Summary)
