@@ -38,8 +38,8 @@ from authload.capacity.stops import (
     stop_on_failed_step,
     stop_when_budget_spent,
 )
-from authload.console import Console
 from authload.errors import AuthloadError
+from authload.run.console import Console
 from authload.run.sessions import session_for
 from authload.run.targets import resolve_target
 from authload.rundir.events import AbortEvent, of_kind, read_events

@@ -29,7 +29,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
 
 from authload import metric_names as names
-from authload.console import Console
+from authload.run.console import Console
 from authload.rundir.files import MANIFEST_FILE
 from authload.rundir.manifest import Manifest, read_manifest
 from authload.rundir.summary import read_summary

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from authload.console import Console
 from authload.errors import InputError, ResultsError
 from authload.load.config import RunConfig
 from authload.load.run_limits import limits_used
 from authload.run import book
+from authload.run.console import Console
 from authload.run.launchers import Launcher, MasterOptions, launcher_for
 from authload.run.locust_process import LocustProcess
 from authload.run.sessions import TargetSession, session_for

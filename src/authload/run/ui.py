@@ -26,8 +26,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from authload.console import Console
 from authload.errors import InputError
+from authload.run.console import Console
 from authload.rundir.events import ManualControlEvent, StageEvent, of_kind, read_events
 from authload.rundir.files import REPORT_FILE, SUMMARY_FILE
 from authload.rundir.manifest import UiRecord
