@@ -333,13 +333,13 @@ def summary(run_dir: Path) -> dict[str, Any]:
     from synthetic_run import MARKER, scenario_for
 
     from authload.analysis.summary import summarize
-    from authload.rundir.files import SUMMARY_FILE
-    from authload.rundir.jsonfiles import read_json, write_json
+    from authload.rundir.jsonfiles import read_json
+    from authload.rundir.summary import write_summary
 
     duration = float(read_json(run_dir / MARKER)["duration_s"])
     result = summarize(run_dir, scenario_for(duration), "completed")
-    write_json(run_dir / SUMMARY_FILE, result)
-    return {"verdict": result["verdict"], "requests": result["requests"]}
+    write_summary(run_dir, result)
+    return {"verdict": result.verdict, "requests": result.requests}
 
 
 def naive(path: Path) -> dict[str, Any]:

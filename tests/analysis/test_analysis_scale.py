@@ -86,7 +86,7 @@ def test_summary_percentiles_are_nearest_rank_over_every_record(million: Path) -
     expected = table["error"].is_null().to_numpy(zero_copy_only=False)
     for name in (*ENDPOINTS, "*"):
         mine = np.ones(len(latency), bool) if name == "*" else endpoint == name
-        row = summary["endpoints"][name]
+        row = summary.endpoints[name]
         assert row["count"] == int(mine.sum())
         for stat, q in PERCENTILES.items():
             assert row[stat] == nearest_rank(latency[mine], q), (name, stat)
@@ -94,7 +94,7 @@ def test_summary_percentiles_are_nearest_rank_over_every_record(million: Path) -
         for stat in ("p50", "p95", "p99"):
             truth = nearest_rank(latency[mine & expected], PERCENTILES[stat])
             assert row["ok"][stat] == truth, (name, "ok", stat)
-    assert summary["requests"] == len(latency)
+    assert summary.requests == len(latency)
 
 
 #: How much the peak RSS may rise while :data:`BUDGET_ROWS` records are analysed: loading

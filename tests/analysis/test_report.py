@@ -22,6 +22,7 @@ from authload.cli import main
 from authload.rundir.files import REPORT_FILE
 from authload.rundir.jsonfiles import write_json
 from authload.rundir.records import RECORD_SCHEMA
+from authload.rundir.summary import write_summary
 from authload.scenario.loader import load_scenario
 from tests.helpers.runs import Run, authload, run_scenario
 
@@ -170,16 +171,16 @@ def test_a_run_without_records_or_events_still_gets_a_report(run: Run, tmp_path:
     (copy / "events.jsonl").unlink()
     scenario = load_scenario(run.out.parent / "scenario.yaml")
     summary = summarize(copy, scenario, "completed")
-    assert summary["verdict"] == "error"
-    write_json(copy / "summary.json", summary)
+    assert summary.verdict == "error"
+    write_summary(copy, summary)
 
     assert main(["report", str(copy)]) == 3
     page = _report(copy)
     assert '<div class="headline">ERROR</div>' in page
     assert "No requests were recorded" in page
     assert "<img" not in page
-    for slo in summary["slos"]:
-        assert html.escape(slo["slo"]) in page
+    for slo in summary.slos:
+        assert html.escape(slo.slo) in page
     assert "<td>*</td><td>0</td>" in page
 
 

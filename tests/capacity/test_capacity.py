@@ -35,7 +35,7 @@ from authload.capacity.search import (
 from authload.capacity.stops import SoFar, Stopped, stop_on_failed_step, stop_when_budget_spent
 from authload.capacity.usl import UslFitError, fit_usl, usl
 from authload.cli import main
-from authload.console import RecordingConsole
+from authload.run.console import RecordingConsole
 from authload.scenario.loader import load_scenario
 from tests.helpers.runs import SCENARIOS, authload
 

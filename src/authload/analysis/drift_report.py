@@ -18,8 +18,7 @@ from authload.analysis.drift import (
 )
 from authload.analysis.figures import new_figure, plain_numbers
 from authload.analysis.page import escape, frame_table, img
-from authload.rundir.files import SUMMARY_FILE
-from authload.rundir.jsonfiles import read_json, write_json
+from authload.rundir.summary import read_summary, write_summary
 
 __all__ = ["drift_section"]
 
@@ -40,10 +39,9 @@ def drift_section(run: LoadedRun, keep: bool = False) -> str:
 
 
 def _keep(run_dir: Path, drift: Drift) -> None:
-    path = run_dir / SUMMARY_FILE
-    summary = read_json(path)
-    if isinstance(summary, dict):
-        write_json(path, {**summary, "drift": drift.to_dict()})
+    summary = read_summary(run_dir)
+    summary.drift = drift.to_dict()
+    write_summary(run_dir, summary)
 
 
 def _section(drift: Drift) -> str:

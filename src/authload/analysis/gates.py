@@ -1,6 +1,7 @@
 """The default gates: what judges every run whether or not its scenario wrote an SLO.
 
-Each gate is one class with one call shape, ``check(facts) -> GateResult``. A gate's
+Each gate is one class with one call shape, ``check(facts)``, its outcome a
+:class:`~authload.rundir.summary.GateOutcome`. A gate's
 severity says what its failure means: ``fail``, the service did something a release must not
 ship (a revoked or rotated token still accepted); ``invalid``, the run's own figures cannot be
 trusted (counts that do not reconcile, a Locust process that died). A scenario turns a gate
@@ -18,7 +19,8 @@ from authload.analysis.journeys import revocation_summary
 from authload.analysis.offered import shortfalls
 from authload.analysis.query import Journeys
 from authload.rundir.events import Event
-from authload.rundir.manifest import DiedProcess
+from authload.rundir.manifest import DiedProcess, Status
+from authload.rundir.summary import GateOutcome, ReconciledCounts, Verdict
 from authload.scenario.model import Load
 
 FAIL, INVALID = "fail", "invalid"
@@ -31,22 +33,11 @@ class RunFacts:
     died (manifest), its events and planned load and, on a mock, the mock's counters."""
 
     journeys: Journeys
-    reconciliation: dict[str, Any]
+    reconciliation: ReconciledCounts
     died: list[DiedProcess]
     mock_stats: dict[str, Any] | None
     events: list[Event] = field(default_factory=list)
     load: Load | None = None
-
-
-@dataclass(frozen=True)
-class GateResult:
-    gate: str
-    severity: str  # FAIL or INVALID
-    enabled: bool
-    passed: bool
-    value: float | None  # what was counted
-    threshold: str  # what passes
-    evidence: str  # for a person: what, where, how many, first when
 
 
 class Gate(ABC):
@@ -113,13 +104,13 @@ class Reconciliation(Gate):
     severity = INVALID
 
     def check(self, facts: RunFacts) -> tuple[bool, float | None, str]:
-        rows = facts.reconciliation.get("endpoints", {})
-        off = {name: row for name, row in rows.items() if not row["match"]}
+        rows = facts.reconciliation.endpoints
+        off = {name: row for name, row in rows.items() if not row.match}
         if not off:
             return True, 0, f"{len(rows)} endpoints: records, Locust and mock agree"
         detail = "; ".join(
-            f"{name}: records {r['records']}, Locust {r['locust']}"
-            + (f", answered {r['answered']}, mock {r['mock']}" if "mock" in r else "")
+            f"{name}: records {r.records}, Locust {r.locust}"
+            + (f", answered {r.answered}, mock {r.mock}" if r.mock is not None else "")
             for name, r in sorted(off.items())
         )
         return False, len(off), f"counts do not reconcile on {len(off)} endpoints: {detail}"
@@ -174,26 +165,26 @@ GATES: tuple[Gate, ...] = (
 THRESHOLDS = {FAIL: "none accepted", INVALID: "none"}
 
 
-def check_gates(facts: RunFacts, off: list[str]) -> list[GateResult]:
+def check_gates(facts: RunFacts, off: list[str]) -> list[GateOutcome]:
     results = []
     for gate in GATES:
         passed, value, evidence = gate.check(facts)
         enabled = gate.name not in off
         results.append(
-            GateResult(
-                gate.name,
-                gate.severity,
-                enabled,
-                passed,
-                value,
-                THRESHOLDS[gate.severity],
-                evidence,
+            GateOutcome(
+                gate=gate.name,
+                severity=gate.severity,
+                enabled=enabled,
+                passed=passed,
+                value=value,
+                threshold=THRESHOLDS[gate.severity],
+                evidence=evidence,
             )
         )
     return results
 
 
-def verdict(status: str, requests: int, slos_passed: bool, gates: list[GateResult]) -> str:
+def verdict(status: Status, requests: int, slos_passed: bool, gates: list[GateOutcome]) -> Verdict:
     """``aborted``/``error`` as the run ended; else a failed ``fail`` gate -> ``fail``, a
     failed ``invalid`` gate -> ``invalid`` (the figures cannot be trusted, so neither can a
     pass or fail of the SLOs), else the SLOs decide."""

@@ -46,6 +46,7 @@ from authload.rundir.files import (
 )
 from authload.rundir.jsonfiles import read_json
 from authload.rundir.manifest import read_manifest
+from authload.rundir.summary import read_summary
 
 __all__ = [
     "CAPACITY_FILE",
@@ -210,23 +211,23 @@ def _object(path: Path) -> dict[str, Any]:
 
 def _run(path: Path) -> RunEntry:
     manifest = read_manifest(path)
-    summary = _object(path / SUMMARY_FILE) if (path / SUMMARY_FILE).exists() else {}
+    summary = read_summary(path) if (path / SUMMARY_FILE).exists() else None
     start, end = manifest.started_at(), manifest.ended_at()
-    duration = _float(summary.get("duration_s"))
+    duration = None if summary is None else summary.duration_s
     if duration is None and start is not None and end is not None:
         duration = (end - start).total_seconds()
     return RunEntry(
         path=path,
         kind="run",
-        scenario=manifest.scenario_name or _str(summary.get("scenario")),
+        scenario=manifest.scenario_name or (None if summary is None else summary.scenario),
         target=manifest.target,
         git_revision=manifest.git_revision,
         start=start,
         end=end,
         duration_s=duration,
         status=manifest.status,
-        verdict=_str(summary.get("verdict")) or manifest.status,
-        requests=_int(summary.get("requests", manifest.records)),
+        verdict=manifest.status if summary is None else summary.verdict,
+        requests=manifest.records if summary is None else summary.requests,
         processes=manifest.processes,
         scenario_spec=manifest.scenario,
     )

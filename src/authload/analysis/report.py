@@ -43,9 +43,16 @@ from authload.analysis.summary import summary_notes
 from authload.analysis.timeline import event_windows, fault_windows, timeline
 from authload.errors import ResultsError
 from authload.rundir.events import Event, FaultWindow, read_events
-from authload.rundir.files import MANIFEST_FILE, MOCK_FAULTS_FILE, REPORT_FILE, SUMMARY_FILE
+from authload.rundir.files import MANIFEST_FILE, MOCK_FAULTS_FILE, REPORT_FILE
 from authload.rundir.jsonfiles import read_json
 from authload.rundir.manifest import Manifest, read_manifest
+from authload.rundir.summary import (
+    GateOutcome,
+    ReconciledCounts,
+    SloOutcome,
+    Summary,
+    read_summary,
+)
 from authload.scenario.slo_grammar import parse_slo
 
 __all__ = [
@@ -81,7 +88,7 @@ class RunData:
 
     run_dir: Path
     manifest: Manifest
-    summary: dict[str, Any]
+    summary: Summary
     records: Records
     events: list[Event]
     fault_history: list[FaultWindow]  # empty without mock_faults.json
@@ -148,7 +155,7 @@ def load_run(run_dir: str | Path) -> RunData:
     return RunData(
         run_dir=path,
         manifest=read_manifest(path),
-        summary=dict(read_json(path / SUMMARY_FILE)),
+        summary=read_summary(path),
         records=Records.of_run(path),
         events=read_events(path),
         fault_history=[FaultWindow.model_validate(entry) for entry in history],
@@ -187,19 +194,19 @@ def _pass(passed: bool) -> tuple[str, str]:
     return ("pass", "pass") if passed else ("FAIL", "fail")
 
 
-def _slo_rows(slos: list[dict[str, Any]]) -> list[list[Any]]:
+def _slo_rows(slos: list[SloOutcome]) -> list[list[Any]]:
     rows = []
     for slo in slos:
-        spec = parse_slo(slo["slo"])
+        spec = parse_slo(slo.slo)
         unit = "%" if spec.is_share else "/s" if spec.stat == "rate" else " ms"
         digits = 3 if spec.is_share else 1
         rows.append(
             [
-                slo["slo"],
-                num(slo["value"], digits, unit),
-                f"{spec.op} {num(slo['threshold'], digits, unit)}",
-                _pass(bool(slo["passed"])),
-                slo["count"],
+                slo.slo,
+                num(slo.value, digits, unit),
+                f"{spec.op} {num(slo.threshold, digits, unit)}",
+                _pass(slo.passed),
+                slo.count,
             ]
         )
     return rows
@@ -238,31 +245,28 @@ def _journey_rows(journeys: Mapping[str, Mapping[str, Any]]) -> list[list[Any]]:
     ]
 
 
-def _gate_rows(gates: list[Mapping[str, Any]]) -> list[list[Any]]:
+def _gate_rows(gates: list[GateOutcome]) -> list[list[Any]]:
     rows = []
     for gate in gates:
-        if not gate["enabled"]:
-            result: Any = ("off", "")
-        else:
-            result = _pass(bool(gate["passed"]))
-        rows.append([gate["gate"], gate["severity"], result, gate["evidence"]])
+        result: Any = ("off", "") if not gate.enabled else _pass(gate.passed)
+        rows.append([gate.gate, gate.severity, result, gate.evidence])
     return rows
 
 
-def _reconciliation(reconciliation: Mapping[str, Any]) -> str:
-    endpoints: Mapping[str, Mapping[str, Any]] = reconciliation.get("endpoints", {})
-    on_mock = any("mock" in r for r in endpoints.values())
+def _reconciliation(reconciliation: ReconciledCounts) -> str:
+    endpoints = reconciliation.endpoints
+    on_mock = any(r.mock is not None for r in endpoints.values())
     sources = "records, Locust and the mock" if on_mock else "records and Locust"
     status = (
         f'<p class="badge pass">request counts reconcile ({sources})</p>'
-        if reconciliation.get("match")
+        if reconciliation.match
         else f'<p class="badge fail">request counts do NOT reconcile ({sources})</p>'
     )
     rows = [
         [
             name,
-            *(num(r.get(k)) for k in ("records", "locust", "answered", "mock")),
-            _pass(r["match"]),
+            *(num(n) for n in (r.records, r.locust, r.answered, r.mock)),
+            _pass(r.match),
         ]
         for name, r in endpoints.items()
     ]
@@ -282,7 +286,7 @@ def _plots(run: RunData) -> str:
         img("Latency by percentile", spectrum_figure(latency_spectra(records))),
         img("Retry amplification over time", amplification_figure(tl, origin, marks)),
     ]
-    outcomes = run.summary.get("outcomes") or {}
+    outcomes = run.summary.outcomes
     if outcomes:
         parts.append(img("Flow outcomes and sessions lost", outcomes_figure(outcomes)))
     return f"<p class=note>{escape(f'{window:g} s windows')}</p>" + "".join(parts)
@@ -313,13 +317,13 @@ def _details(run: RunData) -> str:
     return "".join(parts)
 
 
-def _run_table(manifest: Manifest, summary: Mapping[str, Any]) -> str:
+def _run_table(manifest: Manifest, summary: Summary) -> str:
     info = {
-        "scenario": manifest.scenario_name or summary.get("scenario"),
+        "scenario": manifest.scenario_name or summary.scenario,
         "description": manifest.scenario.get("description", ""),
         "status": manifest.status,
-        "requests": summary.get("requests"),
-        "duration (s)": num(summary.get("duration_s")),
+        "requests": summary.requests,
+        "duration (s)": num(summary.duration_s),
         "load model": manifest.scenario_field("load", "model"),
         "retry policy": manifest.scenario_field("retry", "policy"),
         "seed": manifest.seed,
@@ -336,13 +340,12 @@ def render_report(run: RunData, drift: str | None = None) -> str:
     """The report of a run as one self-contained HTML page; ``drift``: its drift section
     if already made (:func:`~authload.analysis.drift_report.drift_section`)."""
     manifest, summary = run.manifest, run.summary
-    verdict = str(summary.get("verdict", "error"))
+    verdict = summary.verdict
     meta = (
         f"target {manifest.target} · start {manifest.start} · "
         f"end {manifest.end or '?'} · status {manifest.status}"
     )
-    slos = summary.get("slos", [])
-    outcomes = summary.get("outcomes", {})
+    slos, outcomes = summary.slos, summary.outcomes
     slo_table = (
         table(["SLO", "measured", "threshold", "result", "requests"], _slo_rows(slos))
         if slos
@@ -358,12 +361,10 @@ def render_report(run: RunData, drift: str | None = None) -> str:
     body = "".join(
         [
             f"<h2>SLOs</h2>{slo_table}",
-            "<h2>Default gates</h2>" + table(_GATE_HEAD, _gate_rows(summary.get("gates", []))),
-            "<h2>Endpoints</h2>"
-            + table(_ENDPOINT_HEAD, _endpoint_rows(summary.get("endpoints", {}))),
-            "<h2>Journeys</h2>"
-            + table(_JOURNEY_HEAD, _journey_rows(summary.get("journeys") or {})),
-            "<h2>Reconciliation</h2>" + _reconciliation(summary.get("reconciliation", {})),
+            "<h2>Default gates</h2>" + table(_GATE_HEAD, _gate_rows(summary.gates)),
+            "<h2>Endpoints</h2>" + table(_ENDPOINT_HEAD, _endpoint_rows(summary.endpoints)),
+            "<h2>Journeys</h2>" + table(_JOURNEY_HEAD, _journey_rows(summary.journeys)),
+            "<h2>Reconciliation</h2>" + _reconciliation(summary.reconciliation),
             f"<h2>Flow outcomes</h2>{outcome_table}",
             f"<h2>Plots</h2>{_plots(run)}",
             _details(run),
@@ -372,7 +373,7 @@ def render_report(run: RunData, drift: str | None = None) -> str:
         ]
     )
     return document(
-        f"authload report: {summary.get('scenario', run.run_dir.name)}",
+        f"authload report: {summary.scenario}",
         meta,
         verdict.upper(),
         _VERDICT_COLOURS.get(verdict, "#9a6700"),

@@ -19,12 +19,13 @@ from authload.analysis.slo import evaluate_slos
 from authload.analysis.stats import endpoint_summary
 from authload.rundir.events import OutcomesEvent, of_kind, read_events
 from authload.rundir.files import LOCUST_COUNTS_DIR, MANIFEST_FILE, MOCK_STATS_FILE
-from authload.rundir.jsonfiles import read_json
-from authload.rundir.manifest import DiedProcess, read_manifest
+from authload.rundir.jsonfiles import plain, read_json
+from authload.rundir.manifest import DiedProcess, Status, read_manifest
+from authload.rundir.summary import Reconciled, ReconciledCounts, SloOutcome, Summary
 from authload.scenario.model import Scenario
 
 
-def summarize(run_dir: Path, scenario: Scenario, status: str) -> dict[str, Any]:
+def summarize(run_dir: Path, scenario: Scenario, status: Status) -> Summary:
     records = Records.of_run(run_dir)
     journeys = Journeys.of_run(run_dir)
     mock = _mock_stats(run_dir)
@@ -34,23 +35,27 @@ def summarize(run_dir: Path, scenario: Scenario, status: str) -> dict[str, Any]:
     events = read_events(run_dir)
     facts = RunFacts(journeys, reconciliation, _died(run_dir), mock, events, scenario.load)
     gates = check_gates(facts, list(scenario.gates_off))
-    return {
-        "scenario": scenario.name,
-        "status": status,
-        "verdict": verdict(status, len(records), all(s.passed for s in slos), gates),
-        "duration_s": span,
-        "requests": len(records),
-        "endpoints": endpoint_summary(records, span),
-        "journeys": journey_summary(journeys),
-        "revocation": revocation_summary(journeys),
-        "slos": [{**vars(s), "value": None if math.isnan(s.value) else s.value} for s in slos],
-        "gates": [vars(g) for g in gates],
-        "outcomes": _outcomes(run_dir),
-        "reconciliation": reconciliation,
-        "mock_sessions_evicted": mock_sessions_evicted(mock),
-        "mock_families_revoked": _event_count(mock, "families_revoked"),
-        "open_model_limit": _open_model_limit(run_dir, scenario, journeys),
-    }
+    return Summary(
+        scenario=scenario.name,
+        status=status,
+        verdict=verdict(status, len(records), all(s.passed for s in slos), gates),
+        duration_s=span,
+        requests=len(records),
+        endpoints=plain(endpoint_summary(records, span)),
+        journeys=journey_summary(journeys),
+        revocation=revocation_summary(journeys),
+        slos=[SloOutcome(**{**vars(s), "value": _measured(s.value)}) for s in slos],
+        gates=gates,
+        outcomes=_outcomes(run_dir),
+        reconciliation=reconciliation,
+        mock_sessions_evicted=mock_sessions_evicted(mock),
+        mock_families_revoked=_event_count(mock, "families_revoked"),
+        open_model_limit=_open_model_limit(run_dir, scenario, journeys),
+    )
+
+
+def _measured(value: float) -> float | None:
+    return None if math.isnan(value) else value
 
 
 def _open_model_limit(run_dir: Path, scenario: Scenario, journeys: Journeys) -> str | None:
@@ -99,13 +104,13 @@ def mock_sessions_evicted(mock: dict[str, Any] | None) -> dict[str, int] | None:
     }
 
 
-def summary_notes(summary: dict[str, Any]) -> list[str]:
+def summary_notes(summary: Summary) -> list[str]:
     """What a person must read beside the verdict: the mock's own doing (evicted sessions,
     families revoked) and what limited an open-model run."""
-    families = summary.get("mock_families_revoked")
+    families = summary.mock_families_revoked
     notes = [
-        eviction_note(summary.get("mock_sessions_evicted")),
-        summary.get("open_model_limit"),
+        eviction_note(summary.mock_sessions_evicted),
+        summary.open_model_limit,
         None
         if not families
         else (
@@ -145,7 +150,7 @@ def _outcomes(run_dir: Path) -> dict[str, int]:
 
 def reconcile(
     run_dir: Path, records: RecordsLike, mock_stats: dict[str, Any] | None
-) -> dict[str, Any]:
+) -> ReconciledCounts:
     """Request counts per endpoint as the records, Locust and (on the mock) the mock saw them.
 
     Records and Locust count every attempt; the mock counts the requests it answered, so it is
@@ -162,18 +167,16 @@ def reconcile(
     mock = _mock_counts(mock_stats)
     rows = {}
     for name in sorted(set(recorded) | set(locust) | set(mock or {})):
-        row = {
-            "records": int(recorded.get(name, 0)),
-            "locust": locust.get(name),
-            "answered": int(answered.get(name, 0)),
-        }
-        if mock is not None:
-            row["mock"] = mock.get(name, 0)
-        row["match"] = row["locust"] == row["records"] and (
-            mock is None or row["mock"] == row["answered"]
+        n, got = int(recorded.get(name, 0)), int(answered.get(name, 0))
+        by_mock = None if mock is None else mock.get(name, 0)
+        rows[name] = Reconciled(
+            records=n,
+            locust=locust.get(name),
+            answered=got,
+            mock=by_mock,
+            match=locust.get(name) == n and (mock is None or by_mock == got),
         )
-        rows[name] = row
-    return {"endpoints": rows, "match": all(r["match"] for r in rows.values())}
+    return ReconciledCounts(endpoints=rows, match=all(r.match for r in rows.values()))
 
 
 def _locust_counts(directory: Path) -> dict[str, int]:

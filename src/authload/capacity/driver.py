@@ -38,8 +38,8 @@ from authload.capacity.stops import (
     stop_on_failed_step,
     stop_when_budget_spent,
 )
-from authload.console import Console
 from authload.errors import AuthloadError
+from authload.run.console import Console
 from authload.run.sessions import session_for
 from authload.run.targets import resolve_target
 from authload.rundir.events import AbortEvent, of_kind, read_events
@@ -197,7 +197,7 @@ class _Driver:
             options.step_s - options.warmup_s,
             open_model=self.search.open_model,
         )
-        dropped = int(result.summary.get("outcomes", {}).get("dropped_arrivals", 0))
+        dropped = result.summary.outcomes.get("dropped_arrivals", 0)
         judgement = judge_step(records, scenario.slos, start, end, dropped)
         self.ledger.judged.append((step["level"], judgement))
         body = asdict(judgement)

@@ -9,9 +9,10 @@ if TYPE_CHECKING:
     from authload.analysis.compare import Comparison
     from authload.analysis.history import LatestComparison, RunIndex
     from authload.run.smoke import Step
+    from authload.rundir.summary import GateOutcome, Summary
 
 
-def print_summary(summary: dict[str, Any]) -> None:
+def print_summary(summary: Summary) -> None:
     """Per endpoint (every attempt, and the expected answers alone), per flow's journeys,
     each SLO, each default gate, and the notes a person must read before the verdict."""
     from authload.analysis.summary import summary_notes
@@ -20,28 +21,28 @@ def print_summary(summary: dict[str, Any]) -> None:
         f"{'endpoint':<22} {'count':>7} {'rps':>7} {'p50 ms':>8} {'p95 ms':>8} "
         f"{'p99 ms':>8} {'errors':>7} {'ok p50':>8} {'ok p99':>8}"
     )
-    for name, row in summary["endpoints"].items():
+    for name, row in summary.endpoints.items():
         ok = row.get("ok") or {}
         print(
             f"{name:<22} {row['count']:>7} {ms(row['rate_per_s'], 7)} {ms(row['p50'])} "
             f"{ms(row['p95'])} {ms(row['p99'])} {row['error_rate']:>7.2%} "
             f"{ms(ok.get('p50'))} {ms(ok.get('p99'))}"
         )
-    _print_journeys(summary.get("journeys") or {})
-    for slo in summary["slos"]:
-        mark = "ok  " if slo["passed"] else "FAIL"
-        value = "no data" if slo["value"] is None else f"{slo['value']:.4g}"
-        print(f"SLO {mark} {slo['slo']}  (measured {value})")
-    for gate in summary.get("gates", []):
-        print(f"gate {_gate_mark(gate):<7} {gate['gate']}: {gate['evidence']}")
+    _print_journeys(summary.journeys)
+    for slo in summary.slos:
+        mark = "ok  " if slo.passed else "FAIL"
+        value = "no data" if slo.value is None else f"{slo.value:.4g}"
+        print(f"SLO {mark} {slo.slo}  (measured {value})")
+    for gate in summary.gates:
+        print(f"gate {_gate_mark(gate):<7} {gate.gate}: {gate.evidence}")
     for note in summary_notes(summary):
         print(f"note: {note}")
 
 
-def _gate_mark(gate: dict[str, Any]) -> str:
-    if not gate["enabled"]:
+def _gate_mark(gate: GateOutcome) -> str:
+    if not gate.enabled:
         return "off"
-    return "ok" if gate["passed"] else str(gate["severity"]).upper()
+    return "ok" if gate.passed else gate.severity.upper()
 
 
 def _print_journeys(journeys: dict[str, Any]) -> None:
@@ -60,10 +61,10 @@ def _print_journeys(journeys: dict[str, Any]) -> None:
         )
 
 
-def print_drift(summary: dict[str, Any]) -> None:
+def print_drift(summary: Summary) -> None:
     """What the drift analysis flagged (summary.json's ``drift``; long runs only)."""
-    drift = summary.get("drift")
-    if not isinstance(drift, dict):
+    drift = summary.drift
+    if drift is None:
         return
     flagged = [*drift.get("flagged", []), *drift.get("harness_flagged", [])]
     print(f"drift: {len(flagged) or 'nothing'} flagged")

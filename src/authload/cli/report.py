@@ -19,8 +19,7 @@ class ReportCommand(Command):
         from authload.analysis.report import write_report
         from authload.errors import InputError, ResultsError
         from authload.run import salvage
-        from authload.rundir.files import SUMMARY_FILE
-        from authload.rundir.jsonfiles import read_json
+        from authload.rundir.summary import read_summary
         from authload.verdict_formats.commands import for_run
 
         destinations = options.destinations(args)
@@ -29,12 +28,11 @@ class ReportCommand(Command):
             if salvage(run_dir):
                 print(f"authload: {args.run_dir}: the run never finished; summarized what it left")
             path = write_report(run_dir)
-            summary = read_json(run_dir / SUMMARY_FILE)
+            summary = read_summary(run_dir)
         except ResultsError as exc:  # not a (finished) run directory: bad input
             raise InputError(str(exc)) from exc
-        verdict = str(summary.get("verdict", "error"))
         print(f"report: {path}")
         render.print_drift(summary)
-        print(f"verdict: {verdict.upper()}")
+        print(f"verdict: {summary.verdict.upper()}")
         for_run(destinations, run_dir, summary)
-        return {"pass": EXIT_PASS, "fail": EXIT_FAIL}.get(verdict, EXIT_ERROR)
+        return {"pass": EXIT_PASS, "fail": EXIT_FAIL}.get(summary.verdict, EXIT_ERROR)

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from authload.console import Console
 from authload.errors import AuthloadError, InputError, TargetError
+from authload.run.console import Console
 from authload.rundir.events import (
     AbortEvent,
     Event,

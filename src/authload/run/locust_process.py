@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from authload.children import die_with_parent
-from authload.console import Console
 from authload.errors import AuthloadError
 from authload.load.config import (
     APP_TOKEN_ENV,
@@ -31,6 +30,7 @@ from authload.load.config import (
     STOP_GRACE_S,
     RunConfig,
 )
+from authload.run.console import Console
 from authload.run.launchers import WORKER_FINISH_S, Launcher
 from authload.run.sessions import Endpoints
 from authload.run.ui import UI_ENV, UiSession

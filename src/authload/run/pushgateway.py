@@ -25,15 +25,14 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
 
 from authload import metric_names as names
-from authload.console import Console
-from authload.rundir.files import MANIFEST_FILE, SUMMARY_FILE
-from authload.rundir.jsonfiles import read_json
+from authload.run.console import Console
+from authload.rundir.files import MANIFEST_FILE
 from authload.rundir.manifest import Manifest, read_manifest
+from authload.rundir.summary import read_summary
 
 __all__ = [
     "PUSHGATEWAY_ENV",
@@ -58,13 +57,12 @@ def gateway_from_env() -> str | None:
 
 def run_grouping_key(run_dir: Path) -> dict[str, str]:
     """The run's group (besides ``job``): its scenario and its run id."""
-    summary = read_json(run_dir / SUMMARY_FILE)
-    return {names.SCENARIO: str(summary["scenario"]), names.RUN: run_dir.name}
+    return {names.SCENARIO: read_summary(run_dir).scenario, names.RUN: run_dir.name}
 
 
 def run_registry(run_dir: Path) -> CollectorRegistry:
     """A registry holding the run's figures, read from its run directory."""
-    summary: dict[str, Any] = read_json(run_dir / SUMMARY_FILE)
+    summary = read_summary(run_dir)
     manifest = read_manifest(run_dir) if (run_dir / MANIFEST_FILE).is_file() else None
     r = CollectorRegistry()
     requests = Gauge(
@@ -85,7 +83,7 @@ def run_registry(run_dir: Path) -> CollectorRegistry:
         [names.ENDPOINT],
         registry=r,
     )
-    for endpoint, row in summary["endpoints"].items():
+    for endpoint, row in summary.endpoints.items():
         if endpoint != "*":  # the per-endpoint counts add up to it
             for status, count in row["statuses"].items():
                 requests.labels(endpoint, str(status)).set(count)
@@ -94,10 +92,10 @@ def run_registry(run_dir: Path) -> CollectorRegistry:
                 latency.labels(endpoint, quantile).set(row[key] / 1000.0)
         error_ratio.labels(endpoint).set(row["error_rate"])
     Gauge(names.PUSHED_DURATION, "Length of the run: first attempt to last answer", registry=r).set(
-        summary["duration_s"]
+        summary.duration_s
     )
     Gauge(names.PUSHED_VERDICT, "1 when the run passed, else 0", registry=r).set(
-        1 if summary["verdict"] == "pass" else 0
+        1 if summary.verdict == "pass" else 0
     )
     Gauge(names.PUSHED_FINISHED, "Unix time the run ended", registry=r).set(_end(manifest))
     return r

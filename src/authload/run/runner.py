@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from authload.console import Console
 from authload.errors import InputError, ResultsError
 from authload.load.config import RunConfig
 from authload.load.run_limits import limits_used
 from authload.run import book
+from authload.run.console import Console
 from authload.run.launchers import Launcher, MasterOptions, launcher_for
 from authload.run.locust_process import LocustProcess
 from authload.run.sessions import TargetSession, session_for
@@ -39,11 +39,11 @@ from authload.rundir.files import (
     MOCK_STATS_FILE,
     RECORDS_DIR,
     RECORDS_FILE,
-    SUMMARY_FILE,
 )
 from authload.rundir.jsonfiles import write_json
 from authload.rundir.manifest import Manifest, Status, write_manifest
 from authload.rundir.records import finalize_records
+from authload.rundir.summary import Summary, Verdict, write_summary
 from authload.scenario.loader import load_scenario
 from authload.scenario.model import Scenario
 
@@ -51,9 +51,9 @@ from authload.scenario.model import Scenario
 @dataclass(frozen=True)
 class RunResult:
     run_dir: Path
-    verdict: str  # pass, fail, aborted, error
+    verdict: Verdict
     exit_code: int
-    summary: dict[str, Any]
+    summary: Summary
 
 
 def run(
@@ -186,7 +186,7 @@ def conclude(
     run_dir: Path,
     scenario: Scenario,
     target: Target,
-    status: str,
+    status: Status,
     pushgateway: str | None,
     console: Console,
 ) -> RunResult:
@@ -195,9 +195,8 @@ def conclude(
 
     summary = summarize(run_dir, scenario, status)
     used = limits_used(run_dir)
-    if used is not None:
-        summary["limits"] = used
-    write_json(run_dir / SUMMARY_FILE, summary)
+    summary.limits = used
+    write_summary(run_dir, summary)
     _state_limits_used(target, used, console)
     from authload.run.pushgateway import push_after_run
 
@@ -208,9 +207,8 @@ def conclude(
         write_report(run_dir)
     except Exception as exc:
         console.say(f"report.html not written: {exc!r}")
-    verdict = summary["verdict"]
-    code = {"pass": 0, "fail": 1}.get(verdict, 3)
-    return RunResult(run_dir, verdict, code, summary)
+    code = {"pass": 0, "fail": 1}.get(summary.verdict, 3)
+    return RunResult(run_dir, summary.verdict, code, summary)
 
 
 def _check_ui(ui: UiSession, launcher: Launcher) -> None:

@@ -15,10 +15,10 @@ from typing import Any
 
 import httpx
 
-from authload.console import Console
 from authload.errors import TargetError
 from authload.load.config import mock_default_secrets
 from authload.mock.control import MockControl
+from authload.run.console import Console
 from authload.run.targets import Target
 from authload.rundir.events import FaultWindow, append_event, fault_event
 from authload.rundir.files import MOCK_BEHAVIOUR_FILE, MOCK_FAULTS_FILE

@@ -9,10 +9,10 @@ from pathlib import Path
 from authload.errors import InputError
 from authload.run.book import died, workers
 from authload.rundir.events import LocustEvent, of_kind, read_events
-from authload.rundir.files import MANIFEST_FILE, SUMMARY_FILE
-from authload.rundir.jsonfiles import write_json
+from authload.rundir.files import MANIFEST_FILE
 from authload.rundir.manifest import read_manifest, write_manifest
 from authload.rundir.records import finalize_records
+from authload.rundir.summary import write_summary
 from authload.scenario.model import Scenario
 
 
@@ -41,7 +41,7 @@ def salvage(run_dir: Path) -> bool:
     write_manifest(run_dir, manifest)
     from authload.analysis.summary import summarize
 
-    write_json(run_dir / SUMMARY_FILE, summarize(run_dir, scenario, "incomplete"))
+    write_summary(run_dir, summarize(run_dir, scenario, "incomplete"))
     return True
 
 

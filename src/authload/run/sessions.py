@@ -18,9 +18,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from authload.console import Console
 from authload.errors import TargetError
 from authload.mock.control import MockControl
+from authload.run.console import Console
 from authload.run.running_mock import (
     RunningMock,
     check_running_mock,

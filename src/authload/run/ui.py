@@ -26,12 +26,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from authload.console import Console
 from authload.errors import InputError
+from authload.run.console import Console
 from authload.rundir.events import ManualControlEvent, StageEvent, of_kind, read_events
 from authload.rundir.files import REPORT_FILE, SUMMARY_FILE
-from authload.rundir.jsonfiles import read_json
 from authload.rundir.manifest import UiRecord
+from authload.rundir.summary import read_summary
 
 UI_ENV = "AUTHLOAD_UI"  # set to 1 for a Locust process whose runner serves the report after it
 REPORT_PATH = "/authload/report"
@@ -210,8 +210,8 @@ class _ReportHandler(BaseHTTPRequestHandler):
             self._send(404, gone.encode(), "text/plain")
 
     def _state(self) -> dict[str, Any]:
-        summary = self.run_dir / SUMMARY_FILE
-        verdict = read_json(summary).get("verdict") if summary.is_file() else None
+        written = (self.run_dir / SUMMARY_FILE).is_file()
+        verdict = read_summary(self.run_dir).verdict if written else None
         return {
             "run": self.run_dir.name,
             "phase": "over",

@@ -7,9 +7,9 @@ import signal
 import subprocess
 import sys
 
-from authload.console import Console
 from authload.errors import AuthloadError, InputError
 from authload.load.config import CONFIG_ENV, WORKER_ENV, WORKER_UNFIT_EXIT
+from authload.run.console import Console
 from authload.run.launchers import DEFAULT_MASTER_PORT
 from authload.run.locust_process import LOCUSTFILE
 

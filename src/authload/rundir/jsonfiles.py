@@ -7,10 +7,10 @@ import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from authload.errors import ResultsError
 
@@ -53,3 +53,20 @@ def read_json(path: Path) -> Any:
         raise ResultsError(f"{path}: missing") from exc
     except (OSError, ValueError) as exc:
         raise ResultsError(f"{path}: unreadable: {exc}") from exc
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def read_model(path: Path, model: type[M]) -> M:
+    """A run directory's JSON file as ``model``; a :class:`ResultsError` that names the file
+    and the field when it is missing, unreadable or not what ``model`` holds."""
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise ResultsError(f"{path}: not a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        field = ".".join(str(p) for p in problem["loc"]) or "(the file)"
+        raise ResultsError(f"{path}: {field}: {problem['msg']}") from None

@@ -12,12 +12,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from authload.errors import ResultsError
 from authload.rundir.events import WorkerInfo
 from authload.rundir.files import MANIFEST_FILE
-from authload.rundir.jsonfiles import read_json, write_json
+from authload.rundir.jsonfiles import read_model, write_json
 
 SCHEMA_VERSION = 1
 
@@ -107,16 +106,7 @@ def write_manifest(run_dir: Path, manifest: Manifest) -> None:
 def read_manifest(run_dir: Path) -> Manifest:
     """The run's manifest; a :class:`ResultsError` that names the file and the field when it
     is missing or not a manifest."""
-    path = run_dir / MANIFEST_FILE
-    data = read_json(path)
-    if not isinstance(data, dict):
-        raise ResultsError(f"{path}: not a JSON object")
-    try:
-        return Manifest.model_validate(data)
-    except ValidationError as exc:
-        problem = exc.errors()[0]
-        field = ".".join(str(p) for p in problem["loc"]) or "(the file)"
-        raise ResultsError(f"{path}: {field}: {problem['msg']}") from None
+    return read_model(run_dir / MANIFEST_FILE, Manifest)
 
 
 def _time(value: str | None) -> datetime | None:

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from authload.rundir.summary import Summary
 from authload.verdict_formats.units import bound, figure, spec_of, unit_of, where
 
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
@@ -70,29 +71,29 @@ class Suite:
 
 
 def run_suite(
-    summary: Mapping[str, Any],
+    summary: Summary,
     name: str,
     *,
     report: str | None = None,
     timestamp: str | None = None,
 ) -> Suite:
     """The suite of one run from its ``summary.json``."""
-    verdict = str(summary.get("verdict", "error"))
-    cases = [slo_case(s) for s in summary.get("slos", [])]
-    cases += [gate_case(g) for g in summary.get("gates") or []]
+    verdict = summary.verdict
+    cases = [slo_case(s.model_dump()) for s in summary.slos]
+    cases += [gate_case(g.model_dump()) for g in summary.gates]
     status = status_case(summary, cases)
     properties = {
-        "scenario": str(summary.get("scenario", "")),
+        "scenario": summary.scenario,
         "verdict": verdict,
-        "status": str(summary.get("status", "")),
-        "requests": str(summary.get("requests", "")),
+        "status": summary.status,
+        "requests": str(summary.requests),
     }
     if report is not None:
         properties["report"] = report
     return Suite(
         name=name,
         verdict=verdict,
-        duration_s=float(summary.get("duration_s") or 0.0),
+        duration_s=summary.duration_s,
         cases=cases if status is None else [status, *cases],
         timestamp=timestamp,
         report=report,
@@ -181,11 +182,10 @@ def gate_case(gate: Mapping[str, Any]) -> Case:
     )
 
 
-def status_case(summary: Mapping[str, Any], cases: Sequence[Case]) -> Case | None:
+def status_case(summary: Summary, cases: Sequence[Case]) -> Case | None:
     """The run's own case: when it did not finish, or when its verdict is not a pass and no
     other case says why."""
-    verdict = str(summary.get("verdict", "error"))
-    status = str(summary.get("status", "")) or verdict
+    verdict, status = summary.verdict, summary.status
     unfinished = verdict in UNFINISHED
     if verdict == "pass" or (not unfinished and any(c.failed for c in cases)):
         return None

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from authload.errors import ResultsError
-from authload.rundir.files import CAPACITY_REPORT_FILE, MANIFEST_FILE, REPORT_FILE, SUMMARY_FILE
-from authload.rundir.jsonfiles import read_json
+from authload.rundir.files import CAPACITY_REPORT_FILE, REPORT_FILE
+from authload.rundir.manifest import read_manifest
+from authload.rundir.summary import Summary, read_summary
 from authload.verdict_formats import outputs
 from authload.verdict_formats.capacity_cases import capacity_suite
 from authload.verdict_formats.cases import Suite, run_suite
@@ -23,7 +24,7 @@ from authload.verdict_formats.markdown import (
 from authload.verdict_formats.outputs import Destinations
 
 
-def for_run(destinations: Destinations, run_dir: Path, summary: Mapping[str, Any]) -> None:
+def for_run(destinations: Destinations, run_dir: Path, summary: Summary) -> None:
     """A run's verdict (``authload run``, ``authload report``)."""
     if not destinations.wanted:
         return
@@ -42,7 +43,7 @@ def for_comparison(
     suite = comparison_suite(
         comparison,
         f"compare {base.name} -> {candidate.name}",
-        duration_s=float(summary.get("duration_s") or 0.0) if summary else 0.0,
+        duration_s=summary.duration_s if summary is not None else 0.0,
         timestamp=_start(candidate),
         report=_report(candidate, REPORT_FILE),
     )
@@ -66,7 +67,7 @@ def for_capacity(destinations: Destinations, directory: Path, data: Mapping[str,
     _done(outputs.write(destinations, [suite], lambda: capacity_markdown(data, suite)))
 
 
-def suite_of_run(run_dir: Path, summary: Mapping[str, Any]) -> Suite:
+def suite_of_run(run_dir: Path, summary: Summary) -> Suite:
     return run_suite(
         summary,
         run_dir.name,
@@ -82,18 +83,16 @@ def _report(directory: Path, name: str) -> str | None:
 
 def _start(run_dir: Path) -> str | None:
     try:
-        start = read_json(run_dir / MANIFEST_FILE).get("start")
+        return read_manifest(run_dir).start
     except ResultsError:
         return None
-    return str(start) if start else None
 
 
-def _summary(run_dir: Path) -> dict[str, Any] | None:
+def _summary(run_dir: Path) -> Summary | None:
     try:
-        data = read_json(run_dir / SUMMARY_FILE)
+        return read_summary(run_dir)
     except ResultsError:
         return None
-    return data if isinstance(data, dict) else None
 
 
 def _done(written: list[str]) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from authload.rundir.summary import Summary
 from authload.verdict_formats.cases import FAILED, PASSED, Case, Suite
 from authload.verdict_formats.compare_cases import INSUFFICIENT_DATA, change, figure
 from authload.verdict_formats.units import ms, share
@@ -15,12 +16,12 @@ MARKS = {PASSED: "✅", FAILED: "❌"}
 SKIP_MARK = "⏭️"
 
 
-def run_markdown(summary: Mapping[str, Any], suite: Suite) -> str:
+def run_markdown(summary: Summary, suite: Suite) -> str:
     """A run's summary: its verdict, SLOs, endpoints and default gates."""
     return "\n\n".join([heading(suite, run_line(summary, suite)), *run_sections(summary, suite)])
 
 
-def run_sections(summary: Mapping[str, Any], suite: Suite) -> list[str]:
+def run_sections(summary: Summary, suite: Suite) -> list[str]:
     return [
         cases_section("SLOs", [c for c in suite.cases if c.group in ("slo", "run")]),
         endpoints_section(summary),
@@ -31,7 +32,7 @@ def run_sections(summary: Mapping[str, Any], suite: Suite) -> list[str]:
 def comparison_markdown(
     suite: Suite,
     comparison: Mapping[str, Any],
-    candidate: tuple[Mapping[str, Any], Suite] | None = None,
+    candidate: tuple[Summary, Suite] | None = None,
 ) -> str:
     """A comparison's summary, then the candidate run's own when it has a summary."""
     line = (
@@ -79,13 +80,12 @@ def heading(suite: Suite, line: str) -> str:
     return f"## {mark} authload {suite.name}: {suite.verdict.upper()}\n\n{line}{report}"
 
 
-def run_line(summary: Mapping[str, Any], suite: Suite) -> str:
+def run_line(summary: Summary, suite: Suite) -> str:
     line = (
-        f"Scenario `{summary.get('scenario', '-')}`, status {summary.get('status', '-')}, "
-        f"{suite.duration_s:.0f} s, {summary.get('requests', 0)} requests."
+        f"Scenario `{summary.scenario}`, status {summary.status}, "
+        f"{suite.duration_s:.0f} s, {summary.requests} requests."
     )
-    reconciliation = summary.get("reconciliation") or {}
-    if reconciliation and not reconciliation.get("match", True):
+    if not summary.reconciliation.match:
         line += " **Request counts do not reconcile** (summary.json `reconciliation`)."
     return line
 
@@ -101,8 +101,8 @@ def cases_section(title: str, cases: Sequence[Case]) -> str:
     return f"### {title}\n\n{table(head, rows)}{failures(cases)}"
 
 
-def endpoints_section(summary: Mapping[str, Any]) -> str:
-    endpoints: Mapping[str, Mapping[str, Any]] = summary.get("endpoints") or {}
+def endpoints_section(summary: Summary) -> str:
+    endpoints = summary.endpoints
     rows = [
         [
             f"`{name}`",
@@ -119,8 +119,8 @@ def endpoints_section(summary: Mapping[str, Any]) -> str:
     return "### Endpoints\n\n" + (table(head, rows) if rows else "No requests.")
 
 
-def gates_section(summary: Mapping[str, Any], suite: Suite) -> str:
-    if summary.get("gates") is None:
+def gates_section(summary: Summary, suite: Suite) -> str:
+    if not summary.gates:
         return "### Default gates\n\nNot in this run's summary."
     cases = [c for c in suite.cases if c.group == "gate"]
     if not cases:
