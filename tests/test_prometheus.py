@@ -58,6 +58,7 @@ from authload.run.pushgateway import (
     run_grouping_key,
     run_registry,
 )
+from tests.helpers import documents
 from tests.helpers.tools import tool_path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -746,15 +747,9 @@ def fake_run(tmp_path: Path) -> Path:
         "p99.9": 40.0,
         "max": 40.0,
     }
-    summary = {
-        "scenario": "soak",
-        "verdict": "pass",
-        "duration_s": 12.5,
-        "endpoints": {"gigma.login": row, "*": {**row, "p95": None}},
-    }
-    (run_dir / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
-    manifest = {"end": "2025-01-02T03:05:00.000+00:00"}
-    (run_dir / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    endpoints = {"gigma.login": row, "*": {**row, "p95": None}}
+    documents.summary(run_dir, scenario="soak", duration_s=12.5, requests=3, endpoints=endpoints)
+    documents.manifest(run_dir, {"name": "soak"})
     return run_dir
 
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,6 +29,7 @@ from authload.analysis.stats import percentile
 from authload.cli import main
 from authload.errors import ResultsError
 from authload.rundir.files import MANIFEST_FILE, RECORDS_DIR, RECORDS_FILE
+from tests.helpers import documents
 from tests.helpers.synthetic_runs import LOGIN, REFRESH, SMS, one_endpoint, one_run, write_run
 
 LATENCY_STATS = ("p50", "p95", "p99")
@@ -364,11 +366,10 @@ def test_amplification_needs_operations_in_the_records() -> None:
 
 
 def test_setup_differences_name_what_differs(tmp_path: Path) -> None:
-    def setup(name: str, scenario: object, target: object = "mock") -> compare_module.RunSetup:
+    def setup(name: str, scenario: dict[str, Any], target: str = "mock") -> compare_module.RunSetup:
         directory = tmp_path / name
         directory.mkdir()
-        manifest = {"scenario": scenario, "target": target}
-        (directory / MANIFEST_FILE).write_text(json.dumps(manifest), encoding="utf-8")
+        documents.manifest(directory, scenario, target)
         return compare_module.load_setup(directory)
 
     gate = {"name": "gate", "load": {"model": "open"}, "retry": {"policy": "none"}}

@@ -3,7 +3,6 @@ reads them: for the tests of `authload compare` and of the verdict formats."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +10,9 @@ import pandas as pd
 import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
-from authload.rundir.files import MANIFEST_FILE, RECORDS_FILE
+from authload.rundir.files import RECORDS_FILE
 from authload.rundir.records import RECORD_SCHEMA
+from tests.helpers import documents
 
 LOGIN, REFRESH, SMS = "gigma.login", "mobile.refresh", "mobile.phone_request"
 
@@ -78,6 +78,5 @@ def write_run(directory: Path, records: pd.DataFrame, retry: str = "none") -> Pa
     )
     pq.write_table(table, directory / RECORDS_FILE)
     scenario = {"name": "synthetic", "load": {"model": "open"}, "retry": {"policy": retry}}
-    manifest = {"scenario": scenario, "target": "mock", "status": "completed"}
-    (directory / MANIFEST_FILE).write_text(json.dumps(manifest), encoding="utf-8")
+    documents.manifest(directory, scenario)
     return directory
