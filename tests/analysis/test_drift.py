@@ -474,4 +474,4 @@ def test_resources_are_sampled_for_every_locust_process(tmp_path: Path) -> None:
     assert any(r["cpu_percent"] is not None for r in by_process["master"])
     frame = read_resources(run.run_dir)
     assert len(frame) == len(samples)
-    assert "drift" not in run.summary  # 14 s: too short for drift analysis
+    assert run.summary["drift"] is None  # 14 s: too short for drift analysis
