@@ -5,7 +5,6 @@ that reconcile with Locust's and the mock's counts, summary, report and verdict.
 
 from __future__ import annotations
 
-import json
 import socket
 import subprocess
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.helpers import documents
 from tests.helpers.runs import SCENARIOS, Run, authload
 from tests.helpers.ui_runs import SHORT, free_port, ui_run, wait_until
 
@@ -195,7 +195,9 @@ def test_the_report_server_waits_for_the_report_then_serves_it(tmp_path: Path) -
         assert WRITING in waiting and "fetch('/authload/state'" in waiting
         state = httpx.get(base + "/authload/state").json()
         assert (state["verdict"], state["report_ready"]) == (None, False)
-        (run_dir / "summary.json").write_text(json.dumps({"verdict": "fail"}), encoding="utf-8")
+        (run_dir / "summary.json").write_text("{", encoding="utf-8")  # unreadable: still waiting
+        assert httpx.get(base + "/authload/state").json()["verdict"] is None
+        documents.summary(run_dir, verdict="fail")
         (run_dir / "report.html").write_text("<p>the report</p>", encoding="utf-8")
         state = httpx.get(base + "/authload/state").json()
         assert (state["verdict"], state["report_ready"]) == ("fail", True)

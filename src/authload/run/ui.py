@@ -26,7 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from authload.errors import InputError
+from authload.errors import InputError, ResultsError
 from authload.run.console import Console
 from authload.rundir.events import ManualControlEvent, StageEvent, of_kind, read_events
 from authload.rundir.files import REPORT_FILE, SUMMARY_FILE
@@ -210,15 +210,23 @@ class _ReportHandler(BaseHTTPRequestHandler):
             self._send(404, gone.encode(), "text/plain")
 
     def _state(self) -> dict[str, Any]:
-        written = (self.run_dir / SUMMARY_FILE).is_file()
-        verdict = read_summary(self.run_dir).verdict if written else None
         return {
             "run": self.run_dir.name,
             "phase": "over",
-            "verdict": verdict,
+            "verdict": self._verdict(),
             "report": REPORT_PATH,
             "report_ready": (self.run_dir / REPORT_FILE).is_file(),
         }
+
+    def _verdict(self) -> str | None:
+        """The run's verdict once its summary is written; None before, or if it cannot be
+        read (the page then keeps waiting rather than the server failing)."""
+        if not (self.run_dir / SUMMARY_FILE).is_file():
+            return None
+        try:
+            return read_summary(self.run_dir).verdict
+        except ResultsError:
+            return None
 
     def _send(
         self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
