@@ -574,7 +574,8 @@ def test_closed_steps_of_users_fit_the_usl(tmp_path: Path) -> None:
     assert model["r2"] > 0.8
     assert model["points"] == 4
     assert data["knee"]["level"] == 2  # two slots: latency climbs from the third user on
-    assert "USL model (a fit, not a measurement)" in "\n".join(describe(data))
+    document = CapacityDocument.model_validate(data)  # the printed JSON is capacity.json
+    assert "USL model (a fit, not a measurement)" in "\n".join(describe(document))
 
 
 @pytest.mark.slow
