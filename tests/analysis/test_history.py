@@ -20,6 +20,7 @@ import yaml
 from authload.analysis.history import index_runs, parse_since
 from authload.cli import main
 from authload.errors import InputError
+from authload.rundir.capacity import CapacityAnswer, CapacityDocument, write_capacity
 from tests.helpers.runs import REPO, Run, authload, run_scenario
 
 SCENARIO = """
@@ -118,22 +119,38 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> History:
     capacity = root / "nested" / "20250101T000000Z-capacity-hist-a"
     capacity.mkdir(parents=True)
     step = _copy(runs["a3"], capacity, "step-01-run", a2 + (a3 - a2) * 2 / 3)
-    (capacity / "capacity.json").write_text(
-        json.dumps(
-            {
-                "kind": "authload-capacity",
-                "scenario": "hist-a",
-                "target": "mock",
-                "status": "completed",
-                "start": (a2 + (a3 - a2) / 2).isoformat(),
-                "end": (a2 + (a3 - a2) * 0.9).isoformat(),
-                "elapsed_s": 12.5,
-                "capacity": {"level": 42.0, "unit": "/s"},
-                "steps": [{"index": 1, "run_dir": step.name}],
-                "exit_code": 0,
-            }
+    write_capacity(
+        capacity,
+        CapacityDocument(
+            scenario="hist-a",
+            scenario_file="scenarios/hist-a.yaml",
+            mode="open",
+            unit="/s",
+            target="mock",
+            status="completed",
+            stop_reason="precision",
+            stop_detail="",
+            start=(a2 + (a3 - a2) / 2).isoformat(),
+            end=(a2 + (a3 - a2) * 0.9).isoformat(),
+            elapsed_s=12.5,
+            settings={},
+            slos=["p99(*) < 1s"],
+            capacity=CapacityAnswer(
+                level=42.0,
+                unit="/s",
+                bracket=[42.0, 44.0],
+                found=True,
+                bounded=True,
+                ok_rps=42.0,
+                p99_ms=900.0,
+                note="capacity 42/s",
+            ),
+            knee=None,
+            first_breach=None,
+            usl=None,
+            steps=[{"index": 1, "run_dir": step.name}],
+            exit_code=0,
         ),
-        encoding="utf-8",
     )
     runs["capacity"] = capacity
     later = a3 + timedelta(minutes=1)

@@ -36,6 +36,7 @@ from authload.capacity.stops import SoFar, Stopped, stop_on_failed_step, stop_wh
 from authload.capacity.usl import UslFitError, fit_usl, usl
 from authload.cli import main
 from authload.run.console import RecordingConsole
+from authload.rundir.capacity import CapacityDocument
 from authload.scenario.loader import load_scenario
 from tests.helpers.runs import SCENARIOS, authload
 
@@ -356,7 +357,7 @@ def test_each_step_is_the_scenario_at_one_level_with_warm_up_and_no_events() -> 
     assert [(s.duration_s, s.users) for s in closed.load.stages] == [(30, 8)]
 
 
-def _capacity_data(mode: str = "open") -> dict[str, Any]:
+def _capacity_data(mode: str = "open") -> CapacityDocument:
     steps = []
     for i, (level, verdict, p99) in enumerate(
         [(10, "pass", 100.0), (20, "pass", 101.0), (40, "fail", 300.0), (28.28, "fail", 250.0)]
@@ -375,8 +376,8 @@ def _capacity_data(mode: str = "open") -> dict[str, Any]:
         fit = fit_usl([1, 2, 4, 8], [10, 19, 33, 45])
         usl_part = {"model": "USL", **{k: getattr(fit, k) for k in fit.__dataclass_fields__}}
         usl_part["n_peak"] = None if math.isinf(fit.n_peak) else fit.n_peak
-    return {
-        "kind": "authload-capacity", "scenario": "t", "mode": mode,
+    return CapacityDocument.model_validate({
+        "kind": "authload-capacity", "scenario": "t", "scenario_file": "t.yaml", "mode": mode,
         "unit": "users" if mode == "closed" else "journeys/s", "target": "mock",
         "status": "completed", "stop_reason": "precision", "stop_detail": "",
         "start": "2026-01-01T00:00:00+00:00", "end": "2026-01-01T00:05:00+00:00",
@@ -389,7 +390,7 @@ def _capacity_data(mode: str = "open") -> dict[str, Any]:
         "first_breach": {"level": 28.28, "slo": "p99(*) < 200ms", "endpoint": "gigma.login",
                          "value": 250.0, "threshold": 200.0, "reasons": []},
         "usl": usl_part, "steps": steps, "exit_code": 0,
-    }  # fmt: skip
+    })  # fmt: skip
 
 
 def test_the_page_has_the_three_plots_the_capacity_and_links_to_each_step(tmp_path: Path) -> None:
@@ -573,7 +574,8 @@ def test_closed_steps_of_users_fit_the_usl(tmp_path: Path) -> None:
     assert model["r2"] > 0.8
     assert model["points"] == 4
     assert data["knee"]["level"] == 2  # two slots: latency climbs from the third user on
-    assert "USL model (a fit, not a measurement)" in "\n".join(describe(data))
+    document = CapacityDocument.model_validate(data)  # the printed JSON is capacity.json
+    assert "USL model (a fit, not a measurement)" in "\n".join(describe(document))
 
 
 @pytest.mark.slow
@@ -588,7 +590,7 @@ def test_closed_steps_with_only_a_maximum_start_at_one_user(tmp_path: Path) -> N
     console = RecordingConsole()
     options = CapacityOptions(closed=True, maximum=2, step_s=3, warmup_s=0, out=tmp_path / "runs")
     result = run_capacity(path, options, console)
-    data = result.data
+    data = result.document.model_dump(mode="json")
     assert result.exit_code == 0, console.lines
     assert [s["level"] for s in data["steps"]] == [1, 2]
     assert data["stop_reason"] == "max_reached"

@@ -37,6 +37,7 @@ import pandas as pd
 from authload.analysis.compare import Comparison, compare_runs, endpoint_figures
 from authload.analysis.query import Journeys, Records
 from authload.errors import InputError, ResultsError
+from authload.rundir.capacity import EXIT_BELOW_START, EXIT_FOUND, read_capacity
 from authload.rundir.files import (
     CAPACITY_FILE,
     CAPACITY_LOG,
@@ -44,7 +45,6 @@ from authload.rundir.files import (
     RECORDS_FILE,
     SUMMARY_FILE,
 )
-from authload.rundir.jsonfiles import read_json
 from authload.rundir.manifest import read_manifest
 from authload.rundir.summary import read_summary
 
@@ -202,13 +202,6 @@ def _candidates(path: Path, depth: int) -> Iterator[Path]:
             yield from _candidates(child, depth + 1)
 
 
-def _object(path: Path) -> dict[str, Any]:
-    data = read_json(path)
-    if not isinstance(data, dict):
-        raise ResultsError(f"{path}: not a JSON object")
-    return data
-
-
 def _run(path: Path) -> RunEntry:
     manifest = read_manifest(path)
     summary = read_summary(path) if (path / SUMMARY_FILE).exists() else None
@@ -234,48 +227,30 @@ def _run(path: Path) -> RunEntry:
 
 
 def _capacity(path: Path) -> RunEntry:
-    data = _object(path / CAPACITY_FILE) if (path / CAPACITY_FILE).exists() else {}
-    manifest = _object(path / MANIFEST_FILE) if (path / MANIFEST_FILE).exists() else {}
-    scenario = data.get("scenario", manifest.get("scenario"))
-    if isinstance(scenario, dict):
-        scenario = scenario.get("name")
-    status = _str(data.get("status")) or "running"
-    code = _int(data.get("exit_code"))
-    verdict = status
-    if status == "completed" and code in (0, 1):
-        verdict = "pass" if code == 0 else "fail"
-    found = data.get("capacity")
-    capacity: dict[str, Any] = found if isinstance(found, dict) else {}
-    detail = ""
-    if isinstance(capacity.get("level"), int | float):
-        detail = f"capacity {capacity['level']:g} {capacity.get('unit') or ''}".strip()
-    elif capacity.get("note"):
-        detail = str(capacity["note"])
-    steps = data.get("steps")
-    start = _time(data.get("start", manifest.get("start")))
-    end = _time(data.get("end", manifest.get("end")))
-    duration = _float(data.get("elapsed_s"))
-    if duration is None and start is not None and end is not None:
-        duration = (end - start).total_seconds()
+    """A capacity search; one whose first step still runs has no capacity.json yet."""
+    if not (path / CAPACITY_FILE).exists():
+        return RunEntry(path, "capacity", None, None, _step_revision(path), None, None, None,
+                        "running", "running")  # fmt: skip
+    doc = read_capacity(path)
+    verdict = doc.status
+    if doc.status == "completed" and doc.exit_code in (EXIT_FOUND, EXIT_BELOW_START):
+        verdict = "pass" if doc.exit_code == EXIT_FOUND else "fail"
+    level = doc.capacity.level
+    found = f"capacity {level:g} {doc.capacity.unit}" if level is not None else doc.capacity.note
+    processes = doc.settings.get("processes")
     return RunEntry(
         path=path,
         kind="capacity",
-        scenario=_str(scenario),
-        target=_str(data.get("target", manifest.get("target"))),
-        git_revision=_str(data.get("git_revision", manifest.get("git_revision")))
-        or _step_revision(path),
-        start=start,
-        end=end,
-        duration_s=duration,
-        status=status,
+        scenario=doc.scenario,
+        target=doc.target,
+        git_revision=_step_revision(path),
+        start=_time(doc.start),
+        end=_time(doc.end),
+        duration_s=doc.elapsed_s,
+        status=doc.status,
         verdict=verdict,
-        requests=None,
-        processes=_int(data.get("settings", {}).get("processes"))
-        if isinstance(data.get("settings"), dict)
-        else None,
-        detail="; ".join(
-            part for part in (detail, _steps(steps) if isinstance(steps, list) else "") if part
-        ),
+        processes=processes if isinstance(processes, int) else None,
+        detail="; ".join(part for part in (found, _steps(doc.steps)) if part),
     )
 
 
@@ -287,7 +262,7 @@ def _step_revision(path: Path) -> str | None:
     """A capacity search's git revision: its first step run's."""
     for manifest in sorted(path.glob(f"*/{MANIFEST_FILE}")):
         try:
-            return _str(_object(manifest).get("git_revision"))
+            return read_manifest(manifest.parent).git_revision
         except ResultsError:
             continue
     return None
@@ -301,18 +276,6 @@ def _time(value: Any) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _float(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def _int(value: Any) -> int | None:
-    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")

@@ -21,13 +21,17 @@ from authload.capacity.options import CapacityOptions
 from authload.capacity.search import Search, bracket
 from authload.capacity.stops import FAILED, Stopped
 from authload.capacity.usl import UslFitError, fit_usl
+from authload.rundir.capacity import (
+    EXIT_BELOW_START,
+    EXIT_ERROR,
+    EXIT_FOUND,
+    CapacityAnswer,
+    CapacityDocument,
+)
 from authload.rundir.jsonfiles import plain
 from authload.scenario.model import Scenario
 
 __all__ = [
-    "EXIT_BELOW_START",
-    "EXIT_ERROR",
-    "EXIT_FOUND",
     "Ledger",
     "describe",
     "document",
@@ -35,7 +39,6 @@ __all__ = [
     "step_figures",
 ]
 
-EXIT_FOUND, EXIT_BELOW_START, EXIT_ERROR = 0, 1, 3
 Judged = list[tuple[float, StepJudgement]]
 
 
@@ -52,20 +55,18 @@ class Ledger:
     judged: Judged = field(default_factory=list)  # (level, judgement) of the judged steps
 
 
-def document(ledger: Ledger, stopped: Stopped | None) -> dict[str, Any]:
+def document(ledger: Ledger, stopped: Stopped | None) -> CapacityDocument:
     """What ``capacity.json`` holds, JSON-safe; ``stopped`` is None while the search runs."""
     ended = stopped if stopped is not None else Stopped("running", "")
     judged = sorted(ledger.judged, key=lambda p: p[0])
     capacity = _capacity(ledger, judged, ended)
-    below_start = bool(ledger.scenario.slos) and bool(judged) and not capacity["found"]
+    below_start = bool(ledger.scenario.slos) and bool(judged) and not capacity.found
     knee = find_knee(
         [lv for lv, _ in judged], [j.ok_rps for _, j in judged], [j.p99_ms for _, j in judged]
     )
     breach = first_breach(judged)
     now = time.time()
     data = {
-        "kind": "authload-capacity",
-        "version": 1,
         "scenario": ledger.scenario.name,
         "scenario_file": str(ledger.scenario_path),
         "mode": ledger.search.mode,
@@ -86,26 +87,25 @@ def document(ledger: Ledger, stopped: Stopped | None) -> dict[str, Any]:
         "steps": ledger.steps,
         "exit_code": _exit_code(ended.status, below_start),
     }
-    cleaned: dict[str, Any] = plain(data)
-    return cleaned
+    return CapacityDocument.model_validate(plain(data))
 
 
-def _capacity(ledger: Ledger, judged: Judged, ended: Stopped) -> dict[str, Any]:
+def _capacity(ledger: Ledger, judged: Judged, ended: Stopped) -> CapacityAnswer:
     has_slos = bool(ledger.scenario.slos)
     # without SLOs every step passes: there is no capacity to speak of, only the curve
     low, high = bracket([(lv, j.passed) for lv, j in judged]) if has_slos else (None, None)
     by_level = {lv: j for lv, j in judged}
     unit = ledger.search.unit
-    return {
-        "level": low,
-        "unit": unit,
-        "bracket": [low, high],
-        "found": low is not None,
-        "bounded": high is not None,
-        "ok_rps": by_level[low].ok_rps if low is not None else None,
-        "p99_ms": by_level[low].p99_ms if low is not None else None,
-        "note": _note(ended, low, high, has_slos, unit),
-    }
+    return CapacityAnswer(
+        level=low,
+        unit=unit,
+        bracket=[low, high],
+        found=low is not None,
+        bounded=high is not None,
+        ok_rps=plain(by_level[low].ok_rps) if low is not None else None,
+        p99_ms=plain(by_level[low].p99_ms) if low is not None else None,
+        note=_note(ended, low, high, has_slos, unit),
+    )
 
 
 def _exit_code(status: str, below_start: bool) -> int:
@@ -158,30 +158,29 @@ def _usl(judged: Judged) -> dict[str, Any]:
 # ------------------------------------------------------------------------- what is printed
 
 
-def describe(data: dict[str, Any]) -> list[str]:
+def describe(data: CapacityDocument) -> list[str]:
     """The lines the CLI prints for a capacity run (capacity.json's content)."""
-    unit = data["unit"]
-    closed = data["mode"] == "closed"
+    unit = data.unit
+    closed = data.mode == "closed"
     head = "users" if closed else "rate /s"
     lines = [
         f"{'step':>4} {head:>9} {'verdict':>8} {'req/s':>8} {'ok/s':>8} {'p50 ms':>8} "
         f"{'p99 ms':>8} {'errors':>7}  run"
     ]
-    for s in data["steps"]:
+    for s in data.steps:
         lines.append(
             f"{s['index']:>4} {s['level']:>9.4g} {s['verdict']:>8} {_n(s.get('throughput_rps'))} "
             f"{_n(s.get('ok_rps'))} {_n(s.get('p50_ms'))} {_n(s.get('p99_ms'))} "
             f"{_pct(s.get('error_rate'))}  {s['run_dir']}"
         )
-    cap = data["capacity"]
-    lines.append(f"capacity: {cap['note']}")
-    stop = data["stop_reason"] + (f" ({data['stop_detail']})" if data["stop_detail"] else "")
+    lines.append(f"capacity: {data.capacity.note}")
+    stop = data.stop_reason + (f" ({data.stop_detail})" if data.stop_detail else "")
     lines.append(f"stopped: {stop}")
-    lines.append(_knee_line(data["knee"], unit))
-    if data["first_breach"] is not None:
-        lines.append(_breach_line(data["first_breach"], unit))
-    if data.get("usl") is not None:
-        lines.append(_usl_line(data["usl"]))
+    lines.append(_knee_line(data.knee, unit))
+    if data.first_breach is not None:
+        lines.append(_breach_line(data.first_breach, unit))
+    if data.usl is not None:
+        lines.append(_usl_line(data.usl))
     return lines
 
 

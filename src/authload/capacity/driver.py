@@ -42,9 +42,9 @@ from authload.errors import AuthloadError
 from authload.run.console import Console
 from authload.run.sessions import session_for
 from authload.run.targets import resolve_target
+from authload.rundir.capacity import CapacityDocument, write_capacity
 from authload.rundir.events import AbortEvent, of_kind, read_events
-from authload.rundir.files import CAPACITY_FILE, CAPACITY_LOG, CAPACITY_REPORT_FILE
-from authload.rundir.jsonfiles import write_json
+from authload.rundir.files import CAPACITY_LOG, CAPACITY_REPORT_FILE
 from authload.scenario.loader import load_scenario
 from authload.scenario.model import Scenario
 
@@ -57,7 +57,7 @@ __all__ = ["CapacityResult", "run_capacity"]
 @dataclass(frozen=True)
 class CapacityResult:
     directory: Path
-    data: dict[str, Any]  # what capacity.json holds
+    document: CapacityDocument  # what capacity.json holds
     exit_code: int
 
 
@@ -112,8 +112,8 @@ class _Driver:
             raise
         finally:
             data = self._write(stopped)
-        self.console.say(f"done: {data['capacity']['note']}")
-        return CapacityResult(self.directory, data, int(data["exit_code"]))
+        self.console.say(f"done: {data.capacity.note}")
+        return CapacityResult(self.directory, data, data.exit_code)
 
     def _loop(self) -> Stopped:
         """Step after step until the search is over or a stop says so. The stops are asked
@@ -228,13 +228,13 @@ class _Driver:
         with (self.directory / CAPACITY_LOG).open("a", encoding="utf-8") as log:
             yield Console(log)
 
-    def _write(self, stopped: Stopped | None) -> dict[str, Any]:
+    def _write(self, stopped: Stopped | None) -> CapacityDocument:
         """capacity.json as the search stands (``stopped`` None: still running); once it has
         ended, capacity.html too."""
         from authload.capacity.page import write_capacity_report
 
         data = document(self.ledger, stopped)
-        write_json(self.directory / CAPACITY_FILE, data)
+        write_capacity(self.directory, data)
         if stopped is not None:
             try:  # the page only shows capacity.json: failing to draw it must not lose it
                 write_capacity_report(self.directory, data)

@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 from authload.analysis.figures import plain_numbers
 from authload.analysis.page import document, escape, img, num, table
 from authload.capacity.usl import usl
+from authload.rundir.capacity import CapacityDocument
 from authload.rundir.files import CAPACITY_REPORT_FILE, REPORT_FILE
 from authload.scenario.slo_grammar import parse_slo
 
@@ -35,10 +36,10 @@ __all__ = [
 _PASS, _FAIL, _MODEL = "#1a7f37", "#cf222e", "#8250df"
 
 
-def _points(data: Mapping[str, Any], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _points(data: CapacityDocument, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(levels, values, passed) of the judged steps, by level; missing values as NaN."""
     steps = sorted(
-        (s for s in data["steps"] if s.get("verdict") in ("pass", "fail")),
+        (s for s in data.steps if s.get("verdict") in ("pass", "fail")),
         key=lambda s: float(s["level"]),
     )
     levels = np.array([float(s["level"]) for s in steps])
@@ -47,15 +48,15 @@ def _points(data: Mapping[str, Any], key: str) -> tuple[np.ndarray, np.ndarray, 
     return levels, values, passed
 
 
-def _marks(ax: Axes, data: Mapping[str, Any]) -> None:
+def _marks(ax: Axes, data: CapacityDocument) -> None:
     """The capacity (green), the first failing level (red, dotted) and the knee (purple)."""
-    cap = data["capacity"]
-    low, high = cap["bracket"]
+    cap = data.capacity
+    low, high = cap.bracket
     if low is not None:
         ax.axvline(low, color=_PASS, linewidth=1.8, label=f"capacity {low:.4g}")
     if high is not None:
         ax.axvline(high, color=_FAIL, linewidth=1.2, linestyle=":", label=f"first fail {high:.4g}")
-    knee = data.get("knee")
+    knee = data.knee
     if knee is not None:
         ax.axvline(
             knee["level"],
@@ -89,9 +90,9 @@ def _finish(ax: Axes, title: str, xlabel: str, ylabel: str) -> None:
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
 
 
-def capacity_figures(data: Mapping[str, Any]) -> list[tuple[str, Figure]]:
+def capacity_figures(data: CapacityDocument) -> list[tuple[str, Figure]]:
     """The page's plots, titled: throughput, p99 and error rate against the offered load."""
-    closed = data["mode"] == "closed"
+    closed = data.mode == "closed"
     xlabel = "users (closed model)" if closed else "offered load (journey arrivals/s)"
     return [
         ("Throughput vs offered load", _throughput_figure(data, xlabel)),
@@ -100,7 +101,7 @@ def capacity_figures(data: Mapping[str, Any]) -> list[tuple[str, Figure]]:
     ]
 
 
-def _throughput_figure(data: Mapping[str, Any], xlabel: str) -> Figure:
+def _throughput_figure(data: CapacityDocument, xlabel: str) -> Figure:
     x, throughput, passed = _points(data, "throughput_rps")
     _, ok, _ = _points(data, "ok_rps")
     fig = Figure(figsize=(11.0, 3.6), layout="constrained")
@@ -118,8 +119,8 @@ def _throughput_figure(data: Mapping[str, Any], xlabel: str) -> Figure:
             linewidth=1,
             label="proportional to the first step",
         )
-    model = data.get("usl")
-    if data["mode"] == "closed" and model and "error" not in model:
+    model = data.usl
+    if data.mode == "closed" and model and "error" not in model:
         _usl_curve(ax, model, float(x.max()) if len(x) else 1.0)
     ax.set_ylim(bottom=0)
     _marks(ax, data)
@@ -145,14 +146,14 @@ def _usl_curve(ax: Axes, model: Mapping[str, Any], top: float) -> None:
         )
 
 
-def _latency_figure(data: Mapping[str, Any], xlabel: str) -> Figure:
+def _latency_figure(data: CapacityDocument, xlabel: str) -> Figure:
     x, p99, passed = _points(data, "p99_ms")
     _, p50, _ = _points(data, "p50_ms")
     fig = Figure(figsize=(11.0, 3.6), layout="constrained")
     ax = fig.subplots()
     ax.plot(x, p50, color="#8c959f", linewidth=1, label="p50")
     _scatter(ax, x, p99, passed, "p99")
-    _thresholds(ax, data.get("slos", []), ("p90", "p95", "p99", "p99.9", "max"))
+    _thresholds(ax, data.slos, ("p90", "p95", "p99", "p99.9", "max"))
     if np.nanmax(np.append(p99, 0.0)) > 0:
         ax.set_yscale("log")
         plain_numbers(ax.yaxis)
@@ -161,30 +162,30 @@ def _latency_figure(data: Mapping[str, Any], xlabel: str) -> Figure:
     return fig
 
 
-def _errors_figure(data: Mapping[str, Any], xlabel: str) -> Figure:
+def _errors_figure(data: CapacityDocument, xlabel: str) -> Figure:
     x, errors, passed = _points(data, "error_rate")
     fig = Figure(figsize=(11.0, 3.0), layout="constrained")
     ax = fig.subplots()
     _scatter(ax, x, errors * 100.0, passed, "error rate")
-    _thresholds(ax, data.get("slos", []), ("error_rate",))
+    _thresholds(ax, data.slos, ("error_rate",))
     ax.set_ylim(bottom=0)
     _marks(ax, data)
     _finish(ax, "Error rate vs offered load", xlabel, "requests with an error (%)")
     return fig
 
 
-def _summary(data: Mapping[str, Any]) -> str:
-    cap, unit = data["capacity"], data["unit"]
-    low, high = cap["bracket"]
-    knee, breach = data.get("knee"), data.get("first_breach")
+def _summary(data: CapacityDocument) -> str:
+    cap, unit = data.capacity, data.unit
+    low, high = cap.bracket
+    knee, breach = data.knee, data.first_breach
     rows: list[list[Any]] = [
-        ["capacity", cap["note"]],
+        ["capacity", cap.note],
         ["bracket", f"last pass {_g(low)}, first fail {_g(high)} ({unit})"],
-        ["ok requests/s at capacity", num(cap.get("ok_rps"), 1)],
-        ["p99 at capacity (ms)", num(cap.get("p99_ms"), 1)],
+        ["ok requests/s at capacity", num(cap.ok_rps, 1)],
+        ["p99 at capacity (ms)", num(cap.p99_ms, 1)],
         [
             "stopped",
-            data["stop_reason"] + (f": {data['stop_detail']}" if data["stop_detail"] else ""),
+            data.stop_reason + (f": {data.stop_detail}" if data.stop_detail else ""),
         ],
         [
             "knee",
@@ -202,8 +203,8 @@ def _summary(data: Mapping[str, Any]) -> str:
             else f"{breach['slo']} on {breach['endpoint']} (measured {_g(breach['value'])})"
         )
         rows.append(["first to break", f"at {breach['level']:.4g} {unit}: {what}"])
-    rows.append(["SLOs", "; ".join(data.get("slos", [])) or "none"])
-    settings = data.get("settings", {})
+    rows.append(["SLOs", "; ".join(data.slos) or "none"])
+    settings = data.settings
     rows.append(["settings", ", ".join(f"{k} {v}" for k, v in settings.items() if v is not None)])
     return table(["", ""], rows, "kv")
 
@@ -253,10 +254,10 @@ def _usl_table(model: Mapping[str, Any] | None) -> str:
     )
 
 
-def _steps(data: Mapping[str, Any], directory: Path | None) -> str:
+def _steps(data: CapacityDocument, directory: Path | None) -> str:
     head = (
         "step",
-        data["unit"],
+        data.unit,
         "chosen by",
         "verdict",
         "req/s",
@@ -269,7 +270,7 @@ def _steps(data: Mapping[str, Any], directory: Path | None) -> str:
         "run",
     )
     parts = ["<table><thead><tr>", *(f"<th>{escape(h)}</th>" for h in head), "</tr></thead><tbody>"]
-    for s in data["steps"]:
+    for s in data.steps:
         verdict = str(s.get("verdict", ""))
         css = "pass" if verdict == "pass" else "fail"
         report = f"{s['run_dir']}/{REPORT_FILE}"
@@ -298,45 +299,45 @@ def _steps(data: Mapping[str, Any], directory: Path | None) -> str:
     return "".join(parts)
 
 
-def render_capacity_report(data: Mapping[str, Any], directory: Path | None = None) -> str:
+def render_capacity_report(data: CapacityDocument, directory: Path | None = None) -> str:
     """The capacity page as one self-contained HTML string."""
-    cap, unit = data["capacity"], data["unit"]
-    level = cap.get("level")
-    if data["status"] in ("aborted", "error"):
-        headline, colour = data["status"].upper(), "#9a6700"
-    elif level is None and cap["bracket"][1] is not None:
-        headline, colour = f"BELOW {cap['bracket'][1]:.4g} {unit}", _FAIL
+    cap, unit = data.capacity, data.unit
+    level = cap.level
+    if data.status in ("aborted", "error"):
+        headline, colour = data.status.upper(), "#9a6700"
+    elif level is None and cap.bracket[1] is not None:
+        headline, colour = f"BELOW {cap.bracket[1]:.4g} {unit}", _FAIL
     elif level is None:
         headline, colour = "NO CAPACITY JUDGED", "#9a6700"
     else:
-        at_least = "" if cap["bounded"] else "AT LEAST "
-        headline, colour = f"{at_least}{level:.4g} {unit}", _PASS if cap["bounded"] else "#9a6700"
-    judged = [s for s in data["steps"] if s.get("verdict") in ("pass", "fail")]
+        at_least = "" if cap.bounded else "AT LEAST "
+        headline, colour = f"{at_least}{level:.4g} {unit}", _PASS if cap.bounded else "#9a6700"
+    judged = [s for s in data.steps if s.get("verdict") in ("pass", "fail")]
     plots = (
         "".join(img(title, fig) for title, fig in capacity_figures(data))
         if judged
         else "<p class=note>no step was judged: nothing to plot</p>"
     )
     meta = (
-        f"{data['mode']} model · target {data['target']} · start {data['start']} · "
-        f"end {data['end']} · status {data['status']} · {data['elapsed_s']:.0f} s · "
-        f"{len(data['steps'])} steps"
+        f"{data.mode} model · target {data.target} · start {data.start} · "
+        f"end {data.end} · status {data.status} · {data.elapsed_s:.0f} s · "
+        f"{len(data.steps)} steps"
     )
     body = "".join(
         [
             f"<h2>Capacity</h2>{_summary(data)}",
             f"<h2>Against the offered load</h2>{plots}",
-            _usl_table(data.get("usl")),
+            _usl_table(data.usl),
             "<h2>Steps</h2><p class=note>Each step is a run directory of its own (its report "
             "judges the whole step; the verdict here is the measured window's, warm-up "
             "excluded).</p>",
             _steps(data, directory),
         ]
     )
-    return document(f"authload capacity: {data['scenario']}", meta, headline, colour, body)
+    return document(f"authload capacity: {data.scenario}", meta, headline, colour, body)
 
 
-def write_capacity_report(directory: Path, data: Mapping[str, Any]) -> Path:
+def write_capacity_report(directory: Path, data: CapacityDocument) -> Path:
     """Write ``directory/capacity.html`` from ``data`` (capacity.json's content)."""
     path = directory / CAPACITY_REPORT_FILE
     partial = path.with_name(f".{CAPACITY_REPORT_FILE}.partial")

@@ -56,12 +56,12 @@ class CapacityCommand(Command):
         result = run_capacity(args.scenario, search)
         from authload.verdict_formats.commands import for_capacity
 
-        for_capacity(destinations, result.directory, result.data)
+        for_capacity(destinations, result.directory, result.document)
         if args.json:
-            print(json.dumps(result.data, indent=2, ensure_ascii=False))
+            print(json.dumps(result.document.model_dump(mode="json"), indent=2, ensure_ascii=False))
             return result.exit_code
         print(f"capacity run directory: {result.directory}")
-        for line in describe(result.data):
+        for line in describe(result.document):
             print(line)
         return result.exit_code
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from authload.errors import ResultsError
+from authload.rundir.capacity import CapacityDocument
 from authload.rundir.files import CAPACITY_REPORT_FILE, REPORT_FILE
 from authload.rundir.manifest import read_manifest
 from authload.rundir.summary import Summary, read_summary
@@ -55,7 +56,7 @@ def for_comparison(
     _done(outputs.write(destinations, [suite], markdown))
 
 
-def for_capacity(destinations: Destinations, directory: Path, data: Mapping[str, Any]) -> None:
+def for_capacity(destinations: Destinations, directory: Path, data: CapacityDocument) -> None:
     """A capacity search's verdict (``authload capacity``)."""
     if not destinations.wanted:
         return

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from authload.rundir.capacity import CapacityDocument
 from authload.rundir.summary import Summary
 from authload.verdict_formats.cases import FAILED, PASSED, Case, Suite
 from authload.verdict_formats.compare_cases import INSUFFICIENT_DATA, change, figure
@@ -47,17 +48,15 @@ def comparison_markdown(
     return "\n\n".join(parts)
 
 
-def capacity_markdown(data: Mapping[str, Any], suite: Suite) -> str:
+def capacity_markdown(data: CapacityDocument, suite: Suite) -> str:
     """A capacity search's summary: its answer, the steps, the SLOs at the deciding step."""
-    knee = data.get("knee")
-    lines = [f"Capacity: {data['capacity']['note']}."]
+    knee = data.knee
+    lines = [f"Capacity: {data.capacity.note}."]
     if knee is not None:
-        lines.append(f"Knee: {knee['level']:g} {data['unit']}.")
-    breach = data.get("first_breach")
+        lines.append(f"Knee: {knee['level']:g} {data.unit}.")
+    breach = data.first_breach
     if breach is not None and breach.get("slo"):
-        lines.append(
-            f"First SLO to break: `{breach['slo']}` at {breach['level']:g} {data['unit']}."
-        )
+        lines.append(f"First SLO to break: `{breach['slo']}` at {breach['level']:g} {data.unit}.")
     slo_cases = [c for c in suite.cases if c.group != "capacity"]
     title = f"SLOs at {slo_cases[0].group}" if slo_cases else "SLOs"
     return (
@@ -157,7 +156,7 @@ def comparison_section(suite: Suite, comparison: Mapping[str, Any]) -> str:
     )
 
 
-def steps_section(data: Mapping[str, Any]) -> str:
+def steps_section(data: CapacityDocument) -> str:
     rows = [
         [
             str(s["index"]),
@@ -169,9 +168,9 @@ def steps_section(data: Mapping[str, Any]) -> str:
             share(s.get("error_rate")),
             f"`{s['run_dir']}`",
         ]
-        for s in data.get("steps", [])
+        for s in data.steps
     ]
-    head = ["step", data["unit"], "verdict", "req/s", "ok/s", "p99 ms", "errors", "run"]
+    head = ["step", data.unit, "verdict", "req/s", "ok/s", "p99 ms", "errors", "run"]
     return "### Steps\n\n" + (table(head, rows) if rows else "No step ran.")
 
 
