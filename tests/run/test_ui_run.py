@@ -183,7 +183,8 @@ def test_a_ui_port_in_use_is_refused_before_anything(tmp_path: Path) -> None:
 
 
 def test_the_report_server_waits_for_the_report_then_serves_it(tmp_path: Path) -> None:
-    from authload.run.ui import WRITING, UiOptions, UiSession
+    from authload.load.report_page import WRITING
+    from authload.run.ui import UiOptions, UiSession
 
     run_dir = tmp_path / "20260101T000000Z-ui-check"
     run_dir.mkdir()

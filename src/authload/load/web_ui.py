@@ -38,8 +38,8 @@ from authload.load import live_view
 from authload.load.config import RunConfig
 from authload.load.live_view import Moment, UiRun
 from authload.load.mock_peek import MockPeek
+from authload.load.report_page import REPORT_PATH, STATE_PATH, UI_ENV, WRITING, waiting_page
 from authload.load.shapes import stage_at
-from authload.run.ui import REPORT_PATH, STATE_PATH, UI_ENV, WRITING, waiting_page
 from authload.rundir.events import AbortEvent, ManualControlEvent, append_event
 from authload.rundir.files import ABORT_FILE
 

@@ -30,10 +30,11 @@ from authload.load.config import (
     STOP_GRACE_S,
     RunConfig,
 )
+from authload.load.report_page import UI_ENV
 from authload.run.console import Console
 from authload.run.launchers import WORKER_FINISH_S, Launcher
 from authload.run.sessions import Endpoints
-from authload.run.ui import UI_ENV, UiSession
+from authload.run.ui import UiSession
 from authload.rundir.events import AbortEvent, LocustEvent, append_event
 from authload.rundir.files import ABORT_FILE
 from authload.scenario.model import Scenario

@@ -15,7 +15,6 @@ No deadline runs before the user presses start; from the start, the scenario's l
 from __future__ import annotations
 
 import contextlib
-import html
 import json
 import subprocess
 import threading
@@ -27,15 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from authload.errors import InputError, ResultsError
+from authload.load.report_page import REPORT_PATH, STATE_PATH, WRITING, waiting_page
 from authload.run.console import Console
 from authload.rundir.events import ManualControlEvent, StageEvent, of_kind, read_events
 from authload.rundir.files import REPORT_FILE, SUMMARY_FILE
 from authload.rundir.manifest import UiRecord
 from authload.rundir.summary import read_summary
 
-UI_ENV = "AUTHLOAD_UI"  # set to 1 for a Locust process whose runner serves the report after it
-REPORT_PATH = "/authload/report"
-STATE_PATH = "/authload/state"
 DEFAULT_UI_PORT = 8089  # Locust's
 DEFAULT_LINGER_S = 300.0
 BIND_TRIES_S = 10.0  # Locust's forked processes may hold its port a moment after it quits
@@ -165,28 +162,6 @@ class UiSession:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
-
-
-def waiting_page(run_name: str, note: str) -> str:
-    """What the report's link shows until the report is written: it asks ``/authload/state``
-    every 2 s (through Locust's end and the runner's start, when nothing answers for a
-    moment) and shows the report once it is ready."""
-    script = (
-        "setInterval(function () { fetch('" + STATE_PATH + "', {cache: 'no-store'})"
-        ".then(function (r) { return r.json(); })"
-        ".then(function (s) { if (s.report_ready) { location.reload(); } })"
-        ".catch(function () {}); }, 2000);"
-    )
-    return (
-        '<!doctype html><html><head><meta charset="utf-8">'
-        f"<title>authload: {html.escape(run_name)}</title></head><body>"
-        f"<h1>authload: {html.escape(run_name)}</h1><p>{html.escape(note)}</p>"
-        "<p>This page shows the report once it is written.</p>"
-        f"<script>{script}</script></body></html>"
-    )
-
-
-WRITING = "The test has stopped: authload is writing the summary, the report and the verdict."
 
 
 class _ReportHandler(BaseHTTPRequestHandler):
