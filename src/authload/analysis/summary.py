@@ -17,7 +17,7 @@ from authload.analysis.offered import open_model_limit
 from authload.analysis.query import ANSWERED, Journeys, Records, RecordsLike, as_records
 from authload.analysis.slo import evaluate_slos
 from authload.analysis.stats import endpoint_summary
-from authload.rundir.events import OutcomesEvent, of_kind, read_events
+from authload.rundir.events import Event, OutcomesEvent, of_kind, read_events
 from authload.rundir.files import LOCUST_COUNTS_DIR, MANIFEST_FILE, MOCK_STATS_FILE
 from authload.rundir.jsonfiles import plain, read_json
 from authload.rundir.manifest import DiedProcess, Status, read_manifest
@@ -46,7 +46,7 @@ def summarize(run_dir: Path, scenario: Scenario, status: Status) -> Summary:
         revocation=revocation_summary(journeys),
         slos=[SloOutcome(**{**vars(s), "value": _measured(s.value)}) for s in slos],
         gates=gates,
-        outcomes=_outcomes(run_dir),
+        outcomes=_outcomes(events),
         reconciliation=reconciliation,
         mock_sessions_evicted=mock_sessions_evicted(mock),
         mock_families_revoked=_event_count(mock, "families_revoked"),
@@ -141,9 +141,9 @@ def _span_s(records: Records) -> float:
     return 0.0 if span is None or math.isnan(span) else float(span)  # NULL (NaN): no records
 
 
-def _outcomes(run_dir: Path) -> dict[str, int]:
+def _outcomes(events: list[Event]) -> dict[str, int]:
     total: Counter[str] = Counter()
-    for event in of_kind(read_events(run_dir), OutcomesEvent):
+    for event in of_kind(events, OutcomesEvent):
         total.update(event.counts)
     return dict(sorted(total.items()))
 
