@@ -108,6 +108,36 @@ def test_slos() -> None:
     assert not evaluate("p99(mobile.refresh) < 1s", frame, 10).passed  # no data fails
 
 
+def test_slos_read_from_the_endpoint_summary_equal_the_ones_computed_again() -> None:
+    """The summary hands its endpoint figures to the SLOs: every SLO, read from them or not,
+    has the value and count it has when computed from the records alone."""
+    rng = np.random.default_rng(7)
+    frame = pd.concat(
+        [
+            _records(list(rng.exponential(80.0, 500))),
+            _records(list(rng.exponential(30.0, 300)), endpoint="mobile.refresh"),
+            _records([5.0] * 40, endpoint="mobile.refresh", status=503, error="http"),
+            _records([10_000.0] * 7, status=0, error="timeout"),
+        ],
+        ignore_index=True,
+    )
+    endpoints = endpoint_summary(frame, 10.0)
+    slos = [
+        f"{stat}({scope}{filtering}) < 100ms"
+        for stat in ("p50", "p90", "p95", "p99", "p99.9", "max", "mean")
+        for scope in ("gigma.login", "mobile.refresh", "*", "mobile.lkfl_auth")
+        for filtering in ("", ", ok", ", 5xx", ", errors")
+    ]
+    for slo in slos:
+        read, computed = evaluate(slo, frame, 10, endpoints=endpoints), evaluate(slo, frame, 10)
+        assert (read.count, read.passed) == (computed.count, computed.passed), slo
+        assert read.value == computed.value or (
+            math.isnan(read.value) and math.isnan(computed.value)
+        ), slo
+    refresh_ok = evaluate("p99(mobile.refresh, ok) < 100ms", frame, 10, endpoints=endpoints)
+    assert (refresh_ok.value, refresh_ok.count) == (endpoints["mobile.refresh"]["ok"]["p99"], 300)
+
+
 def test_error_rate_of_an_endpoint_never_exercised_is_no_data_and_fails() -> None:
     frame = _records([1.0] * 10)
     result = evaluate("error_rate(mobile.refresh) < 1%", frame, 10)

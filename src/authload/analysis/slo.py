@@ -14,6 +14,7 @@ exercised.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,8 @@ from authload.analysis.query import (
 from authload.rundir.records import REVOCATION
 from authload.scenario.slo_grammar import (
     JOURNEYS,
+    PERCENTILES,
+    REQUESTS,
     ErrorFilter,
     LatencyFilter,
     SloSpec,
@@ -89,18 +92,30 @@ def evaluate_slos(
     records: RecordsLike,
     duration_s: float,
     journeys: JourneysLike = None,
+    endpoints: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[SloResult]:
     """``journeys``: the run's journey records; without them journey and revocation SLOs
-    have no data."""
+    have no data. ``endpoints``: the run's
+    :func:`~authload.analysis.stats.endpoint_summary`, if made: an SLO on a percentile it
+    holds is read from it (the same nearest rank over the same attempts, so the SLO and the
+    endpoint table cannot differ) instead of being computed again."""
     table = as_records(records)
     kept = as_journeys(journeys)
-    return [evaluate(slo, table, duration_s, kept) for slo in slos]
+    return [evaluate(slo, table, duration_s, kept, endpoints) for slo in slos]
 
 
 def evaluate(
-    slo: str, records: RecordsLike, duration_s: float, journeys: JourneysLike = None
+    slo: str,
+    records: RecordsLike,
+    duration_s: float,
+    journeys: JourneysLike = None,
+    endpoints: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> SloResult:
     spec = parse_slo(slo)
+    known = _summarized(spec, endpoints or {})
+    if known is not None:
+        value, n = known
+        return SloResult(slo, value, spec.threshold, _met(spec, value), n)
     if spec.family == JOURNEYS:
         return _journeys(slo, spec, as_journeys(journeys))
     if spec.family == REVOCATION_FAMILY:
@@ -117,6 +132,24 @@ def evaluate(
         value = n / duration_s if duration_s > 0 else math.nan
         return SloResult(slo, value, spec.threshold, _met(spec, value), n)
     return _latency(slo, spec, table, "latency_ms", where, params)  # every attempt
+
+
+def _summarized(
+    spec: SloSpec, endpoints: Mapping[str, Mapping[str, Any]]
+) -> tuple[float, int] | None:
+    """An SLO's value and count as the endpoint summary has them: a percentile of every
+    attempt, or of the expected answers (``ok``), of an endpoint or of all (``*``)."""
+    if spec.family != REQUESTS or spec.filter not in (None, "ok"):
+        return None
+    figures = endpoints.get(spec.endpoint)
+    name = next((n for n, q in PERCENTILES.items() if q == spec.quantile), None)
+    if figures is None or name is None:
+        return None
+    held = figures if spec.filter is None else figures["ok"]
+    if name not in held:
+        return None
+    value = held[name]
+    return (math.nan if value is None else float(value)), int(held["count"])
 
 
 def _journeys(slo: str, spec: SloSpec, journeys: Table) -> SloResult:

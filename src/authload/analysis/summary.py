@@ -30,7 +30,8 @@ def summarize(run_dir: Path, scenario: Scenario, status: Status) -> Summary:
     journeys = Journeys.of_run(run_dir)
     mock = _mock_stats(run_dir)
     span = _span_s(records)
-    slos = evaluate_slos(scenario.slos, records, span, journeys)
+    endpoints = endpoint_summary(records, span)
+    slos = evaluate_slos(scenario.slos, records, span, journeys, endpoints)
     reconciliation = reconcile(run_dir, records, mock)
     events = read_events(run_dir)
     facts = RunFacts(journeys, reconciliation, _died(run_dir), mock, events, scenario.load)
@@ -41,7 +42,7 @@ def summarize(run_dir: Path, scenario: Scenario, status: Status) -> Summary:
         verdict=verdict(status, len(records), all(s.passed for s in slos), gates),
         duration_s=span,
         requests=len(records),
-        endpoints=plain(endpoint_summary(records, span)),
+        endpoints=plain(endpoints),
         journeys=journey_summary(journeys),
         revocation=revocation_summary(journeys),
         slos=[SloOutcome(**{**vars(s), "value": _measured(s.value)}) for s in slos],
