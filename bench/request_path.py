@@ -2,7 +2,7 @@
 """authload's own CPU per request, with the network taken out.
 
 Each case runs in a fresh interpreter pinned to one CPU (default 1) and repeats the mobile
-refresh step ``--n`` times in one greenlet, with Locust's HTTP session answering at once
+refresh step ``--n`` times in one greenlet, with geventhttpclient's client answering at once
 from a canned 200 (no socket, no gevent switch): what is left is the Python path of a
 request, from the user's task to Locust's request event and its listeners. Cases:
 
@@ -44,22 +44,28 @@ BODY = (
 URL = "http://127.0.0.1:9"  # never connected to: every answer is canned
 
 
-def canned_sender() -> Callable[..., Any]:
-    """A stand-in for ``FastHttpSession._send_request_safe_mode``: a fresh 200 with BODY."""
+def can_answers() -> None:
+    """geventhttpclient's ``HTTPClient.request`` answers at once, for every client of this
+    process: a fresh 200 with BODY, no socket. Both sides' paths above it stay whole."""
+    from geventhttpclient.client import HTTPClient
     from geventhttpclient.header import Headers
-    from locust.contrib.fasthttp import FastResponse
 
     headers = Headers()
     headers["content-type"] = "application/json"
     headers["content-length"] = str(len(BODY))
 
-    class Answer:  # the geventhttpclient response parts FastResponse reads
+    class Answer:  # the parts of geventhttpclient's response that Locust and authload read
         __slots__ = ()
         _headers_index = headers
         length = len(BODY)
+        status_code = 200
+        _sent_request = None
 
         def get_code(self) -> int:
             return 200
+
+        def info(self) -> Headers:
+            return headers
 
         def read(self, n: int | None = None) -> bytes:
             return BODY
@@ -68,7 +74,7 @@ def canned_sender() -> Callable[..., Any]:
             pass
 
     answer = Answer()
-    return lambda method, url, **kwargs: FastResponse(answer)  # type: ignore[arg-type]
+    HTTPClient.request = lambda self, method, uri, **kwargs: answer  # type: ignore[method-assign,assignment]
 
 
 def bare_step(env: Any) -> Callable[[], None]:
@@ -76,7 +82,6 @@ def bare_step(env: Any) -> Callable[[], None]:
     from locust_load import JSON_HEADERS, REFRESH_PATH
 
     session = FastHttpSession(URL, env.events.request, None)
-    session._send_request_safe_mode = canned_sender()  # type: ignore[method-assign]
     state = {"token": "first"}
 
     def step() -> None:
@@ -111,7 +116,6 @@ def authload_step(env: Any, case: str, tmp: Path) -> Callable[[], None]:
     account = TestAccount(phone="79000000001", inn="770000000001", lkfl_password="pw")
     user_class, _ = generator_load.authload_user(args, env, [account])
     user: Any = user_class(env)
-    user.client._send_request_safe_mode = canned_sender()
     user.journey_ = runtime().journey(user.api, generator_load.FLOW)
     user.token = "first"
     step: Callable[[], None] = user.refresh_loop
@@ -127,6 +131,7 @@ def measure(case: str, n: int) -> dict[str, Any]:
     os.environ.setdefault("AUTHLOAD_APP_TOKEN", "token")
     env = Environment(host=URL)
     env.create_local_runner()  # Locust's own statistics listener, as in a run
+    can_answers()
     tmp = Path(tempfile.mkdtemp(prefix="request-path-"))
     try:
         step = bare_step(env) if case == "bare" else authload_step(env, case, tmp)

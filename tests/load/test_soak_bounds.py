@@ -42,29 +42,6 @@ events:
 """
 
 
-class _Answer:
-    """Enough of Locust's FastResponse for authload's client."""
-
-    def __init__(self, body: bytes) -> None:
-        self.status_code = 200
-        self.headers: dict[str, str] = {}
-        self.content = body
-        self.text = body.decode()
-        self.request_meta: dict[str, Any] = {"context": {}}
-
-    def __enter__(self) -> _Answer:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        return None
-
-    def success(self) -> None:
-        pass
-
-    def failure(self, _: str) -> None:
-        raise AssertionError("every answer here is a success")
-
-
 class _Service:
     """Answers lkfl logins with a fresh refresh token each, and the Gigma calls; notes how
     many Gigma sessions the journeys' shared state holds at each logout."""
@@ -80,7 +57,12 @@ class _Service:
         self.account = Population(10, 1).account(0)
         self.counterparty = _counterparty
 
-    def request(self, method: str, url: str, name: str, **_: Any) -> _Answer:
+    def send(self, method: str, base: str, path: str, body: Any, headers: Any) -> Any:
+        """Enough of :class:`authload.load.wire.Wire` for authload's client."""
+        from authload.contracts import ENDPOINTS
+        from authload.load.wire import Reply, Sent
+
+        name = next(n for n, e in ENDPOINTS.items() if (e.method, e.path) == (method, path))
         if name == "mobile.lkfl_auth":
             self.issued.append(next(self.tokens))
             body = {"sessionId": f"{0:024x}:{self.issued[-1]}", "refresh_token": self.issued[-1]}
@@ -91,11 +73,13 @@ class _Service:
             if name == "gigma.logout":
                 self.in_session_at_logout.append(len(self.state.gigma))
             body = {"message": "ok"}
-        return _Answer(json.dumps(body).encode())
+        return Sent(Reply(200, json.dumps(body).encode()), 0.0, 1.0)
 
 
 def _journeys(scenario_text: str, processes: int, lkfl: int, calls: int) -> tuple[Any, Any]:
     """Run ``lkfl`` LKFL journeys and ``calls`` call-reset journeys of one process."""
+    from locust.event import EventHook
+
     from authload.load.accounts import ConfiguredCodes
     from authload.load.clients import AuthClient, FlowContext, TargetAccess
     from authload.load.config import TestAccount
@@ -109,7 +93,8 @@ def _journeys(scenario_text: str, processes: int, lkfl: int, calls: int) -> tupl
     state = SharedState(idle_mobile=deque(maxlen=storm_share(scenario, processes)))
     service = _Service(state)
     access = TargetAccess("http://127.0.0.1:9", "http://127.0.0.1:9", "t", "s")
-    client = AuthClient(service, access, RetryPolicy(Retry(policy="none")))  # type: ignore[arg-type]
+    policy = RetryPolicy(Retry(policy="none"))
+    client = AuthClient(service, EventHook(), access, policy)  # type: ignore[arg-type]
     account = TestAccount(
         "79990000001", inn="500100732259", lkfl_password="pw", call_password="1111"
     )

@@ -236,39 +236,24 @@ def test_a_shared_target_abort_cannot_be_made_unreachable() -> None:
 # the client path: every attempt, retries included (in a fresh interpreter: Locust)
 
 
-class _Response:
-    def __init__(self, status: int) -> None:
-        self.status_code = status
-        self.headers: dict[str, str] = {}
-        self.content = b""
-        self.text = ""
-        self.request_meta: dict[str, Any] = {"context": {}}
-
-    def __enter__(self) -> _Response:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        return None
-
-    def success(self) -> None:
-        pass
-
-    def failure(self, _: str) -> None:
-        pass
-
-
-class _Session:
-    """Answers every request 503: the policy retries."""
+class _Wire:
+    """Answers every request 503: the policy retries. Counts what was sent, per endpoint."""
 
     def __init__(self) -> None:
         self.sent: Counter[str] = Counter()
 
-    def request(self, method: str, url: str, name: str, **_: Any) -> _Response:
+    def send(self, method: str, base: str, path: str, body: Any, headers: Any) -> Any:
+        from authload.contracts import ENDPOINTS
+        from authload.load.wire import Reply, Sent
+
+        name = next(n for n, e in ENDPOINTS.items() if (e.method, e.path) == (method, path))
         self.sent[name] += 1
-        return _Response(503)
+        return Sent(Reply(503), 0.0, 1.0)
 
 
 def child_every_attempt_takes_a_unit_and_the_journey_ends_with_its_outcome() -> None:
+    from locust.event import EventHook
+
     from authload.load.clients import AuthClient, FlowContext, TargetAccess
     from authload.load.config import TestAccount
     from authload.load.flows import Journey, SharedState, run_journey
@@ -277,21 +262,21 @@ def child_every_attempt_takes_a_unit_and_the_journey_ends_with_its_outcome() -> 
 
     scenario = _scenario("retry: {policy: immediate, max_attempts: 3}\n")
     limits = RequestLimits(RunLimits(send_password_budget=4))
-    session = _Session()
+    wire = _Wire()
     access = TargetAccess("http://127.0.0.1:9", "http://127.0.0.1:9", "t", "s")
     policy = RetryPolicy(Retry(policy="immediate", max_attempts=3))
-    client = AuthClient(session, access, policy, limits=limits)  # type: ignore[arg-type]
+    client = AuthClient(wire, EventHook(), access, policy, limits=limits)  # type: ignore[arg-type]
     ctx = FlowContext("password_call", "w0-1")
     with contextlib.suppress(CallError):
         client.call("gigma.send_password", ctx, {"phone": "79990000001"})
-    assert session.sent["gigma.send_password"] == 3, "three attempts, three units"
+    assert wire.sent["gigma.send_password"] == 3, "three attempts, three units"
     state = SharedState()
     account = TestAccount("79990000001", call_password="1111")
     journey = Journey(client, None, account, scenario, state, ctx, random.Random(1), "s")  # type: ignore[arg-type]
     assert run_journey("password_call", journey) == BUDGET_SPENT  # 1 sent, then refused
-    assert session.sent["gigma.send_password"] == 4
+    assert wire.sent["gigma.send_password"] == 4
     assert run_journey("password_call", journey) == BUDGET_SPENT  # nothing sent at all
-    assert session.sent["gigma.send_password"] == 4
+    assert wire.sent["gigma.send_password"] == 4
     assert state.outcomes == Counter({f"password_call:{BUDGET_SPENT}": 2})
     assert limits.report()["send_password_budget"]["used"] == 4
 

@@ -13,7 +13,8 @@ from typing import Any
 
 import gevent
 import gevent.event
-from locust.contrib.fasthttp import FastHttpSession
+from locust.event import EventHook
+from locust.exception import CatchResponseError
 from pydantic import ValidationError
 
 from authload.contracts import ENDPOINTS, Contract
@@ -23,6 +24,7 @@ from authload.load.failures import failure_message
 from authload.load.recorder import answer_retry_after, error_kind
 from authload.load.retry import CallError, RetryPolicy
 from authload.load.run_limits import RequestLimits
+from authload.load.wire import JSON_HEADERS, Reply, Wire
 
 OK = frozenset({200})
 
@@ -144,16 +146,20 @@ class StopGate:
 
 
 class AuthClient:
+    """Sends each attempt on ``wire`` and reports it on Locust's ``request_event``."""
+
     def __init__(
         self,
-        session: FastHttpSession,
+        wire: Wire,
+        request_event: EventHook,
         access: TargetAccess,
         policy: RetryPolicy,
         ops: Iterator[int] | None = None,
         gate: StopGate | None = None,
         limits: RequestLimits | None = None,
     ) -> None:
-        self.session = session
+        self.wire = wire
+        self.request_event = request_event
         self.access = access
         self.policy = policy
         self._ops = ops if ops is not None else itertools.count(1)
@@ -191,7 +197,9 @@ class AuthClient:
     ) -> Answer:
         endpoint = ENDPOINTS[name]
         base = self.access.gigma_url if endpoint.api.name == "gigma" else self.access.mobile_url
-        headers = {"Token": self.access.app_token} if endpoint.api.app_header else {}
+        headers = dict(JSON_HEADERS) if body is not None else {}
+        if endpoint.api.app_header:
+            headers["Token"] = self.access.app_token
         if bearer is not None:
             headers["Authorization"] = f"Bearer {bearer}"
         context: dict[str, Any] = {
@@ -210,61 +218,64 @@ class AuthClient:
             limits.spend(name)
         self.gate.in_flight += 1
         try:
-            return self._send(endpoint, base + endpoint.path, name, body, headers, expect, context)
+            return self._send(endpoint, base, name, body, headers, expect, context)
         finally:
             self.gate.in_flight -= 1
 
     def _send(
         self,
         endpoint: Endpoint,
-        url: str,
+        base: str,
         name: str,
         body: dict[str, Any] | None,
         headers: dict[str, str],
         expect: frozenset[int],
         context: dict[str, Any],
     ) -> Answer:
-        with self.session.request(
-            endpoint.method,
-            url,
-            name=name,
-            json=body,
-            headers=headers,
-            catch_response=True,
-            context=context,
-        ) as response:
-            status = int(response.status_code or 0)
-            retry_after = answer_retry_after(status, response.headers)
-            kind, parsed = _outcome(name, status, response, expect)
-            if kind is None:
-                response.success()
-            else:  # Locust reports a copy of ``context``: mark the one it keeps
-                response.request_meta["context"]["error"] = kind
-                response.failure(failure_message(name, kind, status))
+        payload = None if body is None else json.dumps(body).encode()
+        sent = self.wire.send(endpoint.method, base, endpoint.path, payload, headers)
+        reply = sent.reply
+        status = reply.status_code
+        kind, parsed = _outcome(name, status, reply, expect)
+        failure = None
         if kind is not None:
-            raise CallError(kind, status, retry_after)
-        return Answer(status, parsed, "" if status == 200 else _message(response))
+            context["error"] = kind
+            failure = CatchResponseError(failure_message(name, kind, status))
+        self.request_event.fire(
+            request_type=endpoint.method,
+            name=name,
+            response_time=sent.response_time_ms,
+            response_length=len(reply.content),
+            response=reply,
+            context=context,
+            exception=failure,
+            start_time=sent.start_time,
+            url=base + endpoint.path,
+        )
+        if kind is not None:
+            raise CallError(kind, status, answer_retry_after(status, reply.headers))
+        return Answer(status, parsed, "" if status == 200 else _message(reply))
 
 
 def _outcome(
-    name: str, status: int, response: Any, expect: frozenset[int]
+    name: str, status: int, reply: Reply, expect: frozenset[int]
 ) -> tuple[str | None, Contract | None]:
     """The error kind of an answer (None when it is one of ``expect``), and its parsed body."""
     if status == 0:
-        return error_kind(getattr(response, "error", None), 0) or "connect", None
+        return error_kind(reply.error, 0) or "connect", None
     if status not in expect:
         return "http", None
     if status != 200:
         return None, None
     try:
-        return None, ENDPOINTS[name].parse_response(response.content or b"")
+        return None, ENDPOINTS[name].parse_response(reply.content)
     except (ValidationError, ValueError, UnicodeDecodeError):
         return "contract", None
 
 
-def _message(response: Any) -> str:
+def _message(reply: Reply) -> str:
     """The error message of an answer: Gigma's JSON ``message`` or the mobile plain text."""
-    text = (response.text or "")[:500]
+    text = reply.text[:500]
     if text.startswith("{"):
         try:
             return str(json.loads(text).get("message", text))

@@ -258,13 +258,13 @@ def error_kind(exception: BaseException | None, status: int) -> str | None:
     return "contract"
 
 
-def answer_retry_after(status: int, headers: Mapping[str, str] | None) -> float | None:
+def answer_retry_after(status: int, headers: Mapping[str, Any] | None) -> float | None:
     """The Retry-After of an answer that may carry one (3xx and up); a 2xx's headers are not
     looked at (every request pays this lookup)."""
     return retry_after_seconds(headers) if status >= 300 else None
 
 
-def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
+def retry_after_seconds(headers: Mapping[str, Any] | None) -> float | None:
     """The Retry-After header in seconds, if present and a number (HTTP dates are ignored)."""
     if not headers:
         return None

@@ -9,7 +9,6 @@ import math
 import os
 import random
 from collections import deque
-from typing import Any
 
 from locust.env import Environment
 
@@ -20,6 +19,7 @@ from authload.load.config import APP_TOKEN_ENV, CLIENT_SECRET_ENV, RunConfig, Te
 from authload.load.flows import Journey, SharedState
 from authload.load.retry import AdaptiveThrottle, RetryBudget, RetryPolicy
 from authload.load.run_limits import RequestLimits, process_limits
+from authload.load.wire import Wire
 from authload.scenario.model import RefreshStorm, Scenario
 
 
@@ -99,8 +99,11 @@ class Runtime:
         mine = self.accounts[index::count] or self.accounts
         return mine[next(self._next_account) % len(mine)]
 
-    def client(self, session: Any) -> AuthClient:
-        return AuthClient(session, self.access, self.policy, self.ops, self.gate, self.limits)
+    def client(self, connections: int = 1) -> AuthClient:
+        """A client of its own for a user (or a timed event): ``connections`` to each origin."""
+        wire = Wire(self.scenario.request_timeout_s, connections)
+        events = self.environment.events.request
+        return AuthClient(wire, events, self.access, self.policy, self.ops, self.gate, self.limits)
 
     def journey(
         self,

@@ -11,7 +11,6 @@ import time
 from typing import Any
 
 import gevent
-from locust.contrib.fasthttp import FastHttpSession
 
 from authload.load.flows import (
     LOGOUT,
@@ -34,21 +33,12 @@ from authload.rundir.records import STOPPED
 from authload.scenario.model import MassLogout, RefreshStorm
 
 StormOrLogout = RefreshStormStartEvent | RefreshStormEndEvent | MassLogoutEvent
-MIN_CONNECTIONS = 10  # FastHttpSession's own default
+MIN_CONNECTIONS = 10  # a floor: connections open only when a request needs one
 
 
 def run_timed_events(rt: Runtime, started: float) -> None:
     """Sleep until each event is due, then run this process's share of it."""
-    session = FastHttpSession(
-        base_url="http://127.0.0.1",
-        request_event=rt.environment.events.request,
-        user=None,
-        network_timeout=rt.scenario.request_timeout_s,
-        connection_timeout=rt.scenario.request_timeout_s,
-        max_retries=0,
-        concurrency=event_connections(rt),
-    )
-    client = rt.client(session)
+    client = rt.client(connections=event_connections(rt))
     for event in sorted(rt.scenario.events, key=lambda e: e.at_s):
         gevent.sleep(max(0.0, started + event.at_s - time.time()))
         if isinstance(event, RefreshStorm):

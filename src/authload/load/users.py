@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from functools import partial
 from typing import Any, ClassVar
 
-from locust import FastHttpUser, constant, task
+from locust import User, constant, task
 
 from authload.load.arrivals import sleep_until
 from authload.load.flows import run_journey
@@ -28,21 +28,16 @@ def runtime() -> Runtime:
         ) from None
 
 
-class JourneyUser(FastHttpUser):
-    """Closed model: a person doing one journey after another, with think time between."""
+class JourneyUser(User):
+    """Closed model: a person doing one journey after another, with think time between.
+    Its requests go out on its own connection to each API (:mod:`authload.load.wire`)."""
 
     abstract = True
     flow: ClassVar[str] = ""
-    host = "http://127.0.0.1"  # every call uses the target's absolute URLs
-    connection_timeout = 10.0
-    network_timeout = 10.0
-    max_retries = 0  # retries are the scenario's policy, never hidden in the HTTP client
 
     def __init__(self, environment: Any) -> None:
-        rt = runtime()  # the session takes its timeouts when FastHttpUser creates it
-        self.network_timeout = self.connection_timeout = rt.scenario.request_timeout_s
         super().__init__(environment)
-        self.api = rt.client(self.client)
+        self.api = runtime().client()
 
     def stop(self, force: bool = False) -> bool:
         """Locust stops this user (fewer users in the next stage, or the test's end): noted,
@@ -74,7 +69,7 @@ def journey_users(mix: Mapping[Any, float]) -> list[type[JourneyUser]]:
     return classes
 
 
-class ArrivalUser(FastHttpUser):
+class ArrivalUser(User):
     """Open model: starts journeys on the arrival schedule whatever the latency.
 
     One per process; it takes this process's share of the scenario's arrivals (every
@@ -84,16 +79,12 @@ class ArrivalUser(FastHttpUser):
     """
 
     abstract = True
-    host = "http://127.0.0.1"
-    max_retries = 0
     wait_time = constant(1.0)
 
     def __init__(self, environment: Any) -> None:
-        rt = runtime()  # the session takes these when FastHttpUser creates it; its connection
-        self.network_timeout = self.connection_timeout = rt.scenario.request_timeout_s
-        self.concurrency = rt.scenario.load.max_in_flight  # pool serves every journey at once
         super().__init__(environment)
-        self.api = rt.client(self.client)
+        rt = runtime()  # its connections serve every journey in flight at once
+        self.api = rt.client(connections=rt.scenario.load.max_in_flight)
 
     @task
     def dispatch(self) -> None:
