@@ -150,10 +150,13 @@ class Windowing:
         return self.start + frame["w"].to_numpy(dtype=float) * self.width
 
 
-#: The records of the operations with more than one record (their attempts), a temporary
-#: table made once per :class:`Records`: a few percent of a run's records, where the
-#: questions about an operation's attempts need the operation's other records. An operation
-#: with one record is its own first and last attempt.
+#: The records of the operations that were retried (their attempts), a temporary table made
+#: once per :class:`Records`: a few percent of a run's records, where the questions about an
+#: operation's attempts need the operation's other records. An operation's attempts are
+#: numbered from 1 (:data:`~authload.rundir.records.RECORD_SCHEMA`), so one with a record of
+#: attempt 2 or more was retried; any other is a single record, its own first and last
+#: attempt. (Finding them by their attempt numbers reads a few percent of the run; counting
+#: every operation's records to find those with more than one took a second per 10 million.)
 MULTI = "multi_attempt_records"
 _MULTI_COLUMNS = "t, endpoint, status, latency_ms, retry_after_s, op_id, attempt, worker"
 #: The records numbered in their order (``pos``): of two records of an operation alike in
@@ -167,8 +170,8 @@ def multi_attempts(table: Records) -> str:
     :data:`_MULTI_COLUMNS`), made on first use.
 
     Operations are told apart by one integer, op_id x (workers + 1) + the worker's place
-    among the run's workers: grouping some ten million operations by it takes far less
-    memory than by (worker, op_id)."""
+    among the run's workers: the run's records are matched to the retried operations on it,
+    which takes far less memory than on (worker, op_id)."""
     made = f"SELECT count(*) AS n FROM duckdb_tables() WHERE table_name = '{MULTI}'"
     if table.row(made)["n"]:
         return MULTI
@@ -177,8 +180,8 @@ def multi_attempts(table: Records) -> str:
     table.sql(
         f"""CREATE TEMP TABLE {MULTI} AS SELECT pos, {_MULTI_COLUMNS} FROM (
             SELECT *, {key} AS op FROM ({NUMBERED}) WHERE op_id IS NOT NULL)
-        SEMI JOIN (SELECT {key} AS op FROM {{records}} WHERE op_id IS NOT NULL
-            GROUP BY op HAVING count(*) > 1) USING (op)""",
+        SEMI JOIN (SELECT DISTINCT {key} AS op FROM {{records}}
+            WHERE op_id IS NOT NULL AND attempt > 1) USING (op)""",
         [[str(worker) for worker in workers["worker"]]],
     )
     return MULTI
