@@ -9,15 +9,6 @@ fresh mock pinned to the server CPU (default 0). By default all run at once, sha
 over the same window, so that the machine's drift hits them alike; ``--sequential`` runs each
 alone on it instead. Goal (issue 18): authload sends at least 1.3 times the bare requests per
 CPU-second; authload / k6 is shown beside it. See bench/README.md.
-"""Requests per CPU-second of authload's instrumented users against bare Locust users.
-
-Two sides: one Locust process of bare ``FastHttpUser`` users and one Locust process of
-authload's instrumented users (``AuthClient`` with contract checks, the retry policy, the
-record spool, the Prometheus exporter), both sending the same mobile refresh loop, no wait
-time, pinned to the same load CPU (default 1), against a fresh mock pinned to the server CPU
-(default 0). By default both run at once, sharing that CPU over the same window, so that the
-machine's drift hits both alike; ``--sequential`` runs each alone on it instead. Goal:
-authload sends at least 85% of the bare requests per CPU-second. See bench/README.md.
 """
 
 from __future__ import annotations
