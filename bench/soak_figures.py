@@ -118,5 +118,8 @@ def report_lines(f: dict[str, Any]) -> list[str]:
         f"   goal within {100 * LOCUST_BAND_GOAL:g}%   {_pass(v['locust_band'])}",
         f"mock growth {mo.growth_mb_h:+.2f} MB/h     goal flat, <= {MOCK_GROWTH_GOAL:g} MB/h"
         f"   {_pass(v['mock_flat'])}",
-        f"(Locust cpu {f['locust_cpu_pct']:.0f}% of its core on average)",
-    ]
+    ] + (
+        [f"(Locust cpu {f['locust_cpu_pct']:.0f}% of its core on average)"]
+        if f["locust_cpu_pct"]
+        else []
+    )

@@ -166,6 +166,8 @@ def _sample(args: argparse.Namespace, soak: Soak, tmp: Path) -> None:
                 file=sys.stderr,
                 flush=True,
             )
+            if args.json:  # a run stopped before its end keeps its samples up to here
+                write_document(args.json, document(args, soak, None))
         if due and t >= due[0]:
             due.pop(0)
             pids = {"locust": soak.locust_pid, "mock": soak.mock_pid}
@@ -274,6 +276,50 @@ def _print_diagnosis(args: argparse.Namespace, soak: Soak) -> None:
             print(line)
 
 
+# --- the samples as JSON ------------------------------------------------------------------
+
+
+def document(args: argparse.Namespace, soak: Soak, f: dict[str, Any] | None) -> dict[str, Any]:
+    """What ``--json`` writes; ``complete`` false (and no figures) while the load goes on."""
+    return {
+        "minutes": args.minutes,
+        "warmup_minutes": args.warmup,
+        "scenario": str(args.scenario),
+        "complete": f is not None,
+        "figures": f,
+        "mock_held": soak.mock_held,
+        "samples": [vars(s) for s in soak.samples],
+    }
+
+
+def write_document(path: Path, doc: dict[str, Any]) -> None:
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(doc, indent=2) + "\n")
+    os.replace(partial, path)
+
+
+def report_saved(path: Path) -> int:
+    """``--report``: the figures of a saved ``--json`` file, also of a run stopped before
+    its end (fitted up to its last sample)."""
+    try:
+        doc = json.loads(path.read_text())
+        samples = [Sample(**s) for s in doc["samples"]]
+        warmup_s = 60.0 * float(doc.get("warmup_minutes", 10.0))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        print(f"soak_memory: error: {path}: not a saved soak: {exc}", file=sys.stderr)
+        return 2
+    if not samples or samples[-1].t < 2 * warmup_s:
+        print(f"soak_memory: error: {path}: too short to fit (the fit needs a second half)")
+        return 3
+    end = samples[-1].t
+    state = "complete" if doc.get("complete") else f"stopped before its end, at {end / 60:.0f} min"
+    print(f"soak_memory: {path.name}: {doc['scenario']}, {doc['minutes']:g} min planned, {state}")
+    print()
+    for line in report_lines(figures(samples, end, warmup_s)):
+        print(line)
+    return 0
+
+
 # --- main ---------------------------------------------------------------------------------
 
 
@@ -296,7 +342,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--mock-cpu", type=int, default=0, help="CPU of the mock (0)")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the samples as JSON")
     p.add_argument("--keep-temp", action="store_true", help="keep the run directory and logs")
+    p.add_argument(
+        "--report", type=Path, metavar="FILE", help="print the figures of a saved --json file"
+    )
     args = p.parse_args(argv)
+    if args.report:
+        return args
     if args.warmup <= 0 or args.minutes < 2 * args.warmup:
         p.error("--minutes must be at least twice --warmup (the fit needs a second half)")
     if not 0 < args.every <= 60:
@@ -310,6 +361,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.report:
+        return report_saved(args.report)
     started = harness.start_bench("soak_memory")
     if started is None:
         return 2
@@ -323,14 +376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f = figures(soak.samples, duration, 60.0 * args.warmup)
         print_report(args, soak, f)
         if args.json:
-            doc = {
-                "minutes": args.minutes,
-                "scenario": str(args.scenario),
-                "figures": f,
-                "mock_held": soak.mock_held,
-                "samples": [vars(s) for s in soak.samples],
-            }
-            args.json.write_text(json.dumps(doc, indent=2) + "\n")
+            write_document(args.json, document(args, soak, f))
     except BenchError as exc:
         print(f"soak_memory: error: {exc}", file=sys.stderr)
         return 3
