@@ -1,7 +1,7 @@
-"""authload's users' HTTP client (authload.load.wire) against real servers: the answer whole, twice on
-one connection pool, no answer as status 0 with its cause, an unasked-for compressed answer decoded.
-(In a fresh interpreter: the client is geventhttpclient, which Locust's gevent patching
-serves.)"""
+"""authload's users' HTTP client (authload.load.wire) against real servers: the answer
+whole, twice from one connection pool, no answer as status 0 with its cause, an unasked-for
+compressed answer decoded. (In a fresh interpreter: the client is geventhttpclient, which
+Locust's gevent patching serves.)"""
 
 from __future__ import annotations
 
