@@ -94,8 +94,9 @@ def _run(
                 raise BenchError(f"Locust did not finish in time:\n{tails}")
             if time.monotonic() >= next_scrape:
                 next_scrape += a.scrape
-                for label, (_, _, port) in procs.items():
-                    if labels[label] == "authload":
+                measuring = start_at is None or time.time() < start_at + a.seconds
+                for label, (proc, _, port) in procs.items():
+                    if labels[label] == "authload" and measuring and proc.popen.poll() is None:
                         scrapes["tried"] += 1
                         scrapes["answered"] += _scrape(port)
             time.sleep(0.05)
