@@ -14,7 +14,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from authload.run.ui import UiSession
 from authload.rundir.events import AbortEvent, LocustEvent, append_event
 from authload.rundir.files import ABORT_FILE
 from authload.scenario.model import Scenario
+from authload.tempdirs import owned_temp_dir
 
 LOCUSTFILE = Path(__file__).parent.parent / "load" / "locustfile.py"
 GRACE_S = 120.0  # beyond the scenario's duration before the run is killed
@@ -67,8 +67,8 @@ class LocustProcess:
 
     def run(self) -> int:
         """Locust's exit code, once it and what it started have ended."""
-        with tempfile.TemporaryDirectory(prefix="authload-run-") as tmp:
-            config_path = Path(tmp) / "config.json"  # outside the run directory: it may hold
+        with owned_temp_dir("authload-run-") as tmp:
+            config_path = tmp / "config.json"  # outside the run directory: it may hold
             config_path.write_text(json.dumps(self.config.to_json()), encoding="utf-8")
             os.chmod(config_path, 0o600)  # passwords
             started = time.monotonic()

@@ -27,7 +27,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +39,7 @@ from authload.run.sessions import session_for
 from authload.run.targets import Target, accounts_for, resolve_target, run_limits, within_limits
 from authload.rundir.manifest import write_manifest
 from authload.scenario.loader import load_scenario
+from authload.tempdirs import owned_dir
 
 SCENARIO_ENV = "AUTHLOAD_SCENARIO"
 TARGET_ENV = "AUTHLOAD_TARGET"
@@ -90,7 +90,7 @@ def prepare(environ: Mapping[str, str], argv: Sequence[str]) -> Prepared:
         accounts=accounts_for(target, remote=False),
         limits=run_limits(target),
     )
-    path = Path(tempfile.mkdtemp(prefix="authload-locust-")) / "config.json"
+    path = owned_dir("authload-locust-") / "config.json"
     atexit.register(shutil.rmtree, path.parent, ignore_errors=True)  # it may hold passwords
     path.write_text(json.dumps(config.to_json()), encoding="utf-8")
     os.chmod(path, 0o600)
