@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from authload.children import alive
+
 
 def owned_dir(prefix: str) -> Path:
     """A new directory of this process (the caller removes it), after removing the ones of
@@ -42,7 +44,7 @@ def sweep(prefix: str) -> list[Path]:
     removed = []
     for path in Path(tempfile.gettempdir()).glob(f"{mine}*"):
         pid = path.name[len(mine) :].split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not alive(int(pid)):
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
     return removed
@@ -50,13 +52,3 @@ def sweep(prefix: str) -> list[Path]:
 
 def _host() -> str:
     return socket.gethostname().replace("-", "_") or "host"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process: alive
-        return True
-    return True

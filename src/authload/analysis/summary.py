@@ -25,7 +25,10 @@ from authload.rundir.summary import Reconciled, ReconciledCounts, SloOutcome, Su
 from authload.scenario.model import Scenario
 
 
-def summarize(run_dir: Path, scenario: Scenario, status: Status) -> Summary:
+def summarize(
+    run_dir: Path, scenario: Scenario, status: Status, events: list[Event] | None = None
+) -> Summary:
+    """The run's summary; ``events``: its events if already read (else read here)."""
     records = Records.of_run(run_dir)
     journeys = Journeys.of_run(run_dir)
     mock = _mock_stats(run_dir)
@@ -33,7 +36,7 @@ def summarize(run_dir: Path, scenario: Scenario, status: Status) -> Summary:
     endpoints = endpoint_summary(records, span)
     slos = evaluate_slos(scenario.slos, records, span, journeys, endpoints)
     reconciliation = reconcile(run_dir, records, mock)
-    events = read_events(run_dir)
+    events = read_events(run_dir) if events is None else events
     facts = RunFacts(journeys, reconciliation, _died(run_dir), mock, events, scenario.load)
     gates = check_gates(facts, list(scenario.gates_off))
     return Summary(

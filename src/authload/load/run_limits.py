@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from authload.load.config import RunLimits
-from authload.rundir.events import LimitsEvent, of_kind, read_events
+from authload.rundir.events import Event, LimitsEvent, of_kind
 
 SEND_PASSWORD = "gigma.send_password"
 BUDGET_SPENT = "send_password_budget_spent"
@@ -161,10 +160,10 @@ def process_limits(limits: RunLimits, index: int = 0, processes: int = 1) -> Req
     return RequestLimits(limits, index, processes) if limits.any else None
 
 
-def limits_used(run_dir: Path) -> dict[str, Any] | None:
+def limits_used(events: list[Event]) -> dict[str, Any] | None:
     """What the run used of its target's run-time limits, over all processes (from each
     process's ``limits`` event, :meth:`RequestLimits.report`); None when the target set none."""
-    reports = of_kind(read_events(run_dir), LimitsEvent)
+    reports = of_kind(events, LimitsEvent)
     if not reports:
         return None
     used: dict[str, Any] = {"processes": len(reports)}

@@ -15,13 +15,13 @@ from authload.errors import AuthloadError
 from authload.run.targets import Target
 from authload.rundir.events import (
     AbortEvent,
+    Event,
     OutcomesEvent,
     WorkerInfo,
     WorkerJoinedEvent,
     WorkerMissingEvent,
     WorkersEvent,
     of_kind,
-    read_events,
 )
 from authload.rundir.files import SPOOL_SUFFIX
 from authload.rundir.manifest import DiedProcess, Manifest, Runner
@@ -56,10 +56,10 @@ def manifest(scenario: Scenario, target: Target, processes: int) -> Manifest:
     )
 
 
-def workers(run_dir: Path) -> list[WorkerInfo]:
-    """The Locust processes that ran users: a distributed run's workers as the master listed
-    them (index name, host, Locust client id), else the local processes' names."""
-    events = read_events(run_dir)
+def workers(events: list[Event]) -> list[WorkerInfo]:
+    """The Locust processes that ran users (from the run's events): a distributed run's
+    workers as the master listed them (index name, host, Locust client id), else the local
+    processes' names."""
     listed = [w for e in of_kind(events, WorkersEvent) for w in e.workers]
     listed += [
         WorkerInfo.model_validate(e, from_attributes=True)
@@ -71,16 +71,17 @@ def workers(run_dir: Path) -> list[WorkerInfo]:
     return [WorkerInfo(worker=w) for w in sorted(local)]
 
 
-def died(run_dir: Path, unclosed: list[str]) -> list[DiedProcess]:
+def died(run_dir: Path, unclosed: list[str], events: list[Event]) -> list[DiedProcess]:
     """Processes whose record spool was never closed: they died. When: their last record,
-    and when Locust's master found them missing (no heartbeat), if it did."""
+    and when Locust's master found them missing (no heartbeat, in the run's ``events``), if
+    it did."""
     if not unclosed:
         return []
     from authload.analysis.query import Records
 
     ends = Records.of_run(run_dir).sql("SELECT worker, max(t) AS t FROM {records} GROUP BY worker")
     lasts = {str(w): float(t) for w, t in zip(ends["worker"], ends["t"], strict=True)}
-    missing = {e.worker: e.t for e in of_kind(read_events(run_dir), WorkerMissingEvent)}
+    missing = {e.worker: e.t for e in of_kind(events, WorkerMissingEvent)}
     found = []
     for spool in unclosed:
         worker = spool.removesuffix(SPOOL_SUFFIX)
@@ -96,8 +97,8 @@ def died(run_dir: Path, unclosed: list[str]) -> list[DiedProcess]:
     return found
 
 
-def aborted(run_dir: Path) -> bool:
-    return bool(of_kind(read_events(run_dir), AbortEvent))
+def aborted(events: list[Event]) -> bool:
+    return bool(of_kind(events, AbortEvent))
 
 
 def iso(t: float) -> str:

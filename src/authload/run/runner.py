@@ -34,7 +34,7 @@ from authload.run.targets import (
     within_limits,
 )
 from authload.run.ui import UiSession
-from authload.rundir.events import RunErrorEvent, append_event
+from authload.rundir.events import Event, RunErrorEvent, append_event, read_events
 from authload.rundir.files import (
     MOCK_STATS_FILE,
     RECORDS_DIR,
@@ -118,13 +118,16 @@ class _Run:
         write_manifest(self.run_dir, manifest)
         try:
             code, mock_stats = self._load()
-            aborted = book.aborted(self.run_dir)
+            events = read_events(self.run_dir)  # all there are: the load is over
+            aborted = book.aborted(events)
             status: Status = "aborted" if aborted else ("completed" if code == 0 else "error")
         except BaseException as exc:
             _keep_what_failed(self.run_dir, manifest, exc)
             raise
-        self._complete(manifest, status, code, mock_stats)
-        return conclude(self.run_dir, self.scenario, target, status, pushgateway, self.console)
+        self._complete(manifest, status, code, mock_stats, events)
+        return conclude(
+            self.run_dir, self.scenario, target, status, pushgateway, self.console, events
+        )
 
     def _load(self) -> tuple[int, dict[str, Any] | None]:
         """Locust's exit code, and what the target counted."""
@@ -151,7 +154,12 @@ class _Run:
             return code, session.end(self.run_dir)
 
     def _complete(
-        self, manifest: Manifest, status: Status, code: int, mock_stats: dict[str, Any] | None
+        self,
+        manifest: Manifest,
+        status: Status,
+        code: int,
+        mock_stats: dict[str, Any] | None,
+        events: list[Event],
     ) -> None:
         finalized = finalize_records(self.run_dir)
         if finalized.torn:
@@ -163,8 +171,8 @@ class _Run:
             write_json(self.run_dir / MOCK_STATS_FILE, mock_stats)
         manifest.end, manifest.status, manifest.locust_exit = book.now(), status, code
         manifest.records, manifest.torn_spools = finalized.rows, finalized.torn
-        manifest.died = book.died(self.run_dir, finalized.unclosed)
-        manifest.workers = book.workers(self.run_dir)
+        manifest.died = book.died(self.run_dir, finalized.unclosed, events)
+        manifest.workers = book.workers(events)
         manifest.ui = self.ui.record(self.run_dir) if self.ui is not None else None
         write_manifest(self.run_dir, manifest)
 
@@ -175,7 +183,8 @@ def _keep_what_failed(run_dir: Path, manifest: Manifest, exc: BaseException) -> 
     with contextlib.suppress(OSError):
         append_event(run_dir, RunErrorEvent(error=str(exc)))
     manifest.end, manifest.status, manifest.error = book.now(), "error", str(exc)
-    manifest.workers = book.workers(run_dir)
+    with contextlib.suppress(OSError, ResultsError):
+        manifest.workers = book.workers(read_events(run_dir))
     with contextlib.suppress(OSError):
         write_manifest(run_dir, manifest)
     with contextlib.suppress(OSError):
@@ -189,12 +198,14 @@ def conclude(
     status: Status,
     pushgateway: str | None,
     console: Console,
+    events: list[Event],
 ) -> RunResult:
-    """Summary, target limits used, Pushgateway, report; the verdict."""
+    """Summary, target limits used, Pushgateway, report; the verdict. ``events``: the run's,
+    all of them (the load is over)."""
     from authload.analysis.summary import summarize
 
-    summary = summarize(run_dir, scenario, status)
-    used = limits_used(run_dir)
+    summary = summarize(run_dir, scenario, status, events)
+    used = limits_used(events)
     summary.limits = used
     write_summary(run_dir, summary)
     _state_limits_used(target, used, console)

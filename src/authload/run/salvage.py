@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import socket
 from pathlib import Path
 
+from authload.children import alive
 from authload.errors import InputError
 from authload.run.book import died, workers
 from authload.rundir.events import LocustEvent, of_kind, read_events
@@ -26,30 +26,21 @@ def salvage(run_dir: Path) -> bool:
     if manifest.status != "running":
         return False
     here = socket.gethostname()
-    started = [(e.host, e.pid) for e in of_kind(read_events(run_dir), LocustEvent)]
+    events = read_events(run_dir)
+    started = [(e.host, e.pid) for e in of_kind(events, LocustEvent)]
     if manifest.runner is not None:
         started.append((manifest.runner.host, manifest.runner.pid))
-    going = [pid for host, pid in started if host == here and _alive(pid)]
+    going = [pid for host, pid in started if host == here and alive(pid)]
     if going:
         raise InputError(f"{run_dir}: its run is still going (pid {going[0]})")
     scenario = Scenario.model_validate(manifest.scenario)
     finalized = finalize_records(run_dir)
     manifest.status, manifest.records = "incomplete", finalized.rows
     manifest.torn_spools = finalized.torn
-    manifest.died = died(run_dir, finalized.unclosed)
-    manifest.workers = workers(run_dir)
+    manifest.died = died(run_dir, finalized.unclosed, events)
+    manifest.workers = workers(events)
     write_manifest(run_dir, manifest)
     from authload.analysis.summary import summarize
 
-    write_summary(run_dir, summarize(run_dir, scenario, "incomplete"))
-    return True
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
+    write_summary(run_dir, summarize(run_dir, scenario, "incomplete", events))
     return True
