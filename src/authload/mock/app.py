@@ -15,7 +15,6 @@ import socket
 import struct
 import time
 from collections.abc import Awaitable, Callable
-from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,29 +131,10 @@ class MockApp:
                 return None
         try:
             request = await self._read(scope, receive)
-            await rate_limit(
-                mock,
-                f"ip:{request.client}",
-                behaviour.profile.rate_limits.per_ip,
-                "Too many requests.",
-            )
-            async with AsyncExitStack() as slots:
-                for limiter in (behaviour.limiters.get(name), behaviour.shared):
-                    if limiter is not None:
-                        await self._acquire(limiter, name)
-                        slots.callback(limiter.release)
-                in_flight = mock.metrics.child(mock.metrics.in_flight, name)
-                in_flight.inc()
-                slots.callback(in_flight.dec)
-                try:
-                    reply = await route.handler(mock, request)
-                except ApiError as error:  # a refusal takes the service its time too
-                    reply = render_error(error, route.style)
-                delay = behaviour.added_latency_s(name) + added_ms / 1000.0
-                if added_ms > 0:  # latency faults delayed this answer (counted once)
-                    mock.metrics.child(mock.metrics.faults_applied, name, "latency").inc()
-                if delay > 0:
-                    await asyncio.sleep(delay)
+            per_ip = behaviour.profile.rate_limits.per_ip
+            if per_ip is not None:
+                await rate_limit(mock, f"ip:{request.client}", per_ip, "Too many requests.")
+            reply = await self._serve(route, request, added_ms)
         except Shed as shed:
             mock.metrics.child(mock.metrics.shed, name).inc()
             retry = shed.retry_after_s or None
@@ -173,6 +153,40 @@ class MockApp:
             return None
         if fault is not None:
             _spoil(fault, reply)
+        return reply
+
+    async def _serve(self, route: Route, request: Request, added_ms: float) -> Reply:
+        """The handler inside the capacity slots (the endpoint's, then the shared one), with
+        the added latency; the slots are given back in reverse order, whatever happens."""
+        mock, name = self.mock, route.endpoint
+        behaviour = mock.behaviour
+        own, shared = behaviour.limiters.get(name), behaviour.shared
+        if own is not None:
+            await self._acquire(own, name)
+        try:
+            if shared is not None:
+                await self._acquire(shared, name)
+            try:
+                in_flight = mock.metrics.child(mock.metrics.in_flight, name)
+                in_flight.inc()
+                try:
+                    try:
+                        reply = await route.handler(mock, request)
+                    except ApiError as error:  # a refusal takes the service its time too
+                        reply = render_error(error, route.style)
+                    delay = behaviour.added_latency_s(name) + added_ms / 1000.0
+                    if added_ms > 0:  # latency faults delayed this answer (counted once)
+                        mock.metrics.child(mock.metrics.faults_applied, name, "latency").inc()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                finally:
+                    in_flight.dec()
+            finally:
+                if shared is not None:
+                    shared.release()
+        finally:
+            if own is not None:
+                own.release()
         return reply
 
     async def _acquire(self, limiter: Limiter, endpoint: str) -> None:
