@@ -167,8 +167,9 @@ class MockApp:
             if shared is not None:
                 await self._acquire(shared, name)
             try:
-                in_flight = mock.metrics.child(mock.metrics.in_flight, name)
-                in_flight.inc()
+                metrics = mock.metrics
+                in_flight = metrics.child(metrics.in_flight, name)
+                metrics.add(in_flight)
                 try:
                     try:
                         reply = await route.handler(mock, request)
@@ -180,7 +181,7 @@ class MockApp:
                     if delay > 0:
                         await asyncio.sleep(delay)
                 finally:
-                    in_flight.dec()
+                    metrics.add(in_flight, -1.0)
             finally:
                 if shared is not None:
                     shared.release()
