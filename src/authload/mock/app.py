@@ -120,7 +120,11 @@ class MockApp:
     async def _api(self, route: Route, scope: Scope, receive: Receive, send: Send) -> Reply | None:
         mock, name = self.mock, route.endpoint
         behaviour = mock.behaviour
-        fault, added_ms = behaviour.faults.pick(name, time.time(), mock.rng)
+        fault, added_ms = (
+            behaviour.faults.pick(name, time.time(), mock.rng)
+            if behaviour.faults.records
+            else (None, 0.0)
+        )
         if fault is not None:
             mock.metrics.child(mock.metrics.faults_applied, name, fault.kind).inc()
             if fault.kind == "status":
@@ -191,6 +195,8 @@ class MockApp:
         return reply
 
     async def _acquire(self, limiter: Limiter, endpoint: str) -> None:
+        if limiter.try_acquire():  # a free slot and nobody waiting: no queue to count
+            return
         queued = self.mock.metrics.child(self.mock.metrics.queued, endpoint)
         await limiter.acquire(lambda delta: queued.inc(delta))
 
@@ -217,9 +223,10 @@ class MockApp:
         return Route("", style, _raiser(error))
 
     async def _read(self, scope: Scope, receive: Receive) -> Request:
-        headers: dict[str, str] = {}
-        for raw_name, raw_value in scope["headers"]:
-            headers[raw_name.decode("latin-1").lower()] = raw_value.decode("latin-1")
+        headers = {
+            raw_name.decode("latin-1").lower(): raw_value.decode("latin-1")
+            for raw_name, raw_value in scope["headers"]
+        }
         limit = self.mock.settings.max_body_bytes
         declared = headers.get("content-length", "0")
         if declared.isdigit() and int(declared) > limit:

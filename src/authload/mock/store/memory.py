@@ -135,6 +135,9 @@ class MemoryStore:
         return entry[1]
 
     async def next_id(self, counter: str) -> int:
+        return self._next_id(counter)
+
+    def _next_id(self, counter: str) -> int:
         value = self._counters.get(counter, 0) + 1
         self._counters[counter] = value
         return value
@@ -143,7 +146,7 @@ class MemoryStore:
     async def open_session(self, new: NewSession, max_per_account: int) -> int:
         """Open a session; returns how many old sessions of the account were evicted."""
         now = self._clock()
-        sid = await self.next_id("session")
+        sid = self._next_id("session")
         refresh_expires = now + new.refresh_ttl if new.refresh_ttl is not None else None
         session = _Session(
             sid,
@@ -157,7 +160,8 @@ class MemoryStore:
         self._end_sessions(new.api, now)
         key = (new.api, new.account)
         owned = self._by_account.get(key, {})
-        for old_sid in [s for s in owned if not self._sessions[s].alive(now)]:
+        sessions = self._sessions
+        for old_sid in [s for s in owned if not sessions[s].alive(now)]:
             self._drop(old_sid)
         evicted = 0
         while len(owned) >= max_per_account:
