@@ -106,6 +106,7 @@ class MockMetrics:
         # counts not yet added to their metric (child -> amount); only in a single process
         self.deferred = not os.environ.get(MULTIPROC_ENV)
         self._pending: dict[Any, float] = {}
+        self._answered: dict[tuple[str, int], tuple[Any, Any]] = {}  # requests, latency
 
     def child(self, metric: Any, *labels: Any) -> Any:
         """``metric.labels(*labels)``, cached: every API request uses a few of these."""
@@ -133,8 +134,14 @@ class MockMetrics:
 
     def answered(self, endpoint: str, status: int, seconds: float) -> None:
         """One API request answered."""
-        self.add(self.child(self.requests, endpoint, status))
-        self.child(self.latency, endpoint).observe(seconds)
+        found = self._answered.get((endpoint, status))
+        if found is None:
+            found = self._answered[(endpoint, status)] = (
+                self.child(self.requests, endpoint, status),
+                self.child(self.latency, endpoint),
+            )
+        self.add(found[0])
+        found[1].observe(seconds)
 
     def exposition_registry(self) -> CollectorRegistry:
         """The registry to expose: all processes' values in multiprocess mode."""
