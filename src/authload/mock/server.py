@@ -63,17 +63,73 @@ class _OneWrite:
         return getattr(self.transport, name)
 
 
+class _Heads:
+    """Response heads uvicorn has built, by everything that goes into one: the status, the
+    app's headers, uvicorn's default headers (the date, renewed every second, and the server),
+    and the state of the cycle that decides connection and transfer headers. The same inputs
+    give uvicorn the same head and the same state, so a head built once is reused as long as
+    the default headers stay the same list."""
+
+    LIMIT = 1024  # distinct heads kept at most (statuses x header sets x body lengths)
+
+    def __init__(self) -> None:
+        self.defaults: object = None
+        self.known: dict[tuple[Any, ...], tuple[bytes, int, bool | None, bool]] = {}
+
+    def lookup(self, cycle: RequestResponseCycle, message: Any) -> tuple[Any, ...] | None:
+        """The key of this response's head; None where uvicorn must build it every time."""
+        if cycle.access_log or cycle.flow.write_paused or cycle.disconnected:
+            return None
+        if self.defaults is not cycle.default_headers:
+            self.defaults = cycle.default_headers
+            self.known.clear()
+        try:
+            headers = tuple((name, value) for name, value in message.get("headers", ()))
+            key = (
+                message["status"],
+                headers,
+                cycle.keep_alive,
+                cycle.chunked_encoding,
+                cycle.scope["method"] == "HEAD",
+            )
+            hash(key)
+        except (TypeError, ValueError):
+            return None
+        return key
+
+
+_HEADS = _Heads()
+
+
 class _OneWriteCycle(RequestResponseCycle):
-    """uvicorn's request-response cycle, writing each response's head with its body."""
+    """uvicorn's request-response cycle, writing each response's head with its body, and
+    reusing a head it has built for the same inputs (``_Heads``)."""
 
     async def send(self, message: Any) -> None:
         writes: _OneWrite = self.transport  # type: ignore[assignment]
         if message["type"] == "http.response.start":
+            key = None if self.response_started else _HEADS.lookup(self, message)
+            known = None if key is None else _HEADS.known.get(key)
+            if known is not None:
+                head, self.expected_content_length, self.chunked_encoding, self.keep_alive = known
+                self.response_started = True
+                self.waiting_for_100_continue = False
+                writes.head += head
+                return
             writes.holding = True
             try:
                 await super().send(message)
             finally:
                 writes.holding = False
+            if key is not None and self.response_started and writes.head:
+                if len(_HEADS.known) >= _HEADS.LIMIT:
+                    _HEADS.known.clear()
+                _HEADS.known[key] = (
+                    writes.head,
+                    self.expected_content_length,
+                    self.chunked_encoding,
+                    self.keep_alive,
+                )
             return
         try:
             await super().send(message)
