@@ -4,7 +4,8 @@ It reads the request body and answers every HTTP request with the same small JSO
 difference between it and the mock on the same server stack is the mock's own cost.
 
 ``python bench/bare_app.py --fd N`` serves it on uvicorn with exactly the options the mock
-uses (authload.mock.server.serve); granian imports ``bare_app:app`` directly.
+uses (authload.mock.server.serve, its httptools protocol that sends each response in one
+write included); granian imports ``bare_app:app`` directly.
 """
 
 from __future__ import annotations
@@ -47,11 +48,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="serve the bare app on uvicorn")
     parser.add_argument("--fd", type=int, required=True, help="a bound TCP socket to listen on")
     args = parser.parse_args()
+    from authload.mock.server import OneWriteProtocol  # here: granian imports only `app`
+
     # Same options as authload.mock.server.serve.
     config = uvicorn.Config(
         app,
         loop="uvloop",
-        http="httptools",
+        http=OneWriteProtocol,
         lifespan="on",
         access_log=False,
         log_level="warning",

@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""Requests/s and p99 of the mock against a bare app, granian and an nginx yardstick, and of
-the mock with its behaviour model against the mock without it.
+"""Requests/s and p99 of the mock against a bare app, granian and an nginx yardstick, of
+the mock with its behaviour model against the mock without it, and requests per server
+CPU-second of the mock's login against a reference login server (aiohttp, uvloop, orjson).
 
-Every server runs pinned to the server CPU (default 0) and one headless Locust process
-(FastHttpUser, no wait time) runs pinned to the load CPU (default 1), all on 127.0.0.1, for a
-warm-up plus a fixed measuring window per case. Each case gets a fresh server. See
-bench/README.md for the cases, the columns and the goal ratios.
+Every server runs pinned to the server CPU (default 0) and the load generator runs pinned to
+the load CPU (default 1): one headless Locust process (FastHttpUser, no wait time), or wrk
+for the cases against the reference; all on 127.0.0.1, for a warm-up plus a fixed measuring
+window per case. Each case gets a fresh server. See bench/README.md for the cases, the
+columns and the goal ratios.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
@@ -35,12 +39,20 @@ PASSWORD = "1111"
 LOGIN_PATH = "/counterparty/login"
 BARE_BODY = b'{"status":"ok"}'  # what bare_app.py answers and nginx serves
 MAX_ACCOUNTS = 10_000  # one /_mock/accounts page
-PACKAGES = ("uvicorn", "uvloop", "httptools", "granian", "locust")  # versions in the report
+PACKAGES = (
+    "uvicorn", "uvloop", "httptools", "granian", "locust", "aiohttp", "orjson", "pydantic"
+)  # versions in the report  # fmt: skip
 MODEL_GOAL = 0.85  # the mock with its behaviour model keeps this share of the rate without it
+REFERENCE_GOAL = 0.80  # the mock's login per server CPU-second against the reference's
+WRK_INSTALL = "install it with `apt-get install -y wrk` (Debian package wrk), or give --wrk PATH"
+NGINX_INSTALL = "install it with `apt-get install -y nginx`, or give --nginx PATH"
+WRK_RESULT = "WRK_RESULT "  # the line the wrk script prints at the end of a run
 BUSY_PCT = 90.0  # a CPU this busy (percent of one core) is taken as saturated
 OTHER_PCT = 10.0  # more foreign CPU use than this in a window marks the case as disturbed
 
 LoadKind = Literal["login", "refresh"]
+LoadTool = Literal["locust", "wrk"]
+TICKS = os.sysconf("SC_CLK_TCK")
 
 
 # --- servers ----------------------------------------------------------------------------
@@ -85,6 +97,7 @@ class Bench:
     behaviour: Path  # the "model on" profile
     no_model: Path  # the empty profile {}
     accounts_file: Path | None = None
+    login_answer: bytes = b""  # the mock's answer to the first account's login (reference)
 
     def pinned(self, cpus: str, cmd: Sequence[str]) -> list[str]:
         return harness.pinned(self.taskset, cpus, cmd)
@@ -183,6 +196,36 @@ class Bench:
         self._wait_bare(server, "nginx")
         return server
 
+    def reference(self) -> Server:
+        """bench/reference_app.py: the mock's login answer on aiohttp (uvloop, orjson)."""
+        answer = self.tmp / "login-answer.json"
+        answer.write_bytes(self.login_answer)
+        sock = bound_socket()
+        server = Server(f"http://127.0.0.1:{sock.getsockname()[1]}")
+        cmd = [
+            sys.executable, str(BENCH_DIR / "reference_app.py"),
+            "--fd", str(sock.fileno()),
+            "--answer", str(answer),
+        ]  # fmt: skip
+        try:
+            server.procs.append(
+                self.procs.start("reference", self.pinned(self.server_cpu, cmd), [sock.fileno()])
+            )
+        finally:
+            sock.close()
+        phone = self.first_phone()
+
+        def ready() -> bool:
+            status, body = _login_request(server.url, phone)
+            if status == 200 and not _same_answer(body, self.login_answer):
+                raise BenchError(
+                    f"the reference answered {body[:300]!r}, not the mock's login answer"
+                )
+            return status == 200
+
+        wait_until(ready, server.procs, "the reference app")
+        return server
+
     def _wait_bare(self, server: Server, what: str) -> None:
         def ready() -> bool:
             status, body = _login_request(server.url)
@@ -209,12 +252,21 @@ class Bench:
             if status != 200:
                 raise BenchError(f"/_mock/accounts answered {status}: {body[:300]!r}")
             accounts = json.loads(body)["accounts"]
+            # the answer the reference app gives, taken from the mock itself
+            status, body = _login_request(server.url, accounts[0]["phone"])
+            if status != 200:
+                raise BenchError(f"the mock's login answered {status}: {body[:300]!r}")
+            self.login_answer = body
         finally:
             for proc in server.procs:
                 self.procs.stop(proc)
         self.accounts_file = self.tmp / "accounts.json"
         self.accounts_file.write_text(json.dumps(accounts))
         return self.accounts_file
+
+    def first_phone(self) -> str:
+        accounts: list[dict[str, Any]] = json.loads(self.fetch_accounts().read_text())
+        return str(accounts[0]["phone"])
 
     def load(self, server: Server, kind: LoadKind) -> dict[str, Any]:
         a = self.args
@@ -246,6 +298,132 @@ class Bench:
             raise BenchError(f"Locust exited with {proc.popen.returncode}:\n{proc.log_tail()}")
         result: dict[str, Any] = json.loads(out.read_text())
         return result
+
+    def wrk_load(self, server: Server) -> dict[str, Any]:
+        """wrk, pinned to the load CPU, POSTing the first account's login over ``--users``
+        keep-alive connections from one thread: ``--warmup`` s not measured, then
+        ``--seconds`` s measured. CPU of the server's processes, of wrk and of the whole
+        machine over the measured run, from /proc (wrk's own: its rusage once reaped)."""
+        a = self.args
+        script = self.tmp / "login.lua"
+        script.write_text(_wrk_script(self.first_phone()))
+        cmd = [
+            a.wrk, "-t1", f"-c{a.users}", "--timeout", "5s", "-s", str(script),
+            server.url + LOGIN_PATH,
+        ]  # fmt: skip
+        warmup = round(a.warmup)
+        if warmup > 0:
+            self._wrk([*cmd, f"-d{warmup}s"], warmup)
+        seconds = max(1, round(a.seconds))
+        pgids = server.pgids
+        children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        busy0, srv0, t0 = machine_busy_ticks(), harness.group_cpu_ticks(pgids), time.monotonic()
+        proc = self._wrk([*cmd, f"-d{seconds}s"], seconds)
+        elapsed = time.monotonic() - t0
+        srv1, busy = harness.group_cpu_ticks(pgids), machine_busy_ticks() - busy0
+        children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        load_cpu = (children1.ru_utime - children0.ru_utime) + (
+            children1.ru_stime - children0.ru_stime
+        )
+        found = _wrk_result(proc.log.read_text(errors="replace"))
+        if found is None:
+            raise BenchError(f"wrk printed no result:\n{proc.log_tail()}")
+        server_pct = [100.0 * (srv1[g] - srv0[g]) / TICKS / elapsed for g in pgids]
+        load_pct = 100.0 * load_cpu / elapsed
+        machine_pct = 100.0 * busy / TICKS / elapsed
+        requests = int(found["requests"])
+        duration = found["duration_us"] / 1e6
+        errors = {k: int(found[k]) for k in WRK_ERRORS if found[k]}
+        return {
+            "endpoint": "gigma.login",
+            "seconds": round(duration, 3),
+            "requests": requests,
+            "all_requests": requests,
+            "failures": sum(errors.values()),
+            "rps": requests / duration if duration else 0.0,
+            "p50_ms": found["p50_us"] / 1000.0,
+            "p99_ms": found["p99_us"] / 1000.0,
+            "max_ms": found["max_us"] / 1000.0,
+            "users": a.users,
+            "load_cpu_pct": load_pct,
+            "load_us_per_req": 1e6 * load_cpu / requests if requests else 0.0,
+            "server_cpu_pct": sum(server_pct),
+            "server_cpu_pct_per_process": server_pct,
+            "other_cpu_pct": max(0.0, machine_pct - sum(server_pct) - load_pct),
+            "errors": {WRK_ERRORS[k]: n for k, n in errors.items()},
+        }
+
+    def _wrk(self, cmd: list[str], seconds: int) -> Proc:
+        proc = self.procs.start("wrk", self.pinned(str(self.args.load_cpu), cmd))
+        try:
+            proc.popen.wait(timeout=seconds + 30)
+        except subprocess.TimeoutExpired:
+            raise BenchError(f"wrk did not finish in time:\n{proc.log_tail()}") from None
+        finally:
+            self.procs.stop(proc)
+        if proc.popen.returncode != 0:
+            raise BenchError(f"wrk exited with {proc.popen.returncode}:\n{proc.log_tail()}")
+        return proc
+
+
+WRK_ERRORS = {  # wrk's error counters -> how the report names them
+    "status": "answers not 2xx or 3xx",
+    "connect": "connect errors",
+    "read": "read errors",
+    "write": "write errors",
+    "timeout": "timeouts (5 s)",
+}
+
+
+def _wrk_script(phone: str) -> str:
+    """wrk's Lua script: the same login request every time (wrk builds it once), and a JSON
+    line of the run's figures at the end."""
+    body = json.dumps({"phone": phone, "password": PASSWORD})
+    fields = ["requests", "duration_us", *WRK_ERRORS, "p50_us", "p99_us", "max_us"]
+    template = "{" + ",".join(f'"{f}":%d' for f in fields) + "}"
+    return f"""\
+wrk.method = "POST"
+wrk.body = [[{body}]]
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Token"] = "{APP_TOKEN}"
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('{WRK_RESULT}{template}\\n',
+    summary.requests, summary.duration, e.status, e.connect, e.read, e.write, e.timeout,
+    latency:percentile(50), latency:percentile(99), latency.max))
+end
+"""
+
+
+def _wrk_result(log: str) -> dict[str, float] | None:
+    for line in reversed(log.splitlines()):
+        if line.startswith(WRK_RESULT):
+            found: dict[str, float] = json.loads(line.removeprefix(WRK_RESULT))
+            return found
+    return None
+
+
+def machine_busy_ticks() -> int:
+    """Busy CPU ticks of the whole machine: everything but idle and iowait (steal counts)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    return user + nice + system + irq + softirq + steal
+
+
+def _same_answer(body: bytes, mock_answer: bytes) -> bool:
+    """The same JSON object as the mock's login answer, all but the access token's value
+    (a fresh one per login), and the same length give or take the token id's digits."""
+
+    def shape(raw: bytes) -> Any:
+        data = json.loads(raw)
+        data["counterparty"]["access_token"]["value"] = ""
+        return data
+
+    try:
+        return shape(body) == shape(mock_answer) and abs(len(body) - len(mock_answer)) < 8
+    except (ValueError, KeyError, TypeError):
+        return False
 
 
 def bench_profile(tmp: Path) -> Path:
@@ -319,6 +497,7 @@ class Case:
     cpus: tuple[int, ...]  # one entry per server process (nginx, granian: master + worker)
     start: Callable[[Bench], Server]
     model: str = ""  # the mock's behaviour model: "on", "off"; "" for other servers
+    load: LoadTool = "locust"  # the load generator
 
     @property
     def placement(self) -> str:
@@ -345,6 +524,10 @@ def cases(args: argparse.Namespace) -> list[Case]:
              lambda b: b.mock([s, s]), "on"),
         Case("login-2p-2cpu", "f2", "mock gigma.login", uv, "login", x2,
              lambda b: b.mock(list(x2)), "on"),
+        Case("login-wrk", "g", "mock gigma.login", uv, "login", (s,), lambda b: b.mock([s]),
+             "on", "wrk"),
+        Case("reference-wrk", "h", "reference login", "aiohttp+uvloop+orjson", "login", (s,),
+             lambda b: b.reference(), load="wrk"),
     ]  # fmt: skip
 
 
@@ -362,7 +545,7 @@ def median_round(measured: list[dict[str, Any]]) -> dict[str, Any]:
 def run_case(bench: Bench, case: Case) -> dict[str, Any]:
     server = case.start(bench)
     try:
-        result = bench.load(server, case.kind)
+        result = bench.wrk_load(server) if case.load == "wrk" else bench.load(server, case.kind)
     finally:
         for proc in server.procs:
             bench.procs.stop(proc)
@@ -376,6 +559,7 @@ def run_case(bench: Bench, case: Case) -> dict[str, Any]:
         server_cpus=list(case.cpus),
         placement=case.placement,
         model=case.model,
+        load=case.load,
     )
     return result
 
@@ -426,6 +610,7 @@ def ratios(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> list
             ("login", "bare-uvicorn"),
         )
     )
+    out.append(_reference_ratio(results))
     for key, label in (("login", "gigma.login"), ("refresh", "mobile.refresh")):
         value = _div(_rate(results, key), nginx)
         r = results.get(key)
@@ -508,6 +693,47 @@ def ratios(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> list
     return out
 
 
+def _reference_ratio(results: dict[str, dict[str, Any]]) -> Ratio:
+    """The mock's login (g) against the reference login server (h), both under wrk: requests
+    per server CPU-second, mock / reference. With several rounds, each round's pair (g then
+    h: back to back) gives a ratio and the median one counts, as for the model's cost."""
+    mock, ref = "login-wrk", "reference-wrk"
+    name = "mock gigma.login / reference, per srv cpu-s"
+    goal = f">= {REFERENCE_GOAL:.2f} (issue 18)"
+    if mock not in results or ref not in results:
+        return Ratio(name, None, goal, "n/a", "", (mock, ref))
+    rounds = [
+        (b["server_us_per_req"] / a["server_us_per_req"], a["rps"] / b["rps"] if b["rps"] else 0)
+        for a, b in zip(results[mock]["rounds"], results[ref]["rounds"], strict=True)
+        if a["server_us_per_req"]
+    ]
+    if not rounds:
+        return Ratio(name, None, goal, "n/a", "no requests", (mock, ref))
+    value, rate = sorted(rounds)[(len(rounds) - 1) // 2]  # the median (lower of two)
+    verdict = "MET" if value >= REFERENCE_GOAL else "NOT MET"
+    r_m, r_h = results[mock], results[ref]
+    if len(rounds) == 1:
+        note = (
+            f"{1e6 / r_m['server_us_per_req']:.0f} vs {1e6 / r_h['server_us_per_req']:.0f}"
+            f" requests per server cpu-second ({r_m['server_us_per_req']:.1f} vs"
+            f" {r_h['server_us_per_req']:.1f} us each); req/s {r_m['rps']:.0f} vs"
+            f" {r_h['rps']:.0f} ({rate:.2f}); server cpu {r_m['server_cpu_pct']:.0f}% vs"
+            f" {r_h['server_cpu_pct']:.0f}%, wrk cpu {r_m['load_cpu_pct']:.0f}% vs"
+            f" {r_h['load_cpu_pct']:.0f}%"
+        )
+    else:
+        note = (
+            "round by round (each pair back to back), per server cpu-s: "
+            + " / ".join(f"{v:.2f}" for v, _ in rounds)
+            + ", req/s: "
+            + " / ".join(f"{r:.2f}" for _, r in rounds)
+            + f"; the median round's: {value:.2f} per server cpu-s, {rate:.2f} req/s"
+        )
+    if any(results[k]["server_cpu_pct"] < BUSY_PCT for k in (mock, ref)):
+        verdict += " (a server not saturated)"
+    return Ratio(name, value, goal, verdict, note, (mock, ref))
+
+
 def _judge(on: dict[str, Any], off: dict[str, Any]) -> tuple[float, float, float, str]:
     """One pair of measurements, model on and off: (req/s ratio, cpu/req ratio, the ratio
     that decides, which one it is). Locust the limit in both (the mock not): both req/s are
@@ -570,6 +796,10 @@ def _model_ratio(results: dict[str, dict[str, Any]], off: str, on: str, label: s
     return Ratio(name, rate, goal, verdict, note, (off, on))
 
 
+def _per_cpu_s(r: dict[str, Any]) -> float:
+    return 1e6 / r["server_us_per_req"] if r["server_us_per_req"] else 0.0
+
+
 def _fmt(value: float | None, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
 
@@ -586,8 +816,9 @@ def print_report(
         print(line)
     print()
     print(
-        f"{'':3}{'case':<20}{'server':<31}{'model':<6}{'procs':<12}{'req/s':>7}{'p50 ms':>8}"
-        f"{'p99 ms':>8}{'fails':>7}{'srv cpu':>9}{'us/req':>8}{'Locust cpu':>12}{'other':>7}"
+        f"{'':3}{'case':<20}{'server':<31}{'model':<6}{'procs':<12}{'load':<7}{'req/s':>7}"
+        f"{'p50 ms':>8}{'p99 ms':>8}{'fails':>7}{'srv cpu':>9}{'us/req':>8}{'req/cpu-s':>10}"
+        f"{'load cpu':>10}{'other':>7}"
     )
     shared = False
     for r in results.values():
@@ -595,19 +826,21 @@ def print_report(
         shared = shared or bool(mark)
         print(
             f"{r['letter']:<3}{r['title']:<20}{r['stack']:<31}{r['model']:<6}"
-            f"{r['placement'] + mark:<12}"
+            f"{r['placement'] + mark:<12}{r['load']:<7}"
             f"{r['rps']:>7.0f}{r['p50_ms']:>8.0f}{r['p99_ms']:>8.0f}{r['failures']:>7}"
-            f"{r['server_cpu_pct']:>8.0f}%{r['server_us_per_req']:>8.0f}"
-            f"{r['load_cpu_pct']:>11.0f}%{r['other_cpu_pct']:>6.0f}%"
+            f"{r['server_cpu_pct']:>8.0f}%{r['server_us_per_req']:>8.1f}"
+            f"{_per_cpu_s(r):>10.0f}{r['load_cpu_pct']:>9.0f}%{r['other_cpu_pct']:>6.0f}%"
         )
     print()
     print(f"   model: the mock's behaviour model: on = {model_on}; off = the empty profile {{}}")
-    print("   procs: server processes @ their cpus. In % of one core over the measured window:")
-    print("   srv cpu: the server's processes together; us/req: server cpu microseconds per")
-    print("   request; Locust cpu: the load generator; other: everything else on the machine")
-    print("   (other processes, hypervisor steal). p50/p99: Locust's, whole milliseconds.")
+    print("   procs: server processes @ their cpus; load: the load generator (Locust or wrk).")
+    print("   In % of one core over the measured window: srv cpu: the server's processes")
+    print("   together; load cpu: the load generator; other: everything else on the machine")
+    print("   (other processes, hypervisor steal). us/req: server cpu microseconds per request;")
+    print("   req/cpu-s: requests per server cpu-second (1e6 / us/req). p50/p99: the load")
+    print("   generator's, in milliseconds.")
     if shared:
-        print(f"   *: cpu {load_cpu} also runs Locust, so this server competes with its load")
+        print(f"   *: cpu {load_cpu} also runs the load, so this server competes with it")
     for r in results.values():
         if r["other_cpu_pct"] > OTHER_PCT:
             print(
@@ -630,16 +863,17 @@ def print_report(
             print(f"{'':5}({q.note})")
 
 
-def header_lines(args: argparse.Namespace, nginx_version: str) -> list[str]:
+def header_lines(args: argparse.Namespace, nginx_version: str, wrk_version: str) -> list[str]:
     versions = ", ".join(f"{name} {version(name)}" for name in PACKAGES)
     return [
-        f"mock_throughput: {args.users} Locust FastHttpUser users, no wait, 1 Locust process; "
+        f"mock_throughput: {args.users} Locust FastHttpUser users, no wait, 1 Locust process"
+        f" (g, h: wrk, 1 thread, {args.users} connections); "
         f"{args.warmup:g} s warm-up + {args.seconds:g} s measured per case"
         + (f", {args.rounds} rounds, median shown" if args.rounds > 1 else ""),
         f"servers on cpu {args.server_cpu} (f2: cpus {args.x2_cpus[0]},{args.x2_cpus[1]}), "
         f"Locust on cpu {args.load_cpu}; 127.0.0.1; mock population {args.population}, "
         f"behaviour model on: {model_on_text(args)}, off: {{}}",
-        f"python {platform.python_version()}, {versions}, {nginx_version}",
+        f"python {platform.python_version()}, {versions}, {nginx_version}, {wrk_version}",
     ]
 
 
@@ -647,6 +881,15 @@ def model_on_text(args: argparse.Namespace) -> str:
     if args.behaviour:
         return str(args.behaviour)
     return "shipped profile without added latency and faults (capacity, rate limits as shipped)"
+
+
+def _wrk_version(path: str) -> str:
+    try:
+        done = subprocess.run([path, "-v"], capture_output=True, text=True, timeout=10)
+    except OSError:
+        return "wrk not found"
+    first = (done.stdout or done.stderr).strip().splitlines()[:1]
+    return first[0].split(" Copyright")[0].removesuffix(" [epoll]") if first else "wrk ?"
 
 
 def _nginx_version(path: str) -> str:
@@ -694,6 +937,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         " added latency and faults)",
     )
     p.add_argument("--nginx", default="/usr/sbin/nginx", help="nginx binary")
+    p.add_argument("--wrk", default="/usr/bin/wrk", help="wrk binary (cases g, h)")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the figures here")
     p.add_argument("--keep-temp", action="store_true", help="keep configs and server logs")
     args = p.parse_args(argv)
@@ -702,6 +946,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if unknown:
         p.error(f"unknown case(s) {unknown}; choose from {keys}")
     args.case_keys = chosen
+    tools = {"wrk": (args.wrk, WRK_INSTALL), "nginx": (args.nginx, NGINX_INSTALL)}
+    for case in cases(args):
+        needed_tool = "wrk" if case.load == "wrk" else "nginx" if case.key == "nginx" else ""
+        if case.key in chosen and needed_tool:
+            path, how = tools[needed_tool]
+            if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+                p.error(f"case {case.key} needs {needed_tool}, not found at {path}: {how}")
     if args.seconds <= 0 or args.warmup < 0 or args.users < 1 or args.rounds < 1:
         p.error("--seconds must be > 0, --warmup >= 0, --users >= 1, --rounds >= 1")
     usable = os.sched_getaffinity(0)
@@ -743,7 +994,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_report(
             results,
             rows,
-            header_lines(args, _nginx_version(args.nginx)),
+            header_lines(args, _nginx_version(args.nginx), _wrk_version(args.wrk)),
             args.load_cpu,
             model_on_text(args),
         )
@@ -787,6 +1038,7 @@ def _json_doc(
             "python": platform.python_version(),
             **{name: version(name) for name in PACKAGES},
             "nginx": _nginx_version(args.nginx),
+            "wrk": _wrk_version(args.wrk),
         },
         "cases": results,
         "ratios": [

@@ -15,7 +15,6 @@ import socket
 import struct
 import time
 from collections.abc import Awaitable, Callable
-from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,7 +120,11 @@ class MockApp:
     async def _api(self, route: Route, scope: Scope, receive: Receive, send: Send) -> Reply | None:
         mock, name = self.mock, route.endpoint
         behaviour = mock.behaviour
-        fault, added_ms = behaviour.faults.pick(name, time.time(), mock.rng)
+        fault, added_ms = (
+            behaviour.faults.pick(name, time.time(), mock.rng)
+            if behaviour.faults.records
+            else (None, 0.0)
+        )
         if fault is not None:
             mock.metrics.child(mock.metrics.faults_applied, name, fault.kind).inc()
             if fault.kind == "status":
@@ -132,29 +135,10 @@ class MockApp:
                 return None
         try:
             request = await self._read(scope, receive)
-            await rate_limit(
-                mock,
-                f"ip:{request.client}",
-                behaviour.profile.rate_limits.per_ip,
-                "Too many requests.",
-            )
-            async with AsyncExitStack() as slots:
-                for limiter in (behaviour.limiters.get(name), behaviour.shared):
-                    if limiter is not None:
-                        await self._acquire(limiter, name)
-                        slots.callback(limiter.release)
-                in_flight = mock.metrics.child(mock.metrics.in_flight, name)
-                in_flight.inc()
-                slots.callback(in_flight.dec)
-                try:
-                    reply = await route.handler(mock, request)
-                except ApiError as error:  # a refusal takes the service its time too
-                    reply = render_error(error, route.style)
-                delay = behaviour.added_latency_s(name) + added_ms / 1000.0
-                if added_ms > 0:  # latency faults delayed this answer (counted once)
-                    mock.metrics.child(mock.metrics.faults_applied, name, "latency").inc()
-                if delay > 0:
-                    await asyncio.sleep(delay)
+            per_ip = behaviour.profile.rate_limits.per_ip
+            if per_ip is not None:
+                await rate_limit(mock, f"ip:{request.client}", per_ip, "Too many requests.")
+            reply = await self._serve(route, request, added_ms)
         except Shed as shed:
             mock.metrics.child(mock.metrics.shed, name).inc()
             retry = shed.retry_after_s or None
@@ -175,7 +159,44 @@ class MockApp:
             _spoil(fault, reply)
         return reply
 
+    async def _serve(self, route: Route, request: Request, added_ms: float) -> Reply:
+        """The handler inside the capacity slots (the endpoint's, then the shared one), with
+        the added latency; the slots are given back in reverse order, whatever happens."""
+        mock, name = self.mock, route.endpoint
+        behaviour = mock.behaviour
+        own, shared = behaviour.limiters.get(name), behaviour.shared
+        if own is not None:
+            await self._acquire(own, name)
+        try:
+            if shared is not None:
+                await self._acquire(shared, name)
+            try:
+                metrics = mock.metrics
+                in_flight = metrics.child(metrics.in_flight, name)
+                metrics.add(in_flight)
+                try:
+                    try:
+                        reply = await route.handler(mock, request)
+                    except ApiError as error:  # a refusal takes the service its time too
+                        reply = render_error(error, route.style)
+                    delay = behaviour.added_latency_s(name) + added_ms / 1000.0
+                    if added_ms > 0:  # latency faults delayed this answer (counted once)
+                        mock.metrics.child(mock.metrics.faults_applied, name, "latency").inc()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                finally:
+                    metrics.add(in_flight, -1.0)
+            finally:
+                if shared is not None:
+                    shared.release()
+        finally:
+            if own is not None:
+                own.release()
+        return reply
+
     async def _acquire(self, limiter: Limiter, endpoint: str) -> None:
+        if limiter.try_acquire():  # a free slot and nobody waiting: no queue to count
+            return
         queued = self.mock.metrics.child(self.mock.metrics.queued, endpoint)
         await limiter.acquire(lambda delta: queued.inc(delta))
 
@@ -202,9 +223,10 @@ class MockApp:
         return Route("", style, _raiser(error))
 
     async def _read(self, scope: Scope, receive: Receive) -> Request:
-        headers: dict[str, str] = {}
-        for raw_name, raw_value in scope["headers"]:
-            headers[raw_name.decode("latin-1").lower()] = raw_value.decode("latin-1")
+        headers = {
+            raw_name.decode("latin-1").lower(): raw_value.decode("latin-1")
+            for raw_name, raw_value in scope["headers"]
+        }
         limit = self.mock.settings.max_body_bytes
         declared = headers.get("content-length", "0")
         if declared.isdigit() and int(declared) > limit:

@@ -17,7 +17,7 @@ from typing import Any
 
 from authload.contracts import ENDPOINTS
 from authload.mock.profile import STATE_FAULTS, Capacity, Fault, Profile
-from authload.scenario.distributions import sample_ms
+from authload.scenario.distributions import Distribution, sample_ms
 
 MAX_FAULT_RECORDS = 1000
 
@@ -42,9 +42,15 @@ class Limiter:
     def waiting(self) -> int:
         return len(self._waiters)
 
-    async def acquire(self, on_queue: Callable[[int], None] | None = None) -> None:
+    def try_acquire(self) -> bool:
+        """Take a slot if one is free and nobody waits for one."""
         if self.in_use < self.spec.concurrency and not self._waiters:
             self.in_use += 1
+            return True
+        return False
+
+    async def acquire(self, on_queue: Callable[[int], None] | None = None) -> None:
+        if self.try_acquire():
             return
         if len(self._waiters) >= self.spec.queue:
             raise Shed(self.spec.retry_after_s)
@@ -223,11 +229,13 @@ class Behaviour:
         self.profile = profile
         self.shared: Limiter | None = None
         self.limiters: dict[str, Limiter] = {}
+        self._latency: dict[str, Distribution | None] = {}  # endpoint -> its added latency
         self.apply(profile)
 
     def apply(self, profile: Profile) -> None:
         """Switch to a new profile; its scheduled faults replace the old profile's."""
         self.profile = profile
+        self._latency = {name: profile.latency_for(name) for name in ENDPOINTS}
         cap = profile.capacity
         self.shared = _limiter(self.shared, cap.shared)
         old, self.limiters = self.limiters, {}
@@ -289,7 +297,12 @@ class Behaviour:
         self.faults._next = data["next"]
 
     def added_latency_s(self, endpoint: str) -> float:
-        return sample_ms(self.profile.latency_for(endpoint), self.rng) / 1000.0
+        spec = (
+            self._latency[endpoint]
+            if endpoint in self._latency
+            else self.profile.latency_for(endpoint)
+        )
+        return 0.0 if spec is None else sample_ms(spec, self.rng) / 1000.0
 
 
 def _limiter(old: Limiter | None, spec: Capacity | None) -> Limiter | None:

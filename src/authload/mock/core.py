@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import logging
 import random
-import string
 import time
 import uuid
 import zlib
@@ -24,7 +24,6 @@ from authload.mock.trim import release_free_memory
 
 log = logging.getLogger("authload.mock")
 
-_ALNUM = string.ascii_letters + string.digits
 TICK_S = 0.1
 
 
@@ -121,9 +120,15 @@ class Mock:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
 
     def sanctum_secret(self) -> str:
-        """40 random alphanumerics + their CRC32 in hex, as Laravel Sanctum makes them."""
-        secret = "".join(self.rng.choices(_ALNUM, k=40))
-        return f"{secret}{zlib.crc32(secret.encode()):08x}"
+        """40 random alphanumerics + their CRC32 in hex, as Laravel Sanctum makes them: the
+        alphanumerics as Laravel's ``Str::random`` draws them, random bytes in base64 without
+        ``+``, ``/`` and ``=`` (each of the 62 equally likely), drawn again while too few."""
+        secret = b""
+        while len(secret) < 40:
+            size = 40 - len(secret)
+            raw = base64.b64encode(self.rng.randbytes(-(-size // 3) * 3))
+            secret += raw.translate(None, b"+/=")[:size]
+        return f"{secret.decode()}{zlib.crc32(secret):08x}"
 
     def session_id(self) -> str:
         return f"{self.rng.getrandbits(96):024x}:{self.uuid4()}"

@@ -22,7 +22,7 @@ TEXT = "text/plain; charset=utf-8"
 M = TypeVar("M", bound=BaseModel)
 
 
-@dataclass
+@dataclass(slots=True)
 class Request:
     method: str
     path: str
@@ -36,7 +36,7 @@ class Request:
         return values[-1] if values else None
 
 
-@dataclass
+@dataclass(slots=True)
 class Reply:
     status: int
     body: bytes = b""

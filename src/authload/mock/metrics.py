@@ -2,6 +2,12 @@
 
 With several mock processes (``--workers``), prometheus-client's multiprocess mode sums the
 processes' values, so /metrics and /_mock/stats answer for the whole mock from any process.
+
+A single process counts what every API request counts (requests, in flight, tokens issued,
+sessions evicted) as plain numbers and adds them to its Prometheus metrics whenever these are
+read: /metrics and /_mock/stats show exactly what they would have shown, and a request pays a
+dictionary update instead of a locked Prometheus update per count. Several processes add at
+once, since the others read the values from the shared files.
 """
 
 from __future__ import annotations
@@ -97,6 +103,10 @@ class MockMetrics:
             registry=r,
         )
         self._children: dict[tuple[str, tuple[Any, ...]], Any] = {}
+        # counts not yet added to their metric (child -> amount); only in a single process
+        self.deferred = not os.environ.get(MULTIPROC_ENV)
+        self._pending: dict[Any, float] = {}
+        self._answered: dict[tuple[str, int], tuple[Any, Any]] = {}  # requests, latency
 
     def child(self, metric: Any, *labels: Any) -> Any:
         """``metric.labels(*labels)``, cached: every API request uses a few of these."""
@@ -106,13 +116,36 @@ class MockMetrics:
             found = self._children[key] = metric.labels(*labels)
         return found
 
+    def add(self, child: Any, amount: float = 1.0) -> None:
+        """``child.inc(amount)`` (a counter's or a gauge's child), added when the metrics are
+        next read (see the module's docstring)."""
+        if self.deferred:
+            pending = self._pending
+            pending[child] = pending.get(child, 0.0) + amount
+        else:
+            child.inc(amount)
+
+    def flush(self) -> None:
+        """Add the counts held back to their metrics."""
+        pending, self._pending = self._pending, {}
+        for child, amount in pending.items():
+            if amount:
+                child.inc(amount)
+
     def answered(self, endpoint: str, status: int, seconds: float) -> None:
         """One API request answered."""
-        self.child(self.requests, endpoint, status).inc()
-        self.child(self.latency, endpoint).observe(seconds)
+        found = self._answered.get((endpoint, status))
+        if found is None:
+            found = self._answered[(endpoint, status)] = (
+                self.child(self.requests, endpoint, status),
+                self.child(self.latency, endpoint),
+            )
+        self.add(found[0])
+        found[1].observe(seconds)
 
     def exposition_registry(self) -> CollectorRegistry:
         """The registry to expose: all processes' values in multiprocess mode."""
+        self.flush()
         directory = os.environ.get(MULTIPROC_ENV)
         if not directory:
             return self.registry

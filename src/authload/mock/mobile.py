@@ -123,7 +123,7 @@ async def refresh(mock: Mock, request: Request) -> Reply:
         raise ApiError(400, "Refresh token already used.")
     if outcome is Rotation.UNKNOWN:
         raise ApiError(400, "Invalid or expired refresh token.")
-    mock.metrics.child(mock.metrics.tokens_issued, API).inc()
+    mock.metrics.add(mock.metrics.child(mock.metrics.tokens_issued, API))
     return model_reply(
         contract.RefreshTokensResponse(sessionId=pair.access, refresh_token=pair.refresh)
     )
@@ -138,8 +138,9 @@ async def _login(mock: Mock, index: int) -> Reply:
         ),
         settings.max_sessions_per_account,
     )
-    mock.metrics.child(mock.metrics.tokens_issued, API).inc()
-    mock.metrics.child(mock.metrics.sessions_evicted, API).inc(evicted)
+    metrics = mock.metrics
+    metrics.add(metrics.child(metrics.tokens_issued, API))
+    metrics.add(metrics.child(metrics.sessions_evicted, API), evicted)
     a = mock.population.account(index)
     return model_reply(
         contract.LoginResponse(

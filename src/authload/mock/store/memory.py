@@ -65,6 +65,12 @@ class MemoryStore:
         # per API, session ids in the order they end (one lifetime per API: login order,
         # a rotation moves its session to the back)
         self._ending: dict[str, dict[int, None]] = {}
+        # per API, the latest end queued so far; and the APIs whose order above is not the
+        # order their sessions end in (sessions of different lifetimes): only for those can
+        # an ended session outlive the drop from the front, so only there does a login look
+        # through the account's sessions for ended ones
+        self._latest_end: dict[str, float] = {}
+        self._unordered: set[str] = set()
         # rotated refresh token -> (forget at, rotated at, session id)
         self._rotated: OrderedDict[str, tuple[float, float, int]] = OrderedDict()
         # rate-limit windows by their length, each in the order they close:
@@ -135,6 +141,9 @@ class MemoryStore:
         return entry[1]
 
     async def next_id(self, counter: str) -> int:
+        return self._next_id(counter)
+
+    def _next_id(self, counter: str) -> int:
         value = self._counters.get(counter, 0) + 1
         self._counters[counter] = value
         return value
@@ -143,7 +152,7 @@ class MemoryStore:
     async def open_session(self, new: NewSession, max_per_account: int) -> int:
         """Open a session; returns how many old sessions of the account were evicted."""
         now = self._clock()
-        sid = await self.next_id("session")
+        sid = self._next_id("session")
         refresh_expires = now + new.refresh_ttl if new.refresh_ttl is not None else None
         session = _Session(
             sid,
@@ -157,8 +166,10 @@ class MemoryStore:
         self._end_sessions(new.api, now)
         key = (new.api, new.account)
         owned = self._by_account.get(key, {})
-        for old_sid in [s for s in owned if not self._sessions[s].alive(now)]:
-            self._drop(old_sid)
+        if new.api in self._unordered:
+            sessions = self._sessions
+            for old_sid in [s for s in owned if not sessions[s].alive(now)]:
+                self._drop(old_sid)
         evicted = 0
         while len(owned) >= max_per_account:
             self._drop(next(iter(owned)))
@@ -169,7 +180,7 @@ class MemoryStore:
         if new.refresh is not None:
             self._by_refresh[new.refresh] = sid
         owned[sid] = None
-        self._ending.setdefault(new.api, {})[sid] = None
+        self._queue_end(session)
         return evicted
 
     async def session_account(self, api: str, access: str) -> int | None:
@@ -235,9 +246,8 @@ class MemoryStore:
         session.refresh_expires = now + rules.refresh_ttl
         self._by_access[(session.api, new.access)] = sid
         self._by_refresh[new.refresh] = sid
-        ending = self._ending[session.api]
-        del ending[sid]
-        ending[sid] = None  # it now ends last
+        del self._ending[session.api][sid]
+        self._queue_end(session)  # it now ends last
         self._end_sessions(session.api, now)
         return outcome, session.account
 
@@ -295,6 +305,18 @@ class MemoryStore:
             owned.pop(sid, None)
             if not owned:
                 del self._by_account[(session.api, session.account)]
+
+    def _queue_end(self, session: _Session) -> None:
+        """Put a session at the back of its API's ending order, noting if it ends before a
+        session already queued."""
+        api = session.api
+        end = session.refresh_expires if session.refresh is not None else session.access_expires
+        latest = self._latest_end.get(api)
+        if end is None or (latest is not None and end < latest):
+            self._unordered.add(api)
+        else:
+            self._latest_end[api] = end
+        self._ending.setdefault(api, {})[session.sid] = None
 
     def _end_sessions(self, api: str, now: float) -> None:
         """Drop the sessions of ``api`` whose lifetime is over, from the front of its order."""
