@@ -25,6 +25,7 @@ from authload.mock.metrics import MULTIPROC_ENV
 from authload.mock.profile import load_profile
 from authload.mock.settings import MockSettings, load_settings
 from authload.mock.store import open_store
+from authload.tempdirs import owned_dir
 
 
 class _OneWrite:
@@ -202,7 +203,7 @@ def serve(
         _export(settings)
         own = MULTIPROC_ENV not in os.environ  # a directory we make is ours to remove
         if own:
-            os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="authload-mock-metrics-")
+            os.environ[MULTIPROC_ENV] = str(owned_dir("authload-mock-metrics-"))
         try:
             uvicorn.run(
                 "authload.mock.server:app_from_environment",
