@@ -48,7 +48,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="serve the bare app on uvicorn")
     parser.add_argument("--fd", type=int, required=True, help="a bound TCP socket to listen on")
     args = parser.parse_args()
-    from authload.mock.server import OneWriteProtocol  # here: granian imports only `app`
+    from authload.mock.one_write import OneWriteProtocol  # here: granian imports only `app`
 
     # Same options as authload.mock.server.serve.
     config = uvicorn.Config(
