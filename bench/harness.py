@@ -204,6 +204,58 @@ def group_cpu_ticks(pgids: Iterable[int]) -> dict[int, int]:
     return ticks
 
 
+TICKS = os.sysconf("SC_CLK_TCK")  # of /proc/stat and /proc/PID/stat
+
+
+def machine_busy_ticks() -> int:
+    """Busy CPU ticks of the whole machine that a process or another guest took: user, nice,
+    system and steal. Idle and iowait are not busy; interrupts (irq, softirq) are left out
+    too: they are mostly the kernel carrying the bench's own loopback traffic, charged to no
+    process (about 11% of a core at 13,000 requests/s), not work that disturbs the bench."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, _irq, _softirq, steal = (int(f) for f in fields[:8])
+    return user + nice + system + steal
+
+
+def window_figures(
+    *,
+    endpoint: str,
+    elapsed: float,
+    requests: int,
+    all_requests: int,
+    failures: int,
+    latency_ms: tuple[float, float, float],
+    users: int,
+    load_cpu_s: float,
+    server_pct: list[float],
+    machine_pct: float,
+    errors: dict[str, int],
+) -> dict[str, Any]:
+    """A load side's figures over a measured window, the same keys whatever sent the load
+    (Locust, wrk, k6). ``latency_ms``: p50, p99, max; ``server_pct``: per server process
+    group, % of one core; ``machine_pct``: :func:`machine_busy_ticks` over the window."""
+    load_pct = 100.0 * load_cpu_s / elapsed
+    return {
+        "endpoint": endpoint,
+        "seconds": round(elapsed, 3),
+        "requests": requests,
+        "all_requests": all_requests,
+        "failures": failures,
+        "rps": requests / elapsed if elapsed else 0.0,
+        "p50_ms": latency_ms[0],
+        "p99_ms": latency_ms[1],
+        "max_ms": latency_ms[2],
+        "users": users,
+        "load_cpu_pct": load_pct,
+        "load_us_per_req": 1e6 * load_cpu_s / all_requests if all_requests else 0.0,
+        "server_cpu_pct": sum(server_pct),
+        "server_cpu_pct_per_process": server_pct,
+        # CPU used by anything else (other processes, steal), in % of one core
+        "other_cpu_pct": max(0.0, machine_pct - sum(server_pct) - load_pct),
+        "errors": errors,
+    }
+
+
 @dataclass
 class Proc:
     """A process a bench started, leader of its own process group, and its log."""

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import harness
-from locust_load import TICKS, machine_busy_ticks
 
 BENCH_DIR = Path(__file__).resolve().parent
 SCRIPT = BENCH_DIR / "k6_refresh.js"
@@ -83,17 +82,17 @@ def _window(args: argparse.Namespace, pid: int, start_at: float, end_at: float) 
     """CPU of k6, of the server and of the machine over [start_at, end_at]."""
     time.sleep(max(0.0, start_at - time.time()))
     t0, cpu0 = time.monotonic(), process_cpu_ticks(pid)
-    srv0, busy0 = harness.group_cpu_ticks(args.server_pgid), machine_busy_ticks()
+    srv0, busy0 = harness.group_cpu_ticks(args.server_pgid), harness.machine_busy_ticks()
     time.sleep(max(0.0, end_at - time.time()))
     elapsed = time.monotonic() - t0
     cpu, srv1 = process_cpu_ticks(pid) - cpu0, harness.group_cpu_ticks(args.server_pgid)
-    busy = machine_busy_ticks() - busy0
-    server = [100.0 * (srv1[g] - srv0[g]) / TICKS / elapsed for g in args.server_pgid]
+    busy = harness.machine_busy_ticks() - busy0
+    server = [100.0 * (srv1[g] - srv0[g]) / harness.TICKS / elapsed for g in args.server_pgid]
     return {
         "seconds": elapsed,
-        "load_cpu_s": cpu / TICKS,
+        "load_cpu_s": cpu / harness.TICKS,
         "server_pct": server,
-        "machine_pct": 100.0 * busy / TICKS / elapsed,
+        "machine_pct": 100.0 * busy / harness.TICKS / elapsed,
     }
 
 
@@ -107,31 +106,22 @@ def _figures(
     def value(name: str, stat: str) -> float:
         return float(metrics.get(name, {}).get("values", {}).get(stat, 0.0))
 
-    elapsed, load_cpu = window["seconds"], window["load_cpu_s"]
-    requests, all_requests = (
-        int(value("window_refreshes", "count")),
-        int(value("window_requests", "count")),
-    )
-    load_pct = 100.0 * load_cpu / elapsed
     return {
-        "endpoint": "mobile.refresh",
         "window_start": start_at,
         "warmed_s": round(start_at - spawned, 3),
-        "seconds": round(elapsed, 3),
-        "requests": requests,
-        "all_requests": all_requests,
-        "failures": int(value("window_failures", "count")),
-        "rps": requests / elapsed,
-        "p50_ms": value("window_latency", "p(50)"),
-        "p99_ms": value("window_latency", "p(99)"),
-        "max_ms": value("window_latency", "max"),
-        "users": args.users,
-        "load_cpu_pct": load_pct,
-        "load_us_per_req": 1e6 * load_cpu / all_requests if all_requests else 0.0,
-        "server_cpu_pct": sum(window["server_pct"]),
-        "server_cpu_pct_per_process": window["server_pct"],
-        "other_cpu_pct": max(0.0, window["machine_pct"] - sum(window["server_pct"]) - load_pct),
-        "errors": {},
+        **harness.window_figures(
+            endpoint="mobile.refresh",
+            elapsed=window["seconds"],
+            requests=int(value("window_refreshes", "count")),
+            all_requests=int(value("window_requests", "count")),
+            failures=int(value("window_failures", "count")),
+            latency_ms=tuple(value("window_latency", s) for s in ("p(50)", "p(99)", "max")),
+            users=args.users,
+            load_cpu_s=window["load_cpu_s"],
+            server_pct=window["server_pct"],
+            machine_pct=window["machine_pct"],
+            errors={},
+        ),
     }
 
 

@@ -109,16 +109,6 @@ def refresh_user(
     return MobileRefresh
 
 
-def machine_busy_ticks() -> int:
-    """Busy CPU ticks of the whole machine that a process or another guest took: user, nice,
-    system and steal. Idle and iowait are not busy; interrupts (irq, softirq) are left out
-    too: they are mostly the kernel carrying the bench's own loopback traffic, charged to no
-    process (about 11% of a core at 13,000 requests/s), not work that disturbs the bench."""
-    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    user, nice, system, _idle, _iowait, _irq, _softirq, steal = (int(f) for f in fields[:8])
-    return user + nice + system + steal
-
-
 def own_cpu_seconds() -> float:
     t = os.times()
     return t.user + t.system
@@ -142,36 +132,34 @@ def measure(env: Environment, name: str, args: argparse.Namespace) -> dict[str, 
     env.stats.reset_all()
     window_start = time.time()
     t0, cpu0, srv0 = time.monotonic(), own_cpu_seconds(), harness.group_cpu_ticks(pgids)
-    busy0 = machine_busy_ticks()
+    busy0 = harness.machine_busy_ticks()
     gevent.sleep(args.seconds)
     entry, total = env.stats.get(name, "POST"), env.stats.total
     elapsed = time.monotonic() - t0
     load_cpu, srv1 = own_cpu_seconds() - cpu0, harness.group_cpu_ticks(pgids)
-    busy = machine_busy_ticks() - busy0
+    busy = harness.machine_busy_ticks() - busy0
     server_pct = [100.0 * (srv1[g] - srv0[g]) / TICKS / elapsed for g in pgids]
-    load_pct = 100.0 * load_cpu / elapsed
     machine_pct = 100.0 * busy / TICKS / elapsed
-    all_requests = total.num_requests
     return {
-        "endpoint": name,
         "window_start": window_start,
         "warmed_s": round(window_start - spawned, 3),
-        "seconds": round(elapsed, 3),
-        "requests": entry.num_requests,
-        "all_requests": all_requests,  # other endpoints too (logins after a lost session)
-        "failures": total.num_failures,
-        "rps": entry.num_requests / elapsed,
-        "p50_ms": entry.get_response_time_percentile(0.50),
-        "p99_ms": entry.get_response_time_percentile(0.99),
-        "max_ms": entry.max_response_time,
-        "users": runner.user_count,
-        "load_cpu_pct": load_pct,
-        "load_us_per_req": 1e6 * load_cpu / all_requests if all_requests else 0.0,
-        "server_cpu_pct": sum(server_pct),
-        "server_cpu_pct_per_process": server_pct,
-        # CPU used by anything else (other processes, steal), in % of one core
-        "other_cpu_pct": max(0.0, machine_pct - sum(server_pct) - load_pct),
-        "errors": {f"{e.method} {e.name}: {e.error}": e.occurrences for e in _errors(env)},
+        **harness.window_figures(
+            endpoint=name,
+            elapsed=elapsed,
+            requests=entry.num_requests,
+            all_requests=total.num_requests,  # other endpoints too (logins after a lost session)
+            failures=total.num_failures,
+            latency_ms=(
+                entry.get_response_time_percentile(0.50),
+                entry.get_response_time_percentile(0.99),
+                entry.max_response_time,
+            ),
+            users=runner.user_count,
+            load_cpu_s=load_cpu,
+            server_pct=server_pct,
+            machine_pct=machine_pct,
+            errors={f"{e.method} {e.name}: {e.error}": e.occurrences for e in _errors(env)},
+        ),
     }
 
 

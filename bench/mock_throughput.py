@@ -317,10 +317,14 @@ class Bench:
         seconds = max(1, round(a.seconds))
         pgids = server.pgids
         children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        busy0, srv0, t0 = machine_busy_ticks(), harness.group_cpu_ticks(pgids), time.monotonic()
+        busy0, srv0, t0 = (
+            harness.machine_busy_ticks(),
+            harness.group_cpu_ticks(pgids),
+            time.monotonic(),
+        )
         proc = self._wrk([*cmd, f"-d{seconds}s"], seconds)
         elapsed = time.monotonic() - t0
-        srv1, busy = harness.group_cpu_ticks(pgids), machine_busy_ticks() - busy0
+        srv1, busy = harness.group_cpu_ticks(pgids), harness.machine_busy_ticks() - busy0
         children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         load_cpu = (children1.ru_utime - children0.ru_utime) + (
             children1.ru_stime - children0.ru_stime
@@ -329,29 +333,22 @@ class Bench:
         if found is None:
             raise BenchError(f"wrk printed no result:\n{proc.log_tail()}")
         server_pct = [100.0 * (srv1[g] - srv0[g]) / TICKS / elapsed for g in pgids]
-        load_pct = 100.0 * load_cpu / elapsed
-        machine_pct = 100.0 * busy / TICKS / elapsed
         requests = int(found["requests"])
         duration = found["duration_us"] / 1e6
         errors = {k: int(found[k]) for k in WRK_ERRORS if found[k]}
-        return {
-            "endpoint": "gigma.login",
-            "seconds": round(duration, 3),
-            "requests": requests,
-            "all_requests": requests,
-            "failures": sum(errors.values()),
-            "rps": requests / duration if duration else 0.0,
-            "p50_ms": found["p50_us"] / 1000.0,
-            "p99_ms": found["p99_us"] / 1000.0,
-            "max_ms": found["max_us"] / 1000.0,
-            "users": a.users,
-            "load_cpu_pct": load_pct,
-            "load_us_per_req": 1e6 * load_cpu / requests if requests else 0.0,
-            "server_cpu_pct": sum(server_pct),
-            "server_cpu_pct_per_process": server_pct,
-            "other_cpu_pct": max(0.0, machine_pct - sum(server_pct) - load_pct),
-            "errors": {WRK_ERRORS[k]: n for k, n in errors.items()},
-        }
+        return harness.window_figures(
+            endpoint="gigma.login",
+            elapsed=duration,  # wrk's own measured span (its start-up left out)
+            requests=requests,
+            all_requests=requests,
+            failures=sum(errors.values()),
+            latency_ms=(found["p50_us"] / 1000, found["p99_us"] / 1000, found["max_us"] / 1000),
+            users=a.users,
+            load_cpu_s=load_cpu,
+            server_pct=server_pct,
+            machine_pct=100.0 * busy / TICKS / elapsed,
+            errors={WRK_ERRORS[k]: n for k, n in errors.items()},
+        )
 
     def _wrk(self, cmd: list[str], seconds: int) -> Proc:
         proc = self.procs.start("wrk", self.pinned(str(self.args.load_cpu), cmd))
@@ -402,13 +399,6 @@ def _wrk_result(log: str) -> dict[str, float] | None:
             found: dict[str, float] = json.loads(line.removeprefix(WRK_RESULT))
             return found
     return None
-
-
-def machine_busy_ticks() -> int:
-    """Busy CPU ticks of the whole machine: everything but idle and iowait (steal counts)."""
-    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
-    return user + nice + system + irq + softirq + steal
 
 
 def _same_answer(body: bytes, mock_answer: bytes) -> bool:
