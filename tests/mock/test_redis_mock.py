@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -168,7 +171,9 @@ def test_workers_share_one_port_state_and_counters(redis_url: str, tmp_path: Pat
         "--behaviour",
         str(profile),
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path / "mock.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5.0) as c:
             deadline = time.monotonic() + 30
@@ -185,13 +190,28 @@ def test_workers_share_one_port_state_and_counters(redis_url: str, tmp_path: Pat
             after = c.get("/_mock/stats").json()["requests"]["mobile.esia_url"]
             metrics = c.get("/metrics").text
     finally:
-        proc.terminate()
-        proc.wait(timeout=15)
+        _stop(proc, log)
     assert after["200"] - before.get("200", 0) == 200
     assert (
         f'authload_mock_requests_total{{endpoint="mobile.esia_url",status="200"}} {after["200"]}.0'
         in metrics
     )
+
+
+def _stop(proc: subprocess.Popen[bytes], log: Path) -> None:
+    """SIGTERM, as a supervisor stops it: it must be gone within 15 s, its workers too (its
+    process group is killed either way, so that nothing outlives the test)."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        tail = log.read_text(errors="replace")[-3000:]
+        message = f"the mock did not stop within 15 s of SIGTERM; its log:\n{tail}"
+        raise AssertionError(message) from None
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def test_workers_need_a_shared_store() -> None:

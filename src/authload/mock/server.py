@@ -27,6 +27,10 @@ from authload.mock.settings import MockSettings, load_settings
 from authload.mock.store import open_store
 from authload.tempdirs import owned_dir
 
+#: On SIGTERM the mock finishes the answers in flight, then stops: a connection still open
+#: after this long (a client that keeps it and never sends) no longer holds it up.
+SHUTDOWN_GRACE_S = 5  # s
+
 
 def app_from_environment() -> MockApp:
     """The app as configured by AUTHLOAD_MOCK_* (the factory each worker process calls)."""
@@ -70,6 +74,7 @@ def serve(
         access_log=False,
         log_level=log_level,
         timeout_keep_alive=30,
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
         backlog=4096,
     )
     if workers > 1:
