@@ -25,6 +25,7 @@ from authload.mock.trim import release_free_memory
 log = logging.getLogger("authload.mock")
 
 TICK_S = 0.1
+STOP_S = 5.0  # the ticker, then the store, must stop within this on shutdown
 
 
 class Mock:
@@ -69,11 +70,17 @@ class Mock:
         self._ticker = asyncio.create_task(self._tick_forever())
 
     async def stop(self) -> None:
+        """Stop the ticker and close the store, each within :data:`STOP_S`: a store that no
+        longer answers (its server gone, a connection left mid-command) must not keep the
+        process from exiting. A mock of several processes once outlived its SIGTERM so."""
         if self._ticker is not None:
             self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
-        await self.store.close()
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(self._ticker, STOP_S)
+        try:
+            await asyncio.wait_for(self.store.close(), STOP_S)
+        except TimeoutError:
+            log.warning("the store did not close within %g s; stopping without it", STOP_S)
 
     async def publish(self) -> None:
         """Share an admin change with every process on the same store."""
