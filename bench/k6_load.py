@@ -38,13 +38,6 @@ def k6_binary() -> str:
     return on_path
 
 
-def process_cpu_ticks(pid: int) -> int:
-    """User + system ticks of a process, all its threads."""
-    raw = Path(f"/proc/{pid}/stat").read_text()
-    fields = raw[raw.rindex(")") + 2 :].split()
-    return int(fields[11]) + int(fields[12])
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     spawned = time.time()
     start_at = args.start_at if args.start_at is not None else spawned + args.warmup
@@ -81,11 +74,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def _window(args: argparse.Namespace, pid: int, start_at: float, end_at: float) -> dict[str, Any]:
     """CPU of k6, of the server and of the machine over [start_at, end_at]."""
     time.sleep(max(0.0, start_at - time.time()))
-    t0, cpu0 = time.monotonic(), process_cpu_ticks(pid)
+    t0, cpu0 = time.monotonic(), harness.process_cpu_ticks(pid)
     srv0, busy0 = harness.group_cpu_ticks(args.server_pgid), harness.machine_busy_ticks()
     time.sleep(max(0.0, end_at - time.time()))
     elapsed = time.monotonic() - t0
-    cpu, srv1 = process_cpu_ticks(pid) - cpu0, harness.group_cpu_ticks(args.server_pgid)
+    cpu, srv1 = harness.process_cpu_ticks(pid) - cpu0, harness.group_cpu_ticks(args.server_pgid)
     busy = harness.machine_busy_ticks() - busy0
     server = [100.0 * (srv1[g] - srv0[g]) / harness.TICKS / elapsed for g in args.server_pgid]
     return {

@@ -94,12 +94,7 @@ def _rss_kb(pid: int) -> int | None:
 
 
 def _cpu_s(pid: int) -> float:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0
-    fields = raw[raw.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    return harness.process_cpu_ticks(pid) / TICKS
 
 
 # --- the run ------------------------------------------------------------------------------
