@@ -172,8 +172,7 @@ class MockApp:
                 await self._acquire(shared, name)
             try:
                 metrics = mock.metrics
-                in_flight = metrics.child(metrics.in_flight, name)
-                metrics.add(in_flight)
+                metrics.serving(name, 1)
                 try:
                     try:
                         reply = await route.handler(mock, request)
@@ -185,7 +184,7 @@ class MockApp:
                     if delay > 0:
                         await asyncio.sleep(delay)
                 finally:
-                    metrics.add(in_flight, -1.0)
+                    metrics.serving(name, -1)
             finally:
                 if shared is not None:
                     shared.release()

@@ -67,9 +67,7 @@ async def login(mock: Mock, request: Request) -> Reply:
         NewSession(API, index, token, None, mock.settings.gigma_token_ttl_s),
         mock.settings.max_sessions_per_account,
     )
-    metrics = mock.metrics
-    metrics.add(metrics.child(metrics.tokens_issued, API))
-    metrics.add(metrics.child(metrics.sessions_evicted, API), evicted)
+    mock.metrics.issued(API, evicted)
     before, after = _login_answers(mock.population)(index)
     return Reply(200, b"".join((before, token.encode(), after)))
 

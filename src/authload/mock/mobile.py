@@ -123,7 +123,7 @@ async def refresh(mock: Mock, request: Request) -> Reply:
         raise ApiError(400, "Refresh token already used.")
     if outcome is Rotation.UNKNOWN:
         raise ApiError(400, "Invalid or expired refresh token.")
-    mock.metrics.add(mock.metrics.child(mock.metrics.tokens_issued, API))
+    mock.metrics.issued(API)
     return model_reply(
         contract.RefreshTokensResponse(sessionId=pair.access, refresh_token=pair.refresh)
     )
@@ -138,9 +138,7 @@ async def _login(mock: Mock, index: int) -> Reply:
         ),
         settings.max_sessions_per_account,
     )
-    metrics = mock.metrics
-    metrics.add(metrics.child(metrics.tokens_issued, API))
-    metrics.add(metrics.child(metrics.sessions_evicted, API), evicted)
+    mock.metrics.issued(API, evicted)
     a = mock.population.account(index)
     return model_reply(
         contract.LoginResponse(
