@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import random
 import re
+import string
+import zlib
+from collections import Counter
 
 import httpx
 
 from authload.contracts import gigma
 from authload.mock.control import MockControl
+from authload.mock.core import Mock
+from authload.mock.settings import MockSettings
 from tests.helpers.mock_server import APP_TOKEN
 
 H = {"Token": APP_TOKEN}
@@ -67,6 +73,20 @@ def test_login_returns_the_full_counterparty_and_a_sanctum_token(
         "updated_at",
         "access_token",
     }
+
+
+def test_sanctum_secrets_are_alphanumerics_drawn_alike_and_their_crc32() -> None:
+    mock = Mock(MockSettings(population=1), rng=random.Random(5))
+    secrets = [mock.sanctum_secret() for _ in range(5000)]
+    for secret in secrets:
+        chars, crc = secret[:40], secret[40:]
+        assert re.fullmatch(r"[A-Za-z0-9]{40}", chars), secret
+        assert crc == f"{zlib.crc32(chars.encode()):08x}", secret
+    drawn = Counter(c for secret in secrets for c in secret[:40])
+    assert set(drawn) == set(string.ascii_letters + string.digits)
+    expected = 5000 * 40 / 62  # each character equally likely: 3226 each
+    assert all(abs(n - expected) < 5 * expected**0.5 for n in drawn.values()), drawn
+    assert len(set(secrets)) == len(secrets)
 
 
 def test_password_is_single_use(
