@@ -165,16 +165,18 @@ class MemoryStore:
         )
         self._end_sessions(new.api, now)
         key = (new.api, new.account)
-        owned = self._by_account.get(key, {})
-        if new.api in self._unordered:
-            sessions = self._sessions
-            for old_sid in [s for s in owned if not sessions[s].alive(now)]:
-                self._drop(old_sid)
+        owned = self._by_account.get(key)
         evicted = 0
-        while len(owned) >= max_per_account:
-            self._drop(next(iter(owned)))
-            evicted += 1
-        owned = self._by_account.setdefault(key, owned)  # dropping the last one removed it
+        if owned is not None:
+            if new.api in self._unordered:
+                sessions = self._sessions
+                for old_sid in [s for s in owned if not sessions[s].alive(now)]:
+                    self._drop(old_sid)
+            while len(owned) >= max_per_account:
+                self._drop(next(iter(owned)))
+                evicted += 1
+        if not owned:  # none, or dropping the last one removed it
+            owned = self._by_account[key] = {}
         self._sessions[sid] = session
         self._by_access[(new.api, new.access)] = sid
         if new.refresh is not None:
@@ -316,7 +318,10 @@ class MemoryStore:
             self._unordered.add(api)
         else:
             self._latest_end[api] = end
-        self._ending.setdefault(api, {})[session.sid] = None
+        ending = self._ending.get(api)
+        if ending is None:
+            ending = self._ending[api] = {}
+        ending[session.sid] = None
 
     def _end_sessions(self, api: str, now: float) -> None:
         """Drop the sessions of ``api`` whose lifetime is over, from the front of its order."""
