@@ -171,6 +171,20 @@ def test_call_reset_rate_limit_is_per_phone(tmp_path: Path) -> None:
     assert 59 <= int(codes[1].headers["retry-after"]) <= 60
 
 
+def test_per_address_rate_limit_counts_the_peer_whatever_it_claims(tmp_path: Path) -> None:
+    """A client cannot spread its requests over other addresses with X-Forwarded-For: the
+    limit counts the connection's own address."""
+    profile = "rate_limits: {per_ip: {limit: 2, window_s: 60}}"
+    with mock_with_profile(tmp_path, profile) as mock, httpx.Client(base_url=mock.url) as c:
+        codes = [
+            c.get(ESIA_URL, headers={"X-Forwarded-For": f"10.0.0.{n}"}).status_code
+            for n in range(1, 5)
+        ]
+        metrics = c.get("/metrics").text
+    assert codes == [200, 200, 429, 429]
+    assert 'authload_mock_rate_limited_total{endpoint="mobile.esia_url"} 2.0' in metrics
+
+
 FAULTS = """
 faults:
   - {kind: reset, endpoints: [mobile.esia_url]}

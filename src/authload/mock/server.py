@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import socket
@@ -36,7 +37,18 @@ def app_from_environment() -> MockApp:
     """The app as configured by AUTHLOAD_MOCK_* (the factory each worker process calls)."""
     settings = load_settings()
     memtrace.install("mock")
-    return create_app(Mock(settings, load_profile(settings.behaviour), open_store(settings.store)))
+    app = create_app(Mock(settings, load_profile(settings.behaviour), open_store(settings.store)))
+    freeze_startup_objects()
+    return app
+
+
+def freeze_startup_objects() -> None:
+    """Take what a serving process has built by now (modules, contracts, the population's
+    tables, the server) out of the cyclic garbage collector's sight: the process keeps it
+    all its life, and every full collection would walk it again, on the time of whichever
+    request set one off. Cyclic garbage made later is collected as before."""
+    gc.collect()
+    gc.freeze()
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -72,6 +84,9 @@ def serve(
         http=OneWriteProtocol,
         lifespan="on",
         access_log=False,
+        # the per-address rate limit counts the connection's peer: no client poses as
+        # another address with X-Forwarded-For (and no middleware scans every request)
+        proxy_headers=False,
         log_level=log_level,
         timeout_keep_alive=30,
         timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
@@ -98,6 +113,7 @@ def serve(
     memtrace.install("mock")  # off unless bench/soak_memory --diagnose asks for it
     app = create_app(Mock(settings, load_profile(settings.behaviour), open_store(settings.store)))
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, **common))
+    freeze_startup_objects()
     if sock is None and fd is not None:
         sock = socket.socket(fileno=fd)
     server.run(sockets=[sock] if sock is not None else None)
