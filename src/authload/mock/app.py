@@ -314,11 +314,11 @@ def _raiser(error: ApiError) -> Handler:
 
 
 async def _send(send: Send, reply: Reply) -> None:
-    headers = [
+    headers = (
         (b"content-type", reply.content_type.encode()),
-        (b"content-length", str(len(reply.body)).encode()),
+        (b"content-length", b"%d" % len(reply.body)),
         *reply.headers,
-    ]
+    )
     await send({"type": "http.response.start", "status": reply.status, "headers": headers})
     await send({"type": "http.response.body", "body": reply.body})
 
