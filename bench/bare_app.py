@@ -4,8 +4,8 @@ It reads the request body and answers every HTTP request with the same small JSO
 difference between it and the mock on the same server stack is the mock's own cost.
 
 ``python bench/bare_app.py --fd N`` serves it on uvicorn with exactly the options the mock
-uses (authload.mock.server.serve, its httptools protocol that sends each response in one
-write included); granian imports ``bare_app:app`` directly.
+uses (authload.mock.server.uvicorn_options, its httptools protocol that sends each response
+in one write included); granian imports ``bare_app:app`` directly.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 import uvicorn
 
 BODY = b'{"status":"ok"}'
-HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(BODY)).encode())]
+HEADERS = ((b"content-type", b"application/json"), (b"content-length", b"%d" % len(BODY)))
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -48,19 +48,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="serve the bare app on uvicorn")
     parser.add_argument("--fd", type=int, required=True, help="a bound TCP socket to listen on")
     args = parser.parse_args()
-    from authload.mock.one_write import OneWriteProtocol  # here: granian imports only `app`
+    from authload.mock.server import uvicorn_options  # here: granian imports only `app`
 
-    # Same options as authload.mock.server.serve.
-    config = uvicorn.Config(
-        app,
-        loop="uvloop",
-        http=OneWriteProtocol,
-        lifespan="on",
-        access_log=False,
-        log_level="warning",
-        timeout_keep_alive=30,
-        backlog=4096,
-    )
+    config = uvicorn.Config(app, **uvicorn_options())
     uvicorn.Server(config).run(sockets=[socket.socket(fileno=args.fd)])
 
 

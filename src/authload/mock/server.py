@@ -65,6 +65,23 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def uvicorn_options(log_level: str = "warning") -> dict[str, Any]:
+    """How uvicorn serves the mock (and the benches' bare app, to compare like with like)."""
+    return dict(
+        loop="uvloop",
+        http=OneWriteProtocol,
+        lifespan="on",
+        access_log=False,
+        # the per-address rate limit counts the connection's peer: no client poses as
+        # another address with X-Forwarded-For (and no middleware scans every request)
+        proxy_headers=False,
+        log_level=log_level,
+        timeout_keep_alive=30,
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
+        backlog=4096,
+    )
+
+
 def serve(
     settings: MockSettings,
     host: str = "127.0.0.1",
@@ -79,19 +96,7 @@ def serve(
     load_profile(settings.behaviour)  # fail here, with the file's error, not in a worker
     if workers > 1 and settings.store == "memory":
         raise ProfileError(f"--workers {workers} needs a shared store: --store redis://HOST:PORT")
-    common: dict[str, Any] = dict(
-        loop="uvloop",
-        http=OneWriteProtocol,
-        lifespan="on",
-        access_log=False,
-        # the per-address rate limit counts the connection's peer: no client poses as
-        # another address with X-Forwarded-For (and no middleware scans every request)
-        proxy_headers=False,
-        log_level=log_level,
-        timeout_keep_alive=30,
-        timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
-        backlog=4096,
-    )
+    common = uvicorn_options(log_level)
     if workers > 1:
         _export(settings)
         own = MULTIPROC_ENV not in os.environ  # a directory we make is ours to remove
