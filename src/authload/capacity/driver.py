@@ -1,6 +1,6 @@
 """The capacity search's loop: it runs the steps and keeps the books.
 
-Every step is a normal `authload run` (:func:`authload.run.run`) of a scenario derived
+Every step is a normal `authload run` (:func:`authload.run.runner.run`) of a scenario derived
 from the given one: the same mix, flows, think time, retry policy, SLOs, abort rule and mock
 setup; its load replaced by one level (a warm-up stage, then the measured stage at the same
 level); its timed events left out. Steps go under one capacity run directory
@@ -49,7 +49,7 @@ from authload.scenario.loader import load_scenario
 from authload.scenario.model import Scenario
 
 if TYPE_CHECKING:
-    from authload.run import RunResult
+    from authload.run.runner import RunResult
 
 __all__ = ["CapacityResult", "run_capacity"]
 
@@ -165,7 +165,7 @@ class _Driver:
         return path
 
     def _run(self, path: Path) -> RunResult:
-        from authload.run import run
+        from authload.run.runner import run
 
         options = self.options
         with self._step_console() as console:

@@ -18,7 +18,7 @@ class ReportCommand(Command):
     def handle(self, args: argparse.Namespace) -> int:
         from authload.analysis.report import write_report
         from authload.errors import InputError, ResultsError
-        from authload.run import salvage
+        from authload.run.salvage import salvage
         from authload.rundir.summary import read_summary
         from authload.verdict_formats.commands import for_run
 

@@ -5,6 +5,12 @@ from pathlib import Path
 
 from authload.cli import options, render
 from authload.cli.command import Command
+from authload.run.defaults import (
+    DEFAULT_LINGER_S,
+    DEFAULT_MASTER_PORT,
+    DEFAULT_UI_PORT,
+    DEFAULT_WORKERS_TIMEOUT_S,
+)
 
 
 class RunCommand(Command):
@@ -35,7 +41,8 @@ class RunCommand(Command):
         options.add_verdict_outputs(parser)
 
     def handle(self, args: argparse.Namespace) -> int:
-        from authload.run import MasterOptions, run
+        from authload.run.launchers import MasterOptions
+        from authload.run.runner import run
 
         options.check_out(Path(args.out))
         destinations = options.destinations(args)
@@ -88,13 +95,19 @@ def _add_distributed(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--master-bind-host", default="0.0.0.0", help="where the master listens (0.0.0.0)"
     )
-    group.add_argument("--master-port", type=int, default=5557, help="the master's port (5557)")
+    group.add_argument(
+        "--master-port",
+        type=int,
+        default=DEFAULT_MASTER_PORT,
+        help=f"the master's port ({DEFAULT_MASTER_PORT})",
+    )
     group.add_argument(
         "--workers-timeout",
         type=int,
-        default=300,
+        default=DEFAULT_WORKERS_TIMEOUT_S,
         metavar="SECONDS",
-        help="give up when the workers have not all connected by then (default 300)",
+        help="give up when the workers have not all connected by then"
+        f" (default {DEFAULT_WORKERS_TIMEOUT_S})",
     )
 
 
@@ -102,11 +115,17 @@ def _add_web_ui(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("Locust's web UI in front of the run (instead of headless)")
     group.add_argument("--ui", action="store_true", help="start the test from Locust's web UI")
     group.add_argument("--ui-host", default="127.0.0.1", help="where the UI listens (127.0.0.1)")
-    group.add_argument("--ui-port", type=options.port, default=8089, help="the UI's port (8089)")
+    group.add_argument(
+        "--ui-port",
+        type=options.port,
+        default=DEFAULT_UI_PORT,
+        help=f"the UI's port ({DEFAULT_UI_PORT})",
+    )
     group.add_argument(
         "--ui-linger",
         type=options.seconds_or_none,
-        default=300.0,
+        default=DEFAULT_LINGER_S,
         metavar="SECONDS",
-        help="serve the report there this long after the run (default 300; Ctrl-C ends it)",
+        help=f"serve the report there this long after the run (default {DEFAULT_LINGER_S:g};"
+        " Ctrl-C ends it)",
     )

@@ -14,6 +14,7 @@ from typing import Any
 
 from authload.errors import AuthloadError, InputError, TargetError
 from authload.run.console import Console
+from authload.run.defaults import DEFAULT_MASTER_PORT, DEFAULT_WORKERS_TIMEOUT_S
 from authload.rundir.events import (
     AbortEvent,
     Event,
@@ -27,8 +28,6 @@ from authload.rundir.files import LOCUST_COUNTS_DIR
 from authload.rundir.manifest import Distributed
 from authload.scenario.model import Scenario
 
-DEFAULT_MASTER_PORT = 5557  # Locust's
-DEFAULT_WORKERS_TIMEOUT_S = 300  # a distributed run's master waits this long for its workers
 WORKER_FINISH_S = 60.0  # beyond the stop timeout, for workers to finish once the master quit
 
 

@@ -28,13 +28,12 @@ from typing import Any
 from authload.errors import InputError, ResultsError
 from authload.load.report_page import REPORT_PATH, STATE_PATH, WRITING, waiting_page
 from authload.run.console import Console
+from authload.run.defaults import DEFAULT_LINGER_S, DEFAULT_UI_PORT
 from authload.rundir.events import ManualControlEvent, StageEvent, of_kind, read_events
 from authload.rundir.files import REPORT_FILE, SUMMARY_FILE
 from authload.rundir.manifest import UiRecord
 from authload.rundir.summary import read_summary
 
-DEFAULT_UI_PORT = 8089  # Locust's
-DEFAULT_LINGER_S = 300.0
 BIND_TRIES_S = 10.0  # Locust's forked processes may hold its port a moment after it quits
 
 

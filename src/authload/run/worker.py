@@ -10,10 +10,9 @@ import sys
 from authload.errors import AuthloadError, InputError
 from authload.load.config import CONFIG_ENV, WORKER_ENV, WORKER_UNFIT_EXIT
 from authload.run.console import Console
-from authload.run.launchers import DEFAULT_MASTER_PORT
+from authload.run.defaults import DEFAULT_MASTER_PORT, DEFAULT_MASTER_TIMEOUT_S
 from authload.run.locust_process import LOCUSTFILE
 
-DEFAULT_MASTER_TIMEOUT_S = 300  # a worker waits this long for its master (Locust's 60 x 5 s)
 MAX_MASTER_TIMEOUT_S = 3600  # Locust's connection loop recurses once per 5 s try
 
 
