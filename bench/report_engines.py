@@ -333,11 +333,12 @@ def summary(run_dir: Path) -> dict[str, Any]:
     from synthetic_run import MARKER, scenario_for
 
     from authload.analysis.summary import summarize
+    from authload.rundir.events import read_events
     from authload.rundir.jsonfiles import read_json
     from authload.rundir.summary import write_summary
 
     duration = float(read_json(run_dir / MARKER)["duration_s"])
-    result = summarize(run_dir, scenario_for(duration), "completed")
+    result = summarize(run_dir, scenario_for(duration), "completed", read_events(run_dir))
     write_summary(run_dir, result)
     return {"verdict": result.verdict, "requests": result.requests}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -66,6 +67,15 @@ def test_no_answers_still_have_latency() -> None:
     summary = endpoint_summary(_records([3.0], status=0, error="connect"), duration_s=1.0)
     assert summary["gigma.login"]["p99"] == 3.0
     assert endpoint_summary(_records([]), duration_s=1.0)["*"]["p99"] is None
+
+
+def test_the_endpoint_summary_is_plain_json_with_none_for_what_is_missing() -> None:
+    """What summary.json holds as it is: no NaN, no numpy numbers."""
+    summary = endpoint_summary(_records([3.0], status=0, error="connect"), duration_s=0.0)
+    login = summary["gigma.login"]
+    assert login["rate_per_s"] is None  # no duration
+    assert login["ok"] == {"count": 0, "p50": None, "p95": None, "p99": None}
+    assert json.loads(json.dumps(summary, allow_nan=False)) == summary
 
 
 def _timing_out(share_of_ten: int) -> pd.DataFrame:

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from authload.analysis.summary import summarize
+from authload.rundir.events import read_events
 from authload.rundir.files import RECORDS_FILE
 from authload.rundir.records import RECORD_SCHEMA
 from authload.scenario.loader import load_scenario
@@ -79,7 +80,8 @@ def million(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_summary_percentiles_are_nearest_rank_over_every_record(million: Path) -> None:
-    summary = summarize(million, load_scenario(REPO / "scenarios/smoke.yaml"), "completed")
+    scenario = load_scenario(REPO / "scenarios/smoke.yaml")
+    summary = summarize(million, scenario, "completed", read_events(million))
     table = pq.read_table(million / RECORDS_FILE, columns=["endpoint", "latency_ms", "error"])
     endpoint = table["endpoint"].to_numpy(zero_copy_only=False)
     latency = table["latency_ms"].to_numpy()
@@ -108,6 +110,7 @@ import sys
 from pathlib import Path
 import authload.analysis.drift  # imported by the summary on its way
 from authload.analysis.summary import summarize
+from authload.rundir.events import read_events
 from authload.scenario.loader import load_scenario
 
 def kib(field):
@@ -117,7 +120,7 @@ def kib(field):
 scenario = load_scenario(sys.argv[2])
 Path("/proc/self/clear_refs").write_text("5")  # the peak (VmHWM) starts again from now
 before = kib("VmRSS:")
-summarize(Path(sys.argv[1]), scenario, "completed")
+summarize(Path(sys.argv[1]), scenario, "completed", read_events(Path(sys.argv[1])))
 print((kib("VmHWM:") - before) // 1024)
 """
 

@@ -19,6 +19,7 @@ import pytest
 from authload.analysis.report import write_report
 from authload.analysis.summary import summarize
 from authload.cli import main
+from authload.rundir.events import read_events
 from authload.rundir.files import REPORT_FILE
 from authload.rundir.jsonfiles import write_json
 from authload.rundir.records import RECORD_SCHEMA
@@ -170,7 +171,7 @@ def test_a_run_without_records_or_events_still_gets_a_report(run: Run, tmp_path:
     pq.write_table(RECORD_SCHEMA.empty_table(), copy / "requests.parquet")
     (copy / "events.jsonl").unlink()
     scenario = load_scenario(run.out.parent / "scenario.yaml")
-    summary = summarize(copy, scenario, "completed")
+    summary = summarize(copy, scenario, "completed", read_events(copy))
     assert summary.verdict == "error"
     write_summary(copy, summary)
 

@@ -43,7 +43,8 @@ def percentile(values: pd.Series | np.ndarray, q: float) -> float:
 def endpoint_summary(records: RecordsLike, duration_s: float) -> dict[str, dict[str, Any]]:
     """Per endpoint and over all (``*``): count, rate, percentiles, max and mean (ms, every
     attempt; None without attempts), error rate, errors by kind, statuses, retries, and
-    ``ok``: count and p50, p95, p99 of the expected answers alone."""
+    ``ok``: count and p50, p95, p99 of the expected answers alone. Plain Python values, as
+    JSON holds them (a missing figure is None, never NaN)."""
     table = as_records(records)
     figures = table.per_group("endpoint", _FIGURES, percentiles={"q": _ALL_ATTEMPTS})
     expected = table.per_group("endpoint", "count(*) AS count", _EXPECTED, percentiles=_OK)

@@ -17,18 +17,17 @@ from authload.analysis.offered import open_model_limit
 from authload.analysis.query import ANSWERED, Journeys, Records, RecordsLike, as_records
 from authload.analysis.slo import evaluate_slos
 from authload.analysis.stats import endpoint_summary
-from authload.rundir.events import Event, OutcomesEvent, of_kind, read_events
+from authload.rundir.events import Event, OutcomesEvent, of_kind
 from authload.rundir.files import LOCUST_COUNTS_DIR, MANIFEST_FILE, MOCK_STATS_FILE
-from authload.rundir.jsonfiles import plain, read_json
+from authload.rundir.jsonfiles import read_json
 from authload.rundir.manifest import DiedProcess, Status, read_manifest
 from authload.rundir.summary import Reconciled, ReconciledCounts, SloOutcome, Summary
 from authload.scenario.model import Scenario
 
 
-def summarize(
-    run_dir: Path, scenario: Scenario, status: Status, events: list[Event] | None = None
-) -> Summary:
-    """The run's summary; ``events``: its events if already read (else read here)."""
+def summarize(run_dir: Path, scenario: Scenario, status: Status, events: list[Event]) -> Summary:
+    """The run's summary; ``events``: its ``events.jsonl``, which the caller has read once
+    for everything the end of a run needs (:func:`authload.rundir.events.read_events`)."""
     records = Records.of_run(run_dir)
     journeys = Journeys.of_run(run_dir)
     mock = _mock_stats(run_dir)
@@ -36,7 +35,6 @@ def summarize(
     endpoints = endpoint_summary(records, span)
     slos = evaluate_slos(scenario.slos, records, span, journeys, endpoints)
     reconciliation = reconcile(run_dir, records, mock)
-    events = read_events(run_dir) if events is None else events
     facts = RunFacts(journeys, reconciliation, _died(run_dir), mock, events, scenario.load)
     gates = check_gates(facts, list(scenario.gates_off))
     return Summary(
@@ -45,7 +43,7 @@ def summarize(
         verdict=verdict(status, len(records), all(s.passed for s in slos), gates),
         duration_s=span,
         requests=len(records),
-        endpoints=plain(endpoints),
+        endpoints=endpoints,
         journeys=journey_summary(journeys),
         revocation=revocation_summary(journeys),
         slos=[SloOutcome(**{**vars(s), "value": _measured(s.value)}) for s in slos],
