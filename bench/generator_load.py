@@ -17,7 +17,7 @@ port), exactly as in ``authload run``.
 Both: spawn all users, warm up (until ``--start-at`` when given: both sides measure the same
 window), reset Locust's statistics, measure for a fixed window, write the figures as JSON and
 exit. The authload side tunes its garbage collection as `authload run`'s processes do
-(``authload.load.gc_tuning``, ``AUTHLOAD_GC``). Not meant to be run by hand:
+(``authload.gc_tuning``, ``AUTHLOAD_GC``). Not meant to be run by hand:
 generator_efficiency.py starts it pinned to the load-generator core.
 """
 
@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     runner = env.create_local_runner()
     gc_settings: dict[str, Any] = {}
     if instrumented is not None:  # as authload's locustfile does when the test starts
-        from authload.load import gc_tuning
+        from authload import gc_tuning
 
         instrumented[0].reseed()
         gc_settings = gc_tuning.tune()

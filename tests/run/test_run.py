@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from authload.contracts import ENDPOINTS
-from authload.load.gc_tuning import GEN0_THRESHOLD
+from authload.gc_tuning import GEN0_THRESHOLD
 from authload.mock.profile import load_profile
 from authload.mock.server import EmbeddedMock
 from authload.run.targets import BUILTIN

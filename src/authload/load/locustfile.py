@@ -33,8 +33,8 @@ from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from authload import memtrace
-from authload.load import gc_tuning, live_counts, locust_stats, metrics, metrics_endpoint, recorder
+from authload import gc_tuning, memtrace
+from authload.load import live_counts, locust_stats, metrics, metrics_endpoint, recorder
 from authload.load.config import (
     CONFIG_ENV,
     CONFIG_MESSAGE,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import os
 import shutil
 import socket
@@ -16,7 +15,7 @@ from typing import Any
 import httpx
 import uvicorn
 
-from authload import memtrace
+from authload import gc_tuning, memtrace
 from authload.children import die_with_parent
 from authload.errors import InputError, MockStartError, ProfileError
 from authload.mock.app import MockApp, create_app
@@ -38,17 +37,8 @@ def app_from_environment() -> MockApp:
     settings = load_settings()
     memtrace.install("mock")
     app = create_app(Mock(settings, load_profile(settings.behaviour), open_store(settings.store)))
-    freeze_startup_objects()
+    gc_tuning.tune()  # what the process has built by now lives as long as it
     return app
-
-
-def freeze_startup_objects() -> None:
-    """Take what a serving process has built by now (modules, contracts, the population's
-    tables, the server) out of the cyclic garbage collector's sight: the process keeps it
-    all its life, and every full collection would walk it again, on the time of whichever
-    request set one off. Cyclic garbage made later is collected as before."""
-    gc.collect()
-    gc.freeze()
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -118,7 +108,7 @@ def serve(
     memtrace.install("mock")  # off unless bench/soak_memory --diagnose asks for it
     app = create_app(Mock(settings, load_profile(settings.behaviour), open_store(settings.store)))
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, **common))
-    freeze_startup_objects()
+    gc_tuning.tune()  # what the process has built by now lives as long as it
     if sock is None and fd is not None:
         sock = socket.socket(fileno=fd)
     server.run(sockets=[sock] if sock is not None else None)

@@ -9,11 +9,11 @@ import subprocess
 import sys
 from typing import Any
 
-from authload.load.gc_tuning import GC_ENV, GEN0_THRESHOLD
+from authload.gc_tuning import GC_ENV, GEN0_THRESHOLD
 
 CHILD = """
 import gc, json
-from authload.load import gc_tuning
+from authload import gc_tuning
 before = list(gc.get_threshold())
 kept = [[i] for i in range(1000)]  # alive when the test starts: frozen
 after = gc_tuning.tune()
