@@ -65,6 +65,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DASHBOARDS = ROOT / "dashboards"
 PROMETHEUS_DIR = DASHBOARDS / "prometheus"
 SCRAPE_S = 1
+STEP_S = 1  # of the range queries over the run
 LINGER_S = 3
 #: what the observed run needs: the Prometheus server, promtool, the Pushgateway
 E2E_TOOLS = pytest.mark.tools("prometheus", "promtool", "prometheus-pushgateway")
@@ -414,6 +415,9 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Observed]:
             return len(down) == 3 and len(pushed) == 1
 
         wait_until(final_scrapes_done, 20, "the final scrapes")
+        # A range query steps from the start: the pushed figures, first scraped within the
+        # last second, would fall after its last step unless the range ends a step later.
+        time.sleep(STEP_S)
         observed = Observed(
             run_dir, prometheus, push_url, start, time.time(), shipped_rules, text, code
         )
@@ -620,7 +624,7 @@ def test_every_dashboard_and_rule_expression_returns_data_during_the_run(
             query=promql,
             start=f"{observed.start:.3f}",
             end=f"{observed.end:.3f}",
-            step="1",
+            step=str(STEP_S),
         )
         if answer.get("status") != "success":
             problems.append(f"{expression.where}: {expression.expr}\n  error: {answer}")
