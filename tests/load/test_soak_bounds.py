@@ -134,6 +134,7 @@ def child_locust_statistics_stay_bounded_over_hours() -> None:
     stats = RequestStats()
     start = int(stats.start_time) + 1  # Locust reads rates from its start on
     names = [f"endpoint.{i}" for i in range(9)]
+    points: list[tuple[int, int]] = []  # (s into the run, history points) after each trim
     for second in range(start, start + 3 * 3600):  # three hours, 2 requests a second each
         for name in names:
             entry = stats.get(name, "POST")
@@ -147,12 +148,15 @@ def child_locust_statistics_stay_bounded_over_hours() -> None:
             stats.history.append({"time": second})
         if second % 30 == 0:
             locust_stats.trim(stats, second)
+            points.append((second - start, len(stats.history)))
     for entry in (stats.total, *stats.entries.values()):
         assert len(entry.num_reqs_per_sec) <= locust_stats.KEEP_S + 30
         assert len(entry.num_fail_per_sec) <= (locust_stats.KEEP_S + 30) // 7 + 1
     assert stats.entries[("endpoint.0", "POST")].current_rps == 2.0  # still read correctly
     assert stats.total.current_rps == 18.0
     assert len(stats.history) <= locust_stats.MAX_POINTS
+    warm_up = max(n for s, n in points if s <= 600)  # a soak's first 10 minutes
+    assert max(n for s, n in points if s > 600) <= warm_up, "the history's bound came late"
     times = [point["time"] for point in stats.history]
     assert times[0] < start + 5 and times[-1] > start + 3 * 3600 - 300, "the whole run, thinner"
     assert times == sorted(times)
